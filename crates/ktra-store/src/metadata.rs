@@ -1,0 +1,132 @@
+//! The metadata store seam.
+//!
+//! The store is the registry's source of truth. Every method that changes more than one record
+//! does so atomically, and checks its preconditions (ownership, version uniqueness, name
+//! collisions) inside the same atomic step, so that several API replicas may call it at once
+//! without read-modify-write races. A method that returns an error has written nothing.
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::model::{
+    CrateFileRef, CrateSummary, IndexFile, NewToken, NewVersion, PendingChange, SearchPage,
+    StoredToken, TokenId, User, UserCredentials, UserId,
+};
+
+/// Users, tokens, owners, crates and index entries.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + std::fmt::Debug {
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Creates a user holding one token.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UserExists`] when the name is taken.
+    async fn create_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        token: NewToken,
+    ) -> Result<User, StoreError>;
+
+    /// Returns a user and their password hash.
+    async fn user_credentials(&self, name: &str) -> Result<Option<UserCredentials>, StoreError>;
+
+    /// Adds a token to a user, keeping the others.
+    async fn add_token(&self, user: UserId, token: NewToken) -> Result<(), StoreError>;
+
+    /// Replaces the password, revokes every token of the user and stores `token` as the only
+    /// one, provided the stored hash is still `old_password_hash`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::PasswordChanged`] when another change won the race.
+    async fn change_password(
+        &self,
+        user: UserId,
+        old_password_hash: &str,
+        new_password_hash: &str,
+        token: NewToken,
+    ) -> Result<(), StoreError>;
+
+    /// Returns a token's record and the user it belongs to; the caller verifies the secret.
+    async fn token(&self, id: TokenId) -> Result<Option<StoredToken>, StoreError>;
+
+    /// Returns a crate's name, owners and versions, by canonical name.
+    async fn crate_summary(&self, canonical: &str) -> Result<Option<CrateSummary>, StoreError>;
+
+    /// Publishes a version: checks that the name does not collide with another crate, that the
+    /// version is new and that the publisher owns the crate (or creates it and becomes its
+    /// owner), appends the index line, bumps the crate's revision and marks it unacknowledged,
+    /// all in one atomic step. Returns the new index file.
+    async fn publish(&self, version: NewVersion) -> Result<IndexFile, StoreError>;
+
+    /// Sets or clears a version's yanked flag if `actor` owns the crate. Returns the index
+    /// file, with a new revision only when the flag changed.
+    async fn set_yanked(
+        &self,
+        canonical: &str,
+        version: &semver::Version,
+        yanked: bool,
+        actor: UserId,
+    ) -> Result<IndexFile, StoreError>;
+
+    /// Returns a crate's owners, or `None` when the crate does not exist.
+    async fn owners(&self, canonical: &str) -> Result<Option<Vec<User>>, StoreError>;
+
+    /// Adds owners by user name if `actor` owns the crate. Returns the users added (owners
+    /// already present are skipped).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UserNotFound`] when a name is unknown; nothing is added then.
+    async fn add_owners(
+        &self,
+        canonical: &str,
+        actor: UserId,
+        names: &[String],
+    ) -> Result<Vec<User>, StoreError>;
+
+    /// Removes owners by user name if `actor` owns the crate. Returns the users removed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::LastOwner`] when no owner would remain; nothing is removed then.
+    async fn remove_owners(
+        &self,
+        canonical: &str,
+        actor: UserId,
+        names: &[String],
+    ) -> Result<Vec<User>, StoreError>;
+
+    /// Finds crates whose name (or description) contains `query`, ranked by
+    /// [`crate::model::search_rank`].
+    async fn search(&self, query: &str, offset: u64, limit: u64) -> Result<SearchPage, StoreError>;
+
+    /// Returns a crate's index file by canonical name.
+    async fn index_file(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError>;
+
+    /// Returns where a version's crate file lives.
+    async fn crate_file(
+        &self,
+        canonical: &str,
+        version: &semver::Version,
+    ) -> Result<Option<CrateFileRef>, StoreError>;
+
+    /// Returns up to `limit` crates whose latest revision is not acknowledged by the indexer.
+    async fn pending_changes(&self, limit: usize) -> Result<Vec<PendingChange>, StoreError>;
+
+    /// Records that the indexer holds `revision` of a crate; clears the crate's mark unless a
+    /// newer revision arrived meanwhile. Returns whether the mark was cleared.
+    async fn acknowledge(&self, canonical: &str, revision: u64) -> Result<bool, StoreError>;
+
+    /// Returns up to `limit` canonical crate names after `after`, in order, for walking every
+    /// crate (index rebuilds).
+    async fn crate_names(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+}

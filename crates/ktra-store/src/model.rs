@@ -1,0 +1,340 @@
+//! The records the metadata store keeps and returns.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use ktra_core::index::IndexLine;
+use sha2::{Digest, Sha256};
+
+/// A user's numeric id; it fits in `u32` because cargo parses owner ids that way.
+pub type UserId = u32;
+
+/// A registered user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The user's id.
+    pub id: UserId,
+    /// The user's login name.
+    pub name: String,
+}
+
+/// A user together with the password hash needed to log in.
+#[derive(Debug, Clone)]
+pub struct UserCredentials {
+    /// The user.
+    pub user: User,
+    /// The argon2 PHC string of the password.
+    pub password_hash: String,
+}
+
+/// The public half of an API token: a random id used to find the token's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenId(pub [u8; 8]);
+
+impl TokenId {
+    /// Returns the id as lower-case hex, the form stores use as a key.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// An API token as handed to a user once: `ktra_` followed by the id and a 32-byte secret,
+/// both in hex. Only the id and the secret's SHA-256 are stored.
+///
+/// Lookups go by id, which is not secret; the secret's hash is then compared in constant time,
+/// so response timing reveals nothing about how much of a guessed secret was right.
+#[derive(Clone)]
+pub struct ApiToken {
+    id: TokenId,
+    secret: [u8; 32],
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiToken {
+    const PREFIX: &'static str = "ktra_";
+
+    /// Generates a token from the operating system's random source.
+    pub fn generate() -> Self {
+        let mut id = [0_u8; 8];
+        let mut secret = [0_u8; 32];
+        rand::fill(&mut id);
+        rand::fill(&mut secret);
+        Self {
+            id: TokenId(id),
+            secret,
+        }
+    }
+
+    /// Parses a token presented by a client; `None` when it is not of Ktra's form.
+    pub fn parse(text: &str) -> Option<Self> {
+        let body = text.strip_prefix(Self::PREFIX)?;
+        if body.len() != 16 + 64 || !body.is_ascii() {
+            return None;
+        }
+        let mut id = [0_u8; 8];
+        let mut secret = [0_u8; 32];
+        hex::decode_to_slice(&body[..16], &mut id).ok()?;
+        hex::decode_to_slice(&body[16..], &mut secret).ok()?;
+        Some(Self {
+            id: TokenId(id),
+            secret,
+        })
+    }
+
+    /// Returns the token's id.
+    pub fn id(&self) -> TokenId {
+        self.id
+    }
+
+    /// Returns the SHA-256 of the secret, the form that is stored.
+    pub fn secret_hash(&self) -> [u8; 32] {
+        Sha256::digest(self.secret).into()
+    }
+
+    /// Returns whether `stored_hash` is this token's secret hash, in constant time.
+    pub fn matches(&self, stored_hash: &[u8; 32]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.secret_hash().ct_eq(stored_hash).into()
+    }
+
+    /// Returns the token's text, to show the user once.
+    pub fn reveal(&self) -> String {
+        format!(
+            "{}{}{}",
+            Self::PREFIX,
+            hex::encode(self.id.0),
+            hex::encode(self.secret)
+        )
+    }
+
+    /// Returns the record to store for this token.
+    pub fn to_new_token(&self, created_at: DateTime<Utc>) -> NewToken {
+        NewToken {
+            id: self.id,
+            secret_hash: self.secret_hash(),
+            created_at,
+        }
+    }
+}
+
+/// A token about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// The token's id.
+    pub id: TokenId,
+    /// SHA-256 of the token's secret.
+    pub secret_hash: [u8; 32],
+    /// When the token was issued.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored token and the user it belongs to.
+#[derive(Debug, Clone)]
+pub struct StoredToken {
+    /// The owner of the token.
+    pub user: User,
+    /// SHA-256 of the token's secret.
+    pub secret_hash: [u8; 32],
+}
+
+/// Returns the key under which a version is unique: the version without build metadata
+/// (`1.0.7` and `1.0.7+x` are the same version for cargo).
+pub fn version_key(version: &semver::Version) -> String {
+    let mut key = version.clone();
+    key.build = semver::BuildMetadata::EMPTY;
+    key.to_string()
+}
+
+/// A version to publish, fully validated by the caller.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    /// The index line, with `yanked` false.
+    pub line: IndexLine,
+    /// The parsed version (`line.vers`).
+    pub version: semver::Version,
+    /// Where the crate file was stored.
+    pub blob_key: String,
+    /// The crate's description, for search.
+    pub description: Option<String>,
+    /// The publishing user; becomes the owner of a new crate and must own an existing one.
+    pub publisher: UserId,
+    /// The publication time.
+    pub published_at: DateTime<Utc>,
+}
+
+/// A crate's index file as the sparse index serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexFile {
+    /// The crate's name as first published.
+    pub name: String,
+    /// The file: one JSON line per version, each ending in `\n`.
+    pub content: Bytes,
+    /// A strong validator of the content (quoted, ready for the `ETag` header).
+    pub etag: String,
+    /// When the content last changed.
+    pub last_modified: DateTime<Utc>,
+    /// Bumped by every change; the indexer acknowledges revisions.
+    pub revision: u64,
+}
+
+impl IndexFile {
+    /// Computes the entity tag of a file's content.
+    pub fn etag_of(content: &[u8]) -> String {
+        let digest = Sha256::digest(content);
+        format!("\"{}\"", hex::encode(&digest[..16]))
+    }
+}
+
+/// A crate's name, owners and versions, as checks before a publish need them.
+#[derive(Debug, Clone)]
+pub struct CrateSummary {
+    /// The name as first published.
+    pub name: String,
+    /// The owners' ids.
+    pub owners: Vec<UserId>,
+    /// The versions, in publish order.
+    pub versions: Vec<VersionSummary>,
+}
+
+/// One version of a crate, briefly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionSummary {
+    /// The version as published.
+    pub version: String,
+    /// Whether it is yanked.
+    pub yanked: bool,
+}
+
+/// Where a version's crate file lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrateFileRef {
+    /// The crate's name as published.
+    pub name: String,
+    /// The version as published.
+    pub version: String,
+    /// The blob store key.
+    pub blob_key: String,
+    /// SHA-256 of the file, hex.
+    pub cksum: String,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    /// The crate name.
+    pub name: String,
+    /// The highest version that is not yanked (`0.0.0` when all are).
+    pub max_version: String,
+    /// The latest published description.
+    pub description: Option<String>,
+}
+
+/// A page of search results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchPage {
+    /// The hits on this page.
+    pub hits: Vec<SearchHit>,
+    /// How many crates match in all.
+    pub total: u64,
+}
+
+/// A crate whose latest revision the indexer has not acknowledged yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingChange {
+    /// The crate's canonical name.
+    pub canonical: String,
+    /// The revision waiting for acknowledgement.
+    pub revision: u64,
+}
+
+/// Returns the highest non-yanked version among `versions`, or `0.0.0` when none qualifies.
+pub fn max_version<'a>(versions: impl IntoIterator<Item = &'a VersionSummary>) -> String {
+    versions
+        .into_iter()
+        .filter(|summary| !summary.yanked)
+        .filter_map(|summary| semver::Version::parse(&summary.version).ok())
+        .max_by(|a, b| a.cmp_precedence(b).then_with(|| a.cmp(b)))
+        .map_or_else(|| "0.0.0".to_owned(), |version| version.to_string())
+}
+
+/// Orders search hits: the exact name first, then names starting with the query, then the rest,
+/// each group alphabetically.
+pub fn search_rank(query_lower: &str, canonical: &str) -> (u8, String) {
+    let query = ktra_core::name::canonical_crate_name(query_lower);
+    let group = if canonical == query {
+        0
+    } else if canonical.starts_with(&query) {
+        1
+    } else {
+        2
+    };
+    (group, canonical.to_owned())
+}
+
+/// Returns whether a crate matches a search query: the query, folded like crate names, occurs in
+/// the name, or it occurs case-insensitively in the description.
+pub fn search_matches(query_lower: &str, canonical: &str, description: Option<&str>) -> bool {
+    let query = ktra_core::name::canonical_crate_name(query_lower);
+    canonical.contains(&query)
+        || description.is_some_and(|text| text.to_lowercase().contains(query_lower))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_key_drops_build_metadata_only() {
+        let version = semver::Version::parse("1.0.7-rc.1+build.5").unwrap();
+        assert_eq!(version_key(&version), "1.0.7-rc.1");
+    }
+
+    #[test]
+    fn max_version_skips_yanked() {
+        let versions = [
+            VersionSummary {
+                version: "1.0.0".into(),
+                yanked: false,
+            },
+            VersionSummary {
+                version: "2.0.0".into(),
+                yanked: true,
+            },
+            VersionSummary {
+                version: "1.5.0-beta".into(),
+                yanked: false,
+            },
+        ];
+        assert_eq!(max_version(&versions), "1.5.0-beta");
+        assert_eq!(max_version(&versions[1..2]), "0.0.0");
+    }
+
+    #[test]
+    fn tokens_round_trip_and_verify() {
+        let token = ApiToken::generate();
+        let text = token.reveal();
+        assert_eq!(text.len(), 5 + 16 + 64);
+        let parsed = ApiToken::parse(&text).unwrap();
+        assert_eq!(parsed.id(), token.id());
+        assert!(parsed.matches(&token.secret_hash()));
+        let other = ApiToken::generate();
+        assert!(!other.matches(&token.secret_hash()));
+        assert!(!format!("{token:?}").contains(&text[21..]));
+    }
+
+    #[test]
+    fn malformed_tokens_do_not_parse() {
+        let text = ApiToken::generate().reveal();
+        assert!(ApiToken::parse(&text[1..]).is_none());
+        assert!(ApiToken::parse(&text[..text.len() - 1]).is_none());
+        assert!(ApiToken::parse(&format!("{}zz", &text[..text.len() - 2])).is_none());
+        assert!(ApiToken::parse("").is_none());
+        assert!(ApiToken::parse("ktra_\u{e9}").is_none());
+    }
+}

@@ -1,0 +1,10 @@
+//! The gRPC schema between Ktra's API service and its indexer, generated from
+//! `ktra/indexer/v1/indexer.proto`.
+
+/// Version 1 of the indexer protocol.
+pub mod indexer {
+    /// Messages and the client and server of `ktra.indexer.v1.Indexer`.
+    pub mod v1 {
+        tonic::include_proto!("ktra.indexer.v1");
+    }
+}

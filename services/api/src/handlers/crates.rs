@@ -1,0 +1,267 @@
+//! Yank, unyank, owners and search under `/api/v1/crates`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use http::HeaderMap;
+use ktra_core::name::{canonical_crate_name, validate_crate_name};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::require_user;
+use crate::error::ApiError;
+use crate::extract::{ApiPath, ApiQuery, json_body};
+use crate::state::AppState;
+
+/// The largest owners request body accepted.
+const MAX_OWNERS_BODY: usize = 64 * 1024;
+
+/// `{"ok": true}`, cargo's success body for yank and unyank.
+#[derive(Debug, Serialize)]
+pub struct Ok {
+    ok: bool,
+}
+
+/// `{"ok": true, "msg": "..."}`, cargo's success body for owner changes.
+#[derive(Debug, Serialize)]
+pub struct OkMessage {
+    ok: bool,
+    msg: String,
+}
+
+/// Returns the canonical name of a crate named in a path, or a 404 for names no crate can have.
+fn canonical_from_path(name: &str) -> Result<String, ApiError> {
+    validate_crate_name(name)
+        .map_err(|_| ApiError::not_found(format!("crate `{name}` does not exist")))?;
+    Ok(canonical_crate_name(name))
+}
+
+fn parse_version(name: &str, version: &str) -> Result<semver::Version, ApiError> {
+    semver::Version::parse(version)
+        .map_err(|_| ApiError::not_found(format!("crate `{name}` has no version `{version}`")))
+}
+
+async fn set_yanked(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    version: &str,
+    yanked: bool,
+) -> Result<Json<Ok>, ApiError> {
+    let user = require_user(state, headers).await?;
+    let canonical = canonical_from_path(name)?;
+    let version = parse_version(name, version)?;
+    let file = state
+        .store
+        .set_yanked(&canonical, &version, yanked, user.id)
+        .await?;
+    tracing::info!(revision = file.revision, yanked, "yank flag set");
+    Ok(Json(Ok { ok: true }))
+}
+
+/// `DELETE /api/v1/crates/{name}/{version}/yank`.
+#[tracing::instrument(skip_all, fields(user, crate_name = %name, version = %version))]
+pub async fn yank(
+    State(state): State<AppState>,
+    ApiPath((name, version)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Ok>, ApiError> {
+    set_yanked(&state, &headers, &name, &version, true).await
+}
+
+/// `PUT /api/v1/crates/{name}/{version}/unyank`.
+#[tracing::instrument(skip_all, fields(user, crate_name = %name, version = %version))]
+pub async fn unyank(
+    State(state): State<AppState>,
+    ApiPath((name, version)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Ok>, ApiError> {
+    set_yanked(&state, &headers, &name, &version, false).await
+}
+
+/// One owner in cargo's owner list.
+#[derive(Debug, Serialize)]
+pub struct Owner {
+    id: u32,
+    login: String,
+    name: Option<String>,
+}
+
+/// `{"users": [...]}`.
+#[derive(Debug, Serialize)]
+pub struct OwnerList {
+    users: Vec<Owner>,
+}
+
+/// `GET /api/v1/crates/{name}/owners`.
+#[tracing::instrument(skip_all, fields(crate_name = %name))]
+pub async fn list_owners(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<OwnerList>, ApiError> {
+    let canonical = canonical_from_path(&name)?;
+    let owners = state
+        .store
+        .owners(&canonical)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("crate `{name}` does not exist")))?;
+    Ok(Json(OwnerList {
+        users: owners
+            .into_iter()
+            .map(|user| Owner {
+                id: user.id,
+                login: user.name,
+                name: None,
+            })
+            .collect(),
+    }))
+}
+
+/// The body of owner changes: `{"users": ["login", ...]}`.
+#[derive(Debug, Deserialize)]
+pub struct OwnerChange {
+    users: Vec<String>,
+}
+
+/// Reads the owner logins, dropping Ktra's login prefix where present.
+async fn owner_logins(state: &AppState, body: Body) -> Result<Vec<String>, ApiError> {
+    let change: OwnerChange = json_body(body, MAX_OWNERS_BODY).await?;
+    if change.users.is_empty() {
+        return Err(ApiError::bad_request("no users given"));
+    }
+    let prefix = state.config.db.login_prefix.as_str();
+    Ok(change
+        .users
+        .into_iter()
+        .map(|login| match login.strip_prefix(prefix) {
+            Some(plain) if !prefix.is_empty() => plain.to_owned(),
+            _ => login,
+        })
+        .collect())
+}
+
+fn names_of(users: &[ktra_store::model::User]) -> String {
+    users
+        .iter()
+        .map(|user| format!("`{}`", user.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `PUT /api/v1/crates/{name}/owners`.
+#[tracing::instrument(skip_all, fields(user, crate_name = %name))]
+pub async fn add_owners(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<OkMessage>, ApiError> {
+    let user = require_user(&state, &headers).await?;
+    let canonical = canonical_from_path(&name)?;
+    let logins = owner_logins(&state, body).await?;
+    let added = state.store.add_owners(&canonical, user.id, &logins).await?;
+    tracing::info!(added = added.len(), "owners added");
+    let msg = if added.is_empty() {
+        format!("the users are already owners of crate `{name}`")
+    } else {
+        format!("{} added as owners of crate `{name}`", names_of(&added))
+    };
+    Ok(Json(OkMessage { ok: true, msg }))
+}
+
+/// `DELETE /api/v1/crates/{name}/owners`.
+#[tracing::instrument(skip_all, fields(user, crate_name = %name))]
+pub async fn remove_owners(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<OkMessage>, ApiError> {
+    let user = require_user(&state, &headers).await?;
+    let canonical = canonical_from_path(&name)?;
+    let logins = owner_logins(&state, body).await?;
+    let removed = state
+        .store
+        .remove_owners(&canonical, user.id, &logins)
+        .await?;
+    tracing::info!(removed = removed.len(), "owners removed");
+    let msg = if removed.is_empty() {
+        format!("the users were not owners of crate `{name}`")
+    } else {
+        format!("{} removed as owners of crate `{name}`", names_of(&removed))
+    };
+    Ok(Json(OkMessage { ok: true, msg }))
+}
+
+/// Search parameters, as cargo sends them.
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    per_page: Option<u64>,
+    #[serde(default)]
+    page: Option<u64>,
+}
+
+/// One search result.
+#[derive(Debug, Serialize)]
+pub struct SearchCrate {
+    name: String,
+    max_version: String,
+    description: Option<String>,
+}
+
+/// Search results with the total count.
+#[derive(Debug, Serialize)]
+pub struct SearchResults {
+    crates: Vec<SearchCrate>,
+    meta: SearchMeta,
+}
+
+/// `{"total": N}`.
+#[derive(Debug, Serialize)]
+pub struct SearchMeta {
+    total: u64,
+}
+
+/// The largest page size, as on crates.io.
+const MAX_PER_PAGE: u64 = 100;
+
+/// The longest query accepted.
+const MAX_QUERY_LEN: usize = 256;
+
+/// `GET /api/v1/crates?q=...&per_page=N&page=P`.
+#[tracing::instrument(skip_all, fields(query = %query.q))]
+pub async fn search(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<SearchQuery>,
+) -> Result<Json<SearchResults>, ApiError> {
+    let per_page = query.per_page.unwrap_or(10);
+    if per_page == 0 || per_page > MAX_PER_PAGE {
+        return Err(ApiError::bad_request(format!(
+            "per_page must be between 1 and {MAX_PER_PAGE}"
+        )));
+    }
+    if query.q.len() > MAX_QUERY_LEN {
+        return Err(ApiError::bad_request(format!(
+            "the search query is longer than {MAX_QUERY_LEN} bytes"
+        )));
+    }
+    let page = query.page.unwrap_or(1).max(1);
+    let offset = (page - 1).saturating_mul(per_page);
+    let results = state.store.search(query.q.trim(), offset, per_page).await?;
+    Ok(Json(SearchResults {
+        crates: results
+            .hits
+            .into_iter()
+            .map(|hit| SearchCrate {
+                name: hit.name,
+                max_version: hit.max_version,
+                description: hit.description,
+            })
+            .collect(),
+        meta: SearchMeta {
+            total: results.total,
+        },
+    }))
+}

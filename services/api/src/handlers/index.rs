@@ -1,0 +1,165 @@
+//! The sparse index: `GET /index/config.json` and `GET /index/{path}`.
+//!
+//! Files are rendered from the metadata store, so they are exact the moment a publish commits,
+//! on every replica. Each carries an `ETag` (a hash of the content) and `Last-Modified`, and a
+//! revalidation that matches either gets `304` without a body.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use ktra_core::index::index_path;
+use ktra_core::name::{canonical_crate_name, validate_crate_name};
+
+use crate::error::ApiError;
+use crate::extract::ApiPath;
+use crate::state::AppState;
+
+/// Index files change on every publish; caches must ask before reusing them.
+const INDEX_CACHE_CONTROL: &str = "no-cache";
+
+/// `GET /index/config.json`.
+pub async fn config_json(State(state): State<AppState>) -> Response {
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (CACHE_CONTROL, HeaderValue::from_static(INDEX_CACHE_CONTROL)),
+        ],
+        state.index_config.clone(),
+    )
+        .into_response()
+}
+
+/// Returns whether the request's validators match the file, so `304` is the answer.
+///
+/// `If-None-Match` wins over `If-Modified-Since` when both are sent (RFC 9110 13.2.2).
+fn not_modified(headers: &HeaderMap, etag: &str, last_modified: DateTime<Utc>) -> bool {
+    if let Some(candidates) = headers.get(IF_NONE_MATCH) {
+        let Ok(candidates) = candidates.to_str() else {
+            return false;
+        };
+        return candidates.split(',').map(str::trim).any(|candidate| {
+            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+        });
+    }
+    headers
+        .get(IF_MODIFIED_SINCE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| httpdate::parse_http_date(text).ok())
+        .is_some_and(|since| {
+            let since = DateTime::<Utc>::from(since);
+            last_modified.timestamp() <= since.timestamp()
+        })
+}
+
+fn http_date(time: DateTime<Utc>) -> HeaderValue {
+    let text = httpdate::fmt_http_date(time.into());
+    // An HTTP date is ASCII by construction.
+    HeaderValue::from_str(&text).expect("HTTP dates are valid header values")
+}
+
+/// `GET /index/{path}`: one crate's file.
+#[tracing::instrument(skip_all, fields(path = %path))]
+pub async fn crate_file(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(format!("no index file at `{path}`"));
+    let name = path.rsplit('/').next().unwrap_or_default();
+    // Only the canonical path of a lower-case name is an index file.
+    if validate_crate_name(name).is_err()
+        || name.to_ascii_lowercase() != name
+        || index_path(name) != path
+    {
+        return Err(not_found());
+    }
+    let file = state
+        .store
+        .index_file(&canonical_crate_name(name))
+        .await?
+        .ok_or_else(not_found)?;
+    if file.name.to_ascii_lowercase() != name {
+        return Err(not_found());
+    }
+    let etag = HeaderValue::from_str(&file.etag)
+        .map_err(|_| ApiError::internal(format!("stored etag of `{name}` is not a header")))?;
+    let validators = [
+        (ETAG, etag),
+        (LAST_MODIFIED, http_date(file.last_modified)),
+        (CACHE_CONTROL, HeaderValue::from_static(INDEX_CACHE_CONTROL)),
+    ];
+    if not_modified(&headers, &file.etag, file.last_modified) {
+        return Ok((StatusCode::NOT_MODIFIED, validators).into_response());
+    }
+    Ok((
+        validators,
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        Body::from(file.content),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(http::HeaderName, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.clone(), HeaderValue::from_str(value).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn revalidation_rules() {
+        let modified = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let etag = "\"abc\"";
+        assert!(not_modified(
+            &headers(&[(IF_NONE_MATCH, "\"abc\"")]),
+            etag,
+            modified
+        ));
+        assert!(not_modified(
+            &headers(&[(IF_NONE_MATCH, "\"x\", W/\"abc\"")]),
+            etag,
+            modified
+        ));
+        assert!(!not_modified(
+            &headers(&[(IF_NONE_MATCH, "\"x\"")]),
+            etag,
+            modified
+        ));
+        let same = httpdate::fmt_http_date(modified.into());
+        let earlier = httpdate::fmt_http_date((modified - chrono::Duration::seconds(1)).into());
+        assert!(not_modified(
+            &headers(&[(IF_MODIFIED_SINCE, &same)]),
+            etag,
+            modified
+        ));
+        assert!(!not_modified(
+            &headers(&[(IF_MODIFIED_SINCE, &earlier)]),
+            etag,
+            modified
+        ));
+        // A failing If-None-Match is not rescued by If-Modified-Since.
+        assert!(!not_modified(
+            &headers(&[(IF_NONE_MATCH, "\"x\""), (IF_MODIFIED_SINCE, &same)]),
+            etag,
+            modified
+        ));
+        assert!(!not_modified(
+            &headers(&[(IF_MODIFIED_SINCE, "garbage")]),
+            etag,
+            modified
+        ));
+        assert!(!not_modified(&HeaderMap::new(), etag, modified));
+    }
+}

@@ -1,0 +1,146 @@
+//! `PUT /api/v1/crates/new`: publishing a version.
+//!
+//! The order keeps a failed publish from leaving anything behind: authenticate before reading
+//! the body, enforce the size limit while streaming, validate off the async workers, check the
+//! store, write the crate file under a fresh key, then commit everything else in one atomic
+//! store step. If that step fails the crate file is deleted again; if the process dies between
+//! the two, the file is an orphan no version points at, so nothing serves it.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use chrono::Utc;
+use http::HeaderMap;
+use http::header::CONTENT_LENGTH;
+use ktra_core::name::canonical_crate_name;
+use ktra_store::model::{IndexFile, NewVersion, User, version_key};
+use ktra_store::{BlobStore, StoreError};
+use serde::Serialize;
+
+use crate::auth::require_user;
+use crate::error::ApiError;
+use crate::extract::read_body;
+use crate::publish::{self, CheckedPublish};
+use crate::state::AppState;
+
+/// What cargo expects after a successful publish.
+#[derive(Debug, Serialize)]
+pub struct PublishResponse {
+    warnings: PublishWarnings,
+}
+
+#[derive(Debug, Serialize)]
+struct PublishWarnings {
+    invalid_categories: Vec<String>,
+    invalid_badges: Vec<String>,
+    other: Vec<String>,
+}
+
+/// Publishes a crate version.
+#[tracing::instrument(skip_all, fields(user, crate_name, version))]
+pub async fn publish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<PublishResponse>, ApiError> {
+    let user = require_user(&state, &headers).await?;
+    let limit = state.config.http.max_publish_bytes;
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
+    }
+    let body = read_body(body, usize::try_from(limit).unwrap_or(usize::MAX)).await?;
+    let max_unpacked = state.config.http.max_unpacked_bytes;
+    let checked = tokio::task::spawn_blocking(move || publish::check(body, max_unpacked))
+        .await
+        .map_err(|error| ApiError::internal(format!("publish check task failed: {error}")))??;
+    let span = tracing::Span::current();
+    span.record("crate_name", checked.metadata.name.as_str());
+    span.record("version", checked.metadata.vers.as_str());
+
+    // From here on the work runs in its own task: a client that disconnects must not cancel a
+    // publish between writing the crate file and committing (or cleaning up after) it.
+    let task = tokio::spawn(tracing::Instrument::in_current_span(store_version(
+        state, user, checked,
+    )));
+    let file = task
+        .await
+        .map_err(|error| ApiError::internal(format!("publish task failed: {error}")))??;
+    tracing::info!(revision = file.revision, "published");
+    Ok(Json(PublishResponse {
+        warnings: PublishWarnings {
+            invalid_categories: Vec::new(),
+            invalid_badges: Vec::new(),
+            other: Vec::new(),
+        },
+    }))
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::too_large(format!(
+        "the crate is too large: the registry accepts publish requests up to {limit} bytes"
+    ))
+}
+
+/// Checks the store, writes the crate file, commits the version, cleaning up on failure.
+async fn store_version(
+    state: AppState,
+    user: User,
+    checked: CheckedPublish,
+) -> Result<IndexFile, ApiError> {
+    let CheckedPublish {
+        metadata,
+        version,
+        crate_file,
+        cksum,
+    } = checked;
+    let canonical = canonical_crate_name(&metadata.name);
+    let key = version_key(&version);
+    // Refuse early what the store would refuse anyway, so that no crate file is written for
+    // it. The atomic publish below checks all of this again.
+    if let Some(existing) = state.store.crate_summary(&canonical).await? {
+        if existing.name != metadata.name {
+            return Err(StoreError::NameTaken {
+                name: metadata.name,
+                existing: existing.name,
+            }
+            .into());
+        }
+        if !existing.owners.contains(&user.id) {
+            return Err(StoreError::NotOwner(existing.name).into());
+        }
+        if let Some(duplicate) = existing.versions.iter().find(|summary| {
+            semver::Version::parse(&summary.version)
+                .is_ok_and(|published| version_key(&published) == key)
+        }) {
+            return Err(StoreError::DuplicateVersion {
+                name: existing.name,
+                version: duplicate.version.clone(),
+            }
+            .into());
+        }
+    }
+    let blob_key = BlobStore::new_crate_key(&canonical, &key);
+    state.blobs.put_new(&blob_key, crate_file).await?;
+    let published_at = Utc::now();
+    let new = NewVersion {
+        line: metadata.to_index_line(cksum, published_at),
+        version,
+        blob_key: blob_key.clone(),
+        description: metadata.description.clone(),
+        publisher: user.id,
+        published_at,
+    };
+    match state.store.publish(new).await {
+        Ok(file) => Ok(file),
+        Err(error) => {
+            if let Err(cleanup) = state.blobs.delete(&blob_key).await {
+                tracing::warn!(%cleanup, blob_key, "cannot delete the crate file of a failed publish");
+            }
+            Err(error.into())
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Every route the API serves, grouped by client.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+use http::StatusCode;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{method_not_allowed, route_not_found};
+use crate::handlers::{crates, download, health, index, publish, users};
+use crate::state::AppState;
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    let dl_prefix = state.config.http.dl_segments().join("/");
+    let timeout = Duration::from_secs(state.config.http.request_timeout_secs);
+    Router::new()
+        // cargo: the web API.
+        .route("/api/v1/crates/new", put(publish::publish))
+        .route("/api/v1/crates", get(crates::search))
+        .route(
+            "/api/v1/crates/{name}/{version}/yank",
+            axum::routing::delete(crates::yank),
+        )
+        .route(
+            "/api/v1/crates/{name}/{version}/unyank",
+            put(crates::unyank),
+        )
+        .route(
+            "/api/v1/crates/{name}/owners",
+            get(crates::list_owners)
+                .put(crates::add_owners)
+                .delete(crates::remove_owners),
+        )
+        .route(
+            "/api/v1/crates/{name}/{version}/download",
+            get(download::download),
+        )
+        // cargo: downloads and the sparse index.
+        .route(
+            &format!("/{dl_prefix}/{{name}}/{{version}}/download"),
+            get(download::download),
+        )
+        .route("/index/config.json", get(index::config_json))
+        .route("/index/{*path}", get(index::crate_file))
+        .route("/me", get(health::me))
+        // people: Ktra's user API.
+        .route("/ktra/api/v1/new_user/{name}", post(users::new_user))
+        .route("/ktra/api/v1/login/{name}", post(users::login))
+        .route(
+            "/ktra/api/v1/change_password/{name}",
+            post(users::change_password),
+        )
+        // ops: probes.
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

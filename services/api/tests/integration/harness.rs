@@ -1,0 +1,211 @@
+//! Starts the API on `127.0.0.1:0` over stores in a temporary directory.
+
+use std::sync::Arc;
+
+use ktra_api::{AppState, Config};
+use ktra_core::config::Settings;
+use ktra_store::{BlobStore, EmbeddedStore, MetadataStore};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running API service.
+pub(crate) struct TestApp {
+    /// `http://127.0.0.1:{port}`.
+    pub(crate) base: String,
+    /// An HTTP client.
+    pub(crate) client: reqwest::Client,
+    /// The store, for checking what was (not) written.
+    pub(crate) store: Arc<dyn MetadataStore>,
+    /// The blob store, likewise.
+    pub(crate) blobs: BlobStore,
+    /// Holds the data directory until the test ends.
+    _dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Starts the service with the default configuration and an extra setting or two.
+    pub(crate) async fn start_with(extra: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut settings = Settings::from_pairs(extra.iter().copied())
+            .with("KTRA_HTTP_PUBLIC_URL", &base)
+            .with("KTRA_HTTP_PORT", &port.to_string());
+        // Keep hashing cheap in tests that create many users; the e2e suite uses the defaults.
+        for (name, value) in [
+            ("KTRA_AUTH_ARGON2_MEMORY_KIB", "1024"),
+            ("KTRA_AUTH_ARGON2_ITERATIONS", "1"),
+        ] {
+            if !extra.iter().any(|(extra_name, _)| *extra_name == name) {
+                settings = settings.with(name, value);
+            }
+        }
+        let config = Config::from_settings(&settings).unwrap();
+        let store: Arc<dyn MetadataStore> =
+            Arc::new(EmbeddedStore::open(&dir.path().join("db")).unwrap());
+        let blobs = BlobStore::local(&dir.path().join("crates")).unwrap();
+        let state = AppState::with_stores(config, Arc::clone(&store), blobs.clone()).unwrap();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(ktra_api::serve(state, listener, async {
+            let _ = stop.await;
+        }));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            store,
+            blobs,
+            _dir: dir,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
+    }
+
+    /// Starts the service with the default configuration.
+    pub(crate) async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Returns `base` joined with `path`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a user with password `password123` and returns the user's token.
+    pub(crate) async fn create_user(&self, name: &str) -> String {
+        let (status, body) = self
+            .post_json(
+                &format!("/ktra/api/v1/new_user/{name}"),
+                &serde_json::json!({"password": "password123"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// POSTs JSON and returns the status and JSON body.
+    pub(crate) async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        read_json(response).await
+    }
+
+    /// Sends a publish body with an optional token.
+    pub(crate) async fn publish(&self, token: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
+        let mut request = self.client.put(self.url("/api/v1/crates/new")).body(body);
+        if let Some(token) = token {
+            request = request.header("Authorization", token);
+        }
+        read_json(request.send().await.unwrap()).await
+    }
+
+    /// Sends a request with a token and an optional JSON body.
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.header("Authorization", token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        read_json(request.send().await.unwrap()).await
+    }
+
+    /// Returns a crate's index file as served, or `None` on 404.
+    pub(crate) async fn index_lines(&self, name: &str) -> Option<Vec<Value>> {
+        let path = ktra_core::index::index_path(name);
+        let response = self
+            .client
+            .get(self.url(&format!("/index/{path}")))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::NOT_FOUND {
+            return None;
+        }
+        assert_eq!(response.status(), StatusCode::OK);
+        let text = response.text().await.unwrap();
+        assert!(
+            text.ends_with('\n'),
+            "index files end with a newline: {text:?}"
+        );
+        Some(
+            text.lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect(),
+        )
+    }
+
+    /// Returns every crate file key in the blob store.
+    pub(crate) async fn blob_keys(&self) -> Vec<String> {
+        self.blobs.list("crates").await.unwrap()
+    }
+
+    /// Asserts that a crate has no record, no index file and that the blob store holds exactly
+    /// `expected_blobs` files.
+    pub(crate) async fn assert_not_stored(&self, name: &str, expected_blobs: usize) {
+        let canonical = ktra_core::name::canonical_crate_name(name);
+        assert!(
+            self.store
+                .crate_summary(&canonical)
+                .await
+                .unwrap()
+                .is_none(),
+            "crate {name} was stored"
+        );
+        assert!(
+            self.index_lines(name).await.is_none(),
+            "index file of {name} exists"
+        );
+        assert_eq!(self.blob_keys().await.len(), expected_blobs, "blob files");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// Reads a response as (status, JSON), asserting the body is JSON.
+pub(crate) async fn read_json(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("status {status}: body is not JSON ({error}): {text:?}"));
+    (status, body)
+}
+
+/// Asserts cargo's error format with a message containing `needle`.
+pub(crate) fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, needle: &str) {
+    assert_eq!(status, expected, "{body}");
+    let detail = body["errors"][0]["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not cargo's error format: {body}"));
+    assert!(
+        detail.contains(needle),
+        "expected {needle:?} in the error, got {detail:?}"
+    );
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1);
+}
