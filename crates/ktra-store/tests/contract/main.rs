@@ -1,0 +1,4 @@
+//! The metadata store contract, run against every backend.
+
+mod embedded;
+mod suite;

@@ -1,0 +1,408 @@
+//! Behaviour every metadata store must show. Each function takes a fresh, empty store.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use ktra_core::index::IndexLine;
+use ktra_core::name::canonical_crate_name;
+use ktra_store::model::{ApiToken, IndexFile, NewToken, NewVersion, UserId};
+use ktra_store::{MetadataStore, StoreError};
+
+/// A fresh token record.
+pub(crate) fn token() -> NewToken {
+    ApiToken::generate().to_new_token(Utc::now())
+}
+
+fn new_version(name: &str, version: &str, publisher: UserId) -> NewVersion {
+    let parsed = semver::Version::parse(version).unwrap();
+    let line = IndexLine::new(
+        name.to_owned(),
+        version.to_owned(),
+        Vec::new(),
+        "ab".repeat(32),
+        Default::default(),
+        None,
+        None,
+        Utc::now(),
+    );
+    NewVersion {
+        line,
+        version: parsed,
+        blob_key: format!("crates/{name}/{version}"),
+        description: Some(format!("about {name}")),
+        publisher,
+        published_at: Utc::now(),
+    }
+}
+
+/// Publishes a bare version.
+pub(crate) async fn publish_one(
+    store: &dyn MetadataStore,
+    name: &str,
+    version: &str,
+    publisher: UserId,
+) -> Result<IndexFile, StoreError> {
+    store.publish(new_version(name, version, publisher)).await
+}
+
+fn lines(file: &IndexFile) -> Vec<IndexLine> {
+    std::str::from_utf8(&file.content)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+pub(crate) async fn users_and_tokens(store: Arc<dyn MetadataStore>) {
+    store.ping().await.unwrap();
+    let first = ApiToken::generate();
+    let alice = store
+        .create_user("Alice", "hash-1", first.to_new_token(Utc::now()))
+        .await
+        .unwrap();
+    assert_eq!(alice.name, "Alice");
+    assert!(matches!(
+        store.create_user("alice", "x", token()).await,
+        Err(StoreError::UserExists(_))
+    ));
+    let bob = store.create_user("bob", "hash-b", token()).await.unwrap();
+    assert_ne!(alice.id, bob.id);
+
+    let credentials = store.user_credentials("ALICE").await.unwrap().unwrap();
+    assert_eq!(credentials.user, alice);
+    assert_eq!(credentials.password_hash, "hash-1");
+    assert!(store.user_credentials("carol").await.unwrap().is_none());
+
+    let stored = store.token(first.id()).await.unwrap().unwrap();
+    assert_eq!(stored.user, alice);
+    assert!(first.matches(&stored.secret_hash));
+    assert!(
+        store
+            .token(ApiToken::generate().id())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let second = ApiToken::generate();
+    store
+        .add_token(alice.id, second.to_new_token(Utc::now()))
+        .await
+        .unwrap();
+    assert!(store.token(first.id()).await.unwrap().is_some());
+    assert!(store.token(second.id()).await.unwrap().is_some());
+
+    // A stale old hash loses the race and changes nothing.
+    let third = ApiToken::generate();
+    assert!(matches!(
+        store
+            .change_password(alice.id, "stale", "hash-2", third.to_new_token(Utc::now()))
+            .await,
+        Err(StoreError::PasswordChanged)
+    ));
+    assert!(store.token(first.id()).await.unwrap().is_some());
+    store
+        .change_password(alice.id, "hash-1", "hash-2", third.to_new_token(Utc::now()))
+        .await
+        .unwrap();
+    assert!(store.token(first.id()).await.unwrap().is_none());
+    assert!(store.token(second.id()).await.unwrap().is_none());
+    assert_eq!(store.token(third.id()).await.unwrap().unwrap().user, alice);
+    let credentials = store.user_credentials("alice").await.unwrap().unwrap();
+    assert_eq!(credentials.password_hash, "hash-2");
+    // Bob's tokens are untouched.
+    assert!(store.user_credentials("bob").await.unwrap().is_some());
+}
+
+pub(crate) async fn publish_appends_and_refuses(store: Arc<dyn MetadataStore>) {
+    let alice = store.create_user("alice", "h", token()).await.unwrap();
+    let bob = store.create_user("bob", "h", token()).await.unwrap();
+    let first = publish_one(&*store, "Foo-Bar", "1.0.0", alice.id)
+        .await
+        .unwrap();
+    assert_eq!(first.name, "Foo-Bar");
+    assert_eq!(first.revision, 1);
+    assert_eq!(lines(&first).len(), 1);
+    let second = publish_one(&*store, "Foo-Bar", "1.1.0-rc.1+build", alice.id)
+        .await
+        .unwrap();
+    assert_eq!(second.revision, 2);
+    assert_ne!(second.etag, first.etag);
+    assert!(second.last_modified >= first.last_modified);
+    assert!(second.content.starts_with(&first.content));
+    let versions: Vec<String> = lines(&second).into_iter().map(|line| line.vers).collect();
+    assert_eq!(versions, ["1.0.0", "1.1.0-rc.1+build"]);
+
+    let refusals = [
+        (
+            publish_one(&*store, "Foo-Bar", "1.0.0+other", alice.id).await,
+            "duplicate",
+        ),
+        (
+            publish_one(&*store, "Foo-Bar", "1.1.0-rc.1", alice.id).await,
+            "duplicate",
+        ),
+        (
+            publish_one(&*store, "foo_bar", "2.0.0", alice.id).await,
+            "taken",
+        ),
+        (
+            publish_one(&*store, "FOO-BAR", "2.0.0", alice.id).await,
+            "taken",
+        ),
+        (
+            publish_one(&*store, "Foo-Bar", "2.0.0", bob.id).await,
+            "owner",
+        ),
+    ];
+    for (result, kind) in refusals {
+        let error = result.unwrap_err();
+        let matched = match kind {
+            "duplicate" => {
+                matches!(error, StoreError::DuplicateVersion { ref version, .. } if version.starts_with("1."))
+            }
+            "taken" => {
+                matches!(error, StoreError::NameTaken { ref existing, .. } if existing == "Foo-Bar")
+            }
+            _ => matches!(error, StoreError::NotOwner(_)),
+        };
+        assert!(matched, "{kind}: {error:?}");
+    }
+    let file = store.index_file("foo_bar").await.unwrap().unwrap();
+    assert_eq!(file, second, "refusals changed the file");
+
+    let summary = store.crate_summary("foo_bar").await.unwrap().unwrap();
+    assert_eq!(summary.owners, vec![alice.id]);
+    assert_eq!(summary.versions.len(), 2);
+    let found = store
+        .crate_file("foo_bar", &semver::Version::parse("1.1.0-rc.1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.version, "1.1.0-rc.1+build");
+    assert_eq!(found.blob_key, "crates/Foo-Bar/1.1.0-rc.1+build");
+    assert!(
+        store
+            .crate_file("foo_bar", &semver::Version::parse("3.0.0").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.index_file("nothing").await.unwrap().is_none());
+}
+
+pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
+    let alice = store.create_user("alice", "h", token()).await.unwrap();
+    let bob = store.create_user("bob", "h", token()).await.unwrap();
+    for version in ["0.1.0", "0.2.0", "0.3.0"] {
+        publish_one(&*store, "yanky", version, alice.id)
+            .await
+            .unwrap();
+    }
+    let before = store.index_file("yanky").await.unwrap().unwrap();
+    let v2 = semver::Version::parse("0.2.0").unwrap();
+    let yanked = store
+        .set_yanked("yanky", &v2, true, alice.id)
+        .await
+        .unwrap();
+    assert_eq!(yanked.revision, before.revision + 1);
+    let flags: Vec<bool> = lines(&yanked).iter().map(|line| line.yanked).collect();
+    assert_eq!(flags, [false, true, false]);
+    let mut expected = lines(&before);
+    expected[1].yanked = true;
+    assert_eq!(lines(&yanked), expected, "only the flag changed");
+
+    // Yanking again changes nothing.
+    let again = store
+        .set_yanked("yanky", &v2, true, alice.id)
+        .await
+        .unwrap();
+    assert_eq!(again, yanked);
+    let undone = store
+        .set_yanked("yanky", &v2, false, alice.id)
+        .await
+        .unwrap();
+    assert_eq!(undone.content, before.content);
+    assert_eq!(undone.revision, before.revision + 2);
+
+    assert!(matches!(
+        store.set_yanked("yanky", &v2, true, bob.id).await,
+        Err(StoreError::NotOwner(_))
+    ));
+    assert!(matches!(
+        store
+            .set_yanked(
+                "yanky",
+                &semver::Version::parse("9.0.0").unwrap(),
+                true,
+                alice.id
+            )
+            .await,
+        Err(StoreError::VersionNotFound { .. })
+    ));
+    assert!(matches!(
+        store.set_yanked("nothing", &v2, true, alice.id).await,
+        Err(StoreError::CrateNotFound(_))
+    ));
+}
+
+pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
+    let alice = store.create_user("alice", "h", token()).await.unwrap();
+    let bob = store.create_user("bob", "h", token()).await.unwrap();
+    publish_one(&*store, "owned", "1.0.0", alice.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.add_owners("owned", bob.id, &["bob".into()]).await,
+        Err(StoreError::NotOwner(_))
+    ));
+    assert!(matches!(
+        store
+            .add_owners("owned", alice.id, &["bob".into(), "nobody".into()])
+            .await,
+        Err(StoreError::UserNotFound(name)) if name == "nobody"
+    ));
+    assert_eq!(
+        store.owners("owned").await.unwrap().unwrap(),
+        vec![alice.clone()]
+    );
+    let added = store
+        .add_owners("owned", alice.id, &["BOB".into(), "alice".into()])
+        .await
+        .unwrap();
+    assert_eq!(added, vec![bob.clone()]);
+    assert_eq!(
+        store.owners("owned").await.unwrap().unwrap(),
+        vec![alice.clone(), bob.clone()]
+    );
+    publish_one(&*store, "owned", "1.1.0", bob.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .remove_owners("owned", bob.id, &["alice".into(), "bob".into()])
+            .await,
+        Err(StoreError::LastOwner(_))
+    ));
+    let removed = store
+        .remove_owners("owned", bob.id, &["alice".into()])
+        .await
+        .unwrap();
+    assert_eq!(removed, vec![alice.clone()]);
+    assert_eq!(store.owners("owned").await.unwrap().unwrap(), vec![bob]);
+    assert!(store.owners("nothing").await.unwrap().is_none());
+}
+
+pub(crate) async fn pending_changes_and_acknowledgements(store: Arc<dyn MetadataStore>) {
+    let alice = store.create_user("alice", "h", token()).await.unwrap();
+    assert!(store.pending_changes(10).await.unwrap().is_empty());
+    publish_one(&*store, "one", "1.0.0", alice.id)
+        .await
+        .unwrap();
+    publish_one(&*store, "two", "1.0.0", alice.id)
+        .await
+        .unwrap();
+    let second = publish_one(&*store, "two", "1.1.0", alice.id)
+        .await
+        .unwrap();
+    let mut pending = store.pending_changes(10).await.unwrap();
+    pending.sort_by(|a, b| a.canonical.cmp(&b.canonical));
+    let summary: Vec<(String, u64)> = pending
+        .into_iter()
+        .map(|change| (change.canonical, change.revision))
+        .collect();
+    assert_eq!(summary, [("one".into(), 1), ("two".into(), 2)]);
+    assert_eq!(store.pending_changes(1).await.unwrap().len(), 1);
+
+    // An acknowledgement of an older revision leaves the mark.
+    assert!(!store.acknowledge("two", second.revision - 1).await.unwrap());
+    assert!(store.acknowledge("two", second.revision).await.unwrap());
+    assert!(store.acknowledge("one", 1).await.unwrap());
+    assert!(!store.acknowledge("one", 1).await.unwrap());
+    assert!(store.pending_changes(10).await.unwrap().is_empty());
+
+    // A yank marks the crate again.
+    store
+        .set_yanked(
+            "one",
+            &semver::Version::parse("1.0.0").unwrap(),
+            true,
+            alice.id,
+        )
+        .await
+        .unwrap();
+    let pending = store.pending_changes(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].canonical.as_str(), pending[0].revision),
+        ("one", 2)
+    );
+}
+
+pub(crate) async fn search_and_listing(store: Arc<dyn MetadataStore>) {
+    let alice = store.create_user("alice", "h", token()).await.unwrap();
+    for (name, version) in [
+        ("tokio", "1.0.0"),
+        ("tokio-util", "0.7.0"),
+        ("my_tokio_ext", "0.1.0"),
+        ("serde", "1.0.0"),
+        ("tokio", "1.1.0"),
+    ] {
+        publish_one(&*store, name, version, alice.id).await.unwrap();
+    }
+    store
+        .set_yanked(
+            "tokio",
+            &semver::Version::parse("1.1.0").unwrap(),
+            true,
+            alice.id,
+        )
+        .await
+        .unwrap();
+    let page = store.search("TOKIO", 0, 10).await.unwrap();
+    assert_eq!(page.total, 3);
+    let names: Vec<&str> = page.hits.iter().map(|hit| hit.name.as_str()).collect();
+    assert_eq!(names, ["tokio", "tokio-util", "my_tokio_ext"]);
+    assert_eq!(page.hits[0].max_version, "1.0.0");
+    assert_eq!(page.hits[0].description.as_deref(), Some("about tokio"));
+    let second_page = store.search("tokio", 2, 2).await.unwrap();
+    assert_eq!(second_page.total, 3);
+    assert_eq!(second_page.hits.len(), 1);
+    assert_eq!(store.search("about serde", 0, 10).await.unwrap().total, 1);
+    assert_eq!(store.search("nothing", 0, 10).await.unwrap().total, 0);
+
+    let first = store.crate_names(None, 2).await.unwrap();
+    assert_eq!(first, ["my_tokio_ext", "serde"]);
+    let rest = store.crate_names(Some("serde"), 10).await.unwrap();
+    assert_eq!(rest, ["tokio", "tokio_util"]);
+    assert_eq!(canonical_crate_name("tokio-util"), "tokio_util");
+}
+
+pub(crate) async fn concurrent_publishes_of_one_version_admit_one(store: Arc<dyn MetadataStore>) {
+    let alice = store.create_user("alice", "h", token()).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for attempt in 0..16 {
+        let store = Arc::clone(&store);
+        let version = if attempt % 2 == 0 { "1.0.0" } else { "1.0.0+x" };
+        tasks.spawn(async move { publish_one(&*store, "contested", version, alice.id).await });
+    }
+    for patch in 1..=16 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            publish_one(&*store, "contested", &format!("1.0.{patch}"), alice.id).await
+        });
+    }
+    let mut accepted = 0;
+    let mut duplicates = 0;
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(StoreError::DuplicateVersion { .. }) => duplicates += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((accepted, duplicates), (17, 15));
+    let file = store.index_file("contested").await.unwrap().unwrap();
+    assert_eq!(lines(&file).len(), 17);
+    assert_eq!(file.revision, 17);
+}
