@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export KTRA_HTTP_PORT="${KTRA_HTTP_PORT:-8000}"
 export KTRA_DB_DIR_PATH="${KTRA_DB_DIR_PATH:-./data/db}"
 export KTRA_BLOB_DIR_PATH="${KTRA_BLOB_DIR_PATH:-./data/crates}"
-base="${KTRA_HTTP_PUBLIC_URL:-http://127.0.0.1:${KTRA_HTTP_PORT}}"
+base="${KTRA_REGISTRY_PUBLIC_URL:-http://127.0.0.1:${KTRA_HTTP_PORT}}"
 mkdir -p ./data
 
 cat <<MSG

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 /// Every variable prefix the two services read. A `KTRA_` variable outside these is a typo.
 pub const KNOWN_PREFIXES: &[&str] = &[
     "KTRA_HTTP_",
+    "KTRA_REGISTRY_",
     "KTRA_DB_",
     "KTRA_BLOB_",
     "KTRA_S3_",
@@ -62,7 +63,7 @@ pub const KTRA_TOML_KEYS: &[(&str, &str)] = &[
         "crate_files_config.cache_dir_path",
         "KTRA_MIRROR_CACHE_DIR_PATH",
     ),
-    ("crate_files_config.dl_path", "KTRA_HTTP_DL_PATH"),
+    ("crate_files_config.dl_path", "KTRA_REGISTRY_DL_PATH"),
     ("db_config.db_dir_path", "KTRA_DB_DIR_PATH"),
     ("db_config.redis_url", "KTRA_DB_REDIS_URL"),
     ("db_config.mongodb_url", "KTRA_DB_MONGODB_URL"),
@@ -197,34 +198,41 @@ impl Settings {
     ///
     /// Fails naming the variable when a value does not parse or a name is unknown.
     pub fn section<T: DeserializeOwned>(&self, prefix: &str) -> Result<T, ConfigError> {
-        let pairs = self
-            .vars
-            .iter()
-            .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(name, value)| (name.clone(), value.clone()));
+        let pairs = self.pairs_under(prefix);
         envy::prefixed(prefix)
-            .from_iter(pairs)
-            .map_err(|error| self.describe_envy_error(prefix, &error))
+            .from_iter(pairs.clone())
+            .map_err(|error| Self::describe_envy_error::<T>(prefix, &pairs, &error))
     }
 
-    /// Turns envy's message, which names fields in lower case without the prefix (or not at
-    /// all, for enum values), into one that names the variable.
-    fn describe_envy_error(&self, prefix: &str, error: &envy::Error) -> ConfigError {
+    fn pairs_under(&self, prefix: &str) -> Vec<(String, String)> {
+        self.vars
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()
+    }
+
+    /// Turns envy's message into one that names the variable. envy names fields in lower case
+    /// without the prefix, and for some failures (enum variants, addresses) not at all; then
+    /// the variable that fails on its own with the same message is the culprit.
+    fn describe_envy_error<T: DeserializeOwned>(
+        prefix: &str,
+        pairs: &[(String, String)],
+        error: &envy::Error,
+    ) -> ConfigError {
         let message = error.to_string();
-        // "unknown variant `x`, expected ...": find the variable holding `x`.
-        if let Some(value) = message.split('`').nth(1) {
-            let mut holders = self
-                .vars
-                .iter()
-                .filter(|(name, held)| name.starts_with(prefix) && held.as_str() == value);
-            if let (Some((name, _)), None) = (holders.next(), holders.next()) {
-                return ConfigError::Setting {
-                    variable: name.clone(),
-                    problem: message,
-                };
-            }
+        let culprit = pairs.iter().find(|pair| {
+            envy::prefixed(prefix)
+                .from_iter::<_, T>([(*pair).clone()])
+                .is_err_and(|alone| alone.to_string() == message)
+        });
+        match culprit {
+            Some((name, _)) if !message.contains(" provided by ") => ConfigError::Setting {
+                variable: name.clone(),
+                problem: message,
+            },
+            _ => describe_named_field(prefix, message),
         }
-        describe_named_field(prefix, message)
     }
 }
 
@@ -331,8 +339,6 @@ mod tests {
         port: Option<u16>,
         #[serde(default)]
         address: Option<String>,
-        #[serde(default)]
-        dl_path: Option<String>,
     }
 
     fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
@@ -351,6 +357,7 @@ mod tests {
             port = 9000
             [crate_files_config]
             dl_path = ["a", "b"]
+            dl_dir_path = "/srv/crates"
             [index_config]
             remote_url = "https://example.com/index.git"
             branch = "main"
@@ -369,9 +376,10 @@ mod tests {
             Http {
                 port: Some(9100),
                 address: Some("127.0.0.1".into()),
-                dl_path: Some("a/b".into()),
             }
         );
+        let registry = crate::registry::RegistryConfig::from_settings(&settings).unwrap();
+        assert_eq!(registry.dl_segments(), ["a", "b"]);
     }
 
     #[test]

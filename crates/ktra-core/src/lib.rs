@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod index;
 pub mod name;
+pub mod registry;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -848,6 +848,17 @@ impl MetadataStore for EmbeddedStore {
         .await
     }
 
+    async fn try_lease(
+        &self,
+        _name: &str,
+        _holder: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        // redb locks its file, so one process at most uses this store: it always holds the
+        // lease.
+        Ok(true)
+    }
+
     async fn crate_names(
         &self,
         after: Option<&str>,

@@ -122,6 +122,15 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     /// newer revision arrived meanwhile. Returns whether the mark was cleared.
     async fn acknowledge(&self, canonical: &str, revision: u64) -> Result<bool, StoreError>;
 
+    /// Takes or renews the lease `name` for `holder` for `ttl`; returns whether `holder` holds
+    /// it now. A lease another holder took and has not let expire is refused.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+
     /// Returns up to `limit` canonical crate names after `after`, in order, for walking every
     /// crate (index rebuilds).
     async fn crate_names(

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use ktra_core::config::{ConfigError, Settings};
+use ktra_core::registry::{DEFAULT_API_PORT, IndexerEndpointConfig, RegistryConfig};
 use serde::Deserialize;
-use url::Url;
 
 /// `KTRA_HTTP_*`: the listener and the URLs cargo is told about.
 #[derive(Debug, Clone, Deserialize)]
@@ -21,14 +21,6 @@ pub struct HttpConfig {
     /// `KTRA_HTTP_PORT`: the port to listen on (Ktra's `server_config.port`).
     #[serde(default = "default_port")]
     pub port: u16,
-    /// `KTRA_HTTP_PUBLIC_URL`: the URL cargo reaches this service at; `config.json`'s `api` and
-    /// `dl` are built from it. Defaults to `http://127.0.0.1:{port}`.
-    #[serde(default)]
-    pub public_url: Option<Url>,
-    /// `KTRA_HTTP_DL_PATH`: the download route's prefix, segments joined by `/` (Ktra's
-    /// `crate_files_config.dl_path`, `["dl"]`).
-    #[serde(default = "default_dl_path")]
-    pub dl_path: String,
     /// `KTRA_HTTP_MAX_PUBLISH_BYTES`: the largest publish body accepted (metadata and crate).
     #[serde(default = "default_max_publish_bytes")]
     pub max_publish_bytes: u64,
@@ -46,11 +38,7 @@ fn default_address() -> IpAddr {
 }
 
 fn default_port() -> u16 {
-    8000
-}
-
-fn default_dl_path() -> String {
-    "dl".to_owned()
+    DEFAULT_API_PORT
 }
 
 fn default_max_publish_bytes() -> u64 {
@@ -71,48 +59,7 @@ impl HttpConfig {
         SocketAddr::new(self.address, self.port)
     }
 
-    /// Returns the public base URL without a trailing slash.
-    pub fn public_base(&self) -> String {
-        match &self.public_url {
-            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
-            None => format!("http://127.0.0.1:{}", self.port),
-        }
-    }
-
-    /// Returns the download prefix's segments.
-    pub fn dl_segments(&self) -> Vec<&str> {
-        self.dl_path
-            .split('/')
-            .filter(|segment| !segment.is_empty())
-            .collect()
-    }
-
     fn validate(&self) -> anyhow::Result<()> {
-        if let Some(url) = &self.public_url
-            && !matches!(url.scheme(), "http" | "https")
-        {
-            bail!("setting KTRA_HTTP_PUBLIC_URL: must be an http or https URL");
-        }
-        let segments = self.dl_segments();
-        if segments.is_empty() {
-            bail!("setting KTRA_HTTP_DL_PATH: must have at least one path segment");
-        }
-        let reserved = ["api", "index", "ktra", "me", "livez", "readyz"];
-        if reserved.contains(&segments[0]) {
-            bail!(
-                "setting KTRA_HTTP_DL_PATH: `{}` is used by another route",
-                segments[0]
-            );
-        }
-        if segments.iter().any(|segment| {
-            !segment
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        }) {
-            bail!(
-                "setting KTRA_HTTP_DL_PATH: segments may hold only ASCII letters, digits, `-`, `_` and `.`"
-            );
-        }
         if self.max_publish_bytes < 1024 {
             bail!("setting KTRA_HTTP_MAX_PUBLISH_BYTES: must be at least 1024");
         }
@@ -251,8 +198,12 @@ impl AuthConfig {
 /// The API service's whole configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The listener and public URLs.
+    /// The listener.
     pub http: HttpConfig,
+    /// What cargo is told about the registry.
+    pub registry: RegistryConfig,
+    /// How to reach the git indexer.
+    pub indexer: IndexerEndpointConfig,
     /// The metadata store.
     pub db: DbConfig,
     /// The blob store.
@@ -262,6 +213,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// Returns the public base URL cargo uses, without a trailing slash.
+    pub fn public_base(&self) -> String {
+        self.registry.public_base(self.http.port)
+    }
+
     /// Reads and checks every section.
     ///
     /// # Errors
@@ -270,6 +226,8 @@ impl Config {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let config = Self {
             http: section(settings, "KTRA_HTTP_")?,
+            registry: RegistryConfig::from_settings(settings)?,
+            indexer: IndexerEndpointConfig::from_settings(settings)?,
             db: section(settings, "KTRA_DB_")?,
             blob: section(settings, "KTRA_BLOB_")?,
             auth: section(settings, "KTRA_AUTH_")?,
@@ -297,8 +255,8 @@ mod tests {
     fn defaults_need_no_settings() {
         let config = Config::from_settings(&Settings::default()).unwrap();
         assert_eq!(config.http.port, 8000);
-        assert_eq!(config.http.public_base(), "http://127.0.0.1:8000");
-        assert_eq!(config.http.dl_segments(), ["dl"]);
+        assert_eq!(config.public_base(), "http://127.0.0.1:8000");
+        assert_eq!(config.registry.dl_segments(), ["dl"]);
         assert_eq!(config.db.kind, DbKind::Embedded);
         assert!(config.auth.hash_permits() >= 1);
     }
@@ -307,8 +265,9 @@ mod tests {
     fn bad_settings_are_named() {
         for (name, value) in [
             ("KTRA_HTTP_PORT", "x"),
-            ("KTRA_HTTP_PUBLIC_URL", "ftp://h"),
-            ("KTRA_HTTP_DL_PATH", "api"),
+            ("KTRA_REGISTRY_PUBLIC_URL", "ftp://h"),
+            ("KTRA_REGISTRY_DL_PATH", "api"),
+            ("KTRA_INDEXER_ACK_TIMEOUT_MS", "soon"),
             ("KTRA_DB_KIND", "oracle"),
             ("KTRA_BLOB_KIND", "tape"),
         ] {
@@ -318,10 +277,9 @@ mod tests {
     }
 
     #[test]
-    fn public_url_loses_its_trailing_slash() {
-        let settings =
-            Settings::from_pairs([("KTRA_HTTP_PUBLIC_URL", "https://crates.example.com/")]);
+    fn public_url_defaults_to_the_listening_port() {
+        let settings = Settings::from_pairs([("KTRA_HTTP_PORT", "9000")]);
         let config = Config::from_settings(&settings).unwrap();
-        assert_eq!(config.http.public_base(), "https://crates.example.com");
+        assert_eq!(config.public_base(), "http://127.0.0.1:9000");
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod index_sync;
 pub mod password;
 pub mod publish;
 pub mod routes;
@@ -52,6 +53,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let drain_timeout = Duration::from_secs(state.config.http.request_timeout_secs);
+    let resender = tokio::spawn(state.index_sync.clone().resend_forever());
     let app = routes::router(state);
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
@@ -92,5 +94,6 @@ pub async fn serve(
     {
         tracing::warn!("in-flight requests did not finish in time");
     }
+    resender.abort();
     Ok(())
 }

@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use ktra_api::Config;
+use ktra_api::index_sync::IndexSync;
 use ktra_core::config::Settings;
 use ktra_core::telemetry::{self, LogConfig};
 
@@ -12,8 +13,21 @@ use ktra_core::telemetry::{self, LogConfig};
 #[command(version, about)]
 struct Args {
     /// Ktra's TOML configuration file (default: ./ktra.toml when present).
-    #[arg(short = 'c', long = "config")]
+    #[arg(short = 'c', long = "config", global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the registry (the default).
+    Serve,
+    /// Compare the git index with the store, changing nothing; exits 1 when they differ.
+    VerifyIndex,
+    /// Make the git index equal to the store: write what is missing or different, remove what
+    /// the store does not know.
+    RebuildIndex,
 }
 
 #[tokio::main]
@@ -22,8 +36,48 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(args.config.as_deref(), std::env::vars())?;
     let telemetry = telemetry::init(&LogConfig::from_settings(&settings)?)?;
     let config = Config::from_settings(&settings)?;
-    let listener = tokio::net::TcpListener::bind(config.http.socket_addr()).await?;
-    let result = ktra_api::run(config, listener, ktra_core::shutdown::signal()).await;
+    let result = match args.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(config.http.socket_addr()).await?;
+            ktra_api::run(config, listener, ktra_core::shutdown::signal()).await
+        }
+        Command::VerifyIndex => index_command(&config, true).await,
+        Command::RebuildIndex => index_command(&config, false).await,
+    };
     telemetry.shutdown();
     result
+}
+
+async fn index_command(config: &Config, verify_only: bool) -> anyhow::Result<()> {
+    let store = ktra_api::state::open_metadata_store(config).await?;
+    let report = IndexSync::new(&config.indexer, store)?
+        .rebuild(verify_only)
+        .await?;
+    println!(
+        "crates in the store: {}\nmissing from the git index: {}\ndifferent: {}\nnot in the store: {}\nconfig.json differs: {}",
+        report.crates,
+        report.added.len(),
+        report.changed.len(),
+        report.removed.len(),
+        report.config_changed
+    );
+    for (label, paths) in [
+        ("missing", &report.added),
+        ("different", &report.changed),
+        ("not in the store", &report.removed),
+    ] {
+        for path in paths.iter().take(50) {
+            println!("  {label}: {path}");
+        }
+    }
+    if !report.commit.is_empty() {
+        println!("commit: {}", report.commit);
+    }
+    let differs =
+        !(report.added.is_empty() && report.changed.is_empty() && report.removed.is_empty())
+            || report.config_changed;
+    if verify_only && differs {
+        std::process::exit(1);
+    }
+    Ok(())
 }

@@ -14,7 +14,7 @@ use crate::state::AppState;
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
-    let dl_prefix = state.config.http.dl_segments().join("/");
+    let dl_prefix = state.config.registry.dl_segments().join("/");
     let timeout = Duration::from_secs(state.config.http.request_timeout_secs);
     Router::new()
         // cargo: the web API.

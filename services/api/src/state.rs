@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ktra_core::index::IndexConfig;
 use ktra_store::{BlobStore, EmbeddedStore, MetadataStore};
 
 use crate::config::{BlobKind, Config, DbKind};
+use crate::index_sync::IndexSync;
 use crate::password::PasswordHasher;
 
 /// Handles to the stores and the settings handlers need.
@@ -18,6 +18,8 @@ pub struct AppState {
     pub blobs: BlobStore,
     /// Argon2id hashing, off the async workers.
     pub passwords: PasswordHasher,
+    /// The git indexer, when configured.
+    pub index_sync: IndexSync,
     /// The configuration.
     pub config: Arc<Config>,
     /// `config.json` as served, rendered once.
@@ -56,18 +58,37 @@ impl AppState {
         blobs: BlobStore,
     ) -> anyhow::Result<Self> {
         let passwords = PasswordHasher::new(&config.auth)?;
-        let base = config.http.public_base();
-        let index_config = IndexConfig {
-            dl: format!("{base}/{}", config.http.dl_segments().join("/")),
-            api: base,
-            auth_required: false,
-        };
+        let index_sync = IndexSync::new(&config.indexer, Arc::clone(&store))?;
+        let index_config = config.registry.index_config(config.http.port, false);
         Ok(Self {
             store,
             blobs,
             passwords,
+            index_sync,
             index_config: Bytes::from(index_config.to_json()),
             config: Arc::new(config),
         })
+    }
+}
+
+/// Opens the configured metadata store.
+///
+/// # Errors
+///
+/// Fails when the store cannot be opened (for the embedded store: when another process, such
+/// as a running `ktra-api`, holds it).
+pub async fn open_metadata_store(config: &Config) -> anyhow::Result<Arc<dyn MetadataStore>> {
+    match config.db.kind {
+        DbKind::Embedded => {
+            let dir = config.db.dir_path.clone();
+            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))
+                .await?
+                .map_err(|error| {
+                    anyhow::anyhow!(
+                        "{error} (the embedded database can be open in one process only)"
+                    )
+                })?;
+            Ok(Arc::new(store))
+        }
     }
 }

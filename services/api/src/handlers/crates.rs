@@ -54,6 +54,7 @@ async fn set_yanked(
         .store
         .set_yanked(&canonical, &version, yanked, user.id)
         .await?;
+    state.index_sync.changed(&file).await;
     tracing::info!(revision = file.revision, yanked, "yank flag set");
     Ok(Json(Ok { ok: true }))
 }

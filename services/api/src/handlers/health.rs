@@ -42,7 +42,7 @@ pub async fn readyz(State(state): State<AppState>) -> axum::response::Response {
 
 /// `GET /me`: where `cargo login` tells people to get a token.
 pub async fn me(State(state): State<AppState>) -> impl IntoResponse {
-    let base = state.config.http.public_base();
+    let base = state.config.public_base();
     format!(
         "Ktra issues tokens through its user API.\n\n\
          Create a user:   curl -X POST -H 'Content-Type: application/json' -d '{{\"password\":\"...\"}}' {base}/ktra/api/v1/new_user/<name>\n\

@@ -135,7 +135,10 @@ async fn store_version(
         published_at,
     };
     match state.store.publish(new).await {
-        Ok(file) => Ok(file),
+        Ok(file) => {
+            state.index_sync.changed(&file).await;
+            Ok(file)
+        }
         Err(error) => {
             if let Err(cleanup) = state.blobs.delete(&blob_key).await {
                 tracing::warn!(%cleanup, blob_key, "cannot delete the crate file of a failed publish");

@@ -35,7 +35,7 @@ impl TestApp {
         let port = listener.local_addr().unwrap().port();
         let base = format!("http://127.0.0.1:{port}");
         let mut settings = Settings::from_pairs(extra.iter().copied())
-            .with("KTRA_HTTP_PUBLIC_URL", &base)
+            .with("KTRA_REGISTRY_PUBLIC_URL", &base)
             .with("KTRA_HTTP_PORT", &port.to_string());
         // Keep hashing cheap in tests that create many users; the e2e suite uses the defaults.
         for (name, value) in [

@@ -1,0 +1,4 @@
+//! The git side of the indexer: the clone, its remote and host keys.
+
+pub mod known_hosts;
+pub mod repo;

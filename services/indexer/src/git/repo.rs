@@ -1,0 +1,563 @@
+//! The indexer's clone of the index: a bare repository, written with libgit2.
+//!
+//! Trees are built directly with libgit2's tree updater, touching only the paths that change
+//! and their parent trees: no work tree, no scan, so the cost of a commit does not grow with the
+//! number of crates. A push counts as done only when libgit2 reports no per-reference error:
+//! `git_remote_push` returns success even when the server refused the update, and the refusal
+//! arrives only through the `push_update_reference` callback.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use git2::build::TreeUpdateBuilder;
+use git2::{
+    AutotagOption, CertificateCheckStatus, Cred, CredentialType, Delta, DiffOptions, ErrorCode,
+    FetchOptions, FileMode, ObjectType, Oid, PushOptions, RemoteCallbacks, Repository, Signature,
+    Tree,
+};
+use secrecy::ExposeSecret;
+
+use crate::config::GitConfig;
+use crate::error::IndexerError;
+use crate::git::known_hosts::KnownHosts;
+
+/// One file to write (or, with `None`, remove) in the index.
+#[derive(Debug, Clone)]
+pub struct FileChange {
+    /// The path relative to the index root.
+    pub path: String,
+    /// The new content; `None` removes the file.
+    pub content: Option<bytes::Bytes>,
+}
+
+/// Why a push did not land.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The remote refused the update (it moved, or a hook declined); the message is the
+    /// remote's.
+    #[error("the remote refused the push: {0}")]
+    Refused(String),
+    /// The remote could not be reached or the transfer failed.
+    #[error("the push failed: {0}")]
+    Transport(#[from] git2::Error),
+}
+
+/// The indexer's bare clone and its remote.
+pub struct IndexRepo {
+    repo: Repository,
+    config: GitConfig,
+    known_hosts: Option<KnownHosts>,
+    branch_ref: String,
+    tracking_ref: String,
+    /// The remote's tip as last seen (after a fetch or our own push); `None` for an empty
+    /// remote or when there is no remote.
+    remote_tip: Option<Oid>,
+}
+
+impl std::fmt::Debug for IndexRepo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexRepo")
+            .field("path", &self.repo.path())
+            .field("branch", &self.config.branch)
+            .field("remote_tip", &self.remote_tip)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Returns whether a path is one the index manages: `config.json` or a crate's file at its
+/// canonical path. Other files (a README someone added) are left alone.
+pub fn is_index_path(path: &str) -> bool {
+    if path == "config.json" {
+        return true;
+    }
+    let name = path.rsplit('/').next().unwrap_or_default();
+    ktra_core::name::validate_crate_name(name).is_ok()
+        && name.to_ascii_lowercase() == name
+        && ktra_core::index::index_path(name) == path
+}
+
+fn file_remote_path(url: &str) -> Option<PathBuf> {
+    url.strip_prefix("file://").map(PathBuf::from)
+}
+
+impl IndexRepo {
+    /// Opens the clone under `config.local_path` (creating it if needed), creates a missing
+    /// `file://` remote, and fetches the remote's branch; the local branch is reset to it.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the clone cannot be opened or created, or the first fetch fails.
+    pub fn open(config: GitConfig) -> Result<Self, IndexerError> {
+        let path = config.local_path.join("repo.git");
+        std::fs::create_dir_all(&config.local_path).map_err(|error| {
+            IndexerError::Setup(format!("{}: {error}", config.local_path.display()))
+        })?;
+        let repo = match Repository::open_bare(&path) {
+            Ok(repo) => repo,
+            Err(error) if error.code() == ErrorCode::NotFound => Repository::init_bare(&path)?,
+            Err(error) => return Err(error.into()),
+        };
+        if let Some(remote) = config.remote_url.as_deref().and_then(file_remote_path)
+            && Repository::open_bare(&remote).is_err()
+        {
+            tracing::info!(path = %remote.display(), "creating the file:// remote as an empty bare repository");
+            let created = Repository::init_bare(&remote)?;
+            created.set_head(&format!("refs/heads/{}", config.branch))?;
+        }
+        let known_hosts = config
+            .ssh_known_hosts
+            .as_deref()
+            .map(KnownHosts::load)
+            .transpose()?;
+        let branch_ref = format!("refs/heads/{}", config.branch);
+        let tracking_ref = format!("refs/remotes/origin/{}", config.branch);
+        repo.set_head(&branch_ref)?;
+        let mut opened = Self {
+            repo,
+            config,
+            known_hosts,
+            branch_ref,
+            tracking_ref,
+            remote_tip: None,
+        };
+        if opened.has_remote() {
+            match opened.fetch() {
+                Ok(Some(tip)) => {
+                    // Unpushed local commits are dropped: they were never acknowledged, so the
+                    // API sends their states again.
+                    opened.remote_tip = Some(tip);
+                    opened.set_branch(tip)?;
+                }
+                Ok(None) => tracing::info!("the remote has no branch yet; it will be initialised"),
+                Err(error) => tracing::warn!(
+                    %error,
+                    "cannot reach the remote; working from the local clone until it answers"
+                ),
+            }
+        }
+        Ok(opened)
+    }
+
+    /// Returns whether a remote is configured.
+    pub fn has_remote(&self) -> bool {
+        self.config.remote_url.is_some()
+    }
+
+    /// Returns the local branch's tip.
+    pub fn tip(&self) -> Option<Oid> {
+        self.repo.refname_to_id(&self.branch_ref).ok()
+    }
+
+    /// Returns the remote's tip as last seen.
+    pub fn remote_tip(&self) -> Option<Oid> {
+        self.remote_tip
+    }
+
+    /// Returns whether local commits wait for a push.
+    pub fn has_unpushed(&self) -> bool {
+        self.has_remote() && self.tip().is_some() && self.tip() != self.remote_tip
+    }
+
+    fn set_branch(&self, oid: Oid) -> Result<(), git2::Error> {
+        self.repo
+            .reference(&self.branch_ref, oid, true, "ktra: move branch")?;
+        Ok(())
+    }
+
+    fn tree_of(&self, commit: Option<Oid>) -> Result<Tree<'_>, git2::Error> {
+        match commit {
+            Some(oid) => self.repo.find_commit(oid)?.tree(),
+            None => {
+                let empty = self.repo.treebuilder(None)?.write()?;
+                self.repo.find_tree(empty)
+            }
+        }
+    }
+
+    fn signature(&self) -> Result<Signature<'static>, git2::Error> {
+        Signature::now(&self.config.name, &self.config.email)
+    }
+
+    /// Reads a file at the local tip.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the repository cannot be read.
+    pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, git2::Error> {
+        let tree = self.tree_of(self.tip())?;
+        read_from_tree(&self.repo, &tree, path)
+    }
+
+    /// Lists every index file at the local tip.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the repository cannot be read.
+    pub fn index_files(&self) -> Result<Vec<(String, Oid)>, git2::Error> {
+        self.index_files_at(self.tip())
+    }
+
+    /// Lists every index file of a commit (`None`: an empty index).
+    ///
+    /// # Errors
+    ///
+    /// Fails when the repository cannot be read.
+    pub fn index_files_at(&self, commit: Option<Oid>) -> Result<Vec<(String, Oid)>, git2::Error> {
+        let tree = self.tree_of(commit)?;
+        let mut files = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |root, entry| {
+            if entry.kind() == Some(ObjectType::Blob) {
+                let path = format!("{root}{}", entry.name().unwrap_or_default());
+                if is_index_path(&path) {
+                    files.push((path, entry.id()));
+                }
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        Ok(files)
+    }
+
+    /// Writes `changes` on top of the local tip and commits, unless the tree is unchanged.
+    /// Returns the new commit.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the objects cannot be written.
+    pub fn commit(
+        &self,
+        changes: &[FileChange],
+        message: &str,
+    ) -> Result<Option<Oid>, git2::Error> {
+        let blobs = changes
+            .iter()
+            .map(|change| {
+                let blob = change
+                    .content
+                    .as_ref()
+                    .map(|content| self.repo.blob(content))
+                    .transpose()?;
+                Ok((change.path.clone(), blob))
+            })
+            .collect::<Result<Vec<_>, git2::Error>>()?;
+        self.commit_blobs(&blobs, message)
+    }
+
+    /// Writes a blob and returns its id.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the object cannot be written.
+    pub fn write_blob(&self, content: &[u8]) -> Result<Oid, git2::Error> {
+        self.repo.blob(content)
+    }
+
+    /// Like [`IndexRepo::commit`], with blobs already written: each path gets the blob, or is
+    /// removed for `None`.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the objects cannot be written.
+    pub fn commit_blobs(
+        &self,
+        changes: &[(String, Option<Oid>)],
+        message: &str,
+    ) -> Result<Option<Oid>, git2::Error> {
+        let parent = self.tip();
+        let base = self.tree_of(parent)?;
+        let mut update = TreeUpdateBuilder::new();
+        for (path, blob) in changes {
+            match blob {
+                Some(blob) => {
+                    update.upsert(path.as_str(), *blob, FileMode::Blob);
+                }
+                None => {
+                    update.remove(path.as_str());
+                }
+            }
+        }
+        let tree_id = update.create_updated(&self.repo, &base)?;
+        if tree_id == base.id() && parent.is_some() {
+            return Ok(None);
+        }
+        let tree = self.repo.find_tree(tree_id)?;
+        let signature = self.signature()?;
+        let parents = match parent {
+            Some(oid) => vec![self.repo.find_commit(oid)?],
+            None => Vec::new(),
+        };
+        let parent_refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
+        let commit = self.repo.commit(
+            Some(&self.branch_ref),
+            &signature,
+            &signature,
+            message,
+            &tree,
+            &parent_refs,
+        )?;
+        Ok(Some(commit))
+    }
+
+    fn callbacks(&self) -> RemoteCallbacks<'_> {
+        let mut callbacks = RemoteCallbacks::new();
+        let attempts = RefCell::new(0_u32);
+        let config = &self.config;
+        callbacks.credentials(move |_url, username_from_url, allowed| {
+            let mut count = attempts.borrow_mut();
+            *count += 1;
+            if *count > 3 {
+                return Err(git2::Error::from_str(
+                    "the remote refused the configured credentials",
+                ));
+            }
+            credentials(config, username_from_url, allowed)
+        });
+        if let Some(known_hosts) = &self.known_hosts {
+            callbacks.certificate_check(move |cert, host| {
+                match cert.as_hostkey() {
+                    Some(hostkey) => known_hosts.check(host, hostkey),
+                    // TLS certificates keep libgit2's own verification.
+                    None => Ok(CertificateCheckStatus::CertificatePassthrough),
+                }
+            });
+        }
+        callbacks
+    }
+
+    /// Fetches the remote's branch and returns its tip (`None` when the remote has no such
+    /// branch). Neither the local branch nor the remembered remote tip moves.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the remote cannot be reached.
+    pub fn fetch(&self) -> Result<Option<Oid>, git2::Error> {
+        let Some(url) = self.config.remote_url.as_deref() else {
+            return Ok(None);
+        };
+        let mut remote = self.repo.remote_anonymous(url)?;
+        let mut options = FetchOptions::new();
+        options
+            .remote_callbacks(self.callbacks())
+            .download_tags(AutotagOption::None)
+            .prune(git2::FetchPrune::On);
+        remote.fetch(
+            &["+refs/heads/*:refs/remotes/origin/*"],
+            Some(&mut options),
+            None,
+        )?;
+        Ok(self.repo.refname_to_id(&self.tracking_ref).ok())
+    }
+
+    /// Pushes the local branch, without force.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Refused`] when the remote declined the update (check with a fetch whether
+    /// it moved), [`PushError::Transport`] when it could not be reached.
+    pub fn push(&mut self) -> Result<(), PushError> {
+        let (Some(url), Some(tip)) = (self.config.remote_url.clone(), self.tip()) else {
+            return Ok(());
+        };
+        let refused = RefCell::new(None::<String>);
+        let remote_said = RefCell::new(String::new());
+        {
+            let mut remote = self.repo.remote_anonymous(&url)?;
+            let mut callbacks = self.callbacks();
+            callbacks.push_update_reference(|reference, status| {
+                if let Some(message) = status {
+                    *refused.borrow_mut() = Some(format!("{reference}: {message}"));
+                }
+                Ok(())
+            });
+            // What the server prints (a hook's reason for refusing, say) arrives here.
+            callbacks.sideband_progress(|text| {
+                let mut said = remote_said.borrow_mut();
+                if said.len() < 4096 {
+                    said.push_str(&String::from_utf8_lossy(text));
+                }
+                true
+            });
+            let mut options = PushOptions::new();
+            options.remote_callbacks(callbacks);
+            let refspec = format!("{0}:{0}", self.branch_ref);
+            match remote.push(&[refspec.as_str()], Some(&mut options)) {
+                Ok(()) => {}
+                Err(error) if error.code() == ErrorCode::NotFastForward => {
+                    return Err(PushError::Refused(error.message().to_owned()));
+                }
+                Err(error) => return Err(PushError::Transport(error)),
+            }
+        }
+        if let Some(message) = refused.into_inner() {
+            let said = remote_said.into_inner();
+            let said = said.trim();
+            return Err(PushError::Refused(if said.is_empty() {
+                message
+            } else {
+                format!("{message} (remote: {said})")
+            }));
+        }
+        self.remote_tip = Some(tip);
+        self.repo
+            .reference(&self.tracking_ref, tip, true, "ktra: pushed")?;
+        Ok(())
+    }
+
+    /// Moves the local branch onto `new_remote_tip` (just fetched), keeping our state: every
+    /// index path that others changed since the remote tip we knew, and every path we changed
+    /// and did not push, gets our content back. Never creates a merge commit. The new tip
+    /// becomes the remembered remote tip.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the repository cannot be read or written.
+    pub fn rebase_onto_remote(
+        &mut self,
+        new_remote_tip: Option<Oid>,
+    ) -> Result<Vec<String>, git2::Error> {
+        let previous_remote_tip = std::mem::replace(&mut self.remote_tip, new_remote_tip);
+        let Some(remote_tip) = new_remote_tip else {
+            // The remote lost its branch: our tip is pushed as it is.
+            return Ok(Vec::new());
+        };
+        let Some(ours) = self.tip() else {
+            // A fresh clone has no state of its own to restore: take the remote's.
+            self.set_branch(remote_tip)?;
+            return Ok(Vec::new());
+        };
+        let base_tree = self.tree_of(previous_remote_tip)?;
+        let remote_tree = self.tree_of(Some(remote_tip))?;
+        let our_tree = self.tree_of(Some(ours))?;
+        let mut paths = changed_paths(&self.repo, &base_tree, &remote_tree)?;
+        paths.extend(changed_paths(&self.repo, &base_tree, &our_tree)?);
+        paths.sort();
+        paths.dedup();
+        paths.retain(|path| is_index_path(path));
+        let mut update = TreeUpdateBuilder::new();
+        let mut restored = Vec::new();
+        for path in &paths {
+            let ours_entry = entry_id(&our_tree, path);
+            let theirs_entry = entry_id(&remote_tree, path);
+            if ours_entry == theirs_entry {
+                continue;
+            }
+            restored.push(path.clone());
+            match ours_entry {
+                Some(oid) => {
+                    update.upsert(path.as_str(), oid, FileMode::Blob);
+                }
+                None => {
+                    update.remove(path.as_str());
+                }
+            }
+        }
+        let tree_id = update.create_updated(&self.repo, &remote_tree)?;
+        if tree_id == remote_tree.id() {
+            self.set_branch(remote_tip)?;
+            return Ok(restored);
+        }
+        let tree = self.repo.find_tree(tree_id)?;
+        let signature = self.signature()?;
+        let parent = self.repo.find_commit(remote_tip)?;
+        let commit = self.repo.commit(
+            None,
+            &signature,
+            &signature,
+            &format!(
+                "Restore {} index files to the registry's state",
+                restored.len()
+            ),
+            &tree,
+            &[&parent],
+        )?;
+        self.set_branch(commit)?;
+        Ok(restored)
+    }
+
+    /// Returns the path of the bare repository.
+    pub fn path(&self) -> &Path {
+        self.repo.path()
+    }
+}
+
+fn credentials(
+    config: &GitConfig,
+    username_from_url: Option<&str>,
+    allowed: CredentialType,
+) -> Result<Cred, git2::Error> {
+    let ssh_user = username_from_url
+        .map(str::to_owned)
+        .or_else(|| config.ssh_username.clone())
+        .unwrap_or_else(|| "git".to_owned());
+    if allowed.contains(CredentialType::SSH_KEY) {
+        return match &config.ssh_privkey_path {
+            Some(private_key) => Cred::ssh_key(
+                &ssh_user,
+                config.ssh_pubkey_path.as_deref(),
+                private_key,
+                config
+                    .ssh_key_passphrase
+                    .as_ref()
+                    .map(|secret| secret.expose_secret()),
+            ),
+            None => Cred::ssh_key_from_agent(&ssh_user),
+        };
+    }
+    if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+        return match (&config.https_username, &config.https_password) {
+            (Some(user), Some(password)) => {
+                Cred::userpass_plaintext(user, password.expose_secret())
+            }
+            (None, Some(password)) => Cred::userpass_plaintext(
+                username_from_url.unwrap_or("git"),
+                password.expose_secret(),
+            ),
+            _ => Err(git2::Error::from_str(
+                "the remote asks for a password: set KTRA_GIT_HTTPS_USERNAME and KTRA_GIT_HTTPS_PASSWORD",
+            )),
+        };
+    }
+    if allowed.contains(CredentialType::USERNAME) {
+        return Cred::username(&ssh_user);
+    }
+    Cred::default()
+}
+
+fn changed_paths(
+    repo: &Repository,
+    old: &Tree<'_>,
+    new: &Tree<'_>,
+) -> Result<Vec<String>, git2::Error> {
+    let mut options = DiffOptions::new();
+    options.skip_binary_check(true);
+    let diff = repo.diff_tree_to_tree(Some(old), Some(new), Some(&mut options))?;
+    let mut paths = Vec::new();
+    for delta in diff.deltas() {
+        for file in [delta.old_file(), delta.new_file()] {
+            if delta.status() == Delta::Unmodified {
+                continue;
+            }
+            if let Some(path) = file.path().and_then(Path::to_str) {
+                paths.push(path.to_owned());
+            }
+        }
+    }
+    Ok(paths)
+}
+
+fn entry_id(tree: &Tree<'_>, path: &str) -> Option<Oid> {
+    tree.get_path(Path::new(path))
+        .ok()
+        .filter(|entry| entry.kind() == Some(ObjectType::Blob))
+        .map(|entry| entry.id())
+}
+
+fn read_from_tree(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    path: &str,
+) -> Result<Option<Vec<u8>>, git2::Error> {
+    match entry_id(tree, path) {
+        Some(oid) => Ok(Some(repo.find_blob(oid)?.content().to_vec())),
+        None => Ok(None),
+    }
+}

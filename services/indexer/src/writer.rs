@@ -1,0 +1,613 @@
+//! The one writer of the index.
+//!
+//! A single task owns the clone. It keeps the latest wanted state of each file (a newer
+//! revision replaces an older one), and works in rounds: take every wanted state, write them
+//! into one tree update, commit once if anything changed, push once, and only then acknowledge.
+//! Updates that arrive while a round is in flight wait in the channel and make up the next
+//! round, so a burst of publishes becomes a few commits and a few pushes.
+//!
+//! A push the remote refuses is followed by a fetch: if the remote moved, the branch is moved
+//! onto the remote's tip with our state re-applied (never a merge), and pushed again. Other
+//! failures are retried with exponential backoff while new updates keep being accepted.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+use git2::{ObjectType, Oid};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::GitConfig;
+use crate::error::IndexerError;
+use crate::git::repo::{FileChange, IndexRepo, PushError, is_index_path};
+use crate::revisions::Revisions;
+
+/// The path of the index configuration.
+pub const CONFIG_PATH: &str = "config.json";
+
+/// How many times one round re-fetches and re-pushes after the remote moved.
+const MAX_REBASES_PER_ROUND: usize = 5;
+
+/// The first wait after a failed round.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A crate's whole index file at one revision.
+#[derive(Debug, Clone)]
+pub struct Update {
+    /// The crate name (for logs and acknowledgements).
+    pub name: String,
+    /// The file's path in the index.
+    pub path: String,
+    /// The store's revision of the file.
+    pub revision: u64,
+    /// The file's content; empty removes the file.
+    pub content: Bytes,
+}
+
+/// What a rebuild found (and, unless verifying only, changed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// Crate files received.
+    pub crates: u64,
+    /// Paths missing from the index.
+    pub added: Vec<String>,
+    /// Paths whose content differed.
+    pub changed: Vec<String>,
+    /// Index paths the store does not know.
+    pub removed: Vec<String>,
+    /// Whether `config.json` differed.
+    pub config_changed: bool,
+    /// The commit made, if any.
+    pub commit: Option<String>,
+}
+
+/// Requests to the writer.
+#[derive(Debug)]
+pub enum Command {
+    /// Make files equal to these states; each sender gets the revision in the index once it is
+    /// pushed.
+    Apply(Vec<(Update, oneshot::Sender<u64>)>),
+    /// Part of a rebuild: the store's state of some crates.
+    RebuildChunk {
+        /// Compare only; write nothing.
+        verify_only: bool,
+        /// The states.
+        files: Vec<Update>,
+    },
+    /// The end of a rebuild: compare (and write) everything received.
+    RebuildFinish(oneshot::Sender<Result<RebuildReport, IndexerError>>),
+}
+
+/// A handle to send the writer commands.
+#[derive(Debug, Clone)]
+pub struct WriterHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+impl WriterHandle {
+    /// Sends a command.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexerError::ShuttingDown`] when the writer has stopped.
+    pub async fn send(&self, command: Command) -> Result<(), IndexerError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| IndexerError::ShuttingDown)
+    }
+}
+
+/// A wanted file state and who waits for it.
+#[derive(Debug)]
+struct Wanted {
+    name: Option<String>,
+    revision: u64,
+    content: Bytes,
+    waiters: Vec<(u64, oneshot::Sender<u64>)>,
+}
+
+/// A rebuild in progress.
+#[derive(Debug, Default)]
+struct Rebuild {
+    verify_only: bool,
+    files: BTreeMap<String, (Oid, u64)>,
+    /// Paths pushed by ordinary updates while the rebuild ran: newer than the rebuild's view.
+    touched: HashSet<String>,
+}
+
+/// What the writer moves onto the blocking pool for each round.
+struct GitState {
+    repo: IndexRepo,
+    revisions: Revisions,
+}
+
+/// The writer task's state.
+pub struct Writer {
+    git: Option<Box<GitState>>,
+    wanted: BTreeMap<String, Wanted>,
+    rebuild: Option<Rebuild>,
+    commands: mpsc::Receiver<Command>,
+    config: GitConfig,
+    /// The configured `config.json`.
+    config_json: Bytes,
+    check_remote: bool,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("wanted", &self.wanted.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn commit_message(batch: &[(String, Option<String>, u64)]) -> String {
+    let crates: Vec<String> = batch
+        .iter()
+        .filter_map(|(_, name, revision)| {
+            name.as_ref()
+                .map(|name| format!("{name} (revision {revision})"))
+        })
+        .collect();
+    match crates.as_slice() {
+        [] => "Update config.json".to_owned(),
+        [one] => format!("Update {one}"),
+        many => {
+            let mut message = format!("Update {} crates\n\n", many.len());
+            for line in many.iter().take(100) {
+                message.push_str(line);
+                message.push('\n');
+            }
+            if many.len() > 100 {
+                message.push_str(&format!("and {} more\n", many.len() - 100));
+            }
+            message
+        }
+    }
+}
+
+impl GitState {
+    /// One round: optionally look for foreign commits, commit `changes`, push (re-applying our
+    /// state if the remote moved), and record the pushed revisions.
+    fn round(
+        &mut self,
+        changes: &[FileChange],
+        message: &str,
+        revisions: &[(String, u64)],
+        check_remote: bool,
+    ) -> Result<Option<Oid>, IndexerError> {
+        if check_remote && self.repo.has_remote() {
+            self.follow_remote()?;
+        }
+        let commit = if changes.is_empty() {
+            None
+        } else {
+            self.repo.commit(changes, message)?
+        };
+        self.push()?;
+        self.revisions.record(revisions)?;
+        Ok(commit.or_else(|| self.repo.tip()))
+    }
+
+    /// Fetches; if the remote moved, moves our branch onto it with our state re-applied.
+    fn follow_remote(&mut self) -> Result<bool, IndexerError> {
+        let after = self.repo.fetch()?;
+        if after == self.repo.remote_tip() {
+            return Ok(false);
+        }
+        let restored = self.repo.rebase_onto_remote(after)?;
+        tracing::warn!(
+            restored = restored.len(),
+            "the remote moved; our state is re-applied on top of it"
+        );
+        Ok(true)
+    }
+
+    fn push(&mut self) -> Result<(), IndexerError> {
+        for _ in 0..MAX_REBASES_PER_ROUND {
+            if !self.repo.has_unpushed() {
+                return Ok(());
+            }
+            match self.repo.push() {
+                Ok(()) => return Ok(()),
+                Err(PushError::Refused(message)) => {
+                    if !self.follow_remote()? {
+                        return Err(IndexerError::Git(git2::Error::from_str(&format!(
+                            "the remote refused the push: {message}"
+                        ))));
+                    }
+                }
+                Err(PushError::Transport(error)) => return Err(error.into()),
+            }
+        }
+        Err(IndexerError::Git(git2::Error::from_str(
+            "the remote kept moving while we pushed",
+        )))
+    }
+}
+
+impl Writer {
+    /// Opens the clone and the revision store and returns the writer and its handle. The
+    /// configured `config.json` is written at the first round when it differs.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the clone or the revision store cannot be opened, or the first fetch fails.
+    pub async fn open(
+        config: GitConfig,
+        config_json: Bytes,
+    ) -> Result<(Self, WriterHandle), IndexerError> {
+        let git_config = config.clone();
+        let (git, current_config) = tokio::task::spawn_blocking(move || {
+            let repo = IndexRepo::open(git_config.clone())?;
+            let revisions = Revisions::open(&git_config.local_path)?;
+            let current = repo.read_file(CONFIG_PATH)?;
+            Ok::<_, IndexerError>((GitState { repo, revisions }, current))
+        })
+        .await
+        .map_err(|error| IndexerError::Setup(error.to_string()))??;
+        let (sender, commands) = mpsc::channel(1024);
+        let mut wanted = BTreeMap::new();
+        if current_config.as_deref() != Some(config_json.as_ref()) {
+            wanted.insert(
+                CONFIG_PATH.to_owned(),
+                Wanted {
+                    name: None,
+                    revision: 0,
+                    content: config_json.clone(),
+                    waiters: Vec::new(),
+                },
+            );
+        }
+        let writer = Self {
+            git: Some(Box::new(git)),
+            wanted,
+            rebuild: None,
+            commands,
+            config,
+            config_json,
+            // The first round looks at the remote: it initialises an empty one, and catches
+            // up when the remote was unreachable at start.
+            check_remote: true,
+        };
+        Ok((writer, WriterHandle { commands: sender }))
+    }
+
+    /// Runs until every handle is dropped, then makes a last attempt to push what is wanted.
+    pub async fn run(mut self) {
+        let idle_fetch = Duration::from_secs(self.config.fetch_interval_secs.max(1));
+        let mut backoff = INITIAL_BACKOFF;
+        let mut open = true;
+        while open {
+            if self.wanted.is_empty() && !self.check_remote {
+                match tokio::time::timeout(idle_fetch, self.commands.recv()).await {
+                    Ok(Some(command)) => self.handle(command).await,
+                    Ok(None) => open = false,
+                    Err(_) => self.check_remote = true,
+                }
+            }
+            while let Ok(command) = self.commands.try_recv() {
+                self.handle(command).await;
+            }
+            if self.wanted.is_empty() && !self.check_remote {
+                continue;
+            }
+            match self.round().await {
+                Ok(()) => backoff = INITIAL_BACKOFF,
+                Err(error) => {
+                    tracing::warn!(%error, retry_in_ms = backoff.as_millis(), "index round failed");
+                    let sleep = tokio::time::sleep(backoff);
+                    tokio::pin!(sleep);
+                    loop {
+                        tokio::select! {
+                            () = &mut sleep => break,
+                            command = self.commands.recv() => match command {
+                                Some(command) => self.handle(command).await,
+                                None => { open = false; break; }
+                            },
+                        }
+                    }
+                    backoff = (backoff * 2).min(self.config.retry_max());
+                }
+            }
+        }
+        if !self.wanted.is_empty() {
+            tracing::info!(
+                files = self.wanted.len(),
+                "pushing what is left before exiting"
+            );
+            if let Err(error) = self.round().await {
+                tracing::warn!(%error, "the last round failed; the API will send these states again");
+            }
+        }
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Apply(updates) => {
+                for (update, waiter) in updates {
+                    self.merge(update, waiter);
+                }
+            }
+            Command::RebuildChunk { verify_only, files } => {
+                self.rebuild_chunk(verify_only, files).await
+            }
+            Command::RebuildFinish(reply) => {
+                let report = self.rebuild_finish().await;
+                let _ = reply.send(report);
+            }
+        }
+    }
+
+    fn merge(&mut self, update: Update, waiter: oneshot::Sender<u64>) {
+        if let Some(wanted) = self.wanted.get_mut(&update.path) {
+            if update.revision > wanted.revision {
+                wanted.revision = update.revision;
+                wanted.content = update.content;
+                wanted.name = Some(update.name);
+            }
+            wanted.waiters.push((update.revision, waiter));
+            return;
+        }
+        let pushed = self
+            .git
+            .as_ref()
+            .and_then(|git| git.revisions.get(&update.path));
+        match pushed {
+            // Already in the index (or superseded by what is): acknowledge at once.
+            Some(pushed) if pushed >= update.revision => {
+                let _ = waiter.send(pushed);
+            }
+            _ => {
+                self.wanted.insert(
+                    update.path,
+                    Wanted {
+                        name: Some(update.name),
+                        revision: update.revision,
+                        content: update.content,
+                        waiters: vec![(update.revision, waiter)],
+                    },
+                );
+            }
+        }
+    }
+
+    /// Runs blocking git work with the clone, and puts the clone back.
+    async fn with_git<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&mut GitState) -> Result<T, IndexerError> + Send + 'static,
+    ) -> Result<T, IndexerError> {
+        let Some(mut git) = self.git.take() else {
+            return Err(IndexerError::Setup(
+                "the clone was lost by an earlier panic".to_owned(),
+            ));
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = work(&mut git);
+            (git, result)
+        })
+        .await;
+        match joined {
+            Ok((git, result)) => {
+                self.git = Some(git);
+                result
+            }
+            Err(error) => Err(IndexerError::Setup(format!("git task panicked: {error}"))),
+        }
+    }
+
+    async fn round(&mut self) -> Result<(), IndexerError> {
+        let batch: Vec<(String, Option<String>, u64, Bytes)> = self
+            .wanted
+            .iter()
+            .take(self.config.max_batch)
+            .map(|(path, wanted)| {
+                (
+                    path.clone(),
+                    wanted.name.clone(),
+                    wanted.revision,
+                    wanted.content.clone(),
+                )
+            })
+            .collect();
+        let changes: Vec<FileChange> = batch
+            .iter()
+            .map(|(path, _, _, content)| FileChange {
+                path: path.clone(),
+                content: (!content.is_empty()).then(|| content.clone()),
+            })
+            .collect();
+        let summary: Vec<(String, Option<String>, u64)> = batch
+            .iter()
+            .map(|(path, name, revision, _)| (path.clone(), name.clone(), *revision))
+            .collect();
+        let message = commit_message(&summary);
+        let revisions: Vec<(String, u64)> = summary
+            .iter()
+            .filter(|(_, name, _)| name.is_some())
+            .map(|(path, _, revision)| (path.clone(), *revision))
+            .collect();
+        let check_remote = std::mem::take(&mut self.check_remote);
+        let started = std::time::Instant::now();
+        let outcome = self
+            .with_git(move |git| git.round(&changes, &message, &revisions, check_remote))
+            .await;
+        let commit = match outcome {
+            Ok(commit) => commit,
+            Err(error) => {
+                self.check_remote |= check_remote;
+                return Err(error);
+            }
+        };
+        tracing::info!(
+            files = summary.len(),
+            commit = commit.map(|oid| oid.to_string()).unwrap_or_default(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "index round done"
+        );
+        for (path, _, revision) in summary {
+            if let Some(rebuild) = self.rebuild.as_mut() {
+                rebuild.touched.insert(path.clone());
+            }
+            let Some(mut wanted) = self.wanted.remove(&path) else {
+                continue;
+            };
+            debug_assert_eq!(
+                wanted.revision, revision,
+                "wanted states change only between rounds"
+            );
+            for (_, waiter) in wanted.waiters.drain(..) {
+                let _ = waiter.send(revision);
+            }
+        }
+        Ok(())
+    }
+
+    async fn rebuild_chunk(&mut self, verify_only: bool, files: Vec<Update>) {
+        let rebuild = self.rebuild.get_or_insert_with(|| Rebuild {
+            verify_only,
+            ..Rebuild::default()
+        });
+        rebuild.verify_only |= verify_only;
+        let write = !rebuild.verify_only;
+        let hashed = self
+            .with_git(move |git| {
+                files
+                    .into_iter()
+                    .map(|file| {
+                        let oid = if write {
+                            git.repo.write_blob(&file.content)?
+                        } else {
+                            Oid::hash_object(ObjectType::Blob, &file.content)?
+                        };
+                        Ok((file.path, oid, file.revision))
+                    })
+                    .collect::<Result<Vec<_>, IndexerError>>()
+            })
+            .await;
+        match hashed {
+            Ok(hashed) => {
+                if let Some(rebuild) = self.rebuild.as_mut() {
+                    for (path, oid, revision) in hashed {
+                        rebuild.files.insert(path, (oid, revision));
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "rebuild chunk failed; the rebuild is abandoned");
+                self.rebuild = None;
+            }
+        }
+    }
+
+    async fn rebuild_finish(&mut self) -> Result<RebuildReport, IndexerError> {
+        let rebuild = self.rebuild.take().ok_or_else(|| {
+            IndexerError::BadRequest("no rebuild in progress (a chunk failed?)".to_owned())
+        })?;
+        let wanted_paths: HashSet<String> = self.wanted.keys().cloned().collect();
+        let config_json = self.config_json.clone();
+        let report = self
+            .with_git(move |git| {
+                // Verify compares with what the remote serves; a rebuild first moves onto the
+                // remote (re-applying our state) and compares with the result.
+                let compared = if rebuild.verify_only {
+                    if git.repo.has_remote() {
+                        git.repo.fetch()?
+                    } else {
+                        git.repo.tip()
+                    }
+                } else {
+                    if git.repo.has_remote() {
+                        git.follow_remote()?;
+                    }
+                    git.repo.tip()
+                };
+                let current: BTreeMap<String, Oid> =
+                    git.repo.index_files_at(compared)?.into_iter().collect();
+                let config_now = current.get(CONFIG_PATH).copied();
+                let config_expected = Oid::hash_object(ObjectType::Blob, &config_json)?;
+                let mut report = RebuildReport {
+                    crates: u64::try_from(rebuild.files.len()).unwrap_or(u64::MAX),
+                    config_changed: config_now != Some(config_expected),
+                    ..RebuildReport::default()
+                };
+                let mut changes = Vec::new();
+                let mut revisions = Vec::new();
+                let protected =
+                    |path: &str| rebuild.touched.contains(path) || wanted_paths.contains(path);
+                for (path, (oid, revision)) in &rebuild.files {
+                    if protected(path) {
+                        continue;
+                    }
+                    revisions.push((path.clone(), *revision));
+                    match current.get(path) {
+                        Some(existing) if existing == oid => continue,
+                        Some(_) => report.changed.push(path.clone()),
+                        None => report.added.push(path.clone()),
+                    }
+                    changes.push((path.clone(), Some(*oid)));
+                }
+                for path in current.keys() {
+                    if path != CONFIG_PATH
+                        && is_index_path(path)
+                        && !rebuild.files.contains_key(path)
+                        && !protected(path)
+                    {
+                        report.removed.push(path.clone());
+                        changes.push((path.clone(), None));
+                    }
+                }
+                if rebuild.verify_only {
+                    return Ok(report);
+                }
+                if report.config_changed {
+                    changes.push((
+                        CONFIG_PATH.to_owned(),
+                        Some(git.repo.write_blob(&config_json)?),
+                    ));
+                }
+                let message = format!(
+                    "Rebuild the index from the store: {} added, {} changed, {} removed",
+                    report.added.len(),
+                    report.changed.len(),
+                    report.removed.len()
+                );
+                let commit = if changes.is_empty() {
+                    None
+                } else {
+                    git.repo.commit_blobs(&changes, &message)?
+                };
+                git.push()?;
+                git.revisions.replace(&revisions, &report.removed)?;
+                report.commit = commit.map(|oid| oid.to_string());
+                Ok(report)
+            })
+            .await?;
+        if report.commit.is_some() {
+            self.wanted.remove(CONFIG_PATH);
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_messages_name_the_crates() {
+        let one = vec![("3/a/abc".to_owned(), Some("abc".to_owned()), 3)];
+        assert_eq!(commit_message(&one), "Update abc (revision 3)");
+        let many: Vec<_> = (0..102)
+            .map(|index| (format!("p{index}"), Some(format!("c{index}")), 1))
+            .collect();
+        let message = commit_message(&many);
+        assert!(message.starts_with("Update 102 crates\n\nc0 (revision 1)\n"));
+        assert!(message.ends_with("and 2 more\n"));
+        assert_eq!(
+            commit_message(&[(CONFIG_PATH.to_owned(), None, 0)]),
+            "Update config.json"
+        );
+    }
+}

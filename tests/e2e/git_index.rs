@@ -1,0 +1,116 @@
+//! The real cargo reads the git index the indexer pushes, over file:// and git://.
+
+use std::time::Duration;
+
+use ktra_e2e::cargo::{CargoHome, library_manifest, package};
+use ktra_e2e::git::branch_files;
+use ktra_e2e::registry::Registry;
+use ktra_e2e::remotes::GitDaemon;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cargo_uses_the_git_index_over_file_and_git_protocols() {
+    let registry = Registry::start().await;
+    let token = registry.create_user("alice").await;
+    let file_index = format!("file://{}", registry.remote_path.display());
+    let publisher = CargoHome::new(&[("ktra", &file_index)]);
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path();
+    publisher.login(root, "ktra", &token).await;
+
+    let lib = package(
+        root,
+        "gitlib",
+        &library_manifest("Git_Lib", "0.1.0", ""),
+        &[("src/lib.rs", "pub fn value() -> u32 { 7 }\n")],
+    );
+    publisher
+        .ok(
+            &lib,
+            &[
+                "publish",
+                "--registry",
+                "ktra",
+                "--no-verify",
+                "--allow-dirty",
+            ],
+        )
+        .await;
+    // Publish answered only after the indexer pushed (the acknowledgement wait), so the git
+    // index already holds the version.
+    let files = branch_files(&registry.remote_path, "main");
+    let line = files
+        .get("gi/t_/git_lib")
+        .expect("the crate is in the git index");
+    assert!(line.contains("\"vers\":\"0.1.0\""), "{line}");
+    let config: serde_json::Value = serde_json::from_str(&files["config.json"]).unwrap();
+    assert_eq!(config["api"], registry.base.as_str());
+    assert_eq!(config["dl"], format!("{}/dl", registry.base).as_str());
+
+    let daemon = GitDaemon::start(registry.dir(), registry.dir());
+    let git_index = daemon.url("remote.git");
+    for (label, index) in [("file", file_index.as_str()), ("git", git_index.as_str())] {
+        let consumer = CargoHome::new(&[("ktra", index)]);
+        let app = package(
+            root,
+            &format!("app-{label}"),
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
+             [dependencies]\ngit_lib = { package = \"Git_Lib\", version = \"0.1\", registry = \"ktra\" }\n",
+            &[(
+                "src/main.rs",
+                "fn main() { println!(\"value={}\", git_lib::value()); }\n",
+            )],
+        );
+        let run = consumer.ok(&app, &["run", "--quiet"]).await;
+        assert!(run.contains("value=7"), "{label}: {run}");
+    }
+
+    // Yank through cargo, read back through the git index.
+    publisher
+        .ok(root, &["yank", "--registry", "ktra", "Git_Lib@0.1.0"])
+        .await;
+    let files = branch_files(&registry.remote_path, "main");
+    assert!(files["gi/t_/git_lib"].contains("\"yanked\":true"));
+    publisher
+        .ok(
+            root,
+            &["yank", "--undo", "--registry", "ktra", "Git_Lib@0.1.0"],
+        )
+        .await;
+
+    // The next version, then `cargo update` over git://.
+    std::fs::write(
+        lib.join("Cargo.toml"),
+        library_manifest("Git_Lib", "0.1.1", ""),
+    )
+    .unwrap();
+    std::fs::write(lib.join("src/lib.rs"), "pub fn value() -> u32 { 8 }\n").unwrap();
+    publisher
+        .ok(
+            &lib,
+            &[
+                "publish",
+                "--registry",
+                "ktra",
+                "--no-verify",
+                "--allow-dirty",
+            ],
+        )
+        .await;
+    let consumer = CargoHome::new(&[("ktra", &git_index)]);
+    let app = root.join("app-git");
+    consumer.ok(&app, &["update"]).await;
+    let lock = std::fs::read_to_string(app.join("Cargo.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"Git_Lib\"\nversion = \"0.1.1\""),
+        "{lock}"
+    );
+    let run = consumer.ok(&app, &["run", "--quiet"]).await;
+    assert!(run.contains("value=8"), "{run}");
+    registry
+        .wait_converged(
+            &registry.remote_path,
+            &["Git_Lib".to_owned()],
+            Duration::from_secs(10),
+        )
+        .await;
+}

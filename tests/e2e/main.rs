@@ -1,0 +1,5 @@
+//! End-to-end tests: both services as processes, real git remotes, the real cargo.
+
+mod faults;
+mod git_index;
+mod remotes;

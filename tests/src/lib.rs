@@ -1,0 +1,8 @@
+//! The end-to-end harness: both services as processes, git remotes over every transport, and
+//! the real `cargo` with throwaway `CARGO_HOME`s.
+
+pub mod cargo;
+pub mod git;
+pub mod process;
+pub mod registry;
+pub mod remotes;

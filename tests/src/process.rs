@@ -1,0 +1,166 @@
+//! Child processes the tests own: the two services and the git servers.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Returns a free loopback port. The port is released before it is used, so another process
+/// could take it meanwhile; on a test machine that race is rare enough.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("binding an ephemeral loopback port works")
+}
+
+/// Returns the path of a workspace binary built beside the test binary.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let test_binary = std::env::current_exe().expect("the test binary has a path");
+    // target/debug/deps/e2e-<hash> -> target/debug/<name>
+    let dir = test_binary
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the workspace first (`cargo build --workspace`, or run the tests with `--workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A process started by a test, logging to a file, killed when dropped.
+#[derive(Debug)]
+pub struct Service {
+    name: String,
+    command: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+    /// The port the process listens on.
+    pub port: u16,
+}
+
+impl Service {
+    /// Describes a process; nothing runs until [`Service::start`].
+    pub fn new(
+        name: &str,
+        command: impl Into<PathBuf>,
+        args: &[&str],
+        env: Vec<(String, String)>,
+        log_dir: &Path,
+        port: u16,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            command: command.into(),
+            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+            env,
+            log: log_dir.join(format!("{name}.log")),
+            child: None,
+            port,
+        }
+    }
+
+    /// Starts the process with a clean environment (`PATH`, `HOME` and the given variables),
+    /// appending to its log, and waits until its port accepts connections.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} is already running", self.name);
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("the log file opens");
+        let mut command = Command::new(&self.command);
+        command
+            .args(&self.args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the log file handle clones"))
+            .stderr(log);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.name));
+        self.child = Some(child);
+        if !wait_for_port(self.port, Duration::from_secs(20)) {
+            panic!(
+                "{} did not listen on {}:\n{}",
+                self.name,
+                self.port,
+                self.log_tail()
+            );
+        }
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns how long it took.
+    pub fn terminate(&mut self) -> Duration {
+        let Some(mut child) = self.child.take() else {
+            return Duration::ZERO;
+        };
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let _ = child.wait();
+        started.elapsed()
+    }
+
+    /// Returns whether the process is running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().ok().flatten().is_none())
+    }
+
+    /// Returns the last lines of the log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(60);
+        format!("--- {} log ---\n{}", self.name, lines[start..].join("\n"))
+    }
+
+    /// Returns the whole log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if std::thread::panicking() && self.child.is_some() {
+            eprintln!("{}", self.log_tail());
+        }
+        self.kill();
+    }
+}

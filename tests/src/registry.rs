@@ -1,0 +1,366 @@
+//! Both services as processes over stores in a temporary directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::process::{Service, free_port, workspace_binary};
+
+/// How a test wants the registry set up.
+#[derive(Debug, Clone)]
+pub struct RegistryBuilder {
+    remote_url: Option<String>,
+    indexer: bool,
+    env: Vec<(String, String)>,
+}
+
+impl Default for RegistryBuilder {
+    fn default() -> Self {
+        Self {
+            remote_url: None,
+            indexer: true,
+            env: Vec::new(),
+        }
+    }
+}
+
+impl RegistryBuilder {
+    /// Uses this remote instead of a `file://` repository in the test's directory.
+    #[must_use]
+    pub fn remote(mut self, url: &str) -> Self {
+        self.remote_url = Some(url.to_owned());
+        self
+    }
+
+    /// Runs the API alone, without an indexer.
+    #[must_use]
+    pub fn without_indexer(mut self) -> Self {
+        self.indexer = false;
+        self
+    }
+
+    /// Adds an environment variable for both services.
+    #[must_use]
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the services.
+    pub async fn start(self) -> Registry {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let api_port = free_port();
+        let indexer_port = free_port();
+        let base = format!("http://127.0.0.1:{api_port}");
+        let remote_path = dir.path().join("remote.git");
+        let remote_url = self
+            .remote_url
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", remote_path.display()));
+        let mut env: Vec<(String, String)> = [
+            ("KTRA_HTTP_ADDRESS", "127.0.0.1".to_owned()),
+            ("KTRA_HTTP_PORT", api_port.to_string()),
+            ("KTRA_REGISTRY_PUBLIC_URL", base.clone()),
+            (
+                "KTRA_DB_DIR_PATH",
+                dir.path().join("db").display().to_string(),
+            ),
+            (
+                "KTRA_BLOB_DIR_PATH",
+                dir.path().join("crates").display().to_string(),
+            ),
+            ("KTRA_AUTH_ARGON2_MEMORY_KIB", "1024".to_owned()),
+            ("KTRA_AUTH_ARGON2_ITERATIONS", "1".to_owned()),
+            ("KTRA_INDEXER_LISTEN", format!("127.0.0.1:{indexer_port}")),
+            ("KTRA_INDEXER_RESEND_INTERVAL_SECS", "1".to_owned()),
+            ("KTRA_GIT_REMOTE_URL", remote_url.clone()),
+            (
+                "KTRA_GIT_LOCAL_PATH",
+                dir.path().join("index").display().to_string(),
+            ),
+            ("KTRA_GIT_RETRY_MAX_SECS", "1".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+        if self.indexer {
+            env.push((
+                "KTRA_INDEXER_URL".to_owned(),
+                format!("http://127.0.0.1:{indexer_port}"),
+            ));
+        }
+        for (name, value) in &self.env {
+            env.retain(|(existing, _)| existing != name);
+            env.push((name.clone(), value.clone()));
+        }
+        let mut indexer = self.indexer.then(|| {
+            Service::new(
+                "indexer",
+                workspace_binary("ktra-indexer"),
+                &[],
+                env.clone(),
+                dir.path(),
+                indexer_port,
+            )
+        });
+        if let Some(indexer) = indexer.as_mut() {
+            indexer.start();
+        }
+        let mut api = Service::new(
+            "api",
+            workspace_binary("ktra-api"),
+            &[],
+            env.clone(),
+            dir.path(),
+            api_port,
+        );
+        api.start();
+        let registry = Registry {
+            base,
+            remote_url,
+            remote_path,
+            client: reqwest::Client::new(),
+            api,
+            indexer,
+            env,
+            dir,
+        };
+        registry.wait_ready().await;
+        registry
+    }
+}
+
+/// A running registry.
+#[derive(Debug)]
+pub struct Registry {
+    /// `http://127.0.0.1:{port}` of the API.
+    pub base: String,
+    /// The git remote's URL as the indexer uses it.
+    pub remote_url: String,
+    /// The default `file://` remote's directory (unused when another remote was given).
+    pub remote_path: PathBuf,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    /// The API process.
+    pub api: Service,
+    /// The indexer process.
+    pub indexer: Option<Service>,
+    env: Vec<(String, String)>,
+    dir: TempDir,
+}
+
+impl Registry {
+    /// Starts the default setup: both services, a `file://` remote.
+    pub async fn start() -> Self {
+        RegistryBuilder::default().start().await
+    }
+
+    /// Returns the builder.
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder::default()
+    }
+
+    /// The test's temporary directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The environment both services get.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// Returns `base` joined with `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(response) = self.client.get(self.url("/readyz")).send().await
+                && response.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the API never became ready\n{}", self.api.log_tail());
+    }
+
+    /// Creates a user with password `password123`; returns the token.
+    pub async fn create_user(&self, name: &str) -> String {
+        let response = self
+            .client
+            .post(self.url(&format!("/ktra/api/v1/new_user/{name}")))
+            .json(&serde_json::json!({"password": "password123"}))
+            .send()
+            .await
+            .expect("the API answers");
+        let body: Value = response.json().await.expect("a JSON answer");
+        body["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {body}"))
+            .to_owned()
+    }
+
+    /// Sends a publish body; returns the status and JSON answer, or `None` when the request
+    /// failed at the transport (the API was down).
+    pub async fn publish(&self, token: &str, body: Vec<u8>) -> Option<(StatusCode, Value)> {
+        let response = self
+            .client
+            .put(self.url("/api/v1/crates/new"))
+            .header("Authorization", token)
+            .body(body)
+            .send()
+            .await
+            .ok()?;
+        let status = response.status();
+        let text = response.text().await.ok()?;
+        Some((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    /// Yanks (or unyanks) a version.
+    pub async fn set_yanked(&self, token: &str, name: &str, version: &str, yanked: bool) {
+        let (method, action) = if yanked {
+            (reqwest::Method::DELETE, "yank")
+        } else {
+            (reqwest::Method::PUT, "unyank")
+        };
+        let response = self
+            .client
+            .request(
+                method,
+                self.url(&format!("/api/v1/crates/{name}/{version}/{action}")),
+            )
+            .header("Authorization", token)
+            .send()
+            .await
+            .expect("the API answers");
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+
+    /// Returns a crate's sparse index file (the store's state), or `None` on 404.
+    pub async fn sparse_file(&self, path: &str) -> Option<String> {
+        let response = self
+            .client
+            .get(self.url(&format!("/index/{path}")))
+            .send()
+            .await
+            .expect("the API answers");
+        match response.status() {
+            StatusCode::OK => Some(response.text().await.expect("a body")),
+            StatusCode::NOT_FOUND => None,
+            other => panic!("GET /index/{path}: {other}"),
+        }
+    }
+
+    /// Compares the git remote's branch with the store (through the sparse index): the same
+    /// crate files with the same content, `config.json` as configured, nothing else. `known`
+    /// lists the crates the test published. Returns the differences.
+    pub async fn remote_differences(&self, remote_dir: &Path, known: &[String]) -> Vec<String> {
+        let files = crate::git::branch_files(remote_dir, "main");
+        let mut differences = Vec::new();
+        let mut expected: BTreeMap<String, String> = BTreeMap::new();
+        for name in known {
+            let path = ktra_core::index::index_path(name);
+            if let Some(content) = self.sparse_file(&path).await {
+                expected.insert(path, content);
+            }
+        }
+        for (path, content) in &files {
+            if path == "config.json" {
+                let config: Value = serde_json::from_str(content).unwrap_or(Value::Null);
+                if config["api"] != self.base.as_str() {
+                    differences.push(format!("config.json: {content}"));
+                }
+                continue;
+            }
+            if !expected.contains_key(path) {
+                match self.sparse_file(path).await {
+                    Some(store) if &store == content => {}
+                    Some(_) => differences.push(format!("{path}: differs from the store")),
+                    None => differences.push(format!("{path}: not in the store")),
+                }
+            }
+        }
+        if !files.contains_key("config.json") {
+            differences.push("config.json: missing".to_owned());
+        }
+        for (path, content) in &expected {
+            match files.get(path) {
+                Some(remote) if remote == content => {}
+                Some(remote) => differences.push(format!(
+                    "{path}: remote has {} lines, store {}",
+                    remote.lines().count(),
+                    content.lines().count()
+                )),
+                None => differences.push(format!("{path}: missing from the remote")),
+            }
+        }
+        differences
+    }
+
+    /// Waits until the remote equals the store; panics with the differences after `timeout`.
+    pub async fn wait_converged(&self, remote_dir: &Path, known: &[String], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let differences = self.remote_differences(remote_dir, known).await;
+            if differences.is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                let logs = self
+                    .indexer
+                    .as_ref()
+                    .map(Service::log_tail)
+                    .unwrap_or_default();
+                panic!(
+                    "the remote did not converge to the store in {timeout:?}:\n{}\n{logs}\n{}",
+                    differences.join("\n"),
+                    self.api.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs `ktra-api` with a subcommand and this registry's environment; returns (exit code,
+    /// stdout).
+    pub fn api_command(&self, args: &[&str]) -> (i32, String) {
+        let output = std::process::Command::new(workspace_binary("ktra-api"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
+            .env(
+                "KTRA_INDEXER_URL",
+                format!(
+                    "http://127.0.0.1:{}",
+                    self.indexer.as_ref().map_or(0, |indexer| indexer.port)
+                ),
+            )
+            .output()
+            .expect("ktra-api runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        (
+            output.status.code().unwrap_or(-1),
+            format!("{stdout}{stderr}"),
+        )
+    }
+}
