@@ -11,7 +11,7 @@ help: ## List the targets
 
 .PHONY: run
 run: ## Build and start the registry with embedded storage on port 8000, data under ./data/
-	$(CARGO) build --locked --release -p ktra-api
+	$(CARGO) build --locked --release -p ktra-api -p ktra-indexer
 	scripts/run.sh
 
 .PHONY: setup
@@ -21,6 +21,12 @@ setup: ## Install what the tests need (idempotent)
 .PHONY: test
 test: setup ## Install what the tests need, then run every test
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
+
+.PHONY: bench
+bench: ## Run the benchmarks (release build); results in target/bench/
+	$(CARGO) build --locked --release -p ktra-api -p ktra-indexer -p ktra-bench
+	mkdir -p target/bench
+	./target/release/ktra-bench --json target/bench/indexer-growth.json indexer-growth
 
 .PHONY: fmt
 fmt: ## Format the code

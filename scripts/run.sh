@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
-# Starts the registry with the embedded defaults (what `make run` does after building).
+# Starts the registry with the embedded defaults (what `make run` does after building): the
+# indexer in the background, the API in the foreground. Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export KTRA_HTTP_PORT="${KTRA_HTTP_PORT:-8000}"
+base="${KTRA_REGISTRY_PUBLIC_URL:-http://127.0.0.1:${KTRA_HTTP_PORT}}"
+export KTRA_REGISTRY_PUBLIC_URL="$base"
 export KTRA_DB_DIR_PATH="${KTRA_DB_DIR_PATH:-./data/db}"
 export KTRA_BLOB_DIR_PATH="${KTRA_BLOB_DIR_PATH:-./data/crates}"
-base="${KTRA_REGISTRY_PUBLIC_URL:-http://127.0.0.1:${KTRA_HTTP_PORT}}"
+export KTRA_INDEXER_LISTEN="${KTRA_INDEXER_LISTEN:-127.0.0.1:8001}"
+export KTRA_INDEXER_URL="${KTRA_INDEXER_URL:-http://${KTRA_INDEXER_LISTEN}}"
+export KTRA_GIT_LOCAL_PATH="${KTRA_GIT_LOCAL_PATH:-./data/indexer}"
 mkdir -p ./data
+# With no remote configured, a bare repository under ./data is the remote (the indexer
+# creates it on first start).
+export KTRA_GIT_REMOTE_URL="${KTRA_GIT_REMOTE_URL:-file://$(pwd)/data/index.git}"
+
+./target/release/ktra-indexer &
+indexer=$!
+trap 'kill "$indexer" 2>/dev/null; wait "$indexer" 2>/dev/null' EXIT
 
 cat <<MSG
 
@@ -17,6 +29,12 @@ Ktra is starting on ${base} (data under ./data/).
 
     [registries.ktra]
     index = "sparse+${base}/index/"
+    credential-provider = "cargo:token"
+
+   or, through the git index the indexer keeps:
+
+    [registries.ktra-git]
+    index = "${KTRA_GIT_REMOTE_URL}"
     credential-provider = "cargo:token"
 
 2. Create a user; the answer holds your token:
@@ -33,4 +51,4 @@ Ktra is starting on ${base} (data under ./data/).
 Stop with Ctrl-C.
 
 MSG
-exec ./target/release/ktra-api "$@"
+./target/release/ktra-api "$@"

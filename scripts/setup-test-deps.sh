@@ -1,7 +1,25 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs. Idempotent: each step checks before installing.
+# Installs what the test suite needs. Idempotent: each step checks before installing, so a
+# machine that has everything installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Debian packages: real servers the tests start on loopback ports.
+#   lighttpd        git over http (git-http-backend) with basic auth
+#   openssh-server  git over ssh
+#   git             the daemon (git://), git-http-backend, and foreign commits in tests
+missing=()
+command -v lighttpd >/dev/null 2>&1 || [ -x /usr/sbin/lighttpd ] || missing+=(lighttpd)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+command -v git >/dev/null 2>&1 || missing+=(git)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest"

@@ -1,1 +1,317 @@
-//! Crashes and outages: after each, the remote's index equals the store's state.
+//! Crashes and outages: after each, the remote's index equals the store's state, with every
+//! accepted version exactly once and the yanked flags right.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ktra_core::testing::CrateFixture;
+use ktra_e2e::git::{branch_files, commit_count, init_bare, push_foreign_commit};
+use ktra_e2e::registry::Registry;
+use ktra_e2e::remotes::GitDaemon;
+use reqwest::StatusCode;
+use tokio::task::JoinSet;
+
+use crate::remotes::publish_many;
+
+/// The versions a burst publishes: `clients` clients, each publishing `per_client` crates,
+/// plus versions of one shared crate.
+fn burst_work(clients: usize, per_client: usize) -> Vec<Vec<CrateFixture>> {
+    (0..clients)
+        .map(|client| {
+            (0..per_client)
+                .map(|index| {
+                    if index % 4 == 0 {
+                        CrateFixture::new("shared", &format!("{client}.{index}.0"))
+                    } else {
+                        CrateFixture::new(&format!("burst{client}x{index}"), "1.0.0")
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs a burst; calls `midway` once `trigger` publishes got an answer. Returns the names of
+/// the crates published and the accepted (name, version) pairs.
+async fn burst(
+    registry: &Arc<Registry>,
+    token: &str,
+    work: Vec<Vec<CrateFixture>>,
+    trigger: usize,
+    midway: impl FnOnce() + Send + 'static,
+) -> (Vec<String>, BTreeSet<(String, String)>) {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let names: BTreeSet<String> = work
+        .iter()
+        .flatten()
+        .map(|fixture| fixture.name.clone())
+        .collect();
+    let mut tasks = JoinSet::new();
+    for fixtures in work {
+        let registry = Arc::clone(registry);
+        let token = token.to_owned();
+        let answered = Arc::clone(&answered);
+        tasks.spawn(async move {
+            let mut accepted = Vec::new();
+            for fixture in fixtures {
+                // A request the API never answered (it was killed) is retried, as cargo's
+                // user would; a version already taken then answers 400.
+                for _ in 0..100 {
+                    match registry.publish(&token, fixture.body()).await {
+                        Some((StatusCode::OK, _)) => {
+                            accepted.push((fixture.name.clone(), fixture.version.clone()));
+                            break;
+                        }
+                        Some((StatusCode::BAD_REQUEST, body))
+                            if body.to_string().contains("already uploaded") =>
+                        {
+                            accepted.push((fixture.name.clone(), fixture.version.clone()));
+                            break;
+                        }
+                        Some((status, body)) if status.is_server_error() => {
+                            panic!("{} answered {status}: {body}", fixture.name)
+                        }
+                        Some((status, body)) => panic!("{}: {status} {body}", fixture.name),
+                        None => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+            accepted
+        });
+    }
+    let watcher = {
+        let answered = Arc::clone(&answered);
+        tokio::spawn(async move {
+            while answered.load(Ordering::SeqCst) < trigger {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            midway();
+        })
+    };
+    let mut accepted = BTreeSet::new();
+    while let Some(result) = tasks.join_next().await {
+        accepted.extend(result.expect("a publishing task panicked"));
+    }
+    watcher.await.expect("the midway action ran");
+    (names.into_iter().collect(), accepted)
+}
+
+/// Asserts that every accepted version is in the remote exactly once.
+fn assert_each_version_once(remote: &std::path::Path, accepted: &BTreeSet<(String, String)>) {
+    let files = branch_files(remote, "main");
+    for (name, version) in accepted {
+        let path = ktra_core::index::index_path(name);
+        let content = files
+            .get(&path)
+            .unwrap_or_else(|| panic!("{name} is missing from the remote"));
+        let needle = format!("\"vers\":\"{version}\"");
+        let count = content
+            .lines()
+            .filter(|line| line.contains(&needle))
+            .count();
+        assert_eq!(count, 1, "{name}@{version} appears {count} times");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn indexer_killed_mid_burst_converges() {
+    let registry = Arc::new(
+        Registry::builder()
+            .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "500")
+            .start()
+            .await,
+    );
+    let token = registry.create_user("alice").await;
+    let killer = Arc::clone(&registry);
+    let (names, accepted) = burst(&registry, &token, burst_work(8, 10), 30, move || {
+        killer.indexer().kill();
+    })
+    .await;
+    assert_eq!(accepted.len(), 80);
+    assert!(!registry.indexer().is_running());
+    registry.indexer().start();
+    registry
+        .wait_converged(&registry.remote_path, &names, Duration::from_secs(30))
+        .await;
+    assert_each_version_once(&registry.remote_path, &accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn api_killed_mid_stream_converges() {
+    let registry = Arc::new(Registry::start().await);
+    let token = registry.create_user("alice").await;
+    let restarter = Arc::clone(&registry);
+    let (names, accepted) = burst(&registry, &token, burst_work(6, 10), 20, move || {
+        restarter.api.kill();
+        restarter.api.start();
+    })
+    .await;
+    assert_eq!(accepted.len(), 60);
+    registry.wait_ready().await;
+    registry
+        .wait_converged(&registry.remote_path, &names, Duration::from_secs(30))
+        .await;
+    assert_each_version_once(&registry.remote_path, &accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_away_and_back_converges() {
+    let served = tempfile::tempdir().unwrap();
+    let remote = served.path().join("index.git");
+    init_bare(&remote);
+    let daemon = GitDaemon::start(served.path(), served.path());
+    let registry = Registry::builder()
+        .remote(&daemon.url("index.git"))
+        .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "300")
+        .start()
+        .await;
+    let token = registry.create_user("alice").await;
+    let mut names = publish_many(&registry, &token, "before", 2).await;
+    registry
+        .wait_converged(&remote, &names, Duration::from_secs(10))
+        .await;
+
+    daemon.stop();
+    names.extend(publish_many(&registry, &token, "during", 3).await);
+    registry.set_yanked(&token, "before0", "1.0.0", true).await;
+    let files = branch_files(&remote, "main");
+    assert!(
+        !files.contains_key("du/ri/during0"),
+        "pushed while the remote was away"
+    );
+
+    daemon.restart();
+    registry
+        .wait_converged(&remote, &names, Duration::from_secs(20))
+        .await;
+    assert!(branch_files(&remote, "main")["be/fo/before0"].contains("\"yanked\":true"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_commits_are_overwritten_with_the_store_state() {
+    let registry = Registry::builder()
+        .env("KTRA_GIT_FETCH_INTERVAL_SECS", "1")
+        .start()
+        .await;
+    let token = registry.create_user("alice").await;
+    let mut names = publish_many(&registry, &token, "mine", 3).await;
+    let work = tempfile::tempdir().unwrap();
+
+    // Someone edits one crate file, deletes another and adds a README; the next publish
+    // finds its push refused, fetches, and re-applies the store's state on top.
+    push_foreign_commit(
+        &registry.remote_path,
+        work.path(),
+        "mi/ne/mine0",
+        Some("mi/ne/mine1"),
+    );
+    names.extend(publish_many(&registry, &token, "later", 1).await);
+    registry
+        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .await;
+    let files = branch_files(&registry.remote_path, "main");
+    assert_eq!(
+        files["README.md"], "an index\n",
+        "files outside the index are left alone"
+    );
+
+    // With nothing to publish, the idle fetch notices the next foreign commit.
+    let second = tempfile::tempdir().unwrap();
+    push_foreign_commit(&registry.remote_path, second.path(), "la/te/later0", None);
+    registry
+        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_becomes_few_pushes() {
+    let registry = Arc::new(Registry::start().await);
+    let token = registry.create_user("alice").await;
+    // The indexer's first commit (config.json) is not part of the burst.
+    registry
+        .wait_converged(&registry.remote_path, &[], Duration::from_secs(10))
+        .await;
+    let before = commit_count(&registry.remote_path, "main");
+    let (names, accepted) = burst(&registry, &token, burst_work(16, 16), 0, || {}).await;
+    let publishes = accepted.len();
+    registry
+        .wait_converged(&registry.remote_path, &names, Duration::from_secs(20))
+        .await;
+    let commits = commit_count(&registry.remote_path, "main") - before;
+    println!(
+        "{publishes} publishes from 16 clients became {commits} commits ({:.1} publishes per commit)",
+        publishes as f64 / commits as f64
+    );
+    assert_eq!(publishes, 256);
+    assert!(
+        commits * 4 <= publishes,
+        "{commits} commits for {publishes} publishes"
+    );
+    assert_each_version_once(&registry.remote_path, &accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_rebuild_from_the_store() {
+    let registry = Registry::start().await;
+    let token = registry.create_user("alice").await;
+    let names = publish_many(&registry, &token, "kept", 3).await;
+    registry
+        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .await;
+    // The embedded store is held by the running API; the admin commands run beside a stopped
+    // API.
+    registry.api.terminate();
+    let (code, output) = registry.api_command(&["verify-index"]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("crates in the store: 3"), "{output}");
+
+    let work = tempfile::tempdir().unwrap();
+    push_foreign_commit(
+        &registry.remote_path,
+        work.path(),
+        "st/ra/stray",
+        Some("ke/pt/kept2"),
+    );
+    let (code, output) = registry.api_command(&["verify-index"]);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("missing: ke/pt/kept2"), "{output}");
+    assert!(output.contains("not in the store: st/ra/stray"), "{output}");
+
+    let (code, output) = registry.api_command(&["rebuild-index"]);
+    assert_eq!(code, 0, "{output}");
+    let (code, output) = registry.api_command(&["verify-index"]);
+    assert_eq!(code, 0, "{output}");
+    registry.api.start();
+    registry.wait_ready().await;
+    registry
+        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_indexer_on_the_same_clone_refuses_to_start() {
+    let registry = Registry::start().await;
+    let mut env = registry.env().to_vec();
+    env.retain(|(name, _)| name != "KTRA_INDEXER_LISTEN");
+    env.push((
+        "KTRA_INDEXER_LISTEN".to_owned(),
+        format!("127.0.0.1:{}", ktra_e2e::process::free_port()),
+    ));
+    let output = std::process::Command::new(ktra_e2e::process::workspace_binary("ktra-indexer"))
+        .env_clear()
+        .envs(env)
+        .output()
+        .expect("the indexer runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("another ktra-indexer holds"), "{stderr}");
+    // The first one still works.
+    let token = registry.create_user("alice").await;
+    let names = publish_many(&registry, &token, "solo", 1).await;
+    registry
+        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .await;
+}

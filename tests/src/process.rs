@@ -4,6 +4,7 @@ use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Returns a free loopback port. The port is released before it is used, so another process
@@ -15,21 +16,24 @@ pub fn free_port() -> u16 {
         .expect("binding an ephemeral loopback port works")
 }
 
-/// Returns the path of a workspace binary built beside the test binary.
+/// Returns the path of a workspace binary of the same build profile as the running one: beside
+/// it (a binary in `target/<profile>/`) or one level up (a test in `target/<profile>/deps/`).
 pub fn workspace_binary(name: &str) -> PathBuf {
-    let test_binary = std::env::current_exe().expect("the test binary has a path");
-    // target/debug/deps/e2e-<hash> -> target/debug/<name>
-    let dir = test_binary
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps");
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: build the workspace first (`cargo build --workspace`, or run the tests with `--workspace`)",
-        path.display()
-    );
-    path
+    let current = std::env::current_exe().expect("the running binary has a path");
+    let dir = current.parent().expect("binaries live in a directory");
+    let candidates = [
+        dir.join(name),
+        dir.parent().map(|up| up.join(name)).unwrap_or_default(),
+    ];
+    candidates
+        .into_iter()
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is missing beside {}: build the workspace first (`cargo build --workspace`, or run the tests with `--workspace`)",
+                current.display()
+            )
+        })
 }
 
 /// Waits until something accepts TCP connections on `port`.
@@ -53,7 +57,7 @@ pub struct Service {
     args: Vec<String>,
     env: Vec<(String, String)>,
     log: PathBuf,
-    child: Option<Child>,
+    child: Mutex<Option<Child>>,
     /// The port the process listens on.
     pub port: u16,
 }
@@ -74,15 +78,15 @@ impl Service {
             args: args.iter().map(|arg| (*arg).to_owned()).collect(),
             env,
             log: log_dir.join(format!("{name}.log")),
-            child: None,
+            child: Mutex::new(None),
             port,
         }
     }
 
     /// Starts the process with a clean environment (`PATH`, `HOME` and the given variables),
     /// appending to its log, and waits until its port accepts connections.
-    pub fn start(&mut self) {
-        assert!(self.child.is_none(), "{} is already running", self.name);
+    pub fn start(&self) {
+        assert!(self.child().is_none(), "{} is already running", self.name);
         let log = File::options()
             .create(true)
             .append(true)
@@ -101,7 +105,7 @@ impl Service {
         let child = command
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.name));
-        self.child = Some(child);
+        *self.child() = Some(child);
         if !wait_for_port(self.port, Duration::from_secs(20)) {
             panic!(
                 "{} did not listen on {}:\n{}",
@@ -112,17 +116,26 @@ impl Service {
         }
     }
 
+    fn child(&self) -> MutexGuard<'_, Option<Child>> {
+        // A panic while holding the lock leaves a usable Option behind.
+        self.child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Kills the process with SIGKILL, as a crash would.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    pub fn kill(&self) {
+        let taken = self.child().take();
+        if let Some(mut child) = taken {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
     /// Sends SIGTERM and waits for the exit; returns how long it took.
-    pub fn terminate(&mut self) -> Duration {
-        let Some(mut child) = self.child.take() else {
+    pub fn terminate(&self) -> Duration {
+        let taken = self.child().take();
+        let Some(mut child) = taken else {
             return Duration::ZERO;
         };
         let started = Instant::now();
@@ -135,9 +148,14 @@ impl Service {
         started.elapsed()
     }
 
+    /// Returns the process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child().as_ref().map(Child::id)
+    }
+
     /// Returns whether the process is running.
-    pub fn is_running(&mut self) -> bool {
-        self.child
+    pub fn is_running(&self) -> bool {
+        self.child()
             .as_mut()
             .is_some_and(|child| child.try_wait().ok().flatten().is_none())
     }
@@ -158,7 +176,7 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        if std::thread::panicking() && self.child.is_some() {
+        if std::thread::panicking() && self.child().is_some() {
             eprintln!("{}", self.log_tail());
         }
         self.kill();

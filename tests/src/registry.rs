@@ -98,7 +98,7 @@ impl RegistryBuilder {
             env.retain(|(existing, _)| existing != name);
             env.push((name.clone(), value.clone()));
         }
-        let mut indexer = self.indexer.then(|| {
+        let indexer = self.indexer.then(|| {
             Service::new(
                 "indexer",
                 workspace_binary("ktra-indexer"),
@@ -108,10 +108,10 @@ impl RegistryBuilder {
                 indexer_port,
             )
         });
-        if let Some(indexer) = indexer.as_mut() {
+        if let Some(indexer) = indexer.as_ref() {
             indexer.start();
         }
-        let mut api = Service::new(
+        let api = Service::new(
             "api",
             workspace_binary("ktra-api"),
             &[],
@@ -283,6 +283,10 @@ impl Registry {
             }
         }
         for (path, content) in &files {
+            if !is_index_path(path) {
+                // Files someone else added outside the index (a README) are not ours to judge.
+                continue;
+            }
             if path == "config.json" {
                 let config: Value = serde_json::from_str(content).unwrap_or(Value::Null);
                 if config["api"] != self.base.as_str() {
@@ -339,6 +343,13 @@ impl Registry {
         }
     }
 
+    /// Returns the indexer process (the test set one up).
+    pub fn indexer(&self) -> &Service {
+        self.indexer
+            .as_ref()
+            .expect("this registry runs an indexer")
+    }
+
     /// Runs `ktra-api` with a subcommand and this registry's environment; returns (exit code,
     /// stdout).
     pub fn api_command(&self, args: &[&str]) -> (i32, String) {
@@ -363,4 +374,14 @@ impl Registry {
             format!("{stdout}{stderr}"),
         )
     }
+}
+
+/// Returns whether a path is one the index manages: `config.json` or a crate file at its
+/// canonical path.
+fn is_index_path(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    path == "config.json"
+        || (ktra_core::name::validate_crate_name(name).is_ok()
+            && name.to_ascii_lowercase() == name
+            && ktra_core::index::index_path(name) == path)
 }

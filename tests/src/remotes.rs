@@ -40,11 +40,17 @@ impl GitDaemon {
         let port = free_port();
         let base_arg = format!("--base-path={}", base.display());
         let port_arg = format!("--port={port}");
-        let mut service = Service::new(
+        // Run git-daemon itself: `git daemon` runs it as a child, which would outlive a kill.
+        let exec_path = Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .expect("git runs")
+            .stdout;
+        let daemon = Path::new(String::from_utf8_lossy(&exec_path).trim()).join("git-daemon");
+        let service = Service::new(
             "git-daemon",
-            "git",
+            daemon,
             &[
-                "daemon",
                 "--listen=127.0.0.1",
                 &port_arg,
                 &base_arg,
@@ -67,12 +73,12 @@ impl GitDaemon {
     }
 
     /// Stops the daemon (the remote becomes unreachable).
-    pub fn stop(&mut self) {
+    pub fn stop(&self) {
         self.service.kill();
     }
 
     /// Starts it again on the same port.
-    pub fn restart(&mut self) {
+    pub fn restart(&self) {
         self.service.start();
     }
 }
@@ -121,7 +127,7 @@ auth.require = ("/git" => ("method" => "basic", "realm" => "git", "require" => "
         );
         let config_path = work.join("lighttpd.conf");
         std::fs::write(&config_path, config).expect("lighttpd.conf");
-        let mut service = Service::new(
+        let service = Service::new(
             "lighttpd",
             "/usr/sbin/lighttpd",
             &["-D", "-f", &config_path.display().to_string()],
@@ -202,7 +208,7 @@ impl SshRemote {
         );
         let config_path = work.join("sshd_config");
         std::fs::write(&config_path, config).expect("sshd_config");
-        let mut service = Service::new(
+        let service = Service::new(
             "sshd",
             "/usr/sbin/sshd",
             &["-D", "-e", "-f", &config_path.display().to_string()],

@@ -16,21 +16,24 @@ struct Args {
     config: Option<PathBuf>,
 }
 
-/// Bounds libgit2's network waits (connect 10 s, then 60 s without progress), so a remote
-/// that hangs fails the push and the writer retries, instead of wedging it forever.
+/// Sets libgit2's process-wide options: network waits are bounded (connect 10 s, then 60 s
+/// without progress), so a remote that hangs fails the push and the writer retries instead of
+/// wedging; the object cache is capped at 64 MiB (libgit2's default, 256 MiB, would let a large
+/// index take most of the indexer's memory).
 #[expect(unsafe_code, reason = "libgit2's global options have no safe setter")]
-fn bound_libgit2_network_waits() -> anyhow::Result<()> {
+fn configure_libgit2() -> anyhow::Result<()> {
     // SAFETY: git2 requires these globals to be set before any other thread exists; this runs
     // first in `main`, before the tokio runtime starts its threads.
     unsafe {
         git2::opts::set_server_connect_timeout_in_milliseconds(10_000)?;
         git2::opts::set_server_timeout_in_milliseconds(60_000)?;
+        git2::opts::set_cache_max_size(64 * 1024 * 1024)?;
     }
     Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
-    bound_libgit2_network_waits()?;
+    configure_libgit2()?;
     let args = Args::parse();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -180,13 +180,22 @@ impl GitState {
         if check_remote && self.repo.has_remote() {
             self.follow_remote()?;
         }
+        let started = std::time::Instant::now();
         let commit = if changes.is_empty() {
             None
         } else {
             self.repo.commit(changes, message)?
         };
+        let committed = started.elapsed();
         self.push()?;
+        let pushed = started.elapsed();
         self.revisions.record(revisions)?;
+        tracing::debug!(
+            commit_us = committed.as_micros(),
+            push_us = (pushed - committed).as_micros(),
+            record_us = (started.elapsed() - pushed).as_micros(),
+            "round timings"
+        );
         Ok(commit.or_else(|| self.repo.tip()))
     }
 

@@ -1,4 +1,5 @@
 //! The git side of the indexer: the clone, its remote and host keys.
 
 pub mod known_hosts;
+pub mod maintenance;
 pub mod repo;

@@ -20,6 +20,7 @@ use secrecy::ExposeSecret;
 use crate::config::GitConfig;
 use crate::error::IndexerError;
 use crate::git::known_hosts::KnownHosts;
+use crate::git::maintenance;
 
 /// One file to write (or, with `None`, remove) in the index.
 #[derive(Debug, Clone)]
@@ -52,6 +53,16 @@ pub struct IndexRepo {
     /// The remote's tip as last seen (after a fetch or our own push); `None` for an empty
     /// remote or when there is no remote.
     remote_tip: Option<Oid>,
+    /// The remote's directory when it is a `file://` URL: pushed to by copying objects and
+    /// moving the branch with a compare-and-swap, which costs what the round changed rather
+    /// than what the index holds.
+    file_remote: Option<PathBuf>,
+    /// The `file://` remote, opened once.
+    file_remote_repo: Option<Repository>,
+    /// Rounds pushed since start, to space out maintenance.
+    rounds: u64,
+    /// Packs objects in the background.
+    maintainer: maintenance::Maintainer,
 }
 
 impl std::fmt::Debug for IndexRepo {
@@ -63,6 +74,9 @@ impl std::fmt::Debug for IndexRepo {
             .finish_non_exhaustive()
     }
 }
+
+/// Rounds between two maintenance passes.
+const MAINTENANCE_INTERVAL: u64 = 64;
 
 /// Returns whether a path is one the index manages: `config.json` or a crate's file at its
 /// canonical path. Other files (a README someone added) are left alone.
@@ -112,6 +126,12 @@ impl IndexRepo {
         let branch_ref = format!("refs/heads/{}", config.branch);
         let tracking_ref = format!("refs/remotes/origin/{}", config.branch);
         repo.set_head(&branch_ref)?;
+        let file_remote = config.remote_url.as_deref().and_then(file_remote_path);
+        let maintainer = maintenance::Maintainer::spawn(
+            path.clone(),
+            file_remote.clone(),
+            maintenance::remote_packs_file(&config.local_path),
+        );
         let mut opened = Self {
             repo,
             config,
@@ -119,6 +139,10 @@ impl IndexRepo {
             branch_ref,
             tracking_ref,
             remote_tip: None,
+            file_remote,
+            file_remote_repo: None,
+            rounds: 0,
+            maintainer,
         };
         if opened.has_remote() {
             match opened.fetch() {
@@ -357,6 +381,15 @@ impl IndexRepo {
         let (Some(url), Some(tip)) = (self.config.remote_url.clone(), self.tip()) else {
             return Ok(());
         };
+        if let Some(directory) = self.file_remote.clone() {
+            let result = self.push_to_directory(&directory, tip);
+            if matches!(result, Err(PushError::Transport(_))) {
+                // Reopen next time: the directory may have been replaced.
+                self.file_remote_repo = None;
+            }
+            result?;
+            return self.pushed(tip);
+        }
         let refused = RefCell::new(None::<String>);
         let remote_said = RefCell::new(String::new());
         {
@@ -396,9 +429,144 @@ impl IndexRepo {
                 format!("{message} (remote: {said})")
             }));
         }
+        self.pushed(tip)
+    }
+
+    fn pushed(&mut self, tip: Oid) -> Result<(), PushError> {
         self.remote_tip = Some(tip);
         self.repo
             .reference(&self.tracking_ref, tip, true, "ktra: pushed")?;
+        self.rounds += 1;
+        if self.rounds.is_multiple_of(MAINTENANCE_INTERVAL) {
+            self.maintainer.poke();
+        }
+        Ok(())
+    }
+
+    /// Pushes to a `file://` remote: copies the objects the new commits added, then moves the
+    /// branch only if it still points where we last saw it.
+    fn push_to_directory(&mut self, directory: &Path, tip: Oid) -> Result<(), PushError> {
+        if self.file_remote_repo.is_none() {
+            self.file_remote_repo = Some(Repository::open_bare(directory)?);
+        }
+        let Some(remote) = self.file_remote_repo.as_ref() else {
+            return Err(PushError::Transport(git2::Error::from_str(
+                "the remote is not open",
+            )));
+        };
+        let current = remote.refname_to_id(&self.branch_ref).ok();
+        if current != self.remote_tip {
+            return Err(PushError::Refused(format!(
+                "{}: the remote moved",
+                self.branch_ref
+            )));
+        }
+        let local_odb = self.repo.odb()?;
+        let remote_odb = remote.odb()?;
+        let started = std::time::Instant::now();
+        let objects = self.new_objects(self.remote_tip, tip)?;
+        tracing::debug!(
+            objects = objects.len(),
+            listed_us = started.elapsed().as_micros(),
+            "objects to copy"
+        );
+        for oid in objects {
+            if !remote_odb.exists(oid) {
+                let object = local_odb.read(oid)?;
+                remote_odb.write(object.kind(), object.data())?;
+            }
+        }
+        let moved = match current {
+            Some(old) => remote.reference_matching(&self.branch_ref, tip, true, old, "ktra: push"),
+            None => remote.reference(&self.branch_ref, tip, false, "ktra: push"),
+        };
+        match moved {
+            Ok(_) => Ok(()),
+            Err(error)
+                if matches!(
+                    error.code(),
+                    ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
+                ) =>
+            {
+                Err(PushError::Refused(format!(
+                    "{}: {}",
+                    self.branch_ref,
+                    error.message()
+                )))
+            }
+            Err(error) => Err(PushError::Transport(error)),
+        }
+    }
+
+    /// Lists the objects the commits from `from` (exclusive) to `to` added: each commit, its
+    /// root tree, and along every path it changed, the blob and the trees above it.
+    fn new_objects(&self, from: Option<Oid>, to: Oid) -> Result<Vec<Oid>, git2::Error> {
+        let mut walk = self.repo.revwalk()?;
+        walk.push(to)?;
+        if let Some(from) = from
+            && self.repo.find_commit(from).is_ok()
+        {
+            walk.hide(from)?;
+        }
+        let mut objects = Vec::new();
+        for commit in walk {
+            let commit = self.repo.find_commit(commit?)?;
+            objects.push(commit.id());
+            let tree = commit.tree()?;
+            objects.push(tree.id());
+            let parent_tree = match commit.parents().next() {
+                Some(parent) => Some(parent.tree()?),
+                None => None,
+            };
+            let Some(parent_tree) = parent_tree else {
+                // A root commit brings its whole tree.
+                tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+                    objects.push(entry.id());
+                    git2::TreeWalkResult::Ok
+                })?;
+                continue;
+            };
+            self.added_objects(&parent_tree, &tree, &mut objects)?;
+        }
+        objects.sort();
+        objects.dedup();
+        Ok(objects)
+    }
+
+    /// Collects what `new` holds that `old` does not: entries whose ids differ, descending
+    /// only into subtrees that changed, so the cost follows the change, not the tree.
+    fn added_objects(
+        &self,
+        old: &Tree<'_>,
+        new: &Tree<'_>,
+        objects: &mut Vec<Oid>,
+    ) -> Result<(), git2::Error> {
+        for entry in new {
+            let Ok(name) = entry.name() else {
+                continue;
+            };
+            let previous = old.get_name(name);
+            if previous
+                .as_ref()
+                .is_some_and(|previous| previous.id() == entry.id())
+            {
+                continue;
+            }
+            objects.push(entry.id());
+            if entry.kind() == Some(ObjectType::Tree) {
+                let subtree = self.repo.find_tree(entry.id())?;
+                match previous.filter(|previous| previous.kind() == Some(ObjectType::Tree)) {
+                    Some(previous) => {
+                        let previous_tree = self.repo.find_tree(previous.id())?;
+                        self.added_objects(&previous_tree, &subtree, objects)?;
+                    }
+                    None => subtree.walk(git2::TreeWalkMode::PreOrder, |_, inner| {
+                        objects.push(inner.id());
+                        git2::TreeWalkResult::Ok
+                    })?,
+                }
+            }
+        }
         Ok(())
     }
 
