@@ -6,3 +6,4 @@ pub mod git;
 pub mod process;
 pub mod registry;
 pub mod remotes;
+pub mod servers;

@@ -4,6 +4,11 @@
 //! file is never overwritten. The key carries a random part, so a publish that loses a race (or
 //! fails after writing its file) can delete its own file without touching anyone else's. A file
 //! is reachable only through the version record that names its key.
+//!
+//! Backends: a local directory, S3 and S3-compatible servers (with explicit settings), and any
+//! other `object_store` backend (Google Cloud Storage, Azure Blob Storage) from a URL, with
+//! credentials from the environment as each service's SDKs read them. S3 answers 403 for a
+//! missing key when the caller may not list the bucket; reads map that to "not found".
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,9 +16,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::prefix::PrefixStore;
+use object_store::signer::Signer;
+use object_store::{
+    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+};
 
 use crate::error::BlobError;
 
@@ -33,10 +43,35 @@ impl std::fmt::Debug for BlobRead {
     }
 }
 
+/// How to reach an S3 bucket. Credentials come from the standard AWS environment variables and
+/// credential chain (web identity tokens, container and instance metadata), so IAM roles need
+/// no static keys.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// The bucket.
+    pub bucket: String,
+    /// The region.
+    pub region: String,
+    /// A custom endpoint for S3-compatible servers (MinIO, SeaweedFS, Ceph...).
+    pub endpoint: Option<String>,
+    /// Whether plain `http://` endpoints are allowed.
+    pub allow_http: bool,
+    /// Virtual-hosted-style requests (`bucket.host`) instead of path style (`host/bucket`).
+    pub virtual_hosted_style: bool,
+    /// A key prefix inside the bucket, so several registries can share one.
+    pub prefix: Option<String>,
+    /// Static credentials, overriding the environment and the credential chain.
+    pub access_key_id: Option<String>,
+    /// The secret of `access_key_id`.
+    pub secret_access_key: Option<String>,
+}
+
 /// Where crate files live.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
+    /// Signs download URLs (S3 only), and the key prefix it must add.
+    signer: Option<(Arc<AmazonS3>, Option<String>)>,
 }
 
 fn classify(key: &str, error: object_store::Error) -> BlobError {
@@ -45,6 +80,8 @@ fn classify(key: &str, error: object_store::Error) -> BlobError {
         object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
             BlobError::AlreadyExists(key.to_owned())
         }
+        // Without list permission S3 answers 403 for a key that does not exist.
+        object_store::Error::PermissionDenied { .. } => BlobError::NotFound(key.to_owned()),
         other => BlobError::Unavailable(other.to_string()),
     }
 }
@@ -52,7 +89,71 @@ fn classify(key: &str, error: object_store::Error) -> BlobError {
 impl BlobStore {
     /// Wraps any `object_store` backend.
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            signer: None,
+        }
+    }
+
+    /// Connects to an S3 bucket; nothing is requested until the first use.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the options are incomplete (no bucket, an unusable endpoint).
+    pub fn s3(options: &S3Options) -> Result<Self, BlobError> {
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&options.bucket)
+            .with_region(&options.region)
+            .with_allow_http(options.allow_http)
+            .with_virtual_hosted_style_request(options.virtual_hosted_style);
+        if let Some(endpoint) = &options.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let (Some(key), Some(secret)) = (&options.access_key_id, &options.secret_access_key) {
+            builder = builder
+                .with_access_key_id(key)
+                .with_secret_access_key(secret);
+        }
+        let s3 = Arc::new(
+            builder
+                .build()
+                .map_err(|error| BlobError::Unavailable(format!("S3 settings: {error}")))?,
+        );
+        let prefix = options
+            .prefix
+            .as_deref()
+            .map(|prefix| prefix.trim_matches('/').to_owned())
+            .filter(|prefix| !prefix.is_empty());
+        let inner: Arc<dyn ObjectStore> = match &prefix {
+            Some(prefix) => Arc::new(PrefixStore::new(Arc::clone(&s3), prefix.as_str())),
+            None => s3.clone(),
+        };
+        Ok(Self {
+            inner,
+            signer: Some((s3, prefix)),
+        })
+    }
+
+    /// Opens any backend `object_store` knows from a URL (`gs://bucket/prefix`,
+    /// `az://container/prefix`, `s3://bucket/prefix`, `file:///dir`), configured from the
+    /// environment variables its builder reads (`GOOGLE_*`, `AZURE_*`, `AWS_*`).
+    ///
+    /// # Errors
+    ///
+    /// Fails when the URL names an unknown scheme or its settings are incomplete.
+    pub fn from_url(url: &str) -> Result<Self, BlobError> {
+        let parsed = url::Url::parse(url)
+            .map_err(|error| BlobError::Unavailable(format!("blob store URL: {error}")))?;
+        let options = std::env::vars().map(|(name, value)| (name.to_ascii_lowercase(), value));
+        let (store, prefix) = object_store::parse_url_opts(&parsed, options)
+            .map_err(|error| BlobError::Unavailable(format!("blob store URL: {error}")))?;
+        let store: Arc<dyn ObjectStore> = Arc::from(store);
+        let inner: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
+            store
+        } else {
+            Arc::new(PrefixStore::new(store, prefix))
+        };
+        Ok(Self::new(inner))
     }
 
     /// Opens a local directory, creating it if needed.
@@ -95,7 +196,14 @@ impl BlobStore {
             .put_opts(&ObjectPath::from(key), PutPayload::from(bytes), options)
             .await
             .map(|_| ())
-            .map_err(|error| classify(key, error))
+            .map_err(|error| match error {
+                // A refused write is a configuration problem, never a missing key.
+                object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. } => {
+                    BlobError::Unavailable(error.to_string())
+                }
+                other => classify(key, other),
+            })
     }
 
     /// Opens a file for reading.
@@ -116,6 +224,73 @@ impl BlobStore {
             .map_err(move |error| classify(&owned_key, error))
             .boxed();
         Ok(BlobRead { size, stream })
+    }
+
+    /// Opens part of a file: `range` of its bytes, clamped to the file's end.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::NotFound`] when there is no such file; [`BlobError::Unavailable`] when the
+    /// range starts past the end.
+    pub async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<BlobRead, BlobError> {
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..GetOptions::default()
+        };
+        let result = self
+            .inner
+            .get_opts(&ObjectPath::from(key), options)
+            .await
+            .map_err(|error| classify(key, error))?;
+        let size = result.range.end - result.range.start;
+        let owned_key = key.to_owned();
+        let stream = result
+            .into_stream()
+            .map_err(move |error| classify(&owned_key, error))
+            .boxed();
+        Ok(BlobRead { size, stream })
+    }
+
+    /// Returns a file's size.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::NotFound`] when there is no such file.
+    pub async fn size(&self, key: &str) -> Result<u64, BlobError> {
+        self.inner
+            .head(&ObjectPath::from(key))
+            .await
+            .map(|meta| meta.size)
+            .map_err(|error| classify(key, error))
+    }
+
+    /// Returns a URL that lets its holder download a file for `expires_in` without
+    /// credentials, or `None` when the backend cannot sign URLs.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::Unavailable`] when signing fails (no credentials, say).
+    pub async fn signed_download_url(
+        &self,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<url::Url>, BlobError> {
+        let Some((signer, prefix)) = &self.signer else {
+            return Ok(None);
+        };
+        let full_key = match prefix {
+            Some(prefix) => format!("{prefix}/{key}"),
+            None => key.to_owned(),
+        };
+        signer
+            .signed_url(http::Method::GET, &ObjectPath::from(full_key), expires_in)
+            .await
+            .map(Some)
+            .map_err(|error| BlobError::Unavailable(format!("signing a download URL: {error}")))
     }
 
     /// Reads a whole file into memory.

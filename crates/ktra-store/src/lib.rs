@@ -10,8 +10,10 @@ pub mod embedded;
 pub mod error;
 pub mod metadata;
 pub mod model;
+pub mod redis;
 
 pub use blob::BlobStore;
 pub use embedded::EmbeddedStore;
 pub use error::{BlobError, StoreError};
 pub use metadata::MetadataStore;
+pub use redis::RedisStore;

@@ -277,12 +277,52 @@ pub fn search_rank(query_lower: &str, canonical: &str) -> (u8, String) {
     (group, canonical.to_owned())
 }
 
-/// Returns whether a crate matches a search query: the query, folded like crate names, occurs in
-/// the name, or it occurs case-insensitively in the description.
-pub fn search_matches(query_lower: &str, canonical: &str, description: Option<&str>) -> bool {
-    let query = ktra_core::name::canonical_crate_name(query_lower);
-    canonical.contains(&query)
-        || description.is_some_and(|text| text.to_lowercase().contains(query_lower))
+/// The shortest query matched anywhere in a name; shorter queries match name prefixes.
+pub const MIN_SUBSTRING_QUERY: usize = 3;
+
+/// Splits text into the lower-case words search matches descriptions by.
+pub fn words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    words.sort();
+    words.dedup();
+    words
+}
+
+/// Returns the three-character windows of a canonical name, the keys of the name index.
+pub fn trigrams(canonical: &str) -> Vec<String> {
+    let chars: Vec<char> = canonical.chars().collect();
+    let mut grams: Vec<String> = chars
+        .windows(3)
+        .map(|window| window.iter().collect())
+        .collect();
+    grams.sort();
+    grams.dedup();
+    grams
+}
+
+/// Returns whether a crate matches a search query: the query, folded like crate names, occurs
+/// in the name (for queries shorter than [`MIN_SUBSTRING_QUERY`], starts it), or every word of
+/// the query is a word of the description.
+pub fn search_matches(query: &str, canonical: &str, description: Option<&str>) -> bool {
+    let folded = ktra_core::name::canonical_crate_name(query);
+    let name_matches = if folded.chars().count() < MIN_SUBSTRING_QUERY {
+        canonical.starts_with(&folded)
+    } else {
+        canonical.contains(&folded)
+    };
+    if name_matches {
+        return true;
+    }
+    let wanted = words(query);
+    !wanted.is_empty()
+        && description.is_some_and(|text| {
+            let have = words(text);
+            wanted.iter().all(|word| have.binary_search(word).is_ok())
+        })
 }
 
 #[cfg(test)]
@@ -293,6 +333,26 @@ mod tests {
     fn version_key_drops_build_metadata_only() {
         let version = semver::Version::parse("1.0.7-rc.1+build.5").unwrap();
         assert_eq!(version_key(&version), "1.0.7-rc.1");
+    }
+
+    #[test]
+    fn search_matches_names_and_description_words() {
+        assert!(search_matches("Serde", "serde_json", None));
+        assert!(search_matches("json", "serde_json", None));
+        assert!(!search_matches("js", "serde_json", None));
+        assert!(search_matches("se", "serde_json", None));
+        assert!(search_matches(
+            "fast JSON",
+            "simd",
+            Some("A fast json parser.")
+        ));
+        assert!(!search_matches(
+            "fast xml",
+            "simd",
+            Some("A fast json parser.")
+        ));
+        assert_eq!(trigrams("serde"), ["erd", "rde", "ser"]);
+        assert_eq!(words("Fast, FAST json!"), ["fast", "json"]);
     }
 
     #[test]

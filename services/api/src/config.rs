@@ -74,23 +74,29 @@ impl HttpConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DbKind {
-    /// The embedded redb file under `KTRA_DB_DIR_PATH`.
+    /// The embedded redb file under `KTRA_DB_DIR_PATH`: one API process.
     Embedded,
+    /// Redis at `KTRA_DB_REDIS_URL`: any number of API replicas.
+    Redis,
 }
 
 /// `KTRA_DB_*`: the metadata store.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DbConfig {
-    /// `KTRA_DB_KIND`: `embedded` (default).
+    /// `KTRA_DB_KIND`: `embedded` (default) or `redis`.
     #[serde(default = "default_db_kind")]
     pub kind: DbKind,
     /// `KTRA_DB_DIR_PATH`: the embedded database's directory (Ktra's `db_config.db_dir_path`).
     #[serde(default = "default_db_dir")]
     pub dir_path: PathBuf,
-    /// `KTRA_DB_REDIS_URL`: accepted for Ktra compatibility (Ktra's `db_config.redis_url`).
-    #[serde(default)]
-    pub redis_url: Option<String>,
+    /// `KTRA_DB_REDIS_URL`: the Redis URL (Ktra's `db_config.redis_url`): `redis://` or
+    /// `rediss://` (TLS), with `user:password@` when Redis asks for them.
+    #[serde(default = "default_redis_url")]
+    pub redis_url: String,
+    /// `KTRA_DB_KEY_PREFIX`: the prefix of every Redis key, so registries can share a Redis.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
     /// `KTRA_DB_MONGODB_URL`: accepted for Ktra compatibility; MongoDB is not supported.
     #[serde(default)]
     pub mongodb_url: Option<String>,
@@ -108,6 +114,14 @@ fn default_db_dir() -> PathBuf {
     PathBuf::from("./data/db")
 }
 
+fn default_redis_url() -> String {
+    "redis://localhost".to_owned()
+}
+
+fn default_key_prefix() -> String {
+    "ktra".to_owned()
+}
+
 fn default_login_prefix() -> String {
     "ktra-secure-auth:".to_owned()
 }
@@ -118,18 +132,67 @@ fn default_login_prefix() -> String {
 pub enum BlobKind {
     /// A local directory, `KTRA_BLOB_DIR_PATH`.
     Local,
+    /// An S3 bucket, `KTRA_S3_*`.
+    S3,
+    /// Any `object_store` backend named by `KTRA_BLOB_URL` (`gs://`, `az://`, ...).
+    Url,
 }
 
 /// `KTRA_BLOB_*`: where crate files live.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlobConfig {
-    /// `KTRA_BLOB_KIND`: `local` (default).
+    /// `KTRA_BLOB_KIND`: `local` (default), `s3` or `url`.
     #[serde(default = "default_blob_kind")]
     pub kind: BlobKind,
     /// `KTRA_BLOB_DIR_PATH`: the local directory (Ktra's `crate_files_config.dl_dir_path`).
     #[serde(default = "default_blob_dir")]
     pub dir_path: PathBuf,
+    /// `KTRA_BLOB_URL`: the store's URL when the kind is `url`, e.g. `gs://bucket/crates`;
+    /// credentials come from the backend's standard variables (`GOOGLE_*`, `AZURE_*`).
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// `KTRA_S3_*`: the S3 bucket when `KTRA_BLOB_KIND=s3`. Credentials come from the standard
+/// `AWS_*` variables and the AWS credential chain (web identity, container and instance
+/// metadata), so an IAM role needs no keys here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// `KTRA_S3_BUCKET`: the bucket.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// `KTRA_S3_REGION`: the region.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// `KTRA_S3_ENDPOINT`: the endpoint of an S3-compatible server; unset for AWS.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// `KTRA_S3_ALLOW_HTTP`: allow a plain `http://` endpoint.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// `KTRA_S3_VIRTUAL_HOSTED_STYLE`: `bucket.host` requests instead of `host/bucket`.
+    #[serde(default)]
+    pub virtual_hosted_style: bool,
+    /// `KTRA_S3_PREFIX`: a key prefix inside the bucket.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// `KTRA_S3_PRESIGNED_DOWNLOADS`: answer downloads with a redirect to a presigned URL, so
+    /// crate bytes flow from S3 straight to cargo.
+    #[serde(default)]
+    pub presigned_downloads: bool,
+    /// `KTRA_S3_PRESIGN_EXPIRY_SECS`: how long a presigned URL stays valid.
+    #[serde(default = "default_presign_expiry_secs")]
+    pub presign_expiry_secs: u64,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+
+fn default_presign_expiry_secs() -> u64 {
+    300
 }
 
 fn default_blob_kind() -> BlobKind {
@@ -208,6 +271,8 @@ pub struct Config {
     pub db: DbConfig,
     /// The blob store.
     pub blob: BlobConfig,
+    /// The S3 bucket.
+    pub s3: S3Config,
     /// Passwords and tokens.
     pub auth: AuthConfig,
 }
@@ -230,9 +295,19 @@ impl Config {
             indexer: IndexerEndpointConfig::from_settings(settings)?,
             db: section(settings, "KTRA_DB_")?,
             blob: section(settings, "KTRA_BLOB_")?,
+            s3: section(settings, "KTRA_S3_")?,
             auth: section(settings, "KTRA_AUTH_")?,
         };
         config.http.validate()?;
+        if config.blob.kind == BlobKind::S3 && config.s3.bucket.is_none() {
+            bail!("setting KTRA_S3_BUCKET: required when KTRA_BLOB_KIND=s3");
+        }
+        if config.blob.kind == BlobKind::Url && config.blob.url.is_none() {
+            bail!("setting KTRA_BLOB_URL: required when KTRA_BLOB_KIND=url");
+        }
+        if config.db.key_prefix.is_empty() || config.db.key_prefix.contains(char::is_whitespace) {
+            bail!("setting KTRA_DB_KEY_PREFIX: must be non-empty and without spaces");
+        }
         if config.auth.argon2_memory_kib < 8 * config.auth.argon2_parallelism {
             bail!("setting KTRA_AUTH_ARGON2_MEMORY_KIB: must be at least 8 KiB per lane");
         }
@@ -270,6 +345,8 @@ mod tests {
             ("KTRA_INDEXER_ACK_TIMEOUT_MS", "soon"),
             ("KTRA_DB_KIND", "oracle"),
             ("KTRA_BLOB_KIND", "tape"),
+            ("KTRA_BLOB_KIND", "s3"),
+            ("KTRA_S3_ALLOW_HTTP", "maybe"),
         ] {
             let error = Config::from_settings(&Settings::from_pairs([(name, value)])).unwrap_err();
             assert!(format!("{error:#}").contains(name), "{name}: {error:#}");

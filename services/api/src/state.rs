@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ktra_store::{BlobStore, EmbeddedStore, MetadataStore};
+use ktra_store::blob::S3Options;
+use ktra_store::{BlobStore, EmbeddedStore, MetadataStore, RedisStore};
 
 use crate::config::{BlobKind, Config, DbKind};
 use crate::index_sync::IndexSync;
@@ -33,17 +34,8 @@ impl AppState {
     ///
     /// Fails when a store cannot be opened or the password parameters are invalid.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
-        let store: Arc<dyn MetadataStore> = match config.db.kind {
-            DbKind::Embedded => {
-                let dir = config.db.dir_path.clone();
-                let store =
-                    tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir)).await??;
-                Arc::new(store)
-            }
-        };
-        let blobs = match config.blob.kind {
-            BlobKind::Local => BlobStore::local(&config.blob.dir_path)?,
-        };
+        let store = open_metadata_store(&config).await?;
+        let blobs = open_blob_store(&config)?;
         Self::with_stores(config, store, blobs)
     }
 
@@ -90,5 +82,33 @@ pub async fn open_metadata_store(config: &Config) -> anyhow::Result<Arc<dyn Meta
                 })?;
             Ok(Arc::new(store))
         }
+        DbKind::Redis => {
+            let store = RedisStore::connect(&config.db.redis_url, &config.db.key_prefix)
+                .await
+                .map_err(|error| anyhow::anyhow!("Redis at KTRA_DB_REDIS_URL: {error}"))?;
+            Ok(Arc::new(store))
+        }
     }
+}
+
+/// Opens the configured blob store.
+///
+/// # Errors
+///
+/// Fails when the settings are incomplete or the local directory cannot be created.
+pub fn open_blob_store(config: &Config) -> anyhow::Result<BlobStore> {
+    Ok(match config.blob.kind {
+        BlobKind::Local => BlobStore::local(&config.blob.dir_path)?,
+        BlobKind::S3 => BlobStore::s3(&S3Options {
+            bucket: config.s3.bucket.clone().unwrap_or_default(),
+            region: config.s3.region.clone(),
+            endpoint: config.s3.endpoint.clone(),
+            allow_http: config.s3.allow_http,
+            virtual_hosted_style: config.s3.virtual_hosted_style,
+            prefix: config.s3.prefix.clone(),
+            access_key_id: None,
+            secret_access_key: None,
+        })?,
+        BlobKind::Url => BlobStore::from_url(config.blob.url.as_deref().unwrap_or_default())?,
+    })
 }

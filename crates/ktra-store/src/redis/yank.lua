@@ -1,0 +1,57 @@
+-- Sets or clears a version's yanked flag atomically, rewriting only that flag in its index
+-- line. An unchanged flag changes nothing and returns the current file.
+--
+-- KEYS[1] crate hash, KEYS[2] versions hash, KEYS[3] index file, KEYS[4] owners set,
+-- KEYS[5] pending hash.
+-- ARGV[1] canonical name, ARGV[2] version key, ARGV[3] '1' to yank or '0' to unyank,
+-- ARGV[4] actor id, ARGV[5] time in ms.
+local name = redis.call('HGET', KEYS[1], 'name')
+if not name then
+  return {'no_crate'}
+end
+if redis.call('SISMEMBER', KEYS[4], ARGV[4]) == 0 then
+  return {'not_owner', name}
+end
+local raw = redis.call('HGET', KEYS[2], ARGV[2])
+if not raw then
+  return {'no_version', name}
+end
+local record = cjson.decode(raw)
+local wanted = ARGV[3] == '1'
+local content = redis.call('GET', KEYS[3])
+if record['yanked'] == wanted then
+  local current = redis.call('HMGET', KEYS[1], 'revision', 'etag', 'last_modified')
+  return {'ok', tonumber(current[1]), content, current[2], current[3], name}
+end
+local from, to = '"yanked":false', '"yanked":true'
+if not wanted then
+  from, to = to, from
+end
+local lines = {}
+local number = 0
+local rewritten = false
+for line in string.gmatch(content, '([^\n]*)\n') do
+  if number == record['line'] then
+    -- Escaped quotes inside values cannot form this pattern, so the first match is the field.
+    local first, last = string.find(line, from, 1, true)
+    if not first then
+      return redis.error_reply('index line ' .. number .. ' has no yanked flag')
+    end
+    line = string.sub(line, 1, first - 1) .. to .. string.sub(line, last + 1)
+    rewritten = true
+  end
+  lines[#lines + 1] = line
+  number = number + 1
+end
+if not rewritten then
+  return redis.error_reply('index line ' .. tostring(record['line']) .. ' is missing')
+end
+content = table.concat(lines, '\n') .. '\n'
+record['yanked'] = wanted
+redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(record))
+redis.call('SET', KEYS[3], content)
+local etag = '"' .. redis.sha1hex(content) .. '"'
+local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
+redis.call('HSET', KEYS[1], 'etag', etag, 'last_modified', ARGV[5])
+redis.call('HSET', KEYS[5], ARGV[1], revision)
+return {'ok', revision, content, etag, ARGV[5], name}

@@ -1,0 +1,110 @@
+//! The contract against a real redis-server, one per test.
+
+use std::sync::Arc;
+
+use ktra_e2e::servers::RedisServer;
+use ktra_store::{MetadataStore, RedisStore, StoreError};
+use tempfile::TempDir;
+
+use crate::suite;
+
+async fn open() -> (TempDir, RedisServer, Arc<dyn MetadataStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start(dir.path());
+    let store = RedisStore::connect(&server.url, "ktra-test").await.unwrap();
+    (dir, server, Arc::new(store))
+}
+
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_dir, _server, store) = open().await;
+                suite::$name(store).await;
+            }
+        )*
+    };
+}
+
+contract_tests!(
+    users_and_tokens,
+    publish_appends_and_refuses,
+    yank_flips_one_line,
+    owners_never_run_out,
+    pending_changes_and_acknowledgements,
+    search_and_listing,
+    concurrent_publishes_of_one_version_admit_one,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefixes_keep_registries_apart_and_layouts_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start(dir.path());
+    let first = RedisStore::connect(&server.url, "one").await.unwrap();
+    let second = RedisStore::connect(&server.url, "two").await.unwrap();
+    let user = first
+        .create_user("alice", "h", suite::token())
+        .await
+        .unwrap();
+    suite::publish_one(&first, "shared-name", "1.0.0", user.id)
+        .await
+        .unwrap();
+    assert!(second.user_credentials("alice").await.unwrap().is_none());
+    assert!(second.index_file("shared_name").await.unwrap().is_none());
+    let other = second
+        .create_user("bob", "h", suite::token())
+        .await
+        .unwrap();
+    suite::publish_one(&second, "shared-name", "1.0.0", other.id)
+        .await
+        .unwrap();
+
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("three:schema")
+        .arg(99)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let error = RedisStore::connect(&server.url, "three").await.unwrap_err();
+    assert!(error.to_string().contains("layout 99"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_redis_is_unavailable_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start_with(dir.path(), true);
+    let store = RedisStore::connect(&server.url, "ktra-test").await.unwrap();
+    let user = store
+        .create_user("alice", "h", suite::token())
+        .await
+        .unwrap();
+    suite::publish_one(&store, "before", "1.0.0", user.id)
+        .await
+        .unwrap();
+    server.kill();
+    let error = store.index_file("before").await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+    server.restart();
+    // The connection comes back by itself; a few attempts may still meet the old one.
+    let mut recovered = false;
+    for _ in 0..50 {
+        if store.ping().await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the store did not reconnect");
+    let file = store.index_file("before").await.unwrap().unwrap();
+    assert_eq!(
+        file.revision, 1,
+        "an acknowledged write survived the restart"
+    );
+}

@@ -1,0 +1,210 @@
+//! Storage servers the tests start on loopback ports: redis-server and SeaweedFS (S3).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::process::{Service, free_port};
+
+/// A redis-server owned by a test.
+#[derive(Debug)]
+pub struct RedisServer {
+    service: Service,
+    /// `redis://127.0.0.1:{port}`.
+    pub url: String,
+}
+
+impl RedisServer {
+    /// Starts redis-server without persistence.
+    pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, false)
+    }
+
+    /// Starts redis-server; with `durable`, every write is in the append-only file before
+    /// Redis answers, so a restart loses nothing that was acknowledged.
+    pub fn start_with(dir: &Path, durable: bool) -> Self {
+        let port = free_port();
+        let data = dir.join(format!("redis-{port}"));
+        std::fs::create_dir_all(&data).expect("the redis directory");
+        let port_text = port.to_string();
+        let data_text = data.display().to_string();
+        let mut args = vec![
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port_text,
+            "--save",
+            "",
+            "--dir",
+            &data_text,
+        ];
+        if durable {
+            args.extend(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            args.extend(["--appendonly", "no"]);
+        }
+        let service = Service::new("redis", "redis-server", &args, Vec::new(), dir, port);
+        service.start();
+        Self {
+            service,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Kills the server as a crash would.
+    pub fn kill(&self) {
+        self.service.kill();
+    }
+
+    /// Starts it again on the same port and data directory.
+    pub fn restart(&self) {
+        self.service.start();
+    }
+}
+
+/// A SeaweedFS server (`weed mini`) with its S3 gateway, owned by a test.
+#[derive(Debug)]
+pub struct S3Server {
+    service: Service,
+    /// `http://127.0.0.1:{port}`.
+    pub endpoint: String,
+    /// The access key accepted.
+    pub access_key: String,
+    /// The secret key accepted.
+    pub secret_key: String,
+    filer_port: u16,
+}
+
+/// Returns the `weed` binary: from the project's virtual environment (installed by
+/// `scripts/setup-test-deps.sh`) or from `PATH`.
+pub fn weed_binary() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/weed");
+    if venv.is_file() {
+        return venv;
+    }
+    PathBuf::from("weed")
+}
+
+impl S3Server {
+    /// Starts SeaweedFS with every port of its own.
+    pub fn start(dir: &Path) -> Self {
+        let s3_port = free_port();
+        let data = dir.join(format!("seaweed-{s3_port}"));
+        std::fs::create_dir_all(&data).expect("the seaweed directory");
+        // Every component gets its own port (gRPC ports are HTTP port + 10000, so the HTTP
+        // ports are chosen below 55535).
+        let port = || loop {
+            let candidate = free_port();
+            if candidate < 55_000 {
+                return candidate;
+            }
+        };
+        let filer_port = port();
+        let args: Vec<String> = vec![
+            "mini".into(),
+            format!("-dir={}", data.display()),
+            "-ip=127.0.0.1".into(),
+            "-ip.bind=127.0.0.1".into(),
+            "-admin.ui=false".into(),
+            format!("-master.port={}", port()),
+            format!("-volume.port={}", port()),
+            format!("-filer.port={filer_port}"),
+            format!("-s3.port={s3_port}"),
+            format!("-webdav.port={}", port()),
+            format!("-s3.port.iceberg={}", port()),
+            format!("-admin.port={}", port()),
+            format!("-metricsPort={}", port()),
+        ];
+        let access_key = "ktra-test-access".to_owned();
+        let secret_key = "ktra-test-secret-key".to_owned();
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let service = Service::new(
+            "seaweedfs",
+            weed_binary(),
+            &arg_refs,
+            vec![
+                ("AWS_ACCESS_KEY_ID".to_owned(), access_key.clone()),
+                ("AWS_SECRET_ACCESS_KEY".to_owned(), secret_key.clone()),
+            ],
+            dir,
+            s3_port,
+        );
+        service.start();
+        let server = Self {
+            service,
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            access_key,
+            secret_key,
+            filer_port,
+        };
+        server.wait_ready();
+        server
+    }
+
+    /// Waits until the S3 gateway and the filer answer requests (they listen before they
+    /// serve).
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let s3 = self.endpoint.trim_start_matches("http://").to_owned();
+        let filer = format!("127.0.0.1:{}", self.filer_port);
+        while Instant::now() < deadline {
+            let answers =
+                |address: &str| http_status(address, "GET", "/").is_some_and(|status| status < 500);
+            if answers(&s3) && answers(&filer) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "SeaweedFS never served requests\n{}",
+            self.service.log_tail()
+        );
+    }
+
+    /// Creates a bucket (a directory under the filer's `/buckets`).
+    pub fn create_bucket(&self, bucket: &str) {
+        let status = http_status(
+            &format!("127.0.0.1:{}", self.filer_port),
+            "POST",
+            &format!("/buckets/{bucket}/"),
+        );
+        assert_eq!(status, Some(201), "creating bucket {bucket}");
+    }
+
+    /// The environment a Ktra service needs to use this server with `bucket`.
+    pub fn env(&self, bucket: &str) -> Vec<(String, String)> {
+        vec![
+            ("KTRA_BLOB_KIND".to_owned(), "s3".to_owned()),
+            ("KTRA_S3_BUCKET".to_owned(), bucket.to_owned()),
+            ("KTRA_S3_ENDPOINT".to_owned(), self.endpoint.clone()),
+            ("KTRA_S3_REGION".to_owned(), "us-east-1".to_owned()),
+            ("KTRA_S3_ALLOW_HTTP".to_owned(), "true".to_owned()),
+            ("AWS_ACCESS_KEY_ID".to_owned(), self.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), self.secret_key.clone()),
+        ]
+    }
+
+    /// Kills the server as a crash would.
+    pub fn kill(&self) {
+        self.service.kill();
+    }
+
+    /// Starts it again on the same ports and data.
+    pub fn restart(&self) {
+        self.service.start();
+        self.wait_ready();
+    }
+}
+
+/// Sends a bodiless HTTP/1.1 request and returns the status code.
+fn http_status(address: &str, method: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
