@@ -32,7 +32,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 pip_install() {
     local package="$1" version="$2"
-    if ! .venv/bin/python -m pip show "$package" 2>/dev/null | grep -qx "Version: $version"; then
+    local installed
+    installed=$(.venv/bin/python -m pip show "$package" 2>/dev/null | sed -n 's/^Version: //p' || true)
+    if [ "$installed" != "$version" ]; then
         echo "setup: installing $package==$version"
         .venv/bin/python -m pip install --quiet --disable-pip-version-check "$package==$version"
     fi
