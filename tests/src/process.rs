@@ -7,9 +7,33 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Returns a free loopback port. The port is released before it is used, so another process
-/// could take it meanwhile; on a test machine that race is rare enough.
+/// Returns a free loopback port below the kernel's ephemeral range.
+///
+/// Outgoing connections take their local ports from the ephemeral range, so a server that is
+/// killed and restarted on a port from that range can find it taken by some client meanwhile.
+/// Ports below the range are only ever taken by a deliberate bind. The port is checked free and
+/// released; two tests picking the same one at the same instant is rare enough here.
 pub fn free_port() -> u16 {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let low = 10_000_u16;
+    let span = u32::from(ephemeral_start.saturating_sub(low).max(1));
+    // A per-process counter spreads picks; the clock separates processes.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    for _ in 0..1000 {
+        let step = NEXT.fetch_add(7_919, std::sync::atomic::Ordering::Relaxed);
+        let candidate = low + u16::try_from((seed.wrapping_add(step)) % span).unwrap_or(0);
+        if TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
+            return candidate;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())

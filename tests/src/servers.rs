@@ -72,6 +72,7 @@ pub struct S3Server {
     /// The secret key accepted.
     pub secret_key: String,
     filer_port: u16,
+    master_port: u16,
 }
 
 /// Returns the `weed` binary: from the project's virtual environment (installed by
@@ -87,30 +88,28 @@ pub fn weed_binary() -> PathBuf {
 impl S3Server {
     /// Starts SeaweedFS with every port of its own.
     pub fn start(dir: &Path) -> Self {
-        let s3_port = free_port();
+        let s3_port = seaweed_port();
         let data = dir.join(format!("seaweed-{s3_port}"));
         std::fs::create_dir_all(&data).expect("the seaweed directory");
-        // Every component gets its own port (gRPC ports are HTTP port + 10000, so the HTTP
-        // ports are chosen below 55535).
-        let port = || loop {
-            let candidate = free_port();
-            if candidate < 55_000 {
-                return candidate;
-            }
-        };
+        // Every component gets its own port. SeaweedFS also binds each HTTP port + 10000 for
+        // gRPC: both must be free and below the ephemeral range, so a restart finds them free.
+        let port = seaweed_port;
         let filer_port = port();
+        let master_port = port();
         let args: Vec<String> = vec![
             "mini".into(),
             format!("-dir={}", data.display()),
             "-ip=127.0.0.1".into(),
             "-ip.bind=127.0.0.1".into(),
             "-admin.ui=false".into(),
-            format!("-master.port={}", port()),
+            format!("-master.port={master_port}"),
             format!("-volume.port={}", port()),
             format!("-filer.port={filer_port}"),
             format!("-s3.port={s3_port}"),
             format!("-webdav.port={}", port()),
-            format!("-s3.port.iceberg={}", port()),
+            "-s3.port.iceberg=0".into(),
+            "-s3.port.lance=0".into(),
+            "-master.telemetry=false".into(),
             format!("-admin.port={}", port()),
             format!("-metricsPort={}", port()),
         ];
@@ -135,21 +134,26 @@ impl S3Server {
             access_key,
             secret_key,
             filer_port,
+            master_port,
         };
         server.wait_ready();
         server
     }
 
-    /// Waits until the S3 gateway and the filer answer requests (they listen before they
-    /// serve).
+    /// Waits until the S3 gateway and the filer answer and the master can place a write (a
+    /// volume server registered): they listen well before they serve.
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         let s3 = self.endpoint.trim_start_matches("http://").to_owned();
         let filer = format!("127.0.0.1:{}", self.filer_port);
+        let master = format!("127.0.0.1:{}", self.master_port);
         while Instant::now() < deadline {
-            let answers =
-                |address: &str| http_status(address, "GET", "/").is_some_and(|status| status < 500);
-            if answers(&s3) && answers(&filer) {
+            let answers = |address: &str| {
+                http_get(address, "GET", "/").is_some_and(|(status, _)| status < 500)
+            };
+            let writable = http_get(&master, "GET", "/dir/assign")
+                .is_some_and(|(status, body)| status == 200 && body.contains("\"fid\""));
+            if writable && answers(&s3) && answers(&filer) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -162,12 +166,16 @@ impl S3Server {
 
     /// Creates a bucket (a directory under the filer's `/buckets`).
     pub fn create_bucket(&self, bucket: &str) {
-        let status = http_status(
+        let answer = http_get(
             &format!("127.0.0.1:{}", self.filer_port),
             "POST",
             &format!("/buckets/{bucket}/"),
         );
-        assert_eq!(status, Some(201), "creating bucket {bucket}");
+        assert_eq!(
+            answer.map(|(status, _)| status),
+            Some(201),
+            "creating bucket {bucket}"
+        );
     }
 
     /// The environment a Ktra service needs to use this server with `bucket`.
@@ -195,8 +203,8 @@ impl S3Server {
     }
 }
 
-/// Sends a bodiless HTTP/1.1 request and returns the status code.
-fn http_status(address: &str, method: &str, path: &str) -> Option<u16> {
+/// Sends a bodiless HTTP/1.1 request; returns the status code and the raw answer.
+fn http_get(address: &str, method: &str, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -206,5 +214,17 @@ fn http_status(address: &str, method: &str, path: &str) -> Option<u16> {
     stream.write_all(request.as_bytes()).ok()?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer).ok()?;
-    answer.split_whitespace().nth(1)?.parse().ok()
+    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, answer))
+}
+
+/// Returns a free port whose gRPC twin (port + 10000) is free too, both below the ephemeral
+/// range.
+fn seaweed_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 22_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
 }

@@ -12,6 +12,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -22,7 +23,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
 use object_store::signer::Signer;
 use object_store::{
-    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload, RetryConfig,
 };
 
 use crate::error::BlobError;
@@ -101,7 +103,19 @@ impl BlobStore {
     ///
     /// Fails when the options are incomplete (no bucket, an unusable endpoint).
     pub fn s3(options: &S3Options) -> Result<Self, BlobError> {
+        // Fail within seconds when S3 is away, so the API answers 503 instead of holding
+        // requests for object_store's default three minutes of retries.
+        let retry = RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(10),
+        };
+        let client = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_timeout(Duration::from_secs(300));
         let mut builder = AmazonS3Builder::from_env()
+            .with_retry(retry)
+            .with_client_options(client)
             .with_bucket_name(&options.bucket)
             .with_region(&options.region)
             .with_allow_http(options.allow_http)

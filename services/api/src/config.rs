@@ -178,6 +178,12 @@ pub struct S3Config {
     /// `KTRA_S3_PREFIX`: a key prefix inside the bucket.
     #[serde(default)]
     pub prefix: Option<String>,
+    /// `KTRA_S3_ACCESS_KEY_ID`: a static access key; unset (preferred) uses the AWS chain.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// `KTRA_S3_SECRET_ACCESS_KEY`: the secret of `KTRA_S3_ACCESS_KEY_ID`.
+    #[serde(default)]
+    pub secret_access_key: Option<secrecy::SecretString>,
     /// `KTRA_S3_PRESIGNED_DOWNLOADS`: answer downloads with a redirect to a presigned URL, so
     /// crate bytes flow from S3 straight to cargo.
     #[serde(default)]
@@ -301,6 +307,11 @@ impl Config {
         config.http.validate()?;
         if config.blob.kind == BlobKind::S3 && config.s3.bucket.is_none() {
             bail!("setting KTRA_S3_BUCKET: required when KTRA_BLOB_KIND=s3");
+        }
+        if config.s3.access_key_id.is_some() != config.s3.secret_access_key.is_some() {
+            bail!(
+                "settings KTRA_S3_ACCESS_KEY_ID and KTRA_S3_SECRET_ACCESS_KEY: set both or neither"
+            );
         }
         if config.blob.kind == BlobKind::Url && config.blob.url.is_none() {
             bail!("setting KTRA_BLOB_URL: required when KTRA_BLOB_KIND=url");

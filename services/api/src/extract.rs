@@ -3,7 +3,7 @@
 use axum::extract::{FromRequestParts, Path, Query};
 use bytes::Bytes;
 use http::request::Parts;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -46,21 +46,69 @@ where
     }
 }
 
-/// Reads a whole body, refusing it with 413 as soon as it passes `limit` bytes.
+/// How much of a refused body is read and thrown away before answering, so that a client
+/// still sending it sees the answer instead of a reset connection.
+const DISCARD_LIMIT: usize = 1024 * 1024;
+
+/// How long discarding a refused body may take.
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and throws away up to [`DISCARD_LIMIT`] more bytes of a body, for at most
+/// [`DISCARD_TIME`]. A client that waits for `100 Continue` sent nothing, so nothing is read.
+pub async fn discard(mut body: axum::body::Body, expects_continue: bool) {
+    if expects_continue {
+        return;
+    }
+    let drain = async {
+        let mut discarded = 0;
+        while discarded < DISCARD_LIMIT {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    discarded += frame.data_ref().map_or(0, Bytes::len);
+                }
+                _ => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
+}
+
+/// Returns whether the client waits for `100 Continue` before sending its body.
+pub fn expects_continue(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::EXPECT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("100-continue"))
+}
+
+/// Reads a whole body, refusing it with 413 as soon as it passes `limit` bytes (the rest is
+/// discarded within bounds, see [`discard`], so the client reads the refusal).
 ///
 /// # Errors
 ///
 /// 413 past the limit, 400 when the client stops sending mid-body.
-pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(ApiError::too_large(format!(
-            "the request body is larger than the limit of {limit} bytes"
-        ))),
-        Err(error) => Err(ApiError::bad_request(format!(
-            "the request body could not be read: {error}"
-        ))),
+pub async fn read_body(
+    mut body: axum::body::Body,
+    limit: usize,
+    expects_continue: bool,
+) -> Result<Bytes, ApiError> {
+    let mut collected = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            ApiError::bad_request(format!("the request body could not be read: {error}"))
+        })?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        if collected.len() + data.len() > limit {
+            discard(body, expects_continue).await;
+            return Err(ApiError::too_large(format!(
+                "the request body is larger than the limit of {limit} bytes"
+            )));
+        }
+        collected.extend_from_slice(data);
     }
+    Ok(collected.freeze())
 }
 
 /// Reads a small JSON body (the user and owner APIs), at most `limit` bytes.
@@ -72,7 +120,7 @@ pub async fn json_body<T: DeserializeOwned>(
     body: axum::body::Body,
     limit: usize,
 ) -> Result<T, ApiError> {
-    let bytes = read_body(body, limit).await?;
+    let bytes = read_body(body, limit, false).await?;
     serde_json::from_slice(&bytes)
         .map_err(|error| ApiError::bad_request(format!("invalid JSON body: {error}")))
 }

@@ -106,8 +106,12 @@ pub fn open_blob_store(config: &Config) -> anyhow::Result<BlobStore> {
             allow_http: config.s3.allow_http,
             virtual_hosted_style: config.s3.virtual_hosted_style,
             prefix: config.s3.prefix.clone(),
-            access_key_id: None,
-            secret_access_key: None,
+            access_key_id: config.s3.access_key_id.clone(),
+            secret_access_key: config
+                .s3
+                .secret_access_key
+                .as_ref()
+                .map(|secret| secrecy::ExposeSecret::expose_secret(secret).to_owned()),
         })?,
         BlobKind::Url => BlobStore::from_url(config.blob.url.as_deref().unwrap_or_default())?,
     })

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::auth::require_user;
 use crate::error::ApiError;
-use crate::extract::read_body;
+use crate::extract::{discard, expects_continue, read_body};
 use crate::publish::{self, CheckedPublish};
 use crate::state::AppState;
 
@@ -43,16 +43,31 @@ pub async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PublishResponse>, ApiError> {
-    let user = require_user(&state, &headers).await?;
+    let expects_continue = expects_continue(&headers);
+    let user = match require_user(&state, &headers).await {
+        Ok(user) => user,
+        Err(error) => {
+            // Nothing of the body is kept; a bounded part is read so the client sees the 401.
+            discard(body, expects_continue).await;
+            return Err(error);
+        }
+    };
     let limit = state.config.http.max_publish_bytes;
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit) {
+        // Refused before a byte of the body is kept.
+        discard(body, expects_continue).await;
         return Err(too_large(limit));
     }
-    let body = read_body(body, usize::try_from(limit).unwrap_or(usize::MAX)).await?;
+    let body = read_body(
+        body,
+        usize::try_from(limit).unwrap_or(usize::MAX),
+        expects_continue,
+    )
+    .await?;
     let max_unpacked = state.config.http.max_unpacked_bytes;
     let checked = tokio::task::spawn_blocking(move || publish::check(body, max_unpacked))
         .await

@@ -5,11 +5,10 @@ use ktra_core::testing::CrateFixture;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{TestApp, assert_error};
+use crate::harness::{Backend, TestApp, assert_error};
 
-#[tokio::test]
-async fn publish_rejections_store_nothing() {
-    let app = TestApp::start().await;
+pub(crate) async fn publish_rejections_store_nothing(backend: Backend) {
+    let app = TestApp::start_on(backend, &[]).await;
     let token = app.create_user("alice").await;
 
     // Credentials are checked before anything else.
@@ -33,7 +32,9 @@ async fn publish_rejections_store_nothing() {
         !body.to_string().contains("not-a-token"),
         "the token is echoed: {body}"
     );
-    let forged = format!("{}0", &token[..token.len() - 1]);
+    // The same id with another secret.
+    let last = if token.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &token[..token.len() - 1]);
     let (status, body) = app
         .publish(Some(&forged), CrateFixture::new("demo", "1.0.0").body())
         .await;
@@ -118,9 +119,8 @@ async fn publish_rejections_store_nothing() {
     app.assert_not_stored("demo", 0).await;
 }
 
-#[tokio::test]
-async fn body_limit_is_enforced_before_buffering() {
-    let app = TestApp::start_with(&[("KTRA_HTTP_MAX_PUBLISH_BYTES", "4096")]).await;
+pub(crate) async fn body_limit_is_enforced_before_buffering(backend: Backend) {
+    let app = TestApp::start_on(backend, &[("KTRA_HTTP_MAX_PUBLISH_BYTES", "4096")]).await;
     let token = app.create_user("alice").await;
     let big = CrateFixture::new("big", "1.0.0")
         .with_payload(16 * 1024)
@@ -165,9 +165,8 @@ async fn body_limit_is_enforced_before_buffering() {
     app.assert_not_stored("big", 0).await;
 }
 
-#[tokio::test]
-async fn duplicates_collisions_and_ownership() {
-    let app = TestApp::start().await;
+pub(crate) async fn duplicates_collisions_and_ownership(backend: Backend) {
+    let app = TestApp::start_on(backend, &[]).await;
     let alice = app.create_user("alice").await;
     let bob = app.create_user("bob").await;
     let (status, body) = app
@@ -305,9 +304,8 @@ async fn duplicates_collisions_and_ownership() {
     assert_eq!(app.index_lines("foo_bar").await.unwrap().len(), 2);
 }
 
-#[tokio::test]
-async fn users_tokens_and_passwords() {
-    let app = TestApp::start().await;
+pub(crate) async fn users_tokens_and_passwords(backend: Backend) {
+    let app = TestApp::start_on(backend, &[]).await;
     let first = app.create_user("alice").await;
     let (status, reply) = app
         .post_json(
@@ -432,9 +430,8 @@ async fn users_tokens_and_passwords() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
-async fn sparse_index_revalidates() {
-    let app = TestApp::start().await;
+pub(crate) async fn sparse_index_revalidates(backend: Backend) {
+    let app = TestApp::start_on(backend, &[]).await;
     let token = app.create_user("alice").await;
     let (status, body) = app
         .publish(Some(&token), CrateFixture::new("Abc", "0.1.0").body())
@@ -512,9 +509,8 @@ async fn sparse_index_revalidates() {
     }
 }
 
-#[tokio::test]
-async fn downloads_stream_committed_versions_only() {
-    let app = TestApp::start().await;
+pub(crate) async fn downloads_stream_committed_versions_only(backend: Backend) {
+    let app = TestApp::start_on(backend, &[]).await;
     let token = app.create_user("alice").await;
     let fixture = CrateFixture::new("dl_me", "1.2.3+meta").with_payload(100_000);
     let (status, body) = app.publish(Some(&token), fixture.body()).await;
@@ -549,9 +545,8 @@ async fn downloads_stream_committed_versions_only() {
     }
 }
 
-#[tokio::test]
-async fn every_failure_uses_cargos_error_format() {
-    let app = TestApp::start().await;
+pub(crate) async fn every_failure_uses_cargos_error_format(backend: Backend) {
+    let app = TestApp::start_on(backend, &[]).await;
     let (status, reply) = app.call(Method::GET, "/no/such/route", None, None).await;
     assert_error(status, &reply, StatusCode::NOT_FOUND, "no such resource");
     let (status, reply) = app
@@ -581,9 +576,8 @@ async fn every_failure_uses_cargos_error_format() {
     assert_eq!((status, reply), (StatusCode::OK, json!({"status": "ok"})));
 }
 
-#[tokio::test]
-async fn search_ranks_and_pages() {
-    let app = TestApp::start().await;
+pub(crate) async fn search_ranks_and_pages(backend: Backend) {
+    let app = TestApp::start_on(backend, &[]).await;
     let token = app.create_user("alice").await;
     for (name, version) in [
         ("serde", "1.0.0"),
@@ -631,3 +625,14 @@ async fn search_ranks_and_pages() {
         .await;
     assert_eq!(reply["crates"][0]["name"], "my-serde-helper");
 }
+
+crate::on_every_backend!(
+    publish_rejections_store_nothing,
+    body_limit_is_enforced_before_buffering,
+    duplicates_collisions_and_ownership,
+    users_tokens_and_passwords,
+    sparse_index_revalidates,
+    downloads_stream_committed_versions_only,
+    every_failure_uses_cargos_error_format,
+    search_ranks_and_pages
+);

@@ -1,111 +1,13 @@
 //! The real `cargo` against the running service, with throwaway `CARGO_HOME`s.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
+use ktra_e2e::cargo::{CargoHome, library_manifest, package};
 use reqwest::StatusCode;
 use serde_json::Value;
-use tempfile::TempDir;
 
-use crate::harness::TestApp;
+use crate::harness::{Backend, TestApp};
 
-/// A `CARGO_HOME` configured for the registry `ktra`.
-struct CargoHome {
-    home: TempDir,
-    target: TempDir,
-}
-
-impl CargoHome {
-    fn new(app: &TestApp) -> Self {
-        let home = tempfile::tempdir().unwrap();
-        std::fs::write(
-            home.path().join("config.toml"),
-            format!(
-                "[registries.ktra]\nindex = \"sparse+{}/index/\"\ncredential-provider = \"cargo:token\"\n\
-                 [net]\nretry = 0\n",
-                app.base
-            ),
-        )
-        .unwrap();
-        Self {
-            home,
-            target: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn command(&self, cwd: &Path, args: &[&str]) -> Command {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut command = Command::new(cargo);
-        command
-            .args(args)
-            .current_dir(cwd)
-            .env("CARGO_HOME", self.home.path())
-            .env("CARGO_TARGET_DIR", self.target.path())
-            .env("CARGO_TERM_COLOR", "never")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_BUILD_TARGET_DIR");
-        command
-    }
-
-    /// Runs cargo and returns its output, whatever the exit status.
-    async fn output(&self, cwd: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut command = self.command(cwd, args);
-        let stdin = stdin.map(str::to_owned);
-        tokio::task::spawn_blocking(move || {
-            command.stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            });
-            command.stdout(Stdio::piped()).stderr(Stdio::piped());
-            let mut child = command.spawn().expect("cargo runs");
-            if let Some(text) = stdin {
-                use std::io::Write;
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(text.as_bytes())
-                    .unwrap();
-            }
-            child.wait_with_output().unwrap()
-        })
-        .await
-        .unwrap()
-    }
-
-    /// Runs cargo, asserts success and returns stdout and stderr together.
-    async fn ok(&self, cwd: &Path, args: &[&str]) -> String {
-        let output = self.output(cwd, args, None).await;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(output.status.success(), "cargo {args:?} failed:\n{text}");
-        text
-    }
-}
-
-/// Writes a package into a new directory under `root`.
-fn package(root: &Path, dir: &str, manifest: &str, files: &[(&str, &str)]) -> PathBuf {
-    let path = root.join(dir);
-    std::fs::create_dir_all(path.join("src")).unwrap();
-    std::fs::write(path.join("Cargo.toml"), manifest).unwrap();
-    for (file, content) in files {
-        let file_path = path.join(file);
-        std::fs::create_dir_all(file_path.parent().unwrap()).unwrap();
-        std::fs::write(file_path, content).unwrap();
-    }
-    path
-}
-
-fn simple_manifest(name: &str, version: &str) -> String {
-    format!(
-        "[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n\
-         description = \"the {name} crate\"\nlicense = \"MIT\"\n"
-    )
+fn cargo_home(app: &TestApp) -> CargoHome {
+    CargoHome::new(&[("ktra", &format!("sparse+{}/index/", app.base))])
 }
 
 const FANCY_LIB: &str = r#"
@@ -171,31 +73,22 @@ async fn assert_yanked(app: &TestApp, name: &str, version: &str, yanked: bool) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cargo_publishes_builds_yanks_owns_searches_and_updates() {
+pub(crate) async fn cargo_publishes_builds_yanks_owns_searches_and_updates(backend: Backend) {
     // The e2e suite uses the production Argon2 parameters.
-    let app = TestApp::start_with(&[
-        ("KTRA_AUTH_ARGON2_MEMORY_KIB", "19456"),
-        ("KTRA_AUTH_ARGON2_ITERATIONS", "2"),
-    ])
+    let app = TestApp::start_on(
+        backend,
+        &[
+            ("KTRA_AUTH_ARGON2_MEMORY_KIB", "19456"),
+            ("KTRA_AUTH_ARGON2_ITERATIONS", "2"),
+        ],
+    )
     .await;
     let token = app.create_user("alice").await;
     app.create_user("bob").await;
-    let publisher = CargoHome::new(&app);
+    let publisher = cargo_home(&app);
     let work = tempfile::tempdir().unwrap();
     let root = work.path();
-    let login = publisher
-        .output(
-            root,
-            &["login", "--registry", "ktra"],
-            Some(&format!("{token}\n")),
-        )
-        .await;
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
+    publisher.login(root, "ktra", &token).await;
 
     // Dependencies with 1-, 2-, 3- and 4+-letter and upper-case names.
     for (name, value) in [
@@ -208,7 +101,7 @@ async fn cargo_publishes_builds_yanks_owns_searches_and_updates() {
         let dir = package(
             root,
             name,
-            &simple_manifest(name, "0.1.0"),
+            &library_manifest(name, "0.1.0", ""),
             &[(
                 "src/lib.rs",
                 &format!("pub fn value() -> u32 {{ {value} }}\n"),
@@ -300,7 +193,7 @@ async fn cargo_publishes_builds_yanks_owns_searches_and_updates() {
             "fn main() { println!(\"answer={}\", fancy::answer()); }\n",
         )],
     );
-    let consumer = CargoHome::new(&app);
+    let consumer = cargo_home(&app);
     let run = consumer.ok(&app_dir, &["run", "--quiet"]).await;
     assert!(run.contains("answer=12"), "{run}");
     let lock = std::fs::read_to_string(app_dir.join("Cargo.lock")).unwrap();
@@ -419,3 +312,5 @@ async fn cargo_publishes_builds_yanks_owns_searches_and_updates() {
     let response = app.client.get(app.url("/me")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+crate::on_every_backend!(cargo_publishes_builds_yanks_owns_searches_and_updates);

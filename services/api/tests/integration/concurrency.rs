@@ -7,11 +7,10 @@ use ktra_core::testing::CrateFixture;
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
-use crate::harness::TestApp;
+use crate::harness::{Backend, TestApp};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_publishes_keep_one_line_per_accepted_version() {
-    let app = Arc::new(TestApp::start().await);
+pub(crate) async fn concurrent_publishes_keep_one_line_per_accepted_version(backend: Backend) {
+    let app = Arc::new(TestApp::start_on(backend, &[]).await);
     let token = Arc::new(app.create_user("alice").await);
     let mut work = Vec::new();
     // Different crates.
@@ -89,3 +88,5 @@ async fn concurrent_publishes_keep_one_line_per_accepted_version() {
     // Refused publishes left no crate file behind.
     assert_eq!(app.blob_keys().await.len(), total);
 }
+
+crate::on_every_backend!(concurrent_publishes_keep_one_line_per_accepted_version);

@@ -4,12 +4,61 @@ use std::sync::Arc;
 
 use ktra_api::{AppState, Config};
 use ktra_core::config::Settings;
-use ktra_store::{BlobStore, EmbeddedStore, MetadataStore};
+use ktra_e2e::servers::{RedisServer, S3Server};
+use ktra_store::{BlobStore, MetadataStore};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// The storage a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// redb and a local directory.
+    Embedded,
+    /// A real redis-server and a real S3-compatible server (SeaweedFS).
+    RedisS3,
+}
+
+/// The servers behind a Redis+S3 test, shared by its replicas.
+pub(crate) struct SharedServers {
+    pub(crate) redis: RedisServer,
+    pub(crate) s3: S3Server,
+    _dir: TempDir,
+}
+
+impl SharedServers {
+    /// Starts redis-server (durable, so a restart loses nothing acknowledged) and SeaweedFS
+    /// with a bucket.
+    pub(crate) fn start() -> Arc<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let redis = RedisServer::start_with(dir.path(), true);
+        let s3 = S3Server::start(dir.path());
+        s3.create_bucket("crates");
+        Arc::new(Self {
+            redis,
+            s3,
+            _dir: dir,
+        })
+    }
+
+    fn settings(&self) -> Vec<(String, String)> {
+        let mut settings = vec![
+            ("KTRA_DB_KIND".to_owned(), "redis".to_owned()),
+            ("KTRA_DB_REDIS_URL".to_owned(), self.redis.url.clone()),
+        ];
+        for (name, value) in self.s3.env("crates") {
+            let name = match name.as_str() {
+                "AWS_ACCESS_KEY_ID" => "KTRA_S3_ACCESS_KEY_ID".to_owned(),
+                "AWS_SECRET_ACCESS_KEY" => "KTRA_S3_SECRET_ACCESS_KEY".to_owned(),
+                _ => name,
+            };
+            settings.push((name, value));
+        }
+        settings
+    }
+}
 
 /// A running API service.
 pub(crate) struct TestApp {
@@ -21,6 +70,8 @@ pub(crate) struct TestApp {
     pub(crate) store: Arc<dyn MetadataStore>,
     /// The blob store, likewise.
     pub(crate) blobs: BlobStore,
+    /// The Redis and S3 servers, when the test runs on them.
+    pub(crate) servers: Option<Arc<SharedServers>>,
     /// Holds the data directory until the test ends.
     _dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -28,15 +79,38 @@ pub(crate) struct TestApp {
 }
 
 impl TestApp {
-    /// Starts the service with the default configuration and an extra setting or two.
-    pub(crate) async fn start_with(extra: &[(&str, &str)]) -> Self {
+    /// Starts the service on `backend` with extra settings.
+    pub(crate) async fn start_on(backend: Backend, extra: &[(&str, &str)]) -> Self {
+        let servers = (backend == Backend::RedisS3).then(SharedServers::start);
+        Self::start_over(servers, extra).await
+    }
+
+    /// Starts another replica over the same Redis and S3 servers.
+    pub(crate) async fn replica(&self) -> Self {
+        Self::start_over(self.servers.clone(), &[]).await
+    }
+
+    async fn start_over(servers: Option<Arc<SharedServers>>, extra: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let base = format!("http://127.0.0.1:{port}");
         let mut settings = Settings::from_pairs(extra.iter().copied())
             .with("KTRA_REGISTRY_PUBLIC_URL", &base)
-            .with("KTRA_HTTP_PORT", &port.to_string());
+            .with("KTRA_HTTP_PORT", &port.to_string())
+            .with(
+                "KTRA_DB_DIR_PATH",
+                &dir.path().join("db").display().to_string(),
+            )
+            .with(
+                "KTRA_BLOB_DIR_PATH",
+                &dir.path().join("crates").display().to_string(),
+            );
+        if let Some(servers) = &servers {
+            for (name, value) in servers.settings() {
+                settings = settings.with(&name, &value);
+            }
+        }
         // Keep hashing cheap in tests that create many users; the e2e suite uses the defaults.
         for (name, value) in [
             ("KTRA_AUTH_ARGON2_MEMORY_KIB", "1024"),
@@ -47,9 +121,8 @@ impl TestApp {
             }
         }
         let config = Config::from_settings(&settings).unwrap();
-        let store: Arc<dyn MetadataStore> =
-            Arc::new(EmbeddedStore::open(&dir.path().join("db")).unwrap());
-        let blobs = BlobStore::local(&dir.path().join("crates")).unwrap();
+        let store = ktra_api::state::open_metadata_store(&config).await.unwrap();
+        let blobs = ktra_api::state::open_blob_store(&config).unwrap();
         let state = AppState::with_stores(config, Arc::clone(&store), blobs.clone()).unwrap();
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(ktra_api::serve(state, listener, async {
@@ -60,15 +133,11 @@ impl TestApp {
             client: reqwest::Client::new(),
             store,
             blobs,
+            servers,
             _dir: dir,
             shutdown: Some(shutdown),
             server: Some(server),
         }
-    }
-
-    /// Starts the service with the default configuration.
-    pub(crate) async fn start() -> Self {
-        Self::start_with(&[]).await
     }
 
     /// Returns `base` joined with `path`.
