@@ -50,6 +50,64 @@ impl RedisServer {
         }
     }
 
+    /// Starts redis-server speaking TLS only (a fresh self-signed certificate) and requiring
+    /// `password`; the URL is `rediss://:password@127.0.0.1:{port}/#insecure` (the certificate
+    /// is not verified: it is the test's own).
+    pub fn start_tls(dir: &Path, password: &str) -> Self {
+        let port = free_port();
+        let data = dir.join(format!("redis-tls-{port}"));
+        std::fs::create_dir_all(&data).expect("the redis directory");
+        let (cert, key) = (data.join("cert.pem"), data.join("key.pem"));
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "a test certificate");
+        let (port_text, cert_text, key_text, data_text) = (
+            port.to_string(),
+            cert.display().to_string(),
+            key.display().to_string(),
+            data.display().to_string(),
+        );
+        let args = [
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--tls-port",
+            &port_text,
+            "--tls-cert-file",
+            &cert_text,
+            "--tls-key-file",
+            &key_text,
+            "--tls-ca-cert-file",
+            &cert_text,
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            password,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &data_text,
+        ];
+        let service = Service::new("redis-tls", "redis-server", &args, Vec::new(), dir, port);
+        service.start();
+        Self {
+            service,
+            url: format!("rediss://:{password}@127.0.0.1:{port}/#insecure"),
+        }
+    }
+
     /// Kills the server as a crash would.
     pub fn kill(&self) {
         self.service.kill();

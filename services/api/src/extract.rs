@@ -53,8 +53,7 @@ const DISCARD_LIMIT: usize = 1024 * 1024;
 /// How long discarding a refused body may take.
 const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Reads and throws away up to [`DISCARD_LIMIT`] more bytes of a body, for at most
-/// [`DISCARD_TIME`]. A client that waits for `100 Continue` sent nothing, so nothing is read.
+/// Reads and throws away up to 1 MiB more of a body, for at most 2 seconds. A client that waits for `100 Continue` sent nothing, so nothing is read.
 pub async fn discard(mut body: axum::body::Body, expects_continue: bool) {
     if expects_continue {
         return;

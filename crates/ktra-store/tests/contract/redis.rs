@@ -108,3 +108,32 @@ async fn an_unreachable_redis_is_unavailable_and_recovers() {
         "an acknowledged write survived the restart"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start_tls(dir.path(), "s3cret-pass");
+    let store = RedisStore::connect(&server.url, "ktra-test").await.unwrap();
+    let user = store
+        .create_user("alice", "h", suite::token())
+        .await
+        .unwrap();
+    suite::publish_one(&store, "secure", "1.0.0", user.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.index_file("secure").await.unwrap().unwrap().revision,
+        1
+    );
+    let wrong = server.url.replace("s3cret-pass", "wrong");
+    let error = RedisStore::connect(&wrong, "ktra-test").await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("WRONGPASS") || message.to_lowercase().contains("auth"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("wrong"),
+        "the password leaks into the error: {message}"
+    );
+}

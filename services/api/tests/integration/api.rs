@@ -534,6 +534,53 @@ pub(crate) async fn downloads_stream_committed_versions_only(backend: Backend) {
         let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
         assert_eq!(line["cksum"], digest.as_str());
     }
+    // HEAD and byte ranges.
+    let crate_bytes = fixture.crate_file();
+    let path = app.url("/dl/dl_me/1.2.3/download");
+    let head = app.client.head(&path).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        head.headers()["content-length"],
+        crate_bytes.len().to_string().as_str()
+    );
+    assert_eq!(head.headers()["accept-ranges"], "bytes");
+    let part = app
+        .client
+        .get(&path)
+        .header("Range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 10-19/{}", crate_bytes.len()).as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &crate_bytes[10..20]);
+    let tail = app
+        .client
+        .get(&path)
+        .header("Range", "bytes=-5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tail.bytes().await.unwrap().as_ref(),
+        &crate_bytes[crate_bytes.len() - 5..]
+    );
+    let outside = app
+        .client
+        .get(&path)
+        .header("Range", format!("bytes={}-", crate_bytes.len()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outside.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        outside.headers()["content-range"],
+        format!("bytes */{}", crate_bytes.len()).as_str()
+    );
+
     for path in [
         "/dl/dl_me/9.9.9/download",
         "/dl/nothing/1.0.0/download",
@@ -626,6 +673,42 @@ pub(crate) async fn search_ranks_and_pages(backend: Backend) {
     assert_eq!(reply["crates"][0]["name"], "my-serde-helper");
 }
 
+pub(crate) async fn presigned_downloads_redirect_to_the_bucket(backend: Backend) {
+    let app = TestApp::start_on(backend, &[("KTRA_S3_PRESIGNED_DOWNLOADS", "true")]).await;
+    let token = app.create_user("alice").await;
+    let fixture = CrateFixture::new("signed", "1.0.0");
+    let (status, body) = app.publish(Some(&token), fixture.body()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = no_redirects
+        .get(app.url("/dl/signed/1.0.0/download"))
+        .send()
+        .await
+        .unwrap();
+    if backend == Backend::Embedded {
+        // A local directory cannot sign URLs: the file is served directly.
+        assert_eq!(response.status(), StatusCode::OK);
+        return;
+    }
+    assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    // Followed, the redirect yields the crate.
+    let bytes = app
+        .client
+        .get(app.url("/dl/signed/1.0.0/download"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes.as_ref(), fixture.crate_file().as_slice());
+}
+
 crate::on_every_backend!(
     publish_rejections_store_nothing,
     body_limit_is_enforced_before_buffering,
@@ -634,5 +717,6 @@ crate::on_every_backend!(
     sparse_index_revalidates,
     downloads_stream_committed_versions_only,
     every_failure_uses_cargos_error_format,
-    search_ranks_and_pages
+    search_ranks_and_pages,
+    presigned_downloads_redirect_to_the_bucket,
 );
