@@ -1,11 +1,18 @@
-//! `ktra-bench`: Ktra's benchmarks. `make bench` runs them; see BENCHMARKS.md.
+//! `ktra-bench`: Ktra's benchmarks. `make bench` runs them; BENCHMARKS.md holds the results.
 
 mod indexer_growth;
+mod load;
+mod nginx;
+mod scenarios;
 mod stats;
+mod system;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use scenarios::{Figure, Figures, Sizes};
+use system::{Configuration, System};
 
 /// Ktra's benchmarks.
 #[derive(Debug, Parser)]
@@ -20,7 +27,25 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The cost of one git index update as the index grows.
+    /// Every scenario, in every named configuration, several runs each.
+    Run {
+        /// Configurations: embedded, redis-s3.
+        #[arg(long, value_delimiter = ',', default_value = "embedded,redis-s3")]
+        configs: Vec<String>,
+        /// Runs of each scenario.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// A short smoke version (CI): small sizes, one run.
+        #[arg(long)]
+        quick: bool,
+        /// Skip the growth scenario.
+        #[arg(long)]
+        no_growth: bool,
+        /// Run only these scenarios: publish, visible, reads, downloads.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+    /// The cost of one git index update as the index grows (the indexer alone).
     IndexerGrowth {
         /// Index sizes, in crates.
         #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
@@ -34,10 +59,132 @@ enum Command {
     },
 }
 
+fn sizes(quick: bool) -> Sizes {
+    if quick {
+        Sizes {
+            publishes: 200,
+            publish_clients: vec![1, 8],
+            duration: Duration::from_secs(1),
+            connections: 16,
+            growth: vec![200],
+            visible_samples: 5,
+        }
+    } else {
+        Sizes {
+            publishes: 4000,
+            publish_clients: vec![1, 8, 32, 64],
+            duration: Duration::from_secs(5),
+            connections: 64,
+            growth: vec![1000, 10_000, 50_000],
+            visible_samples: 50,
+        }
+    }
+}
+
+fn print_table(figures: &[Figure]) {
+    println!("| scenario | variant | metric | configuration | median (min-max) | unit |");
+    println!("|---|---|---|---|---|---|");
+    for figure in figures {
+        let spread = {
+            let mut sorted = figure.runs.clone();
+            sorted.sort_by(f64::total_cmp);
+            let precision = if figure.median().abs() >= 100.0 { 0 } else { 2 };
+            if sorted.len() > 1 {
+                format!(
+                    "{:.precision$} ({:.precision$}-{:.precision$})",
+                    figure.median(),
+                    sorted[0],
+                    sorted[sorted.len() - 1]
+                )
+            } else {
+                format!("{:.precision$}", figure.median())
+            }
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            figure.scenario,
+            figure.variant,
+            figure.metric,
+            figure.configuration,
+            spread,
+            figure.unit
+        );
+    }
+}
+
+async fn run_configuration(
+    configuration: Configuration,
+    sizes: &Sizes,
+    runs: usize,
+    growth: bool,
+    only: &[String],
+) -> anyhow::Result<Vec<Figure>> {
+    let wanted = |scenario: &str| only.is_empty() || only.iter().any(|name| name == scenario);
+    eprintln!("bench: starting the {} configuration", configuration.name());
+    let system = System::start(configuration).await?;
+    let nginx_dir = tempfile::tempdir()?;
+    let nginx = nginx::Nginx::start(nginx_dir.path())?;
+    let mut figures = Figures::new(configuration.name());
+    for run in 0..runs {
+        eprintln!("bench: {} run {}/{runs}", configuration.name(), run + 1);
+        let label = scenarios::Label::default();
+        if wanted("publish") {
+            scenarios::publish(&system, sizes, run, &label, &mut figures).await?;
+        }
+        if wanted("visible") {
+            scenarios::visible(&system, sizes, run, &label, &mut figures).await?;
+        }
+        if wanted("reads") {
+            scenarios::reads(&system, &nginx, sizes, run, &mut figures).await?;
+        }
+        if wanted("downloads") {
+            scenarios::downloads(&system, &nginx, sizes, run, &mut figures).await?;
+        }
+    }
+    if growth {
+        eprintln!("bench: {} growth", configuration.name());
+        scenarios::growth(&system, sizes, &mut figures).await?;
+    }
+    let memory = system.memory();
+    figures.record("memory", "idle", "api RSS", "MiB", memory.api_idle);
+    figures.record("memory", "peak", "api RSS", "MiB", memory.api_peak);
+    figures.record("memory", "idle", "indexer RSS", "MiB", memory.indexer_idle);
+    figures.record("memory", "peak", "indexer RSS", "MiB", memory.indexer_peak);
+    Ok(figures.into_inner())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let json = match args.command {
+        Command::Run {
+            configs,
+            runs,
+            quick,
+            no_growth,
+            only,
+        } => {
+            let sizes = sizes(quick);
+            let runs = if quick { 1 } else { runs.max(1) };
+            let mut all = Vec::new();
+            for name in configs {
+                let configuration = Configuration::parse(&name)
+                    .ok_or_else(|| anyhow::anyhow!("unknown configuration `{name}`"))?;
+                all.extend(
+                    run_configuration(configuration, &sizes, runs, !no_growth, &only).await?,
+                );
+            }
+            all.sort_by(|a, b| {
+                (&a.scenario, &a.variant, &a.metric).cmp(&(&b.scenario, &b.variant, &b.metric))
+            });
+            print_table(&all);
+            serde_json::json!({
+                "machine": machine(),
+                "runs": runs,
+                "quick": quick,
+                "figures": all,
+            })
+        }
         Command::IndexerGrowth {
             sizes,
             updates,
@@ -65,7 +212,27 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     if let Some(path) = args.json {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
         std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
     }
     Ok(())
+}
+
+/// Describes the machine the figures come from.
+fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|name| name.trim().to_owned())
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "cpus": std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap_or(0),
+        "cpu": cpu,
+    })
 }

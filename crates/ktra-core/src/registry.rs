@@ -136,7 +136,7 @@ pub struct IndexerEndpointConfig {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// `KTRA_INDEXER_ACK_TIMEOUT_MS` (API): how long a publish or yank waits for the indexer to
-    /// push before answering cargo anyway.
+    /// push before answering cargo anyway; `0` hands the change over without waiting.
     #[serde(default = "default_ack_timeout_ms")]
     pub ack_timeout_ms: u64,
     /// `KTRA_INDEXER_RESEND_INTERVAL_SECS` (API): how often unacknowledged changes are sent

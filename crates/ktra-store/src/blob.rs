@@ -185,12 +185,14 @@ impl BlobStore {
         Ok(Self::new(Arc::new(store)))
     }
 
-    /// Returns a fresh key for a version's crate file: `crates/{canonical}/{version}/{random}.crate`.
+    /// Returns a fresh key for a version's crate file:
+    /// `crates/{canonical}/{version}-{random}.crate`. One directory per crate keeps a local
+    /// store from creating a directory per version.
     pub fn new_crate_key(canonical: &str, version_key: &str) -> String {
         let mut nonce = [0_u8; 12];
         rand::fill(&mut nonce);
         format!(
-            "crates/{canonical}/{version_key}/{}.crate",
+            "crates/{canonical}/{version_key}-{}.crate",
             hex::encode(nonce)
         )
     }

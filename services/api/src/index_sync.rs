@@ -121,6 +121,21 @@ impl IndexSync {
         if self.client.is_none() {
             return;
         }
+        if self.ack_timeout.is_zero() {
+            // Configured not to wait: hand the change over in the background.
+            let sync = self.clone();
+            let file = file.clone();
+            tokio::spawn(async move {
+                if let Err(status) = sync.send(std::slice::from_ref(&file), RESEND_TIMEOUT).await {
+                    tracing::warn!(
+                        crate_name = file.name,
+                        code = ?status.code(),
+                        "the git index has not acknowledged the change yet; it will be sent again"
+                    );
+                }
+            });
+            return;
+        }
         if let Err(status) = self
             .send(std::slice::from_ref(file), self.ack_timeout)
             .await

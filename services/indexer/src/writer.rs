@@ -290,6 +290,11 @@ impl Writer {
         let mut open = true;
         while open {
             if self.wanted.is_empty() && !self.check_remote {
+                if self.commands.is_empty()
+                    && let Some(git) = self.git.as_mut()
+                {
+                    git.repo.maintain_if_due();
+                }
                 match tokio::time::timeout(idle_fetch, self.commands.recv()).await {
                     Ok(Some(command)) => self.handle(command).await,
                     Ok(None) => open = false,

@@ -53,14 +53,16 @@ pub struct IndexRepo {
     /// The remote's tip as last seen (after a fetch or our own push); `None` for an empty
     /// remote or when there is no remote.
     remote_tip: Option<Oid>,
-    /// The remote's directory when it is a `file://` URL: pushed to by copying objects and
-    /// moving the branch with a compare-and-swap, which costs what the round changed rather
-    /// than what the index holds.
+    /// The remote's directory when it is a `file://` URL: the clone writes its objects into
+    /// the remote's database and pushes by moving the branch with a compare-and-swap, which
+    /// costs nothing that grows with the index.
     file_remote: Option<PathBuf>,
     /// The `file://` remote, opened once.
     file_remote_repo: Option<Repository>,
     /// Rounds pushed since start, to space out maintenance.
     rounds: u64,
+    /// `rounds` when maintenance last started.
+    maintained_at: u64,
     /// Packs objects in the background.
     maintainer: maintenance::Maintainer,
 }
@@ -75,8 +77,11 @@ impl std::fmt::Debug for IndexRepo {
     }
 }
 
-/// Rounds between two maintenance passes.
+/// Rounds after which an idle indexer runs a maintenance pass.
 const MAINTENANCE_INTERVAL: u64 = 64;
+
+/// Rounds after which a maintenance pass runs even while busy.
+const MAINTENANCE_OVERDUE: u64 = 16_384;
 
 /// Returns whether a path is one the index manages: `config.json` or a crate's file at its
 /// canonical path. Other files (a README someone added) are left alone.
@@ -127,6 +132,12 @@ impl IndexRepo {
         let tracking_ref = format!("refs/remotes/origin/{}", config.branch);
         repo.set_head(&branch_ref)?;
         let file_remote = config.remote_url.as_deref().and_then(file_remote_path);
+        if let Some(remote) = &file_remote {
+            // A file:// remote is on this machine: write objects straight into its object
+            // database, so a push only moves the branch. The clone keeps its own refs.
+            let remote_repo = Repository::open_bare(remote)?;
+            repo.set_odb(&remote_repo.odb()?)?;
+        }
         let maintainer = maintenance::Maintainer::spawn(
             path.clone(),
             file_remote.clone(),
@@ -142,6 +153,7 @@ impl IndexRepo {
             file_remote,
             file_remote_repo: None,
             rounds: 0,
+            maintained_at: 0,
             maintainer,
         };
         if opened.has_remote() {
@@ -437,14 +449,16 @@ impl IndexRepo {
         self.repo
             .reference(&self.tracking_ref, tip, true, "ktra: pushed")?;
         self.rounds += 1;
-        if self.rounds.is_multiple_of(MAINTENANCE_INTERVAL) {
-            self.maintainer.poke();
+        // Under sustained load maintenance waits for a quiet moment (see `maintain_if_due`),
+        // unless objects have piled up for very long.
+        if self.rounds - self.maintained_at >= MAINTENANCE_OVERDUE {
+            self.maintain();
         }
         Ok(())
     }
 
-    /// Pushes to a `file://` remote: copies the objects the new commits added, then moves the
-    /// branch only if it still points where we last saw it.
+    /// Pushes to a `file://` remote: the objects are in its database already (the clone writes
+    /// there), so the branch moves, and only if it still points where we last saw it.
     fn push_to_directory(&mut self, directory: &Path, tip: Oid) -> Result<(), PushError> {
         if self.file_remote_repo.is_none() {
             self.file_remote_repo = Some(Repository::open_bare(directory)?);
@@ -461,21 +475,8 @@ impl IndexRepo {
                 self.branch_ref
             )));
         }
-        let local_odb = self.repo.odb()?;
-        let remote_odb = remote.odb()?;
-        let started = std::time::Instant::now();
-        let objects = self.new_objects(self.remote_tip, tip)?;
-        tracing::debug!(
-            objects = objects.len(),
-            listed_us = started.elapsed().as_micros(),
-            "objects to copy"
-        );
-        for oid in objects {
-            if !remote_odb.exists(oid) {
-                let object = local_odb.read(oid)?;
-                remote_odb.write(object.kind(), object.data())?;
-            }
-        }
+        // The clone writes into the remote's object database (see `open`), so the objects are
+        // there already; only the branch moves.
         let moved = match current {
             Some(old) => remote.reference_matching(&self.branch_ref, tip, true, old, "ktra: push"),
             None => remote.reference(&self.branch_ref, tip, false, "ktra: push"),
@@ -498,76 +499,17 @@ impl IndexRepo {
         }
     }
 
-    /// Lists the objects the commits from `from` (exclusive) to `to` added: each commit, its
-    /// root tree, and along every path it changed, the blob and the trees above it.
-    fn new_objects(&self, from: Option<Oid>, to: Oid) -> Result<Vec<Oid>, git2::Error> {
-        let mut walk = self.repo.revwalk()?;
-        walk.push(to)?;
-        if let Some(from) = from
-            && self.repo.find_commit(from).is_ok()
-        {
-            walk.hide(from)?;
+    /// Starts a maintenance pass if enough rounds were pushed since the last one. The writer
+    /// calls this when it has nothing to do, so packing never competes with a burst.
+    pub fn maintain_if_due(&mut self) {
+        if self.rounds - self.maintained_at >= MAINTENANCE_INTERVAL {
+            self.maintain();
         }
-        let mut objects = Vec::new();
-        for commit in walk {
-            let commit = self.repo.find_commit(commit?)?;
-            objects.push(commit.id());
-            let tree = commit.tree()?;
-            objects.push(tree.id());
-            let parent_tree = match commit.parents().next() {
-                Some(parent) => Some(parent.tree()?),
-                None => None,
-            };
-            let Some(parent_tree) = parent_tree else {
-                // A root commit brings its whole tree.
-                tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
-                    objects.push(entry.id());
-                    git2::TreeWalkResult::Ok
-                })?;
-                continue;
-            };
-            self.added_objects(&parent_tree, &tree, &mut objects)?;
-        }
-        objects.sort();
-        objects.dedup();
-        Ok(objects)
     }
 
-    /// Collects what `new` holds that `old` does not: entries whose ids differ, descending
-    /// only into subtrees that changed, so the cost follows the change, not the tree.
-    fn added_objects(
-        &self,
-        old: &Tree<'_>,
-        new: &Tree<'_>,
-        objects: &mut Vec<Oid>,
-    ) -> Result<(), git2::Error> {
-        for entry in new {
-            let Ok(name) = entry.name() else {
-                continue;
-            };
-            let previous = old.get_name(name);
-            if previous
-                .as_ref()
-                .is_some_and(|previous| previous.id() == entry.id())
-            {
-                continue;
-            }
-            objects.push(entry.id());
-            if entry.kind() == Some(ObjectType::Tree) {
-                let subtree = self.repo.find_tree(entry.id())?;
-                match previous.filter(|previous| previous.kind() == Some(ObjectType::Tree)) {
-                    Some(previous) => {
-                        let previous_tree = self.repo.find_tree(previous.id())?;
-                        self.added_objects(&previous_tree, &subtree, objects)?;
-                    }
-                    None => subtree.walk(git2::TreeWalkMode::PreOrder, |_, inner| {
-                        objects.push(inner.id());
-                        git2::TreeWalkResult::Ok
-                    })?,
-                }
-            }
-        }
-        Ok(())
+    fn maintain(&mut self) {
+        self.maintained_at = self.rounds;
+        self.maintainer.poke();
     }
 
     /// Moves the local branch onto `new_remote_tip` (just fetched), keeping our state: every

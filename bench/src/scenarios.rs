@@ -1,0 +1,540 @@
+//! The benchmark scenarios of `make bench`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use ktra_core::index::index_path;
+use ktra_core::testing::CrateFixture;
+use serde::Serialize;
+
+use crate::load::{self, LoadResult, Protocol, Stop};
+use crate::nginx::Nginx;
+use crate::system::System;
+
+/// One measured figure, over several runs.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Figure {
+    /// The scenario.
+    pub(crate) scenario: String,
+    /// The configuration.
+    pub(crate) configuration: String,
+    /// What varies within the scenario (clients, file, protocol...).
+    pub(crate) variant: String,
+    /// What is measured.
+    pub(crate) metric: String,
+    /// The unit.
+    pub(crate) unit: String,
+    /// One value per run.
+    pub(crate) runs: Vec<f64>,
+}
+
+impl Figure {
+    /// The median of the runs.
+    pub(crate) fn median(&self) -> f64 {
+        crate::stats::percentile(&self.runs, 50.0)
+    }
+}
+
+/// Collects figures across runs: the same (scenario, variant, metric) accumulates values.
+#[derive(Debug, Default)]
+pub(crate) struct Figures {
+    configuration: String,
+    figures: Vec<Figure>,
+}
+
+impl Figures {
+    /// Figures of one configuration.
+    pub(crate) fn new(configuration: &str) -> Self {
+        Self {
+            configuration: configuration.to_owned(),
+            figures: Vec::new(),
+        }
+    }
+
+    /// Records one value.
+    pub(crate) fn record(
+        &mut self,
+        scenario: &str,
+        variant: &str,
+        metric: &str,
+        unit: &str,
+        value: f64,
+    ) {
+        if let Some(figure) = self.figures.iter_mut().find(|figure| {
+            figure.scenario == scenario && figure.variant == variant && figure.metric == metric
+        }) {
+            figure.runs.push(value);
+            return;
+        }
+        self.figures.push(Figure {
+            scenario: scenario.to_owned(),
+            configuration: self.configuration.clone(),
+            variant: variant.to_owned(),
+            metric: metric.to_owned(),
+            unit: unit.to_owned(),
+            runs: vec![value],
+        });
+    }
+
+    /// The figures.
+    pub(crate) fn into_inner(self) -> Vec<Figure> {
+        self.figures
+    }
+}
+
+/// How big and long the scenarios are.
+#[derive(Debug, Clone)]
+pub(crate) struct Sizes {
+    /// Publishes per publish measurement.
+    pub(crate) publishes: usize,
+    /// Client counts for publishing.
+    pub(crate) publish_clients: Vec<usize>,
+    /// How long each read or download measurement lasts.
+    pub(crate) duration: Duration,
+    /// Connections for reads and downloads.
+    pub(crate) connections: usize,
+    /// Index sizes for the growth scenario.
+    pub(crate) growth: Vec<usize>,
+    /// Sequential publishes for publish-to-visible.
+    pub(crate) visible_samples: usize,
+}
+
+/// Pre-builds publish bodies, so the load generator does not spend its time compressing.
+fn publish_bodies(prefix: &str, count: usize, versions: usize) -> Vec<Bytes> {
+    (0..count)
+        .map(|index| {
+            let crate_index = index / versions.max(1);
+            let version = index % versions.max(1);
+            Bytes::from(
+                CrateFixture::new(&format!("{prefix}{crate_index}"), &format!("1.{version}.0"))
+                    .body(),
+            )
+        })
+        .collect()
+}
+
+fn publish_request(
+    token: &str,
+    bodies: Arc<Vec<Bytes>>,
+) -> Arc<dyn Fn(usize) -> Request<Full<Bytes>> + Send + Sync> {
+    let token = token.to_owned();
+    Arc::new(move |index| {
+        Request::put("/api/v1/crates/new")
+            .header("host", "bench")
+            .header("authorization", token.as_str())
+            .body(Full::new(bodies[index].clone()))
+            .expect("a valid request")
+    })
+}
+
+/// Publishes `bodies` through `clients` connections; fails unless every publish got 200.
+pub(crate) async fn publish_all(
+    system: &System,
+    clients: usize,
+    bodies: Vec<Bytes>,
+) -> anyhow::Result<LoadResult> {
+    let total = bodies.len();
+    let result = load::run(
+        system.address,
+        Protocol::Http1,
+        clients,
+        Stop::Count(Arc::new(AtomicUsize::new(0)), total),
+        publish_request(&system.token, Arc::new(bodies)),
+    )
+    .await?;
+    anyhow::ensure!(
+        result.unexpected(200) == 0,
+        "publishes failed: {:?}",
+        result.statuses
+    );
+    Ok(result)
+}
+
+/// Names a measurement: `tag` goes into crate names (letters and digits only), `label` into
+/// the variant shown.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Label {
+    /// Part of crate names.
+    pub(crate) tag: String,
+    /// Part of the variant.
+    pub(crate) text: String,
+}
+
+/// Scenario 1: publish throughput and latency by client count.
+pub(crate) async fn publish(
+    system: &System,
+    sizes: &Sizes,
+    run: usize,
+    label: &Label,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    for &clients in &sizes.publish_clients {
+        let bodies = publish_bodies(
+            &format!("pub{}r{run}c{clients}n", label.tag),
+            sizes.publishes,
+            1,
+        );
+        let result = publish_all(system, clients, bodies).await?;
+        let variant = format!("{clients} clients{}", label.text);
+        figures.record(
+            "publish",
+            &variant,
+            "throughput",
+            "publishes/s",
+            result.rate(),
+        );
+        figures.record(
+            "publish",
+            &variant,
+            "latency p50",
+            "ms",
+            result.latency_ms(50.0),
+        );
+        figures.record(
+            "publish",
+            &variant,
+            "latency p99",
+            "ms",
+            result.latency_ms(99.0),
+        );
+    }
+    Ok(())
+}
+
+fn git_file(remote: &std::path::Path, path: &str) -> Option<String> {
+    let repo = git2::Repository::open_bare(remote).ok()?;
+    let tree = repo
+        .find_reference("refs/heads/main")
+        .ok()?
+        .peel_to_tree()
+        .ok()?;
+    let entry = tree.get_path(std::path::Path::new(path)).ok()?;
+    let blob = repo.find_blob(entry.id()).ok()?;
+    Some(String::from_utf8_lossy(blob.content()).into_owned())
+}
+
+async fn sparse_has(client: &reqwest::Client, base: &str, name: &str, version: &str) -> bool {
+    let url = format!("{base}/index/{}", index_path(name));
+    match client.get(url).send().await {
+        Ok(response) => response
+            .text()
+            .await
+            .is_ok_and(|text| text.contains(&format!("\"vers\":\"{version}\""))),
+        Err(_) => false,
+    }
+}
+
+/// Waits until the git remote holds `version` of `name`; returns how long that took.
+async fn wait_on_remote(
+    system: &System,
+    name: &str,
+    version: &str,
+    since: Instant,
+) -> anyhow::Result<Duration> {
+    let path = index_path(name);
+    let needle = format!("\"vers\":\"{version}\"");
+    loop {
+        if git_file(&system.registry.remote_path, &path).is_some_and(|text| text.contains(&needle))
+        {
+            return Ok(since.elapsed());
+        }
+        anyhow::ensure!(
+            since.elapsed() < Duration::from_secs(60),
+            "{name}@{version} never reached the git remote"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Scenario 2: publish-to-visible, idle and at the end of a 64-client burst.
+pub(crate) async fn visible(
+    system: &System,
+    sizes: &Sizes,
+    run: usize,
+    label: &Label,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let mut sparse_immediate = 0;
+    let mut lags = Vec::new();
+    for index in 0..sizes.visible_samples {
+        let name = format!("vis{}r{run}n{index}", label.tag);
+        let body = CrateFixture::new(&name, "1.0.0").body();
+        let (status, reply) = system
+            .registry
+            .publish(&system.token, body)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("the API did not answer"))?;
+        anyhow::ensure!(status == 200, "publish failed: {reply}");
+        let answered = Instant::now();
+        if sparse_has(&client, &system.registry.base, &name, "1.0.0").await {
+            sparse_immediate += 1;
+        }
+        lags.push(
+            wait_on_remote(system, &name, "1.0.0", answered)
+                .await?
+                .as_secs_f64()
+                * 1000.0,
+        );
+        // Idle between samples: the previous push is done.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let variant = format!("idle{}", label.text);
+    figures.record(
+        "visible",
+        &variant,
+        "in sparse index at 200",
+        "%",
+        100.0 * sparse_immediate as f64 / sizes.visible_samples as f64,
+    );
+    figures.record(
+        "visible",
+        &variant,
+        "on git remote p50",
+        "ms",
+        crate::stats::percentile(&lags, 50.0),
+    );
+    figures.record(
+        "visible",
+        &variant,
+        "on git remote max",
+        "ms",
+        crate::stats::percentile(&lags, 100.0),
+    );
+
+    // Under a burst: how long after the last 200 the remote holds every version.
+    let count = sizes.publishes;
+    let prefix = format!("burst{}r{run}n", label.tag);
+    publish_all(system, 64, publish_bodies(&prefix, count, 1)).await?;
+    let answered = Instant::now();
+    let drained =
+        wait_on_remote(system, &format!("{prefix}{}", count - 1), "1.0.0", answered).await?;
+    let mut all_there = drained;
+    for index in 0..count {
+        let lag = wait_on_remote(system, &format!("{prefix}{index}"), "1.0.0", answered).await?;
+        all_there = all_there.max(lag);
+    }
+    figures.record(
+        "visible",
+        &format!("after 64-client burst of {count}{}", label.text),
+        "on git remote, all",
+        "ms",
+        all_there.as_secs_f64() * 1000.0,
+    );
+    Ok(())
+}
+
+fn get_request(
+    path: String,
+    etag: Option<String>,
+) -> Arc<dyn Fn(usize) -> Request<Full<Bytes>> + Send + Sync> {
+    Arc::new(move |_| {
+        let mut request = Request::get(path.as_str()).header("host", "bench");
+        if let Some(etag) = &etag {
+            request = request.header("if-none-match", etag.as_str());
+        }
+        request
+            .body(Full::new(Bytes::new()))
+            .expect("a valid request")
+    })
+}
+
+/// Fetches a path once; returns the body and its ETag.
+async fn fetch(address: SocketAddr, path: &str) -> anyhow::Result<(Bytes, Option<String>)> {
+    let response = reqwest::get(format!("http://{address}{path}")).await?;
+    anyhow::ensure!(
+        response.status() == 200,
+        "GET {path}: {}",
+        response.status()
+    );
+    let etag = response
+        .headers()
+        .get("etag")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    Ok((response.bytes().await?, etag))
+}
+
+/// Scenario 3: sparse index reads, 200s and 304s, HTTP/1.1 and h2c, against nginx.
+pub(crate) async fn reads(
+    system: &System,
+    nginx: &Nginx,
+    sizes: &Sizes,
+    run: usize,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let small = format!("readsmall{run}");
+    let big = format!("readbig{run}");
+    publish_all(system, 1, publish_bodies(&small, 1, 1)).await?;
+    publish_all(system, 8, publish_bodies(&big, 200, 200)).await?;
+    let small = format!("{small}0");
+    let big = format!("{big}0");
+    for (label, name) in [("small file", &small), ("200-version file", &big)] {
+        let path = format!("/index/{}", index_path(name));
+        let (content, ktra_etag) = fetch(system.address, &path).await?;
+        nginx.put(path.trim_start_matches('/'), &content)?;
+        let (_, nginx_etag) = fetch(nginx.http1, &path).await?;
+        for (kind, expected) in [("200", 200_u16), ("304", 304)] {
+            for protocol in [Protocol::Http1, Protocol::H2c] {
+                let protocol_name = if protocol == Protocol::Http1 {
+                    "HTTP/1.1"
+                } else {
+                    "h2c"
+                };
+                let variant = format!("{label}, {kind}, {protocol_name}");
+                let etag = |tag: &Option<String>| (expected == 304).then(|| tag.clone()).flatten();
+                let ktra = load::run(
+                    system.address,
+                    protocol,
+                    sizes.connections,
+                    Stop::After(sizes.duration),
+                    get_request(path.clone(), etag(&ktra_etag)),
+                )
+                .await?;
+                anyhow::ensure!(
+                    ktra.unexpected(expected) == 0,
+                    "ktra {variant}: {:?}",
+                    ktra.statuses
+                );
+                let reference_address = if protocol == Protocol::Http1 {
+                    nginx.http1
+                } else {
+                    nginx.h2c
+                };
+                let reference = load::run(
+                    reference_address,
+                    protocol,
+                    sizes.connections,
+                    Stop::After(sizes.duration),
+                    get_request(path.clone(), etag(&nginx_etag)),
+                )
+                .await?;
+                anyhow::ensure!(
+                    reference.unexpected(expected) == 0,
+                    "nginx {variant}: {:?}",
+                    reference.statuses
+                );
+                figures.record("sparse reads", &variant, "ktra", "req/s", ktra.rate());
+                figures.record("sparse reads", &variant, "nginx", "req/s", reference.rate());
+                figures.record(
+                    "sparse reads",
+                    &variant,
+                    "ktra / nginx",
+                    "ratio",
+                    ktra.rate() / reference.rate(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scenario 4: 1 MB downloads at many connections, against nginx.
+pub(crate) async fn downloads(
+    system: &System,
+    nginx: &Nginx,
+    sizes: &Sizes,
+    run: usize,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let name = format!("download{run}");
+    let fixture = CrateFixture::new(&name, "1.0.0").with_payload(1_000_000);
+    publish_all(system, 1, vec![Bytes::from(fixture.body())]).await?;
+    let path = format!("/dl/{name}/1.0.0/download");
+    let (content, _) = fetch(system.address, &path).await?;
+    nginx.put(path.trim_start_matches('/'), &content)?;
+    let ktra = load::run(
+        system.address,
+        Protocol::Http1,
+        sizes.connections,
+        Stop::After(sizes.duration),
+        get_request(path.clone(), None),
+    )
+    .await?;
+    anyhow::ensure!(ktra.unexpected(200) == 0, "downloads: {:?}", ktra.statuses);
+    let reference = load::run(
+        nginx.http1,
+        Protocol::Http1,
+        sizes.connections,
+        Stop::After(sizes.duration),
+        get_request(path, None),
+    )
+    .await?;
+    let variant = format!(
+        "{:.1} MB crate, {} connections",
+        content.len() as f64 / 1e6,
+        sizes.connections
+    );
+    figures.record(
+        "downloads",
+        &variant,
+        "ktra",
+        "MB/s",
+        ktra.megabytes_per_second(),
+    );
+    figures.record(
+        "downloads",
+        &variant,
+        "nginx",
+        "MB/s",
+        reference.megabytes_per_second(),
+    );
+    figures.record(
+        "downloads",
+        &variant,
+        "ktra / nginx",
+        "ratio",
+        ktra.megabytes_per_second() / reference.megabytes_per_second(),
+    );
+    Ok(())
+}
+
+/// Scenario 5: grows the registry and reruns publishing and publish-to-visible at each size.
+pub(crate) async fn growth(
+    system: &System,
+    sizes: &Sizes,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let mut populated = 0;
+    let versions = 3;
+    for &size in &sizes.growth {
+        let started = Instant::now();
+        let bodies: Vec<Bytes> = (populated..size)
+            .flat_map(|index| {
+                (0..versions).map(move |version| {
+                    Bytes::from(
+                        CrateFixture::new(&format!("grow{index}"), &format!("1.{version}.0"))
+                            .body(),
+                    )
+                })
+            })
+            .collect();
+        // Versions of one crate go in order; interleaving across crates keeps clients apart.
+        let count = bodies.len();
+        publish_all(system, 64, bodies).await?;
+        populated = size;
+        figures.record(
+            "growth",
+            &format!("to {size} crates"),
+            "populating",
+            "publishes/s",
+            count as f64 / started.elapsed().as_secs_f64(),
+        );
+        let label = Label {
+            tag: format!("g{size}"),
+            text: format!(" at {size} crates"),
+        };
+        let growth_sizes = Sizes {
+            publish_clients: vec![1, 64],
+            ..sizes.clone()
+        };
+        publish(system, &growth_sizes, 0, &label, figures).await?;
+        visible(system, &growth_sizes, 0, &label, figures).await?;
+    }
+    Ok(())
+}
