@@ -23,10 +23,17 @@ test: setup ## Install what the tests need, then run every test
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
 
 .PHONY: bench
-bench: ## Run the benchmarks (release build); results in target/bench/
+bench: setup ## Run the benchmarks (release build, about 40 minutes); results in target/bench/
 	$(CARGO) build --locked --release -p ktra-api -p ktra-indexer -p ktra-bench
-	mkdir -p target/bench
+	./target/release/ktra-bench --json target/bench/run.json run --configs embedded,redis,redis-s3
 	./target/release/ktra-bench --json target/bench/indexer-growth.json indexer-growth
+	./target/release/ktra-bench --json target/bench/indexer-growth-git-daemon.json indexer-growth --git-daemon --updates 100
+
+.PHONY: bench-smoke
+bench-smoke: setup ## A short run of every benchmark scenario, so the harness cannot rot (no timing is checked)
+	$(CARGO) build --locked -p ktra-api -p ktra-indexer -p ktra-bench
+	./target/debug/ktra-bench --json target/bench/smoke.json run --quick --configs embedded,redis-s3
+	./target/debug/ktra-bench indexer-growth --sizes 100,300 --updates 10
 
 .PHONY: fmt
 fmt: ## Format the code
@@ -45,4 +52,4 @@ doc: ## Build the docs with warnings denied
 	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --workspace --no-deps --locked
 
 .PHONY: ci
-ci: fmt-check lint doc test ## Everything CI runs
+ci: fmt-check lint doc test bench-smoke ## Everything CI runs

@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 #   git             the daemon (git://), git-http-backend, and foreign commits in tests
 #   redis-server    the Redis metadata store
 #   python3-venv    the virtual environment for the Python-packaged tools below
+#   nginx           the reference server of the benchmarks
 missing=()
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v lighttpd >/dev/null 2>&1 || [ -x /usr/sbin/lighttpd ] || missing+=(lighttpd)

@@ -32,7 +32,7 @@ events {{ worker_connections 4096; }}
 http {{
     access_log off;
     sendfile on;
-    tcp_nopush on;
+
     tcp_nodelay on;
     keepalive_requests 10000000;
     client_body_temp_path {dir}/body;
@@ -42,7 +42,7 @@ http {{
     scgi_temp_path {dir}/scgi;
     default_type application/octet-stream;
     server {{ listen 127.0.0.1:{http1_port}; root {root}; }}
-    server {{ listen 127.0.0.1:{h2c_port} http2; root {root}; }}
+    server {{ listen 127.0.0.1:{h2c_port} http2; root {root}; sendfile off; postpone_output 0; }}
 }}
 "#,
             dir = dir.display(),

@@ -68,10 +68,16 @@ pub struct S3Options {
     pub secret_access_key: Option<String>,
 }
 
+/// How much of a local crate file one read takes: large reads keep a download to a few
+/// hand-offs to the blocking pool (object_store reads local files 8 KiB at a time).
+const LOCAL_READ_CHUNK: usize = 256 * 1024;
+
 /// Where crate files live.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
+    /// The directory of a local store, read directly for downloads.
+    local_root: Option<std::path::PathBuf>,
     /// Signs download URLs (S3 only), and the key prefix it must add.
     signer: Option<(Arc<AmazonS3>, Option<String>)>,
 }
@@ -94,6 +100,7 @@ impl BlobStore {
         Self {
             inner,
             signer: None,
+            local_root: None,
         }
     }
 
@@ -145,6 +152,7 @@ impl BlobStore {
         Ok(Self {
             inner,
             signer: Some((s3, prefix)),
+            local_root: None,
         })
     }
 
@@ -179,10 +187,16 @@ impl BlobStore {
         std::fs::create_dir_all(dir).map_err(|error| {
             BlobError::Unavailable(format!("cannot create {}: {error}", dir.display()))
         })?;
-        let store = LocalFileSystem::new_with_prefix(dir)
+        let root = dir
+            .canonicalize()
+            .map_err(|error| BlobError::Unavailable(format!("{}: {error}", dir.display())))?;
+        let store = LocalFileSystem::new_with_prefix(&root)
             .map_err(|error| BlobError::Unavailable(error.to_string()))?
             .with_automatic_cleanup(true);
-        Ok(Self::new(Arc::new(store)))
+        Ok(Self {
+            local_root: Some(root),
+            ..Self::new(Arc::new(store))
+        })
     }
 
     /// Returns a fresh key for a version's crate file:
@@ -228,6 +242,9 @@ impl BlobStore {
     ///
     /// [`BlobError::NotFound`] when there is no such file.
     pub async fn get(&self, key: &str) -> Result<BlobRead, BlobError> {
+        if let Some(root) = &self.local_root {
+            return Self::get_local(root, key).await;
+        }
         let result = self
             .inner
             .get(&ObjectPath::from(key))
@@ -238,6 +255,35 @@ impl BlobStore {
         let stream = result
             .into_stream()
             .map_err(move |error| classify(&owned_key, error))
+            .boxed();
+        Ok(BlobRead { size, stream })
+    }
+
+    async fn get_local(root: &Path, key: &str) -> Result<BlobRead, BlobError> {
+        // Keys are made by `new_crate_key` and stored by us; refuse anything that could leave
+        // the directory all the same.
+        if key
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+        {
+            return Err(BlobError::NotFound(key.to_owned()));
+        }
+        let path = root.join(key);
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::NotFound(key.to_owned()));
+            }
+            Err(error) => return Err(BlobError::Unavailable(error.to_string())),
+        };
+        let size = file
+            .metadata()
+            .await
+            .map_err(|error| BlobError::Unavailable(error.to_string()))?
+            .len();
+        let owned_key = key.to_owned();
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, LOCAL_READ_CHUNK)
+            .map_err(move |error| BlobError::Unavailable(format!("{owned_key}: {error}")))
             .boxed();
         Ok(BlobRead { size, stream })
     }

@@ -163,8 +163,21 @@ impl EmbeddedStore {
         txn.commit().map_err(internal)
     }
 
-    /// Runs a read transaction on the blocking pool.
+    /// Runs a point read (a few keys) on the calling task. redb reads from memory-mapped,
+    /// usually cached pages and never waits for a writer, so a lookup takes microseconds:
+    /// cheaper than a hand-off to the blocking pool, which doubled the cost of serving an index
+    /// file.
     async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        let txn = self.db.begin_read().map_err(internal)?;
+        work(&txn)
+    }
+
+    /// Runs a read that may walk many keys (search, listings) on the blocking pool.
+    async fn scan<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
@@ -727,7 +740,7 @@ impl MetadataStore for EmbeddedStore {
 
     async fn search(&self, query: &str, offset: u64, limit: u64) -> Result<SearchPage, StoreError> {
         let query = query.to_lowercase();
-        self.read(move |txn| {
+        self.scan(move |txn| {
             let crates = txn.open_table(CRATES).map_err(internal)?;
             let mut matches = Vec::new();
             for entry in crates.iter().map_err(internal)? {
@@ -811,7 +824,7 @@ impl MetadataStore for EmbeddedStore {
     }
 
     async fn pending_changes(&self, limit: usize) -> Result<Vec<PendingChange>, StoreError> {
-        self.read(move |txn| {
+        self.scan(move |txn| {
             let pending = txn.open_table(PENDING).map_err(internal)?;
             pending
                 .iter()
@@ -865,7 +878,7 @@ impl MetadataStore for EmbeddedStore {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         let after = after.map(str::to_owned);
-        self.read(move |txn| {
+        self.scan(move |txn| {
             let crates = txn.open_table(CRATES).map_err(internal)?;
             let range = match &after {
                 Some(after) => crates.range::<&str>((

@@ -108,6 +108,15 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     /// Returns a crate's index file by canonical name.
     async fn index_file(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError>;
 
+    /// Returns a crate's index file without its content (empty), for answering revalidations
+    /// without moving the file. The default reads the whole file.
+    async fn index_validators(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError> {
+        Ok(self.index_file(canonical).await?.map(|file| IndexFile {
+            content: bytes::Bytes::new(),
+            ..file
+        }))
+    }
+
     /// Returns where a version's crate file lives.
     async fn crate_file(
         &self,

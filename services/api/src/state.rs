@@ -10,9 +10,22 @@ use crate::config::{BlobKind, Config, DbKind};
 use crate::index_sync::IndexSync;
 use crate::password::PasswordHasher;
 
-/// Handles to the stores and the settings handlers need.
+/// Handles to the stores and the settings handlers need. Cloned for every request, so it is
+/// one reference-counted pointer.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] points at.
+#[derive(Debug)]
+pub struct Shared {
     /// Users, tokens, owners, crates and index entries.
     pub store: Arc<dyn MetadataStore>,
     /// Crate files.
@@ -52,14 +65,14 @@ impl AppState {
         let passwords = PasswordHasher::new(&config.auth)?;
         let index_sync = IndexSync::new(&config.indexer, Arc::clone(&store))?;
         let index_config = config.registry.index_config(config.http.port, false);
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             store,
             blobs,
             passwords,
             index_sync,
             index_config: Bytes::from(index_config.to_json()),
             config: Arc::new(config),
-        })
+        })))
     }
 }
 

@@ -59,7 +59,7 @@ impl Keys {
     }
 
     /// A crate's record (hash): name, description, revision, version count, etag,
-    /// last_modified.
+    /// last_modified, and `index`, the crate's index file.
     pub fn krate(&self, canonical: &str) -> String {
         format!("{}:crate:{canonical}", self.base)
     }
@@ -67,11 +67,6 @@ impl Keys {
     /// A crate's versions (hash): version without build metadata to version record.
     pub fn versions(&self, canonical: &str) -> String {
         format!("{}:versions:{canonical}", self.base)
-    }
-
-    /// A crate's index file (string).
-    pub fn index_file(&self, canonical: &str) -> String {
-        format!("{}:index:{canonical}", self.base)
     }
 
     /// A crate's owners' ids (set).

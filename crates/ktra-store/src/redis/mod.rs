@@ -529,7 +529,6 @@ impl MetadataStore for RedisStore {
         invocation
             .key(self.keys.krate(&canonical))
             .key(self.keys.versions(&canonical))
-            .key(self.keys.index_file(&canonical))
             .key(self.keys.owners(&canonical))
             .key(self.keys.pending())
             .key(self.keys.crate_names());
@@ -587,7 +586,6 @@ impl MetadataStore for RedisStore {
             .yank
             .key(self.keys.krate(canonical))
             .key(self.keys.versions(canonical))
-            .key(self.keys.index_file(canonical))
             .key(self.keys.owners(canonical))
             .key(self.keys.pending())
             .arg(canonical)
@@ -676,17 +674,19 @@ impl MetadataStore for RedisStore {
     }
 
     async fn index_file(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError> {
-        let ((name, revision, etag, last_modified), content): (
-            (Option<String>, Option<u64>, Option<String>, Option<String>),
+        // One command reads the file and its validators together, so they always agree.
+        let (name, revision, etag, last_modified, content): (
+            Option<String>,
+            Option<u64>,
+            Option<String>,
+            Option<String>,
             Option<Vec<u8>>,
-        ) = redis::pipe()
-            .atomic()
+        ) = self
+            .connection()
             .hmget(
                 self.keys.krate(canonical),
-                &["name", "revision", "etag", "last_modified"],
+                &["name", "revision", "etag", "last_modified", "index"],
             )
-            .get(self.keys.index_file(canonical))
-            .query_async(&mut self.connection())
             .await
             .map_err(classify)?;
         let (Some(name), Some(revision), Some(etag), Some(last_modified), Some(content)) =
@@ -697,6 +697,34 @@ impl MetadataStore for RedisStore {
         Ok(Some(IndexFile {
             name,
             content: Bytes::from(content),
+            etag,
+            last_modified: from_millis(&last_modified)?,
+            revision,
+        }))
+    }
+
+    async fn index_validators(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError> {
+        let (name, revision, etag, last_modified): (
+            Option<String>,
+            Option<u64>,
+            Option<String>,
+            Option<String>,
+        ) = self
+            .connection()
+            .hmget(
+                self.keys.krate(canonical),
+                &["name", "revision", "etag", "last_modified"],
+            )
+            .await
+            .map_err(classify)?;
+        let (Some(name), Some(revision), Some(etag), Some(last_modified)) =
+            (name, revision, etag, last_modified)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(IndexFile {
+            name,
+            content: Bytes::new(),
             etag,
             last_modified: from_millis(&last_modified)?,
             revision,

@@ -1,8 +1,9 @@
 -- Publishes one version atomically: name collision, ownership and version checks, then the
 -- version record, the index line, the revision, the unacknowledged mark and the search index.
 --
--- KEYS[1] crate hash, KEYS[2] versions hash, KEYS[3] index file, KEYS[4] owners set,
--- KEYS[5] pending hash, KEYS[6] crate names sorted set, KEYS[7..] search index sets.
+-- KEYS[1] crate hash (its `index` field is the index file), KEYS[2] versions hash,
+-- KEYS[3] owners set, KEYS[4] pending hash, KEYS[5] crate names sorted set,
+-- KEYS[6..] search index sets.
 -- ARGV[1] canonical name, ARGV[2] name as published, ARGV[3] version key, ARGV[4] version,
 -- ARGV[5] checksum, ARGV[6] blob key, ARGV[7] index line, ARGV[8] publisher id,
 -- ARGV[9] description, ARGV[10] '1' when there is a description, ARGV[11] time in ms.
@@ -11,7 +12,7 @@ if existing then
   if existing ~= ARGV[2] then
     return {'taken', existing}
   end
-  if redis.call('SISMEMBER', KEYS[4], ARGV[8]) == 0 then
+  if redis.call('SISMEMBER', KEYS[3], ARGV[8]) == 0 then
     return {'not_owner', existing}
   end
   local duplicate = redis.call('HGET', KEYS[2], ARGV[3])
@@ -20,15 +21,15 @@ if existing then
   end
 else
   redis.call('HSET', KEYS[1], 'name', ARGV[2], 'revision', 0, 'version_count', 0)
-  redis.call('SADD', KEYS[4], ARGV[8])
-  redis.call('ZADD', KEYS[6], 0, ARGV[1])
+  redis.call('SADD', KEYS[3], ARGV[8])
+  redis.call('ZADD', KEYS[5], 0, ARGV[1])
 end
 local line_number = tonumber(redis.call('HGET', KEYS[1], 'version_count'))
 redis.call('HSET', KEYS[2], ARGV[3], cjson.encode({
   vers = ARGV[4], line = line_number, cksum = ARGV[5], blob_key = ARGV[6], yanked = false
 }))
-redis.call('APPEND', KEYS[3], ARGV[7] .. '\n')
-local content = redis.call('GET', KEYS[3])
+local content = (redis.call('HGET', KEYS[1], 'index') or '') .. ARGV[7] .. '\n'
+redis.call('HSET', KEYS[1], 'index', content)
 local etag = '"' .. redis.sha1hex(content) .. '"'
 local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
 redis.call('HSET', KEYS[1], 'version_count', line_number + 1, 'etag', etag, 'last_modified', ARGV[11])
@@ -37,8 +38,8 @@ if ARGV[10] == '1' then
 else
   redis.call('HDEL', KEYS[1], 'description')
 end
-redis.call('HSET', KEYS[5], ARGV[1], revision)
-for i = 7, #KEYS do
+redis.call('HSET', KEYS[4], ARGV[1], revision)
+for i = 6, #KEYS do
   redis.call('SADD', KEYS[i], ARGV[1])
 end
 return {'ok', revision, content, etag, ARGV[11], ARGV[2]}

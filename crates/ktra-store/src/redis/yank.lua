@@ -1,15 +1,15 @@
 -- Sets or clears a version's yanked flag atomically, rewriting only that flag in its index
 -- line. An unchanged flag changes nothing and returns the current file.
 --
--- KEYS[1] crate hash, KEYS[2] versions hash, KEYS[3] index file, KEYS[4] owners set,
--- KEYS[5] pending hash.
+-- KEYS[1] crate hash (its `index` field is the index file), KEYS[2] versions hash,
+-- KEYS[3] owners set, KEYS[4] pending hash.
 -- ARGV[1] canonical name, ARGV[2] version key, ARGV[3] '1' to yank or '0' to unyank,
 -- ARGV[4] actor id, ARGV[5] time in ms.
 local name = redis.call('HGET', KEYS[1], 'name')
 if not name then
   return {'no_crate'}
 end
-if redis.call('SISMEMBER', KEYS[4], ARGV[4]) == 0 then
+if redis.call('SISMEMBER', KEYS[3], ARGV[4]) == 0 then
   return {'not_owner', name}
 end
 local raw = redis.call('HGET', KEYS[2], ARGV[2])
@@ -18,7 +18,7 @@ if not raw then
 end
 local record = cjson.decode(raw)
 local wanted = ARGV[3] == '1'
-local content = redis.call('GET', KEYS[3])
+local content = redis.call('HGET', KEYS[1], 'index')
 if record['yanked'] == wanted then
   local current = redis.call('HMGET', KEYS[1], 'revision', 'etag', 'last_modified')
   return {'ok', tonumber(current[1]), content, current[2], current[3], name}
@@ -49,9 +49,9 @@ end
 content = table.concat(lines, '\n') .. '\n'
 record['yanked'] = wanted
 redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(record))
-redis.call('SET', KEYS[3], content)
+redis.call('HSET', KEYS[1], 'index', content)
 local etag = '"' .. redis.sha1hex(content) .. '"'
 local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
 redis.call('HSET', KEYS[1], 'etag', etag, 'last_modified', ARGV[5])
-redis.call('HSET', KEYS[5], ARGV[1], revision)
+redis.call('HSET', KEYS[4], ARGV[1], revision)
 return {'ok', revision, content, etag, ARGV[5], name}

@@ -14,6 +14,7 @@ use http::header::{
 use http::{HeaderMap, HeaderValue, StatusCode};
 use ktra_core::index::index_path;
 use ktra_core::name::{canonical_crate_name, validate_crate_name};
+use ktra_store::model::IndexFile;
 
 use crate::error::ApiError;
 use crate::extract::ApiPath;
@@ -62,6 +63,18 @@ fn http_date(time: DateTime<Utc>) -> HeaderValue {
     HeaderValue::from_str(&text).expect("HTTP dates are valid header values")
 }
 
+/// Returns the headers that let cargo revalidate a file.
+fn validators(file: &IndexFile) -> Result<[(http::HeaderName, HeaderValue); 3], ApiError> {
+    let etag = HeaderValue::from_str(&file.etag).map_err(|_| {
+        ApiError::internal(format!("stored etag of `{}` is not a header", file.name))
+    })?;
+    Ok([
+        (ETAG, etag),
+        (LAST_MODIFIED, http_date(file.last_modified)),
+        (CACHE_CONTROL, HeaderValue::from_static(INDEX_CACHE_CONTROL)),
+    ])
+}
+
 /// `GET /index/{path}`: one crate's file.
 #[tracing::instrument(skip_all, fields(path = %path))]
 pub async fn crate_file(
@@ -78,26 +91,31 @@ pub async fn crate_file(
     {
         return Err(not_found());
     }
-    let file = state
-        .store
-        .index_file(&canonical_crate_name(name))
-        .await?
-        .ok_or_else(not_found)?;
+    let canonical = canonical_crate_name(name);
+    let conditional =
+        headers.contains_key(IF_NONE_MATCH) || headers.contains_key(IF_MODIFIED_SINCE);
+    // A revalidation usually matches: check the validators before moving the file.
+    let mut file = if conditional {
+        state.store.index_validators(&canonical).await?
+    } else {
+        state.store.index_file(&canonical).await?
+    }
+    .ok_or_else(not_found)?;
     if file.name.to_ascii_lowercase() != name {
         return Err(not_found());
     }
-    let etag = HeaderValue::from_str(&file.etag)
-        .map_err(|_| ApiError::internal(format!("stored etag of `{name}` is not a header")))?;
-    let validators = [
-        (ETAG, etag),
-        (LAST_MODIFIED, http_date(file.last_modified)),
-        (CACHE_CONTROL, HeaderValue::from_static(INDEX_CACHE_CONTROL)),
-    ];
     if not_modified(&headers, &file.etag, file.last_modified) {
-        return Ok((StatusCode::NOT_MODIFIED, validators).into_response());
+        return Ok((StatusCode::NOT_MODIFIED, validators(&file)?).into_response());
+    }
+    if conditional {
+        file = state
+            .store
+            .index_file(&canonical)
+            .await?
+            .ok_or_else(not_found)?;
     }
     Ok((
-        validators,
+        validators(&file)?,
         [(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
