@@ -10,22 +10,34 @@ use crate::process::{Service, free_port};
 /// them again. Hooks run for pushes over git://, http:// and ssh://, not for libgit2's
 /// `file://` transport.
 pub fn set_refusing(repo_dir: &Path, refuse: bool) {
+    set_pre_receive(
+        repo_dir,
+        refuse.then_some("echo 'pushes are frozen by policy' >&2\nexit 1"),
+    );
+}
+
+/// Makes every push to a bare repository take at least `delay` (a `pre-receive` hook that
+/// sleeps), the way a busy hosted remote does. Same transports as [`set_refusing`].
+pub fn set_push_delay(repo_dir: &Path, delay: std::time::Duration) {
+    set_pre_receive(
+        repo_dir,
+        Some(&format!("sleep {:.3}\nexit 0", delay.as_secs_f64())),
+    );
+}
+
+fn set_pre_receive(repo_dir: &Path, body: Option<&str>) {
     let hook = repo_dir.join("hooks").join("pre-receive");
-    if refuse {
-        std::fs::create_dir_all(hook.parent().expect("hooks have a parent")).expect("hooks dir");
-        std::fs::write(
-            &hook,
-            "#!/bin/sh\necho 'pushes are frozen by policy' >&2\nexit 1\n",
-        )
-        .expect("the hook is written");
-        let status = Command::new("chmod")
-            .args(["+x", &hook.display().to_string()])
-            .status()
-            .expect("chmod runs");
-        assert!(status.success());
-    } else {
+    let Some(body) = body else {
         let _ = std::fs::remove_file(&hook);
-    }
+        return;
+    };
+    std::fs::create_dir_all(hook.parent().expect("hooks have a parent")).expect("hooks dir");
+    std::fs::write(&hook, format!("#!/bin/sh\n{body}\n")).expect("the hook is written");
+    let status = Command::new("chmod")
+        .args(["+x", &hook.display().to_string()])
+        .status()
+        .expect("chmod runs");
+    assert!(status.success());
 }
 
 /// `git daemon` serving every repository under a directory, pushes enabled.
