@@ -7,7 +7,7 @@ use ktra_e2e::process::{Service, free_port};
 
 /// An nginx with one HTTP/1.1 port and one h2c port over the same directory.
 pub(crate) struct Nginx {
-    _service: Service,
+    service: Service,
     /// The HTTP/1.1 address.
     pub(crate) http1: SocketAddr,
     /// The h2c (prior knowledge) address.
@@ -65,7 +65,7 @@ http {{
         );
         service.start();
         Ok(Self {
-            _service: service,
+            service,
             http1: SocketAddr::from(([127, 0, 0, 1], http1_port)),
             h2c: SocketAddr::from(([127, 0, 0, 1], h2c_port)),
             root,
@@ -80,5 +80,12 @@ http {{
         }
         std::fs::write(target, content)?;
         Ok(())
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its workers (SIGKILL would leave them running).
+        self.service.terminate();
     }
 }

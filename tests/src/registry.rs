@@ -55,6 +55,7 @@ impl RegistryBuilder {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let api_port = free_port();
         let indexer_port = free_port();
+        let indexer_metrics_port = free_port();
         let base = format!("http://127.0.0.1:{api_port}");
         let remote_path = dir.path().join("remote.git");
         let remote_url = self
@@ -76,6 +77,10 @@ impl RegistryBuilder {
             ("KTRA_AUTH_ARGON2_MEMORY_KIB", "1024".to_owned()),
             ("KTRA_AUTH_ARGON2_ITERATIONS", "1".to_owned()),
             ("KTRA_INDEXER_LISTEN", format!("127.0.0.1:{indexer_port}")),
+            (
+                "KTRA_INDEXER_METRICS_LISTEN",
+                format!("127.0.0.1:{indexer_metrics_port}"),
+            ),
             ("KTRA_INDEXER_RESEND_INTERVAL_SECS", "1".to_owned()),
             ("KTRA_GIT_REMOTE_URL", remote_url.clone()),
             (
@@ -121,6 +126,7 @@ impl RegistryBuilder {
         );
         api.start();
         let registry = Registry {
+            indexer_metrics: format!("http://127.0.0.1:{indexer_metrics_port}"),
             base,
             remote_url,
             remote_path,
@@ -140,6 +146,8 @@ impl RegistryBuilder {
 pub struct Registry {
     /// `http://127.0.0.1:{port}` of the API.
     pub base: String,
+    /// `http://127.0.0.1:{port}` of the indexer's metrics and health server.
+    pub indexer_metrics: String,
     /// The git remote's URL as the indexer uses it.
     pub remote_url: String,
     /// The default `file://` remote's directory (unused when another remote was given).

@@ -154,7 +154,8 @@ impl Settings {
             None => BTreeMap::new(),
         };
         for (name, value) in env {
-            if !name.starts_with("KTRA_") {
+            // An empty variable counts as unset: deployment files write `X: ${X:-}`.
+            if !name.starts_with("KTRA_") || value.is_empty() {
                 continue;
             }
             if !KNOWN_PREFIXES.iter().any(|prefix| name.starts_with(prefix)) {
@@ -394,6 +395,21 @@ mod tests {
         let (_dir, path) = write("[server_config]\naddress = [1, 2, 3]\n");
         let error = Settings::load(Some(&path), []).unwrap_err().to_string();
         assert!(error.contains("`server_config.address`"), "{error}");
+    }
+
+    #[test]
+    fn empty_variables_are_unset() {
+        let settings = Settings::load(
+            None,
+            [
+                ("KTRA_HTTP_PORT".to_owned(), String::new()),
+                ("KTRA_HTTP_ADDRESS".to_owned(), "127.0.0.1".to_owned()),
+            ],
+        )
+        .unwrap();
+        let http: Http = settings.section("KTRA_HTTP_").unwrap();
+        assert_eq!(http.port, None);
+        assert_eq!(http.address.as_deref(), Some("127.0.0.1"));
     }
 
     #[test]

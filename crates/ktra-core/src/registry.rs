@@ -135,6 +135,10 @@ pub struct IndexerEndpointConfig {
     /// `KTRA_INDEXER_LISTEN` (indexer): the address its gRPC server binds.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// `KTRA_INDEXER_METRICS_LISTEN` (indexer): the address of its HTTP server (`/metrics`,
+    /// `/livez`, `/readyz`).
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: SocketAddr,
     /// `KTRA_INDEXER_ACK_TIMEOUT_MS` (API): how long a publish or yank waits for the indexer to
     /// push before answering cargo anyway; `0` hands the change over without waiting.
     #[serde(default = "default_ack_timeout_ms")]
@@ -147,6 +151,10 @@ pub struct IndexerEndpointConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], DEFAULT_INDEXER_PORT))
+}
+
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], DEFAULT_INDEXER_PORT + 1))
 }
 
 fn default_ack_timeout_ms() -> u64 {

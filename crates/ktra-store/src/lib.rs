@@ -3,17 +3,22 @@
 //! Two stores back the registry: the [`MetadataStore`] (users, tokens, owners, crates and every
 //! index line; the source of truth) and the [`BlobStore`] (immutable `.crate` files). The API
 //! service uses both; the indexer uses neither. This crate ships the embedded metadata store
-//! (redb) and the `object_store`-based blob store.
+//! (redb, feature `embedded`), the Redis metadata store (feature `redis`) and the
+//! `object_store`-based blob store.
 
 pub mod blob;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod error;
 pub mod metadata;
 pub mod model;
+#[cfg(feature = "redis")]
 pub mod redis;
 
 pub use blob::BlobStore;
+#[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStore;
 pub use error::{BlobError, StoreError};
 pub use metadata::MetadataStore;
+#[cfg(feature = "redis")]
 pub use redis::RedisStore;

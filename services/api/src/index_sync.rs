@@ -16,6 +16,9 @@ use ktra_proto::indexer::v1::{ApplyRequest, CrateState, RebuildRequest, RebuildR
 use ktra_store::MetadataStore;
 use ktra_store::model::IndexFile;
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
+
+use crate::metrics::ApiMetrics;
 
 /// The largest gRPC message sent: a chunk of a rebuild, or a crate with many versions.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -33,6 +36,7 @@ const RESEND_LEASE: &str = "index-resender";
 #[derive(Debug, Clone)]
 pub struct IndexSync {
     client: Option<IndexerClient<Channel>>,
+    metrics: Arc<ApiMetrics>,
     ack_timeout: Duration,
     resend_interval: Duration,
     store: Arc<dyn MetadataStore>,
@@ -57,6 +61,7 @@ impl IndexSync {
     pub fn new(
         config: &IndexerEndpointConfig,
         store: Arc<dyn MetadataStore>,
+        metrics: Arc<ApiMetrics>,
     ) -> anyhow::Result<Self> {
         let client = match &config.url {
             Some(url) => {
@@ -76,6 +81,7 @@ impl IndexSync {
         rand::fill(&mut nonce);
         Ok(Self {
             client,
+            metrics,
             ack_timeout: Duration::from_millis(config.ack_timeout_ms),
             resend_interval: Duration::from_secs(config.resend_interval_secs),
             store,
@@ -93,11 +99,27 @@ impl IndexSync {
         let Some(client) = &self.client else {
             return Ok(0);
         };
-        let mut request = tonic::Request::new(ApplyRequest {
-            crates: files.iter().map(state_of).collect(),
-        });
-        request.set_timeout(timeout);
-        let response = client.clone().apply(request).await?.into_inner();
+        let span = tracing::info_span!("indexer.apply", crates = files.len());
+        let response = async {
+            let mut request = tonic::Request::new(ApplyRequest {
+                crates: files.iter().map(state_of).collect(),
+            });
+            request.set_timeout(timeout);
+            // The indexer's spans join this trace.
+            let metadata = request.metadata_mut();
+            ktra_core::telemetry::inject(&mut |key, value| {
+                if let (Ok(key), Ok(value)) = (
+                    tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+                    tonic::metadata::MetadataValue::try_from(value.as_str()),
+                ) {
+                    metadata.insert(key, value);
+                }
+            });
+            client.clone().apply(request).await
+        }
+        .instrument(span)
+        .await?
+        .into_inner();
         let mut cleared = 0;
         for ack in response.acknowledged {
             match self
@@ -169,9 +191,14 @@ impl IndexSync {
             return Ok(0);
         }
         let mut total = 0;
+        let mut first_page = true;
         loop {
             let pending = self.store.pending_changes(RESEND_BATCH).await?;
             if pending.is_empty() {
+                if first_page {
+                    self.metrics.index_unacknowledged.set(0);
+                    self.metrics.index_unacknowledged_oldest_age.set(0.0);
+                }
                 return Ok(total);
             }
             let mut files = Vec::with_capacity(pending.len());
@@ -179,6 +206,18 @@ impl IndexSync {
                 if let Some(file) = self.store.index_file(&change.canonical).await? {
                     files.push(file);
                 }
+            }
+            if first_page {
+                // From the first page: exact below RESEND_BATCH crates, a floor above.
+                self.metrics
+                    .index_unacknowledged
+                    .set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
+                let oldest = files.iter().map(|file| file.last_modified).min();
+                let age = oldest.map_or(0.0, |time| {
+                    (chrono::Utc::now() - time).num_milliseconds().max(0) as f64 / 1000.0
+                });
+                self.metrics.index_unacknowledged_oldest_age.set(age);
+                first_page = false;
             }
             let acknowledged = self.send(&files, RESEND_TIMEOUT).await?;
             total += acknowledged;

@@ -10,6 +10,8 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod index_sync;
+pub mod instrumented;
+pub mod metrics;
 pub mod password;
 pub mod publish;
 pub mod routes;

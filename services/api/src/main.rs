@@ -28,13 +28,16 @@ enum Command {
     /// Make the git index equal to the store: write what is missing or different, remove what
     /// the store does not know.
     RebuildIndex,
+    /// Exit 0 when the API on this machine answers `/readyz` with 200 (for container health
+    /// checks; the images have no shell or curl).
+    Healthcheck,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load(args.config.as_deref(), std::env::vars())?;
-    let telemetry = telemetry::init(&LogConfig::from_settings(&settings)?)?;
+    let telemetry = telemetry::init(&LogConfig::from_settings(&settings)?, "ktra-api")?;
     let config = Config::from_settings(&settings)?;
     let result = match args.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -43,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::VerifyIndex => index_command(&config, true).await,
         Command::RebuildIndex => index_command(&config, false).await,
+        Command::Healthcheck => healthcheck(&config),
     };
     telemetry.shutdown();
     result
@@ -50,7 +54,8 @@ async fn main() -> anyhow::Result<()> {
 
 async fn index_command(config: &Config, verify_only: bool) -> anyhow::Result<()> {
     let store = ktra_api::state::open_metadata_store(config).await?;
-    let report = IndexSync::new(&config.indexer, store)?
+    let metrics = std::sync::Arc::new(ktra_api::metrics::ApiMetrics::new());
+    let report = IndexSync::new(&config.indexer, store, metrics)?
         .rebuild(verify_only)
         .await?;
     println!(
@@ -80,4 +85,24 @@ async fn index_command(config: &Config, verify_only: bool) -> anyhow::Result<()>
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Asks the local API for `/readyz`.
+fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let mut address = config.http.socket_addr();
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = std::time::Duration::from_secs(2);
+    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    if answer.starts_with("HTTP/1.1 200") {
+        return Ok(());
+    }
+    let status = answer.lines().next().unwrap_or("no answer").to_owned();
+    anyhow::bail!("not ready: {status}")
 }

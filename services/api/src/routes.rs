@@ -10,6 +10,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::{method_not_allowed, route_not_found};
 use crate::handlers::{crates, download, health, index, publish, users};
+use crate::metrics;
 use crate::state::AppState;
 
 /// Builds the router.
@@ -53,15 +54,51 @@ pub fn router(state: AppState) -> Router {
             "/ktra/api/v1/change_password/{name}",
             post(users::change_password),
         )
-        // ops: probes.
+        // ops: probes and metrics.
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::scrape))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Applied to each route (after routing), so the route pattern is known.
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::clone(&state.metrics),
+            metrics::track,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(
+                    |response: &http::Response<axum::body::Body>,
+                     _latency: Duration,
+                     span: &tracing::Span| {
+                        span.record("status", response.status().as_u16());
+                    },
+                ),
+        )
         .with_state(state)
+}
+
+/// The span of one request, a child of the caller's trace when it sent `traceparent` (a proxy
+/// or a load balancer that traces).
+fn request_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(
+            || request.uri().path().to_owned(),
+            |path| path.as_str().to_owned(),
+        );
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        status = tracing::field::Empty,
+    );
+    ktra_core::telemetry::set_parent_from_headers(&span, request.headers());
+    span
 }

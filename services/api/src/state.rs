@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ktra_store::blob::S3Options;
-use ktra_store::{BlobStore, EmbeddedStore, MetadataStore, RedisStore};
+use ktra_store::{BlobStore, MetadataStore};
 
 use crate::config::{BlobKind, Config, DbKind};
 use crate::index_sync::IndexSync;
@@ -34,6 +34,8 @@ pub struct Shared {
     pub passwords: PasswordHasher,
     /// The git indexer, when configured.
     pub index_sync: IndexSync,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::ApiMetrics>,
     /// The configuration.
     pub config: Arc<Config>,
     /// `config.json` as served, rendered once.
@@ -63,13 +65,19 @@ impl AppState {
         blobs: BlobStore,
     ) -> anyhow::Result<Self> {
         let passwords = PasswordHasher::new(&config.auth)?;
-        let index_sync = IndexSync::new(&config.indexer, Arc::clone(&store))?;
+        let metrics = Arc::new(crate::metrics::ApiMetrics::new());
+        let store: Arc<dyn MetadataStore> = Arc::new(crate::instrumented::InstrumentedStore::new(
+            store,
+            Arc::clone(&metrics),
+        ));
+        let index_sync = IndexSync::new(&config.indexer, Arc::clone(&store), Arc::clone(&metrics))?;
         let index_config = config.registry.index_config(config.http.port, false);
         Ok(Self(Arc::new(Shared {
             store,
             blobs,
             passwords,
             index_sync,
+            metrics,
             index_config: Bytes::from(index_config.to_json()),
             config: Arc::new(config),
         })))
@@ -84,9 +92,10 @@ impl AppState {
 /// as a running `ktra-api`, holds it).
 pub async fn open_metadata_store(config: &Config) -> anyhow::Result<Arc<dyn MetadataStore>> {
     match config.db.kind {
+        #[cfg(feature = "db-embedded")]
         DbKind::Embedded => {
             let dir = config.db.dir_path.clone();
-            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))
+            let store = tokio::task::spawn_blocking(move || ktra_store::EmbeddedStore::open(&dir))
                 .await?
                 .map_err(|error| {
                     anyhow::anyhow!(
@@ -95,12 +104,18 @@ pub async fn open_metadata_store(config: &Config) -> anyhow::Result<Arc<dyn Meta
                 })?;
             Ok(Arc::new(store))
         }
+        #[cfg(feature = "db-redis")]
         DbKind::Redis => {
-            let store = RedisStore::connect(&config.db.redis_url, &config.db.key_prefix)
-                .await
-                .map_err(|error| anyhow::anyhow!("Redis at KTRA_DB_REDIS_URL: {error}"))?;
+            let store =
+                ktra_store::RedisStore::connect(&config.db.redis_url, &config.db.key_prefix)
+                    .await
+                    .map_err(|error| anyhow::anyhow!("Redis at KTRA_DB_REDIS_URL: {error}"))?;
             Ok(Arc::new(store))
         }
+        #[allow(unreachable_patterns, reason = "reached when a store's feature is off")]
+        kind => anyhow::bail!(
+            "setting KTRA_DB_KIND: this build has no {kind:?} store (built without its db-* feature)"
+        ),
     }
 }
 

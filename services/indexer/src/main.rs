@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use ktra_core::config::Settings;
 use ktra_core::telemetry::{self, LogConfig};
 use ktra_indexer::Config;
@@ -12,8 +12,19 @@ use ktra_indexer::Config;
 #[command(version, about)]
 struct Args {
     /// Ktra's TOML configuration file (default: ./ktra.toml when present).
-    #[arg(short = 'c', long = "config")]
+    #[arg(short = 'c', long = "config", global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Exit 0 when the indexer on this machine serves (gRPC health), for container health
+    /// checks.
+    Healthcheck,
 }
 
 /// Sets libgit2's process-wide options: network waits are bounded (connect 10 s, then 60 s
@@ -43,10 +54,15 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(args: Args) -> anyhow::Result<()> {
     let settings = Settings::load(args.config.as_deref(), std::env::vars())?;
-    let telemetry = telemetry::init(&LogConfig::from_settings(&settings)?)?;
+    let telemetry = telemetry::init(&LogConfig::from_settings(&settings)?, "ktra-indexer")?;
     let config = Config::from_settings(&settings)?;
-    let listener = tokio::net::TcpListener::bind(config.endpoint.listen).await?;
-    let result = ktra_indexer::run(config, listener, ktra_core::shutdown::signal()).await;
+    let result = match args.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(config.endpoint.listen).await?;
+            ktra_indexer::run(config, listener, ktra_core::shutdown::signal()).await
+        }
+        Command::Healthcheck => ktra_indexer::healthcheck(&config).await,
+    };
     telemetry.shutdown();
     result
 }

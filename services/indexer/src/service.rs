@@ -11,6 +11,7 @@ use ktra_proto::indexer::v1::{
 };
 use tokio::sync::{Mutex, oneshot};
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::error::IndexerError;
 use crate::writer::{Command, Update, WriterHandle};
@@ -37,6 +38,7 @@ fn to_update(state: CrateState) -> Result<Update, IndexerError> {
     validate_crate_name(&state.name)
         .map_err(|error| IndexerError::BadRequest(format!("invalid crate name: {error}")))?;
     Ok(Update {
+        span: tracing::Span::current(),
         path: index_path(&state.name),
         name: state.name,
         revision: state.revision,
@@ -46,31 +48,20 @@ fn to_update(state: CrateState) -> Result<Update, IndexerError> {
 
 #[tonic::async_trait]
 impl Indexer for IndexerService {
-    #[tracing::instrument(skip_all, fields(crates = request.get_ref().crates.len()))]
     async fn apply(
         &self,
         request: Request<ApplyRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        let updates = request
-            .into_inner()
-            .crates
-            .into_iter()
-            .map(to_update)
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut waiting = Vec::with_capacity(updates.len());
-        let mut commands = Vec::with_capacity(updates.len());
-        for update in updates {
-            let (sender, receiver) = oneshot::channel();
-            waiting.push((update.name.clone(), receiver));
-            commands.push((update, sender));
-        }
-        self.writer.send(Command::Apply(commands)).await?;
-        let mut acknowledged = Vec::with_capacity(waiting.len());
-        for (name, receiver) in waiting {
-            let revision = receiver.await.map_err(|_| IndexerError::ShuttingDown)?;
-            acknowledged.push(Acknowledgement { name, revision });
-        }
-        Ok(Response::new(ApplyResponse { acknowledged }))
+        // A child of the API's trace: the request carries its `traceparent`.
+        let span = tracing::info_span!("indexer.apply", crates = request.get_ref().crates.len());
+        ktra_core::telemetry::set_parent(&span, &|key| {
+            request
+                .metadata()
+                .get(key)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        });
+        self.apply_traced(request).instrument(span).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -121,5 +112,38 @@ impl Indexer for IndexerService {
             config_changed: report.config_changed,
             commit: report.commit.unwrap_or_default(),
         }))
+    }
+}
+
+impl IndexerService {
+    async fn apply_traced(
+        &self,
+        request: Request<ApplyRequest>,
+    ) -> Result<Response<ApplyResponse>, Status> {
+        let updates = request
+            .into_inner()
+            .crates
+            .into_iter()
+            .map(to_update)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut waiting = Vec::with_capacity(updates.len());
+        let mut commands = Vec::with_capacity(updates.len());
+        for update in updates {
+            let (sender, receiver) = oneshot::channel();
+            waiting.push((update.name.clone(), receiver));
+            commands.push((update, sender));
+        }
+        self.writer.send(Command::Apply(commands)).await?;
+        let acknowledged = async {
+            let mut acknowledged = Vec::with_capacity(waiting.len());
+            for (name, receiver) in waiting {
+                let revision = receiver.await.map_err(|_| IndexerError::ShuttingDown)?;
+                acknowledged.push(Acknowledgement { name, revision });
+            }
+            Ok::<_, IndexerError>(acknowledged)
+        }
+        .instrument(tracing::info_span!("indexer.queue"))
+        .await?;
+        Ok(Response::new(ApplyResponse { acknowledged }))
     }
 }

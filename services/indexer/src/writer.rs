@@ -11,6 +11,7 @@
 //! failures are retried with exponential backoff while new updates keep being accepted.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::GitConfig;
 use crate::error::IndexerError;
 use crate::git::repo::{FileChange, IndexRepo, PushError, is_index_path};
+use crate::metrics::IndexerMetrics;
 use crate::revisions::Revisions;
 
 /// The path of the index configuration.
@@ -34,6 +36,9 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// A crate's whole index file at one revision.
 #[derive(Debug, Clone)]
 pub struct Update {
+    /// The span of the request that brought the update; the round that writes it is traced
+    /// under it.
+    pub span: tracing::Span,
     /// The crate name (for logs and acknowledgements).
     pub name: String,
     /// The file's path in the index.
@@ -105,7 +110,12 @@ struct Wanted {
     revision: u64,
     content: Bytes,
     waiters: Vec<(u64, oneshot::Sender<u64>)>,
+    /// The spans of the requests waiting (the first few), to trace the round under them.
+    spans: Vec<tracing::Span>,
 }
+
+/// How many requesting spans a round links to.
+const MAX_LINKED_SPANS: usize = 32;
 
 /// A rebuild in progress.
 #[derive(Debug, Default)]
@@ -120,11 +130,21 @@ struct Rebuild {
 struct GitState {
     repo: IndexRepo,
     revisions: Revisions,
+    metrics: Arc<IndexerMetrics>,
+}
+
+/// What one round took.
+#[derive(Debug, Clone, Copy)]
+struct RoundTimes {
+    commit: Option<Oid>,
+    committing: Duration,
+    pushing: Duration,
 }
 
 /// The writer task's state.
 pub struct Writer {
     git: Option<Box<GitState>>,
+    metrics: Arc<IndexerMetrics>,
     wanted: BTreeMap<String, Wanted>,
     rebuild: Option<Rebuild>,
     commands: mpsc::Receiver<Command>,
@@ -176,7 +196,7 @@ impl GitState {
         message: &str,
         revisions: &[(String, u64)],
         check_remote: bool,
-    ) -> Result<Option<Oid>, IndexerError> {
+    ) -> Result<RoundTimes, IndexerError> {
         if check_remote && self.repo.has_remote() {
             self.follow_remote()?;
         }
@@ -184,19 +204,30 @@ impl GitState {
         let commit = if changes.is_empty() {
             None
         } else {
-            self.repo.commit(changes, message)?
+            let span = tracing::info_span!(
+                "git.commit",
+                files = changes.len(),
+                commit = tracing::field::Empty
+            );
+            let _entered = span.enter();
+            let commit = self.repo.commit(changes, message)?;
+            if let Some(commit) = commit {
+                span.record("commit", commit.to_string());
+            }
+            commit
         };
-        let committed = started.elapsed();
-        self.push()?;
-        let pushed = started.elapsed();
+        let committing = started.elapsed();
+        {
+            let _entered = tracing::info_span!("git.push").entered();
+            self.push()?;
+        }
+        let pushing = started.elapsed() - committing;
         self.revisions.record(revisions)?;
-        tracing::debug!(
-            commit_us = committed.as_micros(),
-            push_us = (pushed - committed).as_micros(),
-            record_us = (started.elapsed() - pushed).as_micros(),
-            "round timings"
-        );
-        Ok(commit.or_else(|| self.repo.tip()))
+        Ok(RoundTimes {
+            commit: commit.or_else(|| self.repo.tip()),
+            committing,
+            pushing,
+        })
     }
 
     /// Fetches; if the remote moved, moves our branch onto it with our state re-applied.
@@ -206,6 +237,7 @@ impl GitState {
             return Ok(false);
         }
         let restored = self.repo.rebase_onto_remote(after)?;
+        self.metrics.remote_moves.inc();
         tracing::warn!(
             restored = restored.len(),
             "the remote moved; our state is re-applied on top of it"
@@ -218,7 +250,11 @@ impl GitState {
             if !self.repo.has_unpushed() {
                 return Ok(());
             }
-            match self.repo.push() {
+            let pushed = self.repo.push();
+            if pushed.is_err() {
+                self.metrics.push_failures.inc();
+            }
+            match pushed {
                 Ok(()) => return Ok(()),
                 Err(PushError::Refused(message)) => {
                     if !self.follow_remote()? {
@@ -246,13 +282,22 @@ impl Writer {
     pub async fn open(
         config: GitConfig,
         config_json: Bytes,
+        metrics: Arc<IndexerMetrics>,
     ) -> Result<(Self, WriterHandle), IndexerError> {
         let git_config = config.clone();
+        let git_metrics = Arc::clone(&metrics);
         let (git, current_config) = tokio::task::spawn_blocking(move || {
             let repo = IndexRepo::open(git_config.clone())?;
             let revisions = Revisions::open(&git_config.local_path)?;
             let current = repo.read_file(CONFIG_PATH)?;
-            Ok::<_, IndexerError>((GitState { repo, revisions }, current))
+            Ok::<_, IndexerError>((
+                GitState {
+                    repo,
+                    revisions,
+                    metrics: git_metrics,
+                },
+                current,
+            ))
         })
         .await
         .map_err(|error| IndexerError::Setup(error.to_string()))??;
@@ -266,11 +311,13 @@ impl Writer {
                     revision: 0,
                     content: config_json.clone(),
                     waiters: Vec::new(),
+                    spans: Vec::new(),
                 },
             );
         }
         let writer = Self {
             git: Some(Box::new(git)),
+            metrics,
             wanted,
             rebuild: None,
             commands,
@@ -343,6 +390,9 @@ impl Writer {
                 for (update, waiter) in updates {
                     self.merge(update, waiter);
                 }
+                self.metrics
+                    .queue_depth
+                    .set(i64::try_from(self.wanted.len()).unwrap_or(i64::MAX));
             }
             Command::RebuildChunk { verify_only, files } => {
                 self.rebuild_chunk(verify_only, files).await
@@ -362,6 +412,9 @@ impl Writer {
                 wanted.name = Some(update.name);
             }
             wanted.waiters.push((update.revision, waiter));
+            if wanted.spans.len() < MAX_LINKED_SPANS {
+                wanted.spans.push(update.span);
+            }
             return;
         }
         let pushed = self
@@ -371,6 +424,7 @@ impl Writer {
         match pushed {
             // Already in the index (or superseded by what is): acknowledge at once.
             Some(pushed) if pushed >= update.revision => {
+                self.metrics.acknowledged.inc();
                 let _ = waiter.send(pushed);
             }
             _ => {
@@ -381,6 +435,7 @@ impl Writer {
                         revision: update.revision,
                         content: update.content,
                         waiters: vec![(update.revision, waiter)],
+                        spans: vec![update.span],
                     },
                 );
             }
@@ -444,16 +499,55 @@ impl Writer {
             .collect();
         let check_remote = std::mem::take(&mut self.check_remote);
         let started = std::time::Instant::now();
+        // The round is traced under the first request it serves, linked to the others.
+        let mut requesters = batch
+            .iter()
+            .filter_map(|(path, _, _, _)| self.wanted.get(path))
+            .flat_map(|wanted| wanted.spans.iter());
+        let round_span = match requesters.next() {
+            Some(first) => {
+                tracing::info_span!(parent: first, "indexer.round", files = batch.len(), commit = tracing::field::Empty)
+            }
+            None => tracing::info_span!(
+                "indexer.round",
+                files = batch.len(),
+                commit = tracing::field::Empty
+            ),
+        };
+        for other in requesters.take(MAX_LINKED_SPANS) {
+            round_span.follows_from(other);
+        }
+        let in_round = round_span.clone();
         let outcome = self
-            .with_git(move |git| git.round(&changes, &message, &revisions, check_remote))
+            .with_git(move |git| {
+                in_round.in_scope(|| git.round(&changes, &message, &revisions, check_remote))
+            })
             .await;
-        let commit = match outcome {
-            Ok(commit) => commit,
+        let times = match outcome {
+            Ok(times) => times,
             Err(error) => {
                 self.check_remote |= check_remote;
+                self.metrics.round_failures.inc();
                 return Err(error);
             }
         };
+        let commit = times.commit;
+        if let Some(commit) = commit {
+            round_span.record("commit", commit.to_string());
+        }
+        self.metrics.rounds.inc();
+        self.metrics.batch_size.observe(batch.len() as f64);
+        self.metrics
+            .commit_duration
+            .observe(times.committing.as_secs_f64());
+        self.metrics
+            .push_duration
+            .observe(times.pushing.as_secs_f64());
+        self.metrics.last_push.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |since| since.as_secs_f64()),
+        );
         tracing::info!(
             files = summary.len(),
             commit = commit.map(|oid| oid.to_string()).unwrap_or_default(),
@@ -472,9 +566,13 @@ impl Writer {
                 "wanted states change only between rounds"
             );
             for (_, waiter) in wanted.waiters.drain(..) {
+                self.metrics.acknowledged.inc();
                 let _ = waiter.send(revision);
             }
         }
+        self.metrics
+            .queue_depth
+            .set(i64::try_from(self.wanted.len()).unwrap_or(i64::MAX));
         Ok(())
     }
 

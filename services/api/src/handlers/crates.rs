@@ -47,6 +47,29 @@ async fn set_yanked(
     version: &str,
     yanked: bool,
 ) -> Result<Json<Ok>, ApiError> {
+    let result = change_yank_flag(state, headers, name, version, yanked).await;
+    let status = match &result {
+        Result::Ok(_) => http::StatusCode::OK,
+        Err(error) => error.code().http_status(),
+    };
+    state
+        .metrics
+        .yanks
+        .get_or_create(&crate::metrics::YankLabels {
+            action: if yanked { "yank" } else { "unyank" }.to_owned(),
+            outcome: crate::metrics::outcome(status),
+        })
+        .inc();
+    result
+}
+
+async fn change_yank_flag(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    version: &str,
+    yanked: bool,
+) -> Result<Json<Ok>, ApiError> {
     let user = require_user(state, headers).await?;
     let canonical = canonical_from_path(name)?;
     let version = parse_version(name, version)?;

@@ -163,6 +163,7 @@ pub async fn download(
                     .get_range(&file.blob_key, bounds)
                     .await
                     .map_err(missing_file)?;
+                state.metrics.downloaded_bytes.inc_by(read.size);
                 Body::from_stream(read.stream.map_err(std::io::Error::other))
             };
             return Ok((
@@ -184,11 +185,11 @@ pub async fn download(
             .into_response());
     }
 
-    let read = state
-        .blobs
-        .get(&file.blob_key)
-        .await
-        .map_err(missing_file)?;
+    let started = std::time::Instant::now();
+    let read = state.blobs.get(&file.blob_key).await;
+    state.metrics.storage("blob", "get", started, read.is_err());
+    let read = read.map_err(missing_file)?;
+    state.metrics.downloaded_bytes.inc_by(read.size);
     Ok((
         common,
         [(CONTENT_LENGTH, HeaderValue::from(read.size))],

@@ -16,6 +16,7 @@ use ktra_core::name::canonical_crate_name;
 use ktra_store::model::{IndexFile, NewVersion, User, version_key};
 use ktra_store::{BlobStore, StoreError};
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::auth::require_user;
 use crate::error::ApiError;
@@ -37,12 +38,33 @@ struct PublishWarnings {
 }
 
 /// Publishes a crate version.
-#[tracing::instrument(skip_all, fields(user, crate_name, version))]
+#[tracing::instrument(skip_all, fields(user, crate_name, version, bytes))]
 pub async fn publish(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PublishResponse>, ApiError> {
+    let result = publish_version(&state, headers, body).await;
+    let status = match &result {
+        Ok(_) => http::StatusCode::OK,
+        Err(error) => error.code().http_status(),
+    };
+    state
+        .metrics
+        .publishes
+        .get_or_create(&crate::metrics::OutcomeLabels {
+            outcome: crate::metrics::outcome(status),
+        })
+        .inc();
+    result
+}
+
+async fn publish_version(
+    state: &AppState,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<PublishResponse>, ApiError> {
+    let state = state.clone();
     let expects_continue = expects_continue(&headers);
     let user = match require_user(&state, &headers).await {
         Ok(user) => user,
@@ -69,22 +91,30 @@ pub async fn publish(
     )
     .await?;
     let max_unpacked = state.config.http.max_unpacked_bytes;
-    let checked = tokio::task::spawn_blocking(move || publish::check(body, max_unpacked))
-        .await
-        .map_err(|error| ApiError::internal(format!("publish check task failed: {error}")))??;
     let span = tracing::Span::current();
+    span.record("bytes", body.len());
+    let check_span = tracing::info_span!("publish.check", bytes = body.len());
+    let checked = tokio::task::spawn_blocking(move || {
+        check_span.in_scope(|| publish::check(body, max_unpacked))
+    })
+    .await
+    .map_err(|error| ApiError::internal(format!("publish check task failed: {error}")))??;
     span.record("crate_name", checked.metadata.name.as_str());
     span.record("version", checked.metadata.vers.as_str());
+    let crate_bytes = checked.crate_file.len() as u64;
 
     // From here on the work runs in its own task: a client that disconnects must not cancel a
     // publish between writing the crate file and committing (or cleaning up after) it.
     let task = tokio::spawn(tracing::Instrument::in_current_span(store_version(
-        state, user, checked,
+        state.clone(),
+        user,
+        checked,
     )));
     let file = task
         .await
         .map_err(|error| ApiError::internal(format!("publish task failed: {error}")))??;
     tracing::info!(revision = file.revision, "published");
+    state.metrics.uploaded_bytes.inc_by(crate_bytes);
     Ok(Json(PublishResponse {
         warnings: PublishWarnings {
             invalid_categories: Vec::new(),
@@ -139,7 +169,16 @@ async fn store_version(
         }
     }
     let blob_key = BlobStore::new_crate_key(&canonical, &key);
-    state.blobs.put_new(&blob_key, crate_file).await?;
+    let started = std::time::Instant::now();
+    let stored = state
+        .blobs
+        .put_new(&blob_key, crate_file)
+        .instrument(tracing::info_span!("blob.put", key = blob_key.as_str()))
+        .await;
+    state
+        .metrics
+        .storage("blob", "put", started, stored.is_err());
+    stored?;
     let published_at = Utc::now();
     let new = NewVersion {
         line: metadata.to_index_line(cksum, published_at),

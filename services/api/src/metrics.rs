@@ -1,0 +1,263 @@
+//! The API's Prometheus metrics, served on `/metrics`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::HeaderValue;
+use http::header::CONTENT_TYPE;
+use ktra_core::metrics::{latency_histogram, render};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::state::AppState;
+
+/// Labels of an HTTP request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route pattern, e.g. `/api/v1/crates/{name}/owners`.
+    pub route: String,
+    /// The method.
+    pub method: String,
+    /// The status code.
+    pub status: u16,
+}
+
+/// Labels of a request's latency.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route pattern.
+    pub route: String,
+    /// The method.
+    pub method: String,
+}
+
+/// Labels of an outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `ok`, `refused` (4xx) or `failed` (5xx).
+    pub outcome: String,
+}
+
+/// Labels of a storage operation.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StorageLabels {
+    /// `metadata` or `blob`.
+    pub store: String,
+    /// The operation, e.g. `publish`, `put`.
+    pub operation: String,
+}
+
+/// Labels of a yank.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct YankLabels {
+    /// `yank` or `unyank`.
+    pub action: String,
+    /// `ok`, `refused` or `failed`.
+    pub outcome: String,
+}
+
+/// Every metric the API exports.
+#[derive(Debug)]
+pub struct ApiMetrics {
+    registry: Registry,
+    /// Requests by route, method and status.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// Request latency by route and method.
+    pub http_duration: Family<RouteLabels, Histogram>,
+    /// Publishes by outcome.
+    pub publishes: Family<OutcomeLabels, Counter>,
+    /// Yanks and unyanks by outcome.
+    pub yanks: Family<YankLabels, Counter>,
+    /// Bytes of accepted `.crate` files.
+    pub uploaded_bytes: Counter,
+    /// Bytes of crate files served.
+    pub downloaded_bytes: Counter,
+    /// Storage operation latency.
+    pub storage_duration: Family<StorageLabels, Histogram>,
+    /// Storage operations that failed (not counting refusals such as a duplicate version).
+    pub storage_errors: Family<StorageLabels, Counter>,
+    /// Crates whose latest change the git indexer has not acknowledged.
+    pub index_unacknowledged: Gauge,
+    /// Age of the oldest of those changes, seconds.
+    pub index_unacknowledged_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Whether the metadata store answers (1) or not (0).
+    pub metadata_store_up: Gauge,
+}
+
+impl ApiMetrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("ktra");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route, method and status",
+            http_requests.clone(),
+        );
+        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route and method",
+            http_duration.clone(),
+        );
+        let publishes = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "publishes",
+            "Publish requests by outcome",
+            publishes.clone(),
+        );
+        let yanks = Family::<YankLabels, Counter>::default();
+        registry.register(
+            "yanks",
+            "Yank and unyank requests by outcome",
+            yanks.clone(),
+        );
+        let uploaded_bytes = Counter::default();
+        registry.register(
+            "uploaded_crate_bytes",
+            "Bytes of crate files accepted by publishes",
+            uploaded_bytes.clone(),
+        );
+        let downloaded_bytes = Counter::default();
+        registry.register(
+            "downloaded_crate_bytes",
+            "Bytes of crate files served by downloads",
+            downloaded_bytes.clone(),
+        );
+        let storage_duration = Family::<StorageLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "storage_operation_duration_seconds",
+            "Time of metadata and blob store operations",
+            storage_duration.clone(),
+        );
+        let storage_errors = Family::<StorageLabels, Counter>::default();
+        registry.register(
+            "storage_operation_errors",
+            "Metadata and blob store operations that failed",
+            storage_errors.clone(),
+        );
+        let index_unacknowledged = Gauge::default();
+        registry.register(
+            "index_unacknowledged_crates",
+            "Crates whose latest change the git indexer has not acknowledged",
+            index_unacknowledged.clone(),
+        );
+        let index_unacknowledged_oldest_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "index_unacknowledged_oldest_age_seconds",
+            "Age of the oldest change the git indexer has not acknowledged",
+            index_unacknowledged_oldest_age.clone(),
+        );
+        let metadata_store_up = Gauge::default();
+        registry.register(
+            "metadata_store_up",
+            "Whether the metadata store (Redis or the embedded database) answers",
+            metadata_store_up.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            publishes,
+            yanks,
+            uploaded_bytes,
+            downloaded_bytes,
+            storage_duration,
+            storage_errors,
+            index_unacknowledged,
+            index_unacknowledged_oldest_age,
+            metadata_store_up,
+        }
+    }
+
+    /// Renders every metric.
+    pub fn render(&self) -> String {
+        render(&self.registry)
+    }
+
+    /// Records one storage operation.
+    pub fn storage(&self, store: &str, operation: &str, started: Instant, failed: bool) {
+        let labels = StorageLabels {
+            store: store.to_owned(),
+            operation: operation.to_owned(),
+        };
+        self.storage_duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        if failed {
+            self.storage_errors.get_or_create(&labels).inc();
+        }
+    }
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The outcome label of a status.
+pub fn outcome(status: http::StatusCode) -> String {
+    if status.is_success() {
+        "ok"
+    } else if status.is_client_error() {
+        "refused"
+    } else {
+        "failed"
+    }
+    .to_owned()
+}
+
+/// Middleware counting and timing every routed request.
+pub async fn track(
+    State(metrics): State<Arc<ApiMetrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    metrics
+        .http_duration
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+            method: method.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            route,
+            method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// `GET /metrics`.
+pub async fn scrape(State(state): State<AppState>) -> Response {
+    (
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static(ktra_core::metrics::CONTENT_TYPE),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
