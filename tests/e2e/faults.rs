@@ -2,8 +2,8 @@
 //! accepted version exactly once and the yanked flags right.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ktra_core::testing::CrateFixture;
@@ -327,4 +327,110 @@ async fn a_second_indexer_on_the_same_clone_refuses_to_start() {
     registry
         .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
         .await;
+}
+
+/// Runs `stop` (which stops one service with SIGTERM and returns how long it took to exit)
+/// once 30 publishes of a burst were answered, then restarts nothing: `stop` does.
+async fn burst_with_sigterm(
+    registry: &Arc<Registry>,
+    token: &str,
+    stop: impl FnOnce(&Registry) -> Duration + Send + 'static,
+) -> (Vec<String>, BTreeSet<(String, String)>, Duration) {
+    let took = Arc::new(Mutex::new(None));
+    let stopper = Arc::clone(registry);
+    let recorded = Arc::clone(&took);
+    let (names, accepted) = burst(registry, token, burst_work(8, 10), 30, move || {
+        let elapsed = stop(&stopper);
+        *recorded.lock().unwrap_or_else(PoisonError::into_inner) = Some(elapsed);
+    })
+    .await;
+    let took = took
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .expect("the service was stopped");
+    (names, accepted, took)
+}
+
+/// Asserts that every accepted version is in the sparse index once and downloads byte for
+/// byte.
+async fn assert_each_version_served(registry: &Registry, accepted: &BTreeSet<(String, String)>) {
+    for (name, version) in accepted {
+        let file = registry
+            .sparse_file(&ktra_core::index::index_path(name))
+            .await
+            .unwrap_or_else(|| panic!("{name} is missing from the sparse index"));
+        let needle = format!("\"vers\":\"{version}\"");
+        let count = file.lines().filter(|line| line.contains(&needle)).count();
+        assert_eq!(count, 1, "{name}@{version} appears {count} times");
+        let download = registry
+            .client
+            .get(registry.url(&format!("/dl/{name}/{version}/download")))
+            .send()
+            .await
+            .expect("the API answers");
+        assert_eq!(download.status(), StatusCode::OK, "{name}@{version}");
+        assert_eq!(
+            download.bytes().await.expect("a body"),
+            CrateFixture::new(name, version).crate_file(),
+            "{name}@{version}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_to_the_api_mid_burst_finishes_what_it_answers() {
+    let registry = Arc::new(
+        Registry::builder()
+            .env("KTRA_HTTP_REQUEST_TIMEOUT_SECS", "5")
+            .start()
+            .await,
+    );
+    let token = registry.create_user("alice").await;
+    let (names, accepted, took) = burst_with_sigterm(&registry, &token, |registry| {
+        let took = registry.api.terminate();
+        registry.api.start();
+        took
+    })
+    .await;
+    println!("the API exited {took:?} after SIGTERM");
+    // The bound is the drain timeout (the request timeout, 5 s here).
+    assert!(took < Duration::from_secs(6), "the API took {took:?}");
+    let log = registry.api.log();
+    assert!(log.contains("draining in-flight requests"), "{log}");
+    assert!(!log.contains("did not finish in time"), "{log}");
+    assert_eq!(accepted.len(), 80);
+    registry.wait_ready().await;
+    assert_each_version_served(&registry, &accepted).await;
+    registry
+        .wait_converged(&registry.remote_path, &names, Duration::from_secs(30))
+        .await;
+    assert_each_version_once(&registry.remote_path, &accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_to_the_indexer_mid_burst_pushes_and_exits() {
+    let registry = Arc::new(
+        Registry::builder()
+            .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "500")
+            .start()
+            .await,
+    );
+    let token = registry.create_user("alice").await;
+    let (names, accepted, took) = burst_with_sigterm(&registry, &token, |registry| {
+        let took = registry.indexer().terminate();
+        registry.indexer().start();
+        took
+    })
+    .await;
+    println!("the indexer exited {took:?} after SIGTERM");
+    // The bound is the writer's grace period (20 s) for the push in flight.
+    assert!(took < Duration::from_secs(21), "the indexer took {took:?}");
+    let log = registry.indexer().log();
+    assert!(!log.contains("did not finish in time"), "{log}");
+    assert_eq!(accepted.len(), 80);
+    assert_each_version_served(&registry, &accepted).await;
+    registry
+        .wait_converged(&registry.remote_path, &names, Duration::from_secs(30))
+        .await;
+    assert_each_version_once(&registry.remote_path, &accepted);
 }

@@ -3,4 +3,5 @@
 mod deploy;
 mod faults;
 mod git_index;
+mod observability;
 mod remotes;

@@ -2,7 +2,9 @@
 //! the real `cargo` with throwaway `CARGO_HOME`s.
 
 pub mod cargo;
+pub mod collector;
 pub mod git;
+pub mod metrics;
 pub mod process;
 pub mod registry;
 pub mod remotes;
