@@ -4,4 +4,5 @@ mod deploy;
 mod faults;
 mod git_index;
 mod observability;
+mod private;
 mod remotes;

@@ -33,6 +33,11 @@ pub struct RegistryConfig {
     /// `crate_files_config.dl_path`, `["dl"]`).
     #[serde(default = "default_dl_path")]
     pub dl_path: String,
+    /// `KTRA_REGISTRY_AUTH_REQUIRED`: a private registry (cargo's `auth-required`): every
+    /// index file, download, search and API call needs a token, and `config.json` says so in
+    /// both indexes. Set it the same way for the API and the indexer.
+    #[serde(default)]
+    pub auth_required: bool,
 }
 
 fn default_dl_path() -> String {
@@ -44,6 +49,7 @@ impl Default for RegistryConfig {
         Self {
             public_url: None,
             dl_path: default_dl_path(),
+            auth_required: false,
         }
     }
 }
@@ -113,12 +119,12 @@ impl RegistryConfig {
     }
 
     /// Returns the index's `config.json`.
-    pub fn index_config(&self, fallback_port: u16, auth_required: bool) -> IndexConfig {
+    pub fn index_config(&self, fallback_port: u16) -> IndexConfig {
         let base = self.public_base(fallback_port);
         IndexConfig {
             dl: format!("{base}/{}", self.dl_segments().join("/")),
             api: base,
-            auth_required,
+            auth_required: self.auth_required,
         }
     }
 }
@@ -202,14 +208,18 @@ mod tests {
             ("KTRA_REGISTRY_DL_PATH", "files/dl"),
         ]);
         let config = RegistryConfig::from_settings(&settings).unwrap();
-        let json = config.index_config(8000, false);
+        let json = config.index_config(8000);
         assert_eq!(json.api, "https://crates.example.com");
         assert_eq!(json.dl, "https://crates.example.com/files/dl");
         let default = RegistryConfig::from_settings(&Settings::default()).unwrap();
-        assert_eq!(
-            default.index_config(9000, false).dl,
-            "http://127.0.0.1:9000/dl"
-        );
+        assert_eq!(default.index_config(9000).dl, "http://127.0.0.1:9000/dl");
+        assert!(!default.index_config(9000).auth_required);
+        let private = RegistryConfig::from_settings(&Settings::from_pairs([(
+            "KTRA_REGISTRY_AUTH_REQUIRED",
+            "true",
+        )]))
+        .unwrap();
+        assert!(private.index_config(9000).auth_required);
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::scrape))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::gate,
+        ))
         // Applied to each route (after routing), so the route pattern is known.
         .layer(axum::middleware::from_fn_with_state(
             std::sync::Arc::clone(&state.metrics),

@@ -40,6 +40,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// `config.json` as served, rendered once.
     pub index_config: Bytes,
+    /// `WWW-Authenticate` of every `401`: where cargo sends people for a token.
+    pub login_challenge: http::HeaderValue,
 }
 
 impl AppState {
@@ -71,7 +73,12 @@ impl AppState {
             Arc::clone(&metrics),
         ));
         let index_sync = IndexSync::new(&config.indexer, Arc::clone(&store), Arc::clone(&metrics))?;
-        let index_config = config.registry.index_config(config.http.port, false);
+        let index_config = config.registry.index_config(config.http.port);
+        let login_challenge = http::HeaderValue::from_str(&format!(
+            "Cargo login_url=\"{}/me\"",
+            config.public_base()
+        ))
+        .unwrap_or_else(|_| http::HeaderValue::from_static("Cargo"));
         Ok(Self(Arc::new(Shared {
             store,
             blobs,
@@ -79,6 +86,7 @@ impl AppState {
             index_sync,
             metrics,
             index_config: Bytes::from(index_config.to_json()),
+            login_challenge,
             config: Arc::new(config),
         })))
     }

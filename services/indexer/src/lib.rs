@@ -69,12 +69,7 @@ pub async fn run(
                 config.endpoint.metrics_listen
             )
         })?;
-    let config_json = Bytes::from(
-        config
-            .registry
-            .index_config(DEFAULT_API_PORT, false)
-            .to_json(),
-    );
+    let config_json = Bytes::from(config.registry.index_config(DEFAULT_API_PORT).to_json());
     if config.registry.public_url.is_none() {
         tracing::warn!(
             "KTRA_REGISTRY_PUBLIC_URL is unset; config.json points at http://127.0.0.1:8000"
