@@ -88,6 +88,10 @@ impl RegistryBuilder {
                 dir.path().join("index").display().to_string(),
             ),
             ("KTRA_GIT_RETRY_MAX_SECS", "1".to_owned()),
+            // Bursts of publishes from one address and one user are what these tests do.
+            ("KTRA_LIMITS_PUBLISH_PER_USER_PER_MINUTE", "0".to_owned()),
+            ("KTRA_LIMITS_PUBLISH_PER_IP_PER_MINUTE", "0".to_owned()),
+            ("KTRA_LIMITS_REGISTER_PER_IP_PER_HOUR", "0".to_owned()),
             ("RUST_LOG", "info".to_owned()),
         ]
         .into_iter()

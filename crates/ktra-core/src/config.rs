@@ -22,6 +22,7 @@ pub const KNOWN_PREFIXES: &[&str] = &[
     "KTRA_BLOB_",
     "KTRA_S3_",
     "KTRA_AUTH_",
+    "KTRA_LIMITS_",
     "KTRA_INDEXER_",
     "KTRA_GIT_",
     "KTRA_LOG_",

@@ -102,6 +102,35 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Rate-limit windows: one process uses this store, so they live in memory.
+    rates: Arc<std::sync::Mutex<RateWindows>>,
+}
+
+/// Fixed rate-limit windows by bucket: hits and when the window ends.
+#[derive(Debug, Default)]
+struct RateWindows {
+    windows: std::collections::HashMap<String, (u64, std::time::Instant)>,
+}
+
+impl RateWindows {
+    /// Windows kept before ended ones are swept.
+    const SWEEP_AT: usize = 10_000;
+
+    fn hit(&mut self, bucket: &str, window: std::time::Duration) -> (u64, std::time::Duration) {
+        let now = std::time::Instant::now();
+        if self.windows.len() >= Self::SWEEP_AT {
+            self.windows.retain(|_, (_, ends)| *ends > now);
+        }
+        let entry = self
+            .windows
+            .entry(bucket.to_owned())
+            .or_insert((0, now + window));
+        if entry.1 <= now {
+            *entry = (0, now + window);
+        }
+        entry.0 += 1;
+        (entry.0, entry.1 - now)
+    }
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -125,7 +154,10 @@ impl EmbeddedStore {
         let db = Database::create(&path).map_err(|error| {
             StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
         })?;
-        let store = Self { db: Arc::new(db) };
+        let store = Self {
+            db: Arc::new(db),
+            rates: Arc::default(),
+        };
         store.initialise()?;
         Ok(store)
     }
@@ -870,6 +902,18 @@ impl MetadataStore for EmbeddedStore {
         // redb locks its file, so one process at most uses this store: it always holds the
         // lease.
         Ok(true)
+    }
+
+    async fn count_hit(
+        &self,
+        bucket: &str,
+        window: std::time::Duration,
+    ) -> Result<(u64, std::time::Duration), StoreError> {
+        Ok(self
+            .rates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .hit(bucket, window))
     }
 
     async fn crate_names(

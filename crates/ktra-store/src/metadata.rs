@@ -140,6 +140,15 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
         ttl: std::time::Duration,
     ) -> Result<bool, StoreError>;
 
+    /// Counts one hit against the rate-limit `bucket`, a fixed window of `window` that starts
+    /// with its first hit; returns the hits in the current window (this one included) and the
+    /// time until it ends. Shared by every replica using the same store.
+    async fn count_hit(
+        &self,
+        bucket: &str,
+        window: std::time::Duration,
+    ) -> Result<(u64, std::time::Duration), StoreError>;
+
     /// Returns up to `limit` canonical crate names after `after`, in order, for walking every
     /// crate (index rebuilds).
     async fn crate_names(

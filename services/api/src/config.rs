@@ -281,6 +281,60 @@ pub struct Config {
     pub s3: S3Config,
     /// Passwords and tokens.
     pub auth: AuthConfig,
+    /// Rate limits.
+    pub limits: LimitsConfig,
+}
+
+/// `KTRA_LIMITS_*`: rate limits on the requests a flood would target, counted in the metadata
+/// store so every replica shares them. `0` turns a limit off. A refused request gets `429`
+/// with `Retry-After`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// `KTRA_LIMITS_LOGIN_PER_IP_PER_MINUTE`: login and change-password attempts per client
+    /// address.
+    #[serde(default = "default_login_per_ip")]
+    pub login_per_ip_per_minute: u32,
+    /// `KTRA_LIMITS_LOGIN_PER_USER_PER_MINUTE`: login and change-password attempts per user
+    /// name, whether or not the user exists.
+    #[serde(default = "default_login_per_user")]
+    pub login_per_user_per_minute: u32,
+    /// `KTRA_LIMITS_REGISTER_PER_IP_PER_HOUR`: new users per client address.
+    #[serde(default = "default_register_per_ip")]
+    pub register_per_ip_per_hour: u32,
+    /// `KTRA_LIMITS_PUBLISH_PER_USER_PER_MINUTE`: publishes per user.
+    #[serde(default = "default_publish_per_user")]
+    pub publish_per_user_per_minute: u32,
+    /// `KTRA_LIMITS_PUBLISH_PER_IP_PER_MINUTE`: publish requests per client address, counted
+    /// before authentication.
+    #[serde(default = "default_publish_per_ip")]
+    pub publish_per_ip_per_minute: u32,
+    /// `KTRA_LIMITS_CLIENT_IP_HEADER`: behind a proxy, the header it puts the client's address
+    /// in (`x-forwarded-for`: its last entry, the one the proxy added; `x-real-ip`). Unset, the
+    /// connection's peer address is the client. Set it only when every request passes the
+    /// proxy, or clients can pick their own address.
+    #[serde(default)]
+    pub client_ip_header: Option<String>,
+}
+
+fn default_login_per_ip() -> u32 {
+    30
+}
+
+fn default_login_per_user() -> u32 {
+    10
+}
+
+fn default_register_per_ip() -> u32 {
+    10
+}
+
+fn default_publish_per_user() -> u32 {
+    300
+}
+
+fn default_publish_per_ip() -> u32 {
+    600
 }
 
 impl Config {
@@ -303,7 +357,13 @@ impl Config {
             blob: section(settings, "KTRA_BLOB_")?,
             s3: section(settings, "KTRA_S3_")?,
             auth: section(settings, "KTRA_AUTH_")?,
+            limits: section(settings, "KTRA_LIMITS_")?,
         };
+        if let Some(header) = &config.limits.client_ip_header
+            && http::HeaderName::from_bytes(header.as_bytes()).is_err()
+        {
+            bail!("setting KTRA_LIMITS_CLIENT_IP_HEADER: not a header name");
+        }
         config.http.validate()?;
         if config.blob.kind == BlobKind::S3 && config.s3.bucket.is_none() {
             bail!("setting KTRA_S3_BUCKET: required when KTRA_BLOB_KIND=s3");

@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use http::header::{HeaderValue, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use ktra_core::error::ErrorCode;
 use ktra_store::{BlobError, StoreError};
 use serde::Serialize;
@@ -17,6 +17,8 @@ pub struct ApiError {
     code: ErrorCode,
     /// Shown to the client for 4xx; logged (never shown) for 5xx.
     detail: String,
+    /// `Retry-After` of a `429`.
+    retry_after: Option<std::time::Duration>,
 }
 
 #[derive(Serialize)]
@@ -35,6 +37,15 @@ impl ApiError {
         Self {
             code,
             detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Too many requests (429); the client may retry after `retry_after`.
+    pub fn too_many_requests(detail: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(ErrorCode::TooManyRequests, detail)
         }
     }
 
@@ -127,6 +138,14 @@ impl IntoResponse for ApiError {
             }
             _ => error_response(status, &self.detail),
         };
+        if let Some(after) = self.retry_after {
+            // Whole seconds, rounded up, so a client retrying on time is not refused again.
+            let seconds = after.as_millis().div_ceil(1000).max(1);
+            response.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from(u64::try_from(seconds).unwrap_or(u64::MAX)),
+            );
+        }
         if self.code == ErrorCode::Unauthorized {
             response
                 .headers_mut()

@@ -188,6 +188,15 @@ impl MetadataStore for InstrumentedStore {
             .await
     }
 
+    async fn count_hit(
+        &self,
+        bucket: &str,
+        window: std::time::Duration,
+    ) -> Result<(u64, std::time::Duration), StoreError> {
+        self.observe("count_hit", self.inner.count_hit(bucket, window))
+            .await
+    }
+
     async fn crate_names(
         &self,
         after: Option<&str>,

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod handlers;
 pub mod index_sync;
 pub mod instrumented;
+pub mod limits;
 pub mod metrics;
 pub mod password;
 pub mod publish;
@@ -77,7 +78,11 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(app.clone());
+        // Handlers see the peer as `ConnectInfo` (rate limits by client address).
+        let service = TowerToHyperService::new(tower::Layer::layer(
+            &axum::Extension(axum::extract::ConnectInfo(peer)),
+            app.clone(),
+        ));
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();

@@ -55,6 +55,13 @@ pub struct StorageLabels {
 }
 
 /// Labels of a yank.
+/// Labels of a rate-limited request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// The limit reached, e.g. `login:ip`.
+    pub limit: String,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct YankLabels {
     /// `yank` or `unyank`.
@@ -89,6 +96,8 @@ pub struct ApiMetrics {
     pub index_unacknowledged_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Whether the metadata store answers (1) or not (0).
     pub metadata_store_up: Gauge,
+    /// Requests refused by a rate limit, by limit.
+    pub rate_limited: Family<LimitLabels, Counter>,
 }
 
 impl ApiMetrics {
@@ -159,6 +168,12 @@ impl ApiMetrics {
             "Age of the oldest change the git indexer has not acknowledged",
             index_unacknowledged_oldest_age.clone(),
         );
+        let rate_limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "rate_limited_requests",
+            "Requests refused with 429 by a rate limit, by limit",
+            rate_limited.clone(),
+        );
         let metadata_store_up = Gauge::default();
         registry.register(
             "metadata_store_up",
@@ -178,6 +193,7 @@ impl ApiMetrics {
             index_unacknowledged,
             index_unacknowledged_oldest_age,
             metadata_store_up,
+            rate_limited,
         }
     }
 

@@ -99,6 +99,11 @@ impl Keys {
     pub fn lease(&self, name: &str) -> String {
         format!("{}:lease:{name}", self.base)
     }
+
+    /// A rate-limit counter (integer, expiring with its window).
+    pub fn rate(&self, bucket: &str) -> String {
+        format!("{}:rate:{bucket}", self.base)
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,7 @@ struct Scripts {
     change_password: Script,
     acknowledge: Script,
     lease: Script,
+    rate: Script,
 }
 
 impl Scripts {
@@ -62,6 +63,7 @@ impl Scripts {
             change_password: Script::new(include_str!("change_password.lua")),
             acknowledge: Script::new(include_str!("acknowledge.lua")),
             lease: Script::new(include_str!("lease.lua")),
+            rate: Script::new(include_str!("rate.lua")),
         }
     }
 }
@@ -811,6 +813,22 @@ impl MetadataStore for RedisStore {
             .await
             .map_err(classify)?;
         Ok(held == 1)
+    }
+
+    async fn count_hit(
+        &self,
+        bucket: &str,
+        window: std::time::Duration,
+    ) -> Result<(u64, std::time::Duration), StoreError> {
+        let (hits, left): (u64, u64) = self
+            .scripts
+            .rate
+            .key(self.keys.rate(bucket))
+            .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        Ok((hits, std::time::Duration::from_millis(left)))
     }
 
     async fn crate_names(

@@ -35,6 +35,7 @@ contract_tests!(
     pending_changes_and_acknowledgements,
     search_and_listing,
     concurrent_publishes_of_one_version_admit_one,
+    rate_windows_count_and_end,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,7 @@ use tracing::Instrument;
 use crate::auth::require_user;
 use crate::error::ApiError;
 use crate::extract::{discard, expects_continue, read_body};
+use crate::limits::{self, ClientIp, Limit};
 use crate::publish::{self, CheckedPublish};
 use crate::state::AppState;
 
@@ -41,10 +42,11 @@ struct PublishWarnings {
 #[tracing::instrument(skip_all, fields(user, crate_name, version, bytes))]
 pub async fn publish(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PublishResponse>, ApiError> {
-    let result = publish_version(&state, headers, body).await;
+    let result = publish_version(&state, &client, headers, body).await;
     let status = match &result {
         Ok(_) => http::StatusCode::OK,
         Err(error) => error.code().http_status(),
@@ -61,15 +63,22 @@ pub async fn publish(
 
 async fn publish_version(
     state: &AppState,
+    client: &str,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PublishResponse>, ApiError> {
     let state = state.clone();
     let expects_continue = expects_continue(&headers);
-    let user = match require_user(&state, &headers).await {
+    let allowed = async {
+        limits::check(&state, Limit::PublishPerIp, client).await?;
+        let user = require_user(&state, &headers).await?;
+        limits::check(&state, Limit::PublishPerUser, &user.id.to_string()).await?;
+        Ok::<_, ApiError>(user)
+    };
+    let user = match allowed.await {
         Ok(user) => user,
         Err(error) => {
-            // Nothing of the body is kept; a bounded part is read so the client sees the 401.
+            // Nothing of the body is kept; a bounded part is read so the client sees the error.
             discard(body, expects_continue).await;
             return Err(error);
         }

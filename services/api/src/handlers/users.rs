@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::extract::{ApiPath, json_body};
+use crate::limits::{self, ClientIp, Limit};
 use crate::state::AppState;
 
 /// The largest user API body accepted.
@@ -63,9 +64,11 @@ fn check_new_password(state: &AppState, password: &SecretString) -> Result<(), A
 #[tracing::instrument(skip_all, fields(user = %name))]
 pub async fn new_user(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     ApiPath(name): ApiPath<String>,
     body: Body,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    limits::check(&state, Limit::RegisterPerIp, &client).await?;
     validate_user_name(&name)
         .map_err(|error| ApiError::bad_request(format!("invalid user name: {error}")))?;
     let request: PasswordBody = json_body(body, MAX_USER_BODY).await?;
@@ -83,6 +86,14 @@ pub async fn new_user(
     Ok(Json(TokenResponse {
         token: token.reveal(),
     }))
+}
+
+/// Counts a login attempt against the limits of its address and of the user name (existing
+/// or not, so the limit reveals nothing).
+async fn check_login_limits(state: &AppState, client: &str, name: &str) -> Result<(), ApiError> {
+    limits::check(state, Limit::LoginPerIp, client).await?;
+    let user_key: String = name.chars().take(64).flat_map(char::to_lowercase).collect();
+    limits::check(state, Limit::LoginPerUser, &user_key).await
 }
 
 /// Checks a user's password, spending the same effort whether or not the user exists.
@@ -113,9 +124,11 @@ async fn verify_login(
 #[tracing::instrument(skip_all, fields(user = %name))]
 pub async fn login(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     ApiPath(name): ApiPath<String>,
     body: Body,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    check_login_limits(&state, &client, &name).await?;
     let request: PasswordBody = json_body(body, MAX_USER_BODY).await?;
     if request.password.expose_secret().len() > MAX_PASSWORD_LEN {
         return Err(ApiError::forbidden(BAD_CREDENTIALS));
@@ -136,9 +149,11 @@ pub async fn login(
 #[tracing::instrument(skip_all, fields(user = %name))]
 pub async fn change_password(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     ApiPath(name): ApiPath<String>,
     body: Body,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    check_login_limits(&state, &client, &name).await?;
     let request: ChangePasswordBody = json_body(body, MAX_USER_BODY).await?;
     if request.old_password.expose_secret().len() > MAX_PASSWORD_LEN {
         return Err(ApiError::forbidden(BAD_CREDENTIALS));

@@ -72,6 +72,8 @@ pub(crate) struct TestApp {
     pub(crate) blobs: BlobStore,
     /// The Redis and S3 servers, when the test runs on them.
     pub(crate) servers: Option<Arc<SharedServers>>,
+    /// The extra settings, which replicas share.
+    extra: Vec<(String, String)>,
     /// Holds the data directory until the test ends.
     _dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -87,7 +89,12 @@ impl TestApp {
 
     /// Starts another replica over the same Redis and S3 servers.
     pub(crate) async fn replica(&self) -> Self {
-        Self::start_over(self.servers.clone(), &[]).await
+        let extra: Vec<(&str, &str)> = self
+            .extra
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        Self::start_over(self.servers.clone(), &extra).await
     }
 
     async fn start_over(servers: Option<Arc<SharedServers>>, extra: &[(&str, &str)]) -> Self {
@@ -112,9 +119,15 @@ impl TestApp {
             }
         }
         // Keep hashing cheap in tests that create many users; the e2e suite uses the defaults.
+        // Rate limits are off unless a test sets them: tests publish in bursts from one address.
         for (name, value) in [
             ("KTRA_AUTH_ARGON2_MEMORY_KIB", "1024"),
             ("KTRA_AUTH_ARGON2_ITERATIONS", "1"),
+            ("KTRA_LIMITS_LOGIN_PER_IP_PER_MINUTE", "0"),
+            ("KTRA_LIMITS_LOGIN_PER_USER_PER_MINUTE", "0"),
+            ("KTRA_LIMITS_REGISTER_PER_IP_PER_HOUR", "0"),
+            ("KTRA_LIMITS_PUBLISH_PER_USER_PER_MINUTE", "0"),
+            ("KTRA_LIMITS_PUBLISH_PER_IP_PER_MINUTE", "0"),
         ] {
             if !extra.iter().any(|(extra_name, _)| *extra_name == name) {
                 settings = settings.with(name, value);
@@ -134,6 +147,10 @@ impl TestApp {
             store,
             blobs,
             servers,
+            extra: extra
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
             _dir: dir,
             shutdown: Some(shutdown),
             server: Some(server),

@@ -28,4 +28,5 @@ mod api;
 mod cargo;
 mod concurrency;
 mod harness;
+mod limits;
 mod replicas;
