@@ -69,9 +69,33 @@ true
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when the git remote is reached over ssh (ssh://, git+ssh:// or user@host:path). */}}
+{{- define "ktra.sshRemote" -}}
+{{- if regexMatch `^((git\+)?ssh(\+git)?://|[^/:@]+@[^/:]+:)` (default "" .Values.indexer.git.remoteUrl) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+The keys of the git Secret the indexer mounts as files, space-separated. Only these keys are
+projected: the chart's own Secret also holds the Redis URL, which the indexer has no use for,
+and pointing KTRA_GIT_SSH_* at a file the Secret lacks stops the indexer at start. An existing
+Secret is expected to hold both ssh keys for an ssh remote and neither for any other.
+*/}}
+{{- define "ktra.gitFiles" -}}
+{{- $git := .Values.indexer.git -}}
+{{- if $git.existingSecret -}}
+{{- if include "ktra.sshRemote" . }}ssh-privatekey known_hosts{{ end -}}
+{{- else -}}
+{{- if $git.sshPrivateKey }}ssh-privatekey {{ end -}}
+{{- if $git.sshKnownHosts }}known_hosts{{ end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The settings both services read. */}}
 {{- define "ktra.sharedSettings" -}}
 KTRA_REGISTRY_PUBLIC_URL: {{ required "publicUrl is required" .Values.publicUrl | quote }}
+KTRA_REGISTRY_AUTH_REQUIRED: {{ .Values.authRequired | quote }}
 KTRA_LOG_FORMAT: {{ .Values.logFormat | quote }}
 RUST_LOG: {{ .Values.logLevel | quote }}
 {{- with .Values.otel.endpoint }}
