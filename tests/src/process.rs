@@ -110,6 +110,15 @@ impl Service {
     /// Starts the process with a clean environment (`PATH`, `HOME` and the given variables),
     /// appending to its log, and waits until its port accepts connections.
     pub fn start(&self) {
+        if let Err(problem) = self.try_start() {
+            panic!("{problem}");
+        }
+    }
+
+    /// Like [`Service::start`], but says why the process is not listening instead of
+    /// panicking: it exited (a port taken meanwhile by another test, say), or it did not
+    /// listen within 20 s.
+    pub fn try_start(&self) -> Result<(), String> {
         assert!(self.child().is_none(), "{} is already running", self.name);
         let log = File::options()
             .create(true)
@@ -130,14 +139,27 @@ impl Service {
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.name));
         *self.child() = Some(child);
-        if !wait_for_port(self.port, Duration::from_secs(20)) {
-            panic!(
-                "{} did not listen on {}:\n{}",
-                self.name,
-                self.port,
-                self.log_tail()
-            );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if wait_for_port(self.port, Duration::from_millis(100)) {
+                return Ok(());
+            }
+            if !self.is_running() {
+                self.child().take();
+                return Err(format!(
+                    "{} exited before listening on {}:\n{}",
+                    self.name,
+                    self.port,
+                    self.log_tail()
+                ));
+            }
         }
+        Err(format!(
+            "{} did not listen on {}:\n{}",
+            self.name,
+            self.port,
+            self.log_tail()
+        ))
     }
 
     fn child(&self) -> MutexGuard<'_, Option<Child>> {

@@ -144,8 +144,21 @@ pub fn weed_binary() -> PathBuf {
 }
 
 impl S3Server {
-    /// Starts SeaweedFS with every port of its own.
+    /// Starts SeaweedFS with every port of its own. It binds seven ports; when another test
+    /// takes one between our pick and its bind, SeaweedFS exits and is started again on fresh
+    /// ports.
     pub fn start(dir: &Path) -> Self {
+        let mut last_problem = String::new();
+        for _ in 0..5 {
+            match Self::try_start(dir) {
+                Ok(server) => return server,
+                Err(problem) => last_problem = problem,
+            }
+        }
+        panic!("SeaweedFS did not start in five attempts:\n{last_problem}");
+    }
+
+    fn try_start(dir: &Path) -> Result<Self, String> {
         let s3_port = seaweed_port();
         let data = dir.join(format!("seaweed-{s3_port}"));
         std::fs::create_dir_all(&data).expect("the seaweed directory");
@@ -185,7 +198,7 @@ impl S3Server {
             dir,
             s3_port,
         );
-        service.start();
+        service.try_start()?;
         let server = Self {
             service,
             endpoint: format!("http://127.0.0.1:{s3_port}"),
@@ -194,13 +207,22 @@ impl S3Server {
             filer_port,
             master_port,
         };
-        server.wait_ready();
-        server
+        if !server.wait_ready() {
+            if server.service.is_running() {
+                panic!(
+                    "SeaweedFS never served requests\n{}",
+                    server.service.log_tail()
+                );
+            }
+            return Err(server.service.log_tail());
+        }
+        Ok(server)
     }
 
     /// Waits until the S3 gateway and the filer answer and the master can place a write (a
-    /// volume server registered): they listen well before they serve.
-    fn wait_ready(&self) {
+    /// volume server registered): they listen well before they serve. Returns false when it
+    /// exited or did not get there within a minute.
+    fn wait_ready(&self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(60);
         let s3 = self.endpoint.trim_start_matches("http://").to_owned();
         let filer = format!("127.0.0.1:{}", self.filer_port);
@@ -212,14 +234,14 @@ impl S3Server {
             let writable = http_get(&master, "GET", "/dir/assign")
                 .is_some_and(|(status, body)| status == 200 && body.contains("\"fid\""));
             if writable && answers(&s3) && answers(&filer) {
-                return;
+                return true;
+            }
+            if !self.service.is_running() {
+                return false;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!(
-            "SeaweedFS never served requests\n{}",
-            self.service.log_tail()
-        );
+        false
     }
 
     /// Creates a bucket (a directory under the filer's `/buckets`).
@@ -257,7 +279,11 @@ impl S3Server {
     /// Starts it again on the same ports and data.
     pub fn restart(&self) {
         self.service.start();
-        self.wait_ready();
+        assert!(
+            self.wait_ready(),
+            "SeaweedFS did not serve again\n{}",
+            self.service.log_tail()
+        );
     }
 }
 
