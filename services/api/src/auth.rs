@@ -21,7 +21,7 @@ use crate::state::AppState;
 const INVALID_TOKEN: &str = "the authentication token is invalid or revoked; run `cargo login --registry <name>` with a new token";
 
 /// Returns the token text from `Authorization`, without a `Bearer ` prefix.
-fn presented_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+pub(crate) fn presented_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };

@@ -11,6 +11,8 @@ use ktra_core::config::{ConfigError, Settings};
 use ktra_core::registry::{DEFAULT_API_PORT, IndexerEndpointConfig, RegistryConfig};
 use serde::Deserialize;
 
+use crate::publish::PublishLimits;
+
 /// `KTRA_HTTP_*`: the listener and the URLs cargo is told about.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,7 +48,7 @@ fn default_max_publish_bytes() -> u64 {
 }
 
 fn default_max_unpacked_bytes() -> u64 {
-    512 * 1024 * 1024
+    PublishLimits::DEFAULT.max_unpacked_bytes
 }
 
 fn default_request_timeout_secs() -> u64 {
@@ -234,6 +236,38 @@ pub struct AuthConfig {
     /// `KTRA_AUTH_MIN_PASSWORD_LEN`: the shortest password accepted.
     #[serde(default = "default_min_password_len")]
     pub min_password_len: usize,
+    /// `KTRA_AUTH_REGISTRATION`: `open` (Ktra's behaviour: anyone may create a user) or
+    /// `closed` (only an administrator, or the bootstrap token, creates users).
+    #[serde(default)]
+    pub registration: Registration,
+    /// `KTRA_AUTH_ADMINS`: comma-separated user names with the administrator role.
+    #[serde(default)]
+    pub admins: Vec<String>,
+    /// `KTRA_AUTH_BOOTSTRAP_TOKEN`: a secret that creates users while registration is closed,
+    /// for the first administrator; remove it once that user exists.
+    #[serde(default)]
+    pub bootstrap_token: Option<secrecy::SecretString>,
+}
+
+/// Who may create users.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    /// Anyone.
+    #[default]
+    Open,
+    /// Administrators, and holders of the bootstrap token.
+    Closed,
+}
+
+impl AuthConfig {
+    /// Returns whether `name` has the administrator role (names compare regardless of case,
+    /// as user names do).
+    pub fn is_admin(&self, name: &str) -> bool {
+        self.admins
+            .iter()
+            .any(|admin| admin.trim().eq_ignore_ascii_case(name))
+    }
 }
 
 fn default_argon2_memory_kib() -> u32 {
@@ -315,6 +349,84 @@ pub struct LimitsConfig {
     /// proxy, or clients can pick their own address.
     #[serde(default)]
     pub client_ip_header: Option<String>,
+    /// `KTRA_LIMITS_HEADER_READ_TIMEOUT_SECS`: the time a client has to send a request head;
+    /// slower connections are closed.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// `KTRA_LIMITS_MAX_HEADER_BYTES`: the largest request head (HTTP/1.1) or header list
+    /// (HTTP/2); at least 8192.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// `KTRA_LIMITS_MAX_HEADERS`: the most header fields in one HTTP/1.1 request.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// `KTRA_LIMITS_MAX_DEPENDENCIES`: dependencies per published version (crates.io: 500).
+    #[serde(default = "default_max_dependencies")]
+    pub max_dependencies: usize,
+    /// `KTRA_LIMITS_MAX_FEATURES`: features per published version (crates.io: 300).
+    #[serde(default = "default_max_features")]
+    pub max_features: usize,
+    /// `KTRA_LIMITS_MAX_FEATURE_VALUES`: what one feature may enable (crates.io: 300).
+    #[serde(default = "default_max_feature_values")]
+    pub max_feature_values: usize,
+    /// `KTRA_LIMITS_MAX_DESCRIPTION_BYTES`: the longest description.
+    #[serde(default = "default_max_description_bytes")]
+    pub max_description_bytes: usize,
+    /// `KTRA_LIMITS_MAX_CRATE_FILES`: entries in a `.crate` archive.
+    #[serde(default = "default_max_crate_files")]
+    pub max_crate_files: usize,
+}
+
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+
+fn default_max_header_bytes() -> usize {
+    64 * 1024
+}
+
+fn default_max_headers() -> usize {
+    100
+}
+
+fn default_max_dependencies() -> usize {
+    PublishLimits::DEFAULT.max_dependencies
+}
+
+fn default_max_features() -> usize {
+    PublishLimits::DEFAULT.max_features
+}
+
+fn default_max_feature_values() -> usize {
+    PublishLimits::DEFAULT.max_feature_values
+}
+
+fn default_max_description_bytes() -> usize {
+    PublishLimits::DEFAULT.max_description_bytes
+}
+
+fn default_max_crate_files() -> usize {
+    PublishLimits::DEFAULT.max_files
+}
+
+impl LimitsConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(header) = &self.client_ip_header
+            && http::HeaderName::from_bytes(header.as_bytes()).is_err()
+        {
+            bail!("setting KTRA_LIMITS_CLIENT_IP_HEADER: not a header name");
+        }
+        if self.header_read_timeout_secs == 0 {
+            bail!("setting KTRA_LIMITS_HEADER_READ_TIMEOUT_SECS: must be at least 1");
+        }
+        if self.max_header_bytes < 8192 {
+            bail!("setting KTRA_LIMITS_MAX_HEADER_BYTES: must be at least 8192");
+        }
+        if self.max_headers == 0 {
+            bail!("setting KTRA_LIMITS_MAX_HEADERS: must be at least 1");
+        }
+        Ok(())
+    }
 }
 
 fn default_login_per_ip() -> u32 {
@@ -359,11 +471,7 @@ impl Config {
             auth: section(settings, "KTRA_AUTH_")?,
             limits: section(settings, "KTRA_LIMITS_")?,
         };
-        if let Some(header) = &config.limits.client_ip_header
-            && http::HeaderName::from_bytes(header.as_bytes()).is_err()
-        {
-            bail!("setting KTRA_LIMITS_CLIENT_IP_HEADER: not a header name");
-        }
+        config.limits.validate()?;
         config.http.validate()?;
         if config.blob.kind == BlobKind::S3 && config.s3.bucket.is_none() {
             bail!("setting KTRA_S3_BUCKET: required when KTRA_BLOB_KIND=s3");

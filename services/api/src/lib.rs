@@ -21,7 +21,7 @@ pub mod state;
 use std::future::Future;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -57,8 +57,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let drain_timeout = Duration::from_secs(state.config.http.request_timeout_secs);
     let resender = tokio::spawn(state.index_sync.clone().resend_forever());
+    let builder = connection_builder(&state.config.limits);
     let app = routes::router(state);
-    let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     tracing::info!(address = %listener.local_addr()?, "serving");
@@ -103,4 +103,23 @@ pub async fn serve(
     }
     resender.abort();
     Ok(())
+}
+
+/// HTTP/1.1 and HTTP/2 connection settings against hostile clients: a client has
+/// `KTRA_LIMITS_HEADER_READ_TIMEOUT_SECS` to send its request head (slow-loris clients are
+/// dropped), heads past `KTRA_LIMITS_MAX_HEADER_BYTES` or `KTRA_LIMITS_MAX_HEADERS` get 431.
+/// Bodies are bounded per route and by the request timeout.
+fn connection_builder(limits: &config::LimitsConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs))
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    builder
 }

@@ -114,6 +114,9 @@ mod tests {
             argon2_parallelism: 1,
             hash_concurrency: Some(1),
             min_password_len: 8,
+            registration: crate::config::Registration::Open,
+            admins: Vec::new(),
+            bootstrap_token: None,
         }
     }
 

@@ -5,7 +5,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post, put};
 use http::StatusCode;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{method_not_allowed, route_not_found};
@@ -69,10 +68,7 @@ pub fn router(state: AppState) -> Router {
             std::sync::Arc::clone(&state.metrics),
             metrics::track,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(axum::middleware::from_fn_with_state(timeout, time_limit))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -85,6 +81,26 @@ pub fn router(state: AppState) -> Router {
                 ),
         )
         .with_state(state)
+}
+
+/// Answers 408 in cargo's error format when a request, its body included, takes longer than
+/// `KTRA_HTTP_REQUEST_TIMEOUT_SECS`; what the handler had started is dropped, and a publish
+/// writes nothing before its body is whole.
+async fn time_limit(
+    axum::extract::State(timeout): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => crate::error::error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "the request took longer than {} seconds; send it again",
+                timeout.as_secs()
+            ),
+        ),
+    }
 }
 
 /// The span of one request, a child of the caller's trace when it sent `traceparent` (a proxy

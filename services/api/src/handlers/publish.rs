@@ -99,15 +99,14 @@ async fn publish_version(
         expects_continue,
     )
     .await?;
-    let max_unpacked = state.config.http.max_unpacked_bytes;
+    let limits = publish::PublishLimits::from_config(&state.config);
     let span = tracing::Span::current();
     span.record("bytes", body.len());
     let check_span = tracing::info_span!("publish.check", bytes = body.len());
-    let checked = tokio::task::spawn_blocking(move || {
-        check_span.in_scope(|| publish::check(body, max_unpacked))
-    })
-    .await
-    .map_err(|error| ApiError::internal(format!("publish check task failed: {error}")))??;
+    let checked =
+        tokio::task::spawn_blocking(move || check_span.in_scope(|| publish::check(body, &limits)))
+            .await
+            .map_err(|error| ApiError::internal(format!("publish check task failed: {error}")))??;
     span.record("crate_name", checked.metadata.name.as_str());
     span.record("version", checked.metadata.vers.as_str());
     let crate_bytes = checked.crate_file.len() as u64;

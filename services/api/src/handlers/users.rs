@@ -7,11 +7,15 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use chrono::Utc;
+use http::HeaderMap;
 use ktra_core::name::validate_user_name;
 use ktra_store::model::ApiToken;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 
+use crate::auth::{presented_token, require_user};
+use crate::config::Registration;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, json_body};
 use crate::limits::{self, ClientIp, Limit};
@@ -66,9 +70,13 @@ pub async fn new_user(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
     ApiPath(name): ApiPath<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Json<TokenResponse>, ApiError> {
     limits::check(&state, Limit::RegisterPerIp, &client).await?;
+    if state.config.auth.registration == Registration::Closed {
+        allow_closed_registration(&state, &headers).await?;
+    }
     validate_user_name(&name)
         .map_err(|error| ApiError::bad_request(format!("invalid user name: {error}")))?;
     let request: PasswordBody = json_body(body, MAX_USER_BODY).await?;
@@ -94,6 +102,28 @@ async fn check_login_limits(state: &AppState, client: &str, name: &str) -> Resul
     limits::check(state, Limit::LoginPerIp, client).await?;
     let user_key: String = name.chars().take(64).flat_map(char::to_lowercase).collect();
     limits::check(state, Limit::LoginPerUser, &user_key).await
+}
+
+/// With registration closed, only an administrator's token or the bootstrap token creates
+/// users.
+async fn allow_closed_registration(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    const CLOSED: &str = "registration is closed: an administrator creates users on this registry";
+    let Some(presented) = presented_token(headers)? else {
+        return Err(ApiError::forbidden(CLOSED));
+    };
+    if let Some(bootstrap) = &state.config.auth.bootstrap_token {
+        let expected = bootstrap.expose_secret().as_bytes();
+        if bool::from(presented.as_bytes().ct_eq(expected)) {
+            tracing::warn!("a user is created with the bootstrap token");
+            return Ok(());
+        }
+    }
+    let caller = require_user(state, headers).await?;
+    if state.config.auth.is_admin(&caller.name) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(CLOSED))
+    }
 }
 
 /// Checks a user's password, spending the same effort whether or not the user exists.

@@ -112,10 +112,48 @@ impl PublishMetadata {
     /// # Errors
     ///
     /// Fails on the first rule broken: crate and dependency names, versions and requirements,
-    /// dependency kinds, feature names, `rust-version`.
-    pub fn validate(&self) -> Result<semver::Version, MetadataError> {
+    /// dependency kinds, feature names, `rust-version`, and the counts and lengths `limits`
+    /// allows.
+    pub fn validate(
+        &self,
+        limits: &super::PublishLimits,
+    ) -> Result<semver::Version, MetadataError> {
         validate_crate_name(&self.name)
             .map_err(|error| refuse(format!("invalid crate name: {error}")))?;
+        if self.deps.len() > limits.max_dependencies {
+            return Err(refuse(format!(
+                "the crate declares {} dependencies; this registry allows at most {}",
+                self.deps.len(),
+                limits.max_dependencies
+            )));
+        }
+        if self.features.len() > limits.max_features {
+            return Err(refuse(format!(
+                "the crate declares {} features; this registry allows at most {}",
+                self.features.len(),
+                limits.max_features
+            )));
+        }
+        if let Some((feature, values)) = self
+            .features
+            .iter()
+            .find(|(_, values)| values.len() > limits.max_feature_values)
+        {
+            return Err(refuse(format!(
+                "feature `{feature}` enables {} features or dependencies; this registry allows at most {}",
+                values.len(),
+                limits.max_feature_values
+            )));
+        }
+        if let Some(description) = &self.description
+            && description.len() > limits.max_description_bytes
+        {
+            return Err(refuse(format!(
+                "the description is {} bytes long; this registry allows at most {}",
+                description.len(),
+                limits.max_description_bytes
+            )));
+        }
         let version = semver::Version::parse(&self.vers).map_err(|error| {
             refuse(format!(
                 "invalid version `{}`: {error} (versions follow semver, e.g. 1.2.3)",
@@ -209,6 +247,7 @@ fn dependency_kind(kind: Option<&str>) -> Result<DependencyKind, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::publish::PublishLimits;
 
     fn metadata(json: serde_json::Value) -> PublishMetadata {
         PublishMetadata::parse(json.to_string().as_bytes()).unwrap()
@@ -225,7 +264,7 @@ mod tests {
             }],
             "features": {}, "unknown_future_field": 1
         }));
-        meta.validate().unwrap();
+        meta.validate(&PublishLimits::DEFAULT).unwrap();
         let line = meta.to_index_line("00".repeat(32), Utc::now());
         assert_eq!(line.deps[0].name, "alias");
         assert_eq!(line.deps[0].package.as_deref(), Some("real"));
@@ -263,10 +302,54 @@ mod tests {
         for (field, value, expected) in cases {
             let mut json = base.clone();
             json[field] = value;
-            let error = metadata(json).validate().unwrap_err().to_string();
+            let error = metadata(json)
+                .validate(&PublishLimits::DEFAULT)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(expected), "{field}: {error}");
         }
         let error = PublishMetadata::parse(b"{\"name\": \"x\"").unwrap_err();
         assert!(error.0.starts_with("invalid publish metadata"), "{error}");
+    }
+
+    #[test]
+    fn counts_and_lengths_are_bounded() {
+        let limits = PublishLimits {
+            max_dependencies: 2,
+            max_features: 2,
+            max_feature_values: 2,
+            max_description_bytes: 10,
+            ..PublishLimits::DEFAULT
+        };
+        let dep = serde_json::json!({"name": "x", "version_req": "1"});
+        let cases = [
+            ("deps", serde_json::json!([dep, dep, dep]), "3 dependencies"),
+            (
+                "features",
+                serde_json::json!({"a": [], "b": [], "c": []}),
+                "3 features",
+            ),
+            (
+                "features",
+                serde_json::json!({"a": ["b", "c", "d"]}),
+                "feature `a` enables 3",
+            ),
+            (
+                "description",
+                serde_json::json!("eleven char"),
+                "11 bytes long",
+            ),
+        ];
+        let base = serde_json::json!({"name": "ok", "vers": "1.0.0"});
+        for (field, value, expected) in cases {
+            let mut json = base.clone();
+            json[field] = value.clone();
+            let error = metadata(json).validate(&limits).unwrap_err().to_string();
+            assert!(error.contains(expected), "{field}: {error}");
+        }
+        let mut json = base;
+        json["deps"] = serde_json::json!([dep, dep]);
+        json["description"] = serde_json::json!("ten chars!");
+        metadata(json).validate(&limits).unwrap();
     }
 }

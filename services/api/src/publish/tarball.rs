@@ -34,6 +34,9 @@ pub enum TarballError {
     /// The unpacked content is too large.
     #[error("the crate file unpacks to more than {0} bytes")]
     TooLarge(u64),
+    /// More entries than allowed.
+    #[error("the crate file holds more than {0} files")]
+    TooManyFiles(usize),
     /// `Cargo.toml` is missing.
     #[error("the crate file has no `{0}/Cargo.toml`")]
     MissingManifest(String),
@@ -92,6 +95,7 @@ pub fn validate(
     name: &str,
     version: &str,
     max_unpacked_bytes: u64,
+    max_files: usize,
 ) -> Result<(), TarballError> {
     let prefix = format!("{name}-{version}");
     let decoder = Bounded {
@@ -113,6 +117,9 @@ pub fn validate(
     for entry in archive.entries().map_err(unreadable)? {
         let mut entry = entry.map_err(unreadable)?;
         entries_seen += 1;
+        if entries_seen > max_files {
+            return Err(TarballError::TooManyFiles(max_files));
+        }
         let path = entry.path().map_err(unreadable)?.into_owned();
         let shown = path.display().to_string();
         let entry_type = entry.header().entry_type();
@@ -211,7 +218,11 @@ pub(crate) mod tests {
                 b"pub fn f() {}",
             ),
         ]);
-        assert_eq!(validate(&file, "Demo", "1.0.0", 1 << 20), Ok(()));
+        assert_eq!(validate(&file, "Demo", "1.0.0", 1 << 20, 2), Ok(()));
+        assert_eq!(
+            validate(&file, "Demo", "1.0.0", 1 << 20, 1),
+            Err(TarballError::TooManyFiles(1))
+        );
     }
 
     #[test]
@@ -238,6 +249,13 @@ pub(crate) mod tests {
                 tarball(&[
                     ("demo-1.0.0/Cargo.toml", EntryType::Regular, &good_manifest),
                     ("demo-1.0.0/link", EntryType::Symlink, b""),
+                ]),
+                "not a regular file",
+            ),
+            (
+                tarball(&[
+                    ("demo-1.0.0/Cargo.toml", EntryType::Regular, &good_manifest),
+                    ("demo-1.0.0/hard", EntryType::Link, b""),
                 ]),
                 "not a regular file",
             ),
@@ -270,7 +288,7 @@ pub(crate) mod tests {
             ),
         ];
         for (file, expected) in cases {
-            let error = validate(&file, "demo", "1.0.0", 2048)
+            let error = validate(&file, "demo", "1.0.0", 2048, 100)
                 .unwrap_err()
                 .to_string();
             assert!(

@@ -24,9 +24,11 @@ macro_rules! on_every_backend {
     };
 }
 
+mod admin;
 mod api;
 mod cargo;
 mod concurrency;
 mod harness;
+mod hostile;
 mod limits;
 mod replicas;
