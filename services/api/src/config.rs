@@ -339,8 +339,8 @@ pub struct LimitsConfig {
     /// `KTRA_LIMITS_PUBLISH_PER_USER_PER_MINUTE`: publishes per user.
     #[serde(default = "default_publish_per_user")]
     pub publish_per_user_per_minute: u32,
-    /// `KTRA_LIMITS_PUBLISH_PER_IP_PER_MINUTE`: publish requests per client address, counted
-    /// before authentication.
+    /// `KTRA_LIMITS_PUBLISH_PER_IP_PER_MINUTE`: publish requests that fail authentication, per
+    /// client address (authenticated publishes count per user).
     #[serde(default = "default_publish_per_ip")]
     pub publish_per_ip_per_minute: u32,
     /// `KTRA_LIMITS_CLIENT_IP_HEADER`: behind a proxy, the header it puts the client's address

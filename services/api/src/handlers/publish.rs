@@ -69,9 +69,17 @@ async fn publish_version(
 ) -> Result<Json<PublishResponse>, ApiError> {
     let state = state.clone();
     let expects_continue = expects_continue(&headers);
+    // One counter per publish, the user's: each counter is a store round trip on the publish
+    // path. Requests that fail authentication count against their address instead, so
+    // guessing tokens stays slow.
     let allowed = async {
-        limits::check(&state, Limit::PublishPerIp, client).await?;
-        let user = require_user(&state, &headers).await?;
+        let user = match require_user(&state, &headers).await {
+            Ok(user) => user,
+            Err(error) => {
+                limits::check(&state, Limit::PublishPerIp, client).await?;
+                return Err(error);
+            }
+        };
         limits::check(&state, Limit::PublishPerUser, &user.id.to_string()).await?;
         Ok::<_, ApiError>(user)
     };

@@ -50,7 +50,7 @@ async fn rate_limits_answer_429_and_keep_nothing(backend: Backend) {
             ("KTRA_LIMITS_LOGIN_PER_IP_PER_MINUTE", "3"),
             ("KTRA_LIMITS_LOGIN_PER_USER_PER_MINUTE", "2"),
             ("KTRA_LIMITS_PUBLISH_PER_USER_PER_MINUTE", "2"),
-            ("KTRA_LIMITS_PUBLISH_PER_IP_PER_MINUTE", "100"),
+            ("KTRA_LIMITS_PUBLISH_PER_IP_PER_MINUTE", "2"),
         ],
     )
     .await;
@@ -129,6 +129,26 @@ async fn rate_limits_answer_429_and_keep_nothing(backend: Backend) {
         .unwrap();
     assert_limited(refused).await;
     app.assert_not_stored("limited-three", 2).await;
+
+    // Publishes that fail authentication count against their address; authenticated ones
+    // (two above, from the same address) did not.
+    for _ in 0..2 {
+        let (status, _) = app
+            .publish(
+                Some("ktra_guessed-token"),
+                CrateFixture::new("guess", "1.0.0").body(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let guessing = app
+        .client
+        .put(app.url("/api/v1/crates/new"))
+        .body(CrateFixture::new("guess", "1.0.0").body())
+        .send()
+        .await
+        .unwrap();
+    assert_limited(guessing).await;
 
     // Replicas share the counters.
     if backend == Backend::RedisS3 {
