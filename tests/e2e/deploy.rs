@@ -271,15 +271,14 @@ async fn serve_a_publish(api_env: BTreeMap<String, String>, indexer_env: BTreeMa
     }
 
     let client = reqwest::Client::new();
-    let created: Value = client
+    let mut new_user = client
         .post(format!("{base}/ktra/api/v1/new_user/alice"))
-        .json(&serde_json::json!({"password": "password123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json(&serde_json::json!({"password": "password123"}));
+    // With registration closed, the bootstrap token (a Secret's placeholder here) creates it.
+    if let Some(bootstrap) = api_env.get("KTRA_AUTH_BOOTSTRAP_TOKEN") {
+        new_user = new_user.header("Authorization", format!("Bearer {bootstrap}"));
+    }
+    let created: Value = new_user.send().await.unwrap().json().await.unwrap();
     let token = created["token"].as_str().expect("a token").to_owned();
     let response = client
         .put(format!("{base}/api/v1/crates/new"))
