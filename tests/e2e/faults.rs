@@ -99,6 +99,12 @@ async fn burst(
     (names.into_iter().collect(), accepted)
 }
 
+/// Counts the lines of an index file that are `version`.
+fn lines_of_version(file: &str, version: &str) -> usize {
+    let needle = format!("\"vers\":\"{version}\"");
+    file.lines().filter(|line| line.contains(&needle)).count()
+}
+
 /// Asserts that every accepted version is in the remote exactly once.
 fn assert_each_version_once(remote: &std::path::Path, accepted: &BTreeSet<(String, String)>) {
     let files = branch_files(remote, "main");
@@ -107,11 +113,7 @@ fn assert_each_version_once(remote: &std::path::Path, accepted: &BTreeSet<(Strin
         let content = files
             .get(&path)
             .unwrap_or_else(|| panic!("{name} is missing from the remote"));
-        let needle = format!("\"vers\":\"{version}\"");
-        let count = content
-            .lines()
-            .filter(|line| line.contains(&needle))
-            .count();
+        let count = lines_of_version(content, version);
         assert_eq!(count, 1, "{name}@{version} appears {count} times");
     }
 }
@@ -359,8 +361,7 @@ async fn assert_each_version_served(registry: &Registry, accepted: &BTreeSet<(St
             .sparse_file(&ktra_core::index::index_path(name))
             .await
             .unwrap_or_else(|| panic!("{name} is missing from the sparse index"));
-        let needle = format!("\"vers\":\"{version}\"");
-        let count = file.lines().filter(|line| line.contains(&needle)).count();
+        let count = lines_of_version(&file, version);
         assert_eq!(count, 1, "{name}@{version} appears {count} times");
         let download = registry
             .client

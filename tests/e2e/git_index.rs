@@ -23,18 +23,7 @@ async fn cargo_uses_the_git_index_over_file_and_git_protocols() {
         &library_manifest("Git_Lib", "0.1.0", ""),
         &[("src/lib.rs", "pub fn value() -> u32 { 7 }\n")],
     );
-    publisher
-        .ok(
-            &lib,
-            &[
-                "publish",
-                "--registry",
-                "ktra",
-                "--no-verify",
-                "--allow-dirty",
-            ],
-        )
-        .await;
+    publisher.publish(&lib, "ktra").await;
     // Publish answered only after the indexer pushed (the acknowledgement wait), so the git
     // index already holds the version.
     let files = branch_files(&registry.remote_path, "main");
@@ -84,18 +73,7 @@ async fn cargo_uses_the_git_index_over_file_and_git_protocols() {
     )
     .unwrap();
     std::fs::write(lib.join("src/lib.rs"), "pub fn value() -> u32 { 8 }\n").unwrap();
-    publisher
-        .ok(
-            &lib,
-            &[
-                "publish",
-                "--registry",
-                "ktra",
-                "--no-verify",
-                "--allow-dirty",
-            ],
-        )
-        .await;
+    publisher.publish(&lib, "ktra").await;
     let consumer = CargoHome::new(&[("ktra", &git_index)]);
     let app = root.join("app-git");
     consumer.ok(&app, &["update"]).await;

@@ -67,18 +67,7 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
         &library_manifest("secret_lib", "0.1.0", ""),
         &[("src/lib.rs", "pub fn value() -> u32 { 42 }\n")],
     );
-    publisher
-        .ok(
-            &lib,
-            &[
-                "publish",
-                "--registry",
-                "ktra",
-                "--no-verify",
-                "--allow-dirty",
-            ],
-        )
-        .await;
+    publisher.publish(&lib, "ktra").await;
 
     // Anonymous clients cannot tell a crate that exists from one that does not.
     let mut anonymous_answers = Vec::new();

@@ -84,6 +84,22 @@ impl CargoHome {
         text
     }
 
+    /// Publishes the package in `dir` to `registry` (without building it, and whatever the
+    /// state of its files); asserts success and returns cargo's output.
+    pub async fn publish(&self, dir: &Path, registry: &str) -> String {
+        self.ok(
+            dir,
+            &[
+                "publish",
+                "--registry",
+                registry,
+                "--no-verify",
+                "--allow-dirty",
+            ],
+        )
+        .await
+    }
+
     /// Logs in to a registry with a token.
     pub async fn login(&self, cwd: &Path, registry: &str, token: &str) {
         let output = self

@@ -243,6 +243,47 @@ impl TestApp {
         self.blobs.list("crates").await.unwrap()
     }
 
+    /// Asserts that every accepted version (crate name to versions) has exactly one index line
+    /// and downloads with that line's checksum.
+    pub(crate) async fn assert_intact(
+        &self,
+        accepted: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    ) {
+        for (name, versions) in accepted {
+            let lines = self.index_lines(name).await.unwrap_or_default();
+            let listed: Vec<&str> = lines
+                .iter()
+                .map(|line| line["vers"].as_str().unwrap())
+                .collect();
+            let unique: std::collections::BTreeSet<&str> = listed.iter().copied().collect();
+            assert_eq!(
+                listed.len(),
+                unique.len(),
+                "{name} has duplicate lines: {listed:?}"
+            );
+            for version in versions {
+                let line = lines
+                    .iter()
+                    .find(|line| line["vers"] == version.as_str())
+                    .unwrap_or_else(|| panic!("{name}@{version} was acknowledged but is missing"));
+                let bytes = self
+                    .client
+                    .get(self.url(&format!("/dl/{name}/{version}/download")))
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    line["cksum"],
+                    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+                    "{name}@{version}"
+                );
+            }
+        }
+    }
+
     /// Asserts that a crate has no record, no index file and that the blob store holds exactly
     /// `expected_blobs` files.
     pub(crate) async fn assert_not_stored(&self, name: &str, expected_blobs: usize) {

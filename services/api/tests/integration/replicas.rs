@@ -7,48 +7,9 @@ use std::time::Duration;
 
 use ktra_core::testing::CrateFixture;
 use reqwest::StatusCode;
-use sha2::Digest;
 use tokio::task::JoinSet;
 
 use crate::harness::{Backend, TestApp};
-
-/// Checks that every accepted version has exactly one index line and downloads with its
-/// checksum, through `app`.
-async fn assert_intact(app: &TestApp, accepted: &BTreeMap<String, BTreeSet<String>>) {
-    for (name, versions) in accepted {
-        let lines = app.index_lines(name).await.unwrap_or_default();
-        let listed: Vec<&str> = lines
-            .iter()
-            .map(|line| line["vers"].as_str().unwrap())
-            .collect();
-        let unique: BTreeSet<&str> = listed.iter().copied().collect();
-        assert_eq!(
-            listed.len(),
-            unique.len(),
-            "{name} has duplicate lines: {listed:?}"
-        );
-        for version in versions {
-            let line = lines
-                .iter()
-                .find(|line| line["vers"] == version.as_str())
-                .unwrap_or_else(|| panic!("{name}@{version} was acknowledged but is missing"));
-            let bytes = app
-                .client
-                .get(app.url(&format!("/dl/{name}/{version}/download")))
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-            assert_eq!(
-                line["cksum"],
-                hex::encode(sha2::Sha256::digest(&bytes)),
-                "{name}@{version}"
-            );
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_act_as_one_registry() {
@@ -111,8 +72,8 @@ async fn two_replicas_act_as_one_registry() {
         "refused publishes left files behind"
     );
     // Both replicas serve the same state.
-    assert_intact(&first, &accepted).await;
-    assert_intact(&second, &accepted).await;
+    first.assert_intact(&accepted).await;
+    second.assert_intact(&accepted).await;
     let from_second = second.index_lines("together").await.unwrap();
     assert_eq!(first.index_lines("together").await.unwrap(), from_second);
 }
@@ -180,7 +141,7 @@ async fn redis_restart_mid_burst_answers_503_and_loses_nothing() {
     .await;
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK, "readiness recovers");
-    assert_intact(&app, &accepted).await;
+    app.assert_intact(&accepted).await;
     // S3 stayed up, so every refused publish deleted its file again.
     let total: usize = accepted.values().map(BTreeSet::len).sum();
     assert_eq!(app.blob_keys().await.len(), total);
@@ -198,7 +159,7 @@ async fn s3_restart_mid_burst_answers_503_and_loses_nothing() {
         servers.s3.restart();
     })
     .await;
-    assert_intact(&app, &accepted).await;
+    app.assert_intact(&accepted).await;
     // Refused publishes left no version behind; their files, if any, are orphans no version
     // names.
     for key in app.blob_keys().await {
