@@ -245,18 +245,7 @@ impl BlobStore {
         if let Some(root) = &self.local_root {
             return Self::get_local(root, key).await;
         }
-        let result = self
-            .inner
-            .get(&ObjectPath::from(key))
-            .await
-            .map_err(|error| classify(key, error))?;
-        let size = result.meta.size;
-        let owned_key = key.to_owned();
-        let stream = result
-            .into_stream()
-            .map_err(move |error| classify(&owned_key, error))
-            .boxed();
-        Ok(BlobRead { size, stream })
+        self.read(key, GetOptions::default()).await
     }
 
     async fn get_local(root: &Path, key: &str) -> Result<BlobRead, BlobError> {
@@ -303,6 +292,11 @@ impl BlobStore {
             range: Some(GetRange::Bounded(range)),
             ..GetOptions::default()
         };
+        self.read(key, options).await
+    }
+
+    /// Reads through `object_store`: the bytes `options` select, and how many they are.
+    async fn read(&self, key: &str, options: GetOptions) -> Result<BlobRead, BlobError> {
         let result = self
             .inner
             .get_opts(&ObjectPath::from(key), options)
