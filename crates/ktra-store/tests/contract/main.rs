@@ -1,5 +1,33 @@
 //! The metadata store contract, run against every backend.
 
+/// Runs every function of `suite` against a fresh store from `$open` (an async function
+/// returning what must live as long as the store, and the store). One list, so every backend
+/// runs the whole contract.
+macro_rules! contract_tests {
+    ($open:ident) => {
+        contract_tests!(
+            $open:
+            users_and_tokens,
+            publish_appends_and_refuses,
+            yank_flips_one_line,
+            owners_never_run_out,
+            pending_changes_and_acknowledgements,
+            search_and_listing,
+            concurrent_publishes_of_one_version_admit_one,
+            rate_windows_count_and_end,
+        );
+    };
+    ($open:ident: $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_keep, store) = $open().await;
+                crate::suite::$name(store).await;
+            }
+        )*
+    };
+}
+
 mod blob;
 mod embedded;
 mod redis;

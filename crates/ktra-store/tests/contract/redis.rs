@@ -8,35 +8,14 @@ use tempfile::TempDir;
 
 use crate::suite;
 
-async fn open() -> (TempDir, RedisServer, Arc<dyn MetadataStore>) {
+async fn open() -> ((TempDir, RedisServer), Arc<dyn MetadataStore>) {
     let dir = tempfile::tempdir().unwrap();
     let server = RedisServer::start(dir.path());
     let store = RedisStore::connect(&server.url, "ktra-test").await.unwrap();
-    (dir, server, Arc::new(store))
+    ((dir, server), Arc::new(store))
 }
 
-macro_rules! contract_tests {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let (_dir, _server, store) = open().await;
-                suite::$name(store).await;
-            }
-        )*
-    };
-}
-
-contract_tests!(
-    users_and_tokens,
-    publish_appends_and_refuses,
-    yank_flips_one_line,
-    owners_never_run_out,
-    pending_changes_and_acknowledgements,
-    search_and_listing,
-    concurrent_publishes_of_one_version_admit_one,
-    rate_windows_count_and_end,
-);
+contract_tests!(open);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefixes_keep_registries_apart_and_layouts_are_checked() {
