@@ -22,9 +22,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::StoreError;
 use crate::metadata::MetadataStore;
 use crate::model::{
-    CrateFileRef, CrateSummary, IndexFile, NewToken, NewVersion, PendingChange, SearchHit,
-    SearchPage, StoredToken, TokenId, User, UserCredentials, UserId, VersionSummary, max_version,
-    search_matches, search_rank, version_key,
+    AUDIT_RETAIN, AuditEvent, AuditRecord, CrateFileRef, CrateSummary, IndexFile, Invitation,
+    NewToken, NewVersion, OwnerActor, PendingChange, SearchHit, SearchPage, StoredToken,
+    TokenDetails, TokenId, TokenInfo, TokenScope, User, UserCredentials, UserId, VersionSummary,
+    max_version, search_matches, search_rank, version_key,
 };
 
 /// The layout version of the file; a future migration reads it first.
@@ -47,6 +48,10 @@ const CRATES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("crates");
 const VERSIONS: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("versions");
 /// Canonical crate name to the index file's bytes.
 const INDEX_FILES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("index_files");
+/// SHA-256 of an invitation code to [`InvitationRecord`].
+const INVITATIONS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("invitations");
+/// Sequence number to an [`AuditEvent`] (JSON); the latest [`AUDIT_RETAIN`] are kept.
+const AUDIT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("audit");
 /// Canonical crate name to the revision the indexer has not acknowledged.
 const PENDING: TableDefinition<'_, &str, u64> = TableDefinition::new("pending");
 
@@ -56,6 +61,8 @@ struct UserRecord {
     name: String,
     password_hash: String,
     created_at: DateTime<Utc>,
+    #[serde(default)]
+    disabled: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -63,6 +70,29 @@ struct TokenRecord {
     user: UserId,
     secret_hash: [u8; 32],
     created_at: DateTime<Utc>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    scope: TokenScope,
+}
+
+impl TokenRecord {
+    fn details(&self) -> TokenDetails {
+        TokenDetails {
+            name: self.name.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            scope: self.scope.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct InvitationRecord {
+    created_by: UserId,
+    expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -191,6 +221,8 @@ impl EmbeddedStore {
             txn.open_table(VERSIONS).map_err(internal)?;
             txn.open_table(INDEX_FILES).map_err(internal)?;
             txn.open_table(PENDING).map_err(internal)?;
+            txn.open_table(INVITATIONS).map_err(internal)?;
+            txn.open_table(AUDIT).map_err(internal)?;
         }
         txn.commit().map_err(internal)
     }
@@ -326,6 +358,85 @@ fn require_owner(record: &CrateRecord, actor: UserId) -> Result<(), StoreError> 
     }
 }
 
+fn require_owner_or_admin(record: &CrateRecord, actor: OwnerActor) -> Result<(), StoreError> {
+    match actor {
+        OwnerActor::Owner(user) => require_owner(record, user),
+        OwnerActor::Admin => Ok(()),
+    }
+}
+
+/// Appends an audit event and drops the one that falls out of the retained window.
+fn append_audit(txn: &WriteTransaction, event: &AuditEvent) -> Result<(), StoreError> {
+    let mut audit = txn.open_table(AUDIT).map_err(internal)?;
+    let next = audit
+        .last()
+        .map_err(internal)?
+        .map_or(1, |(key, _)| key.value() + 1);
+    audit
+        .insert(next, encode(event)?.as_slice())
+        .map_err(internal)?;
+    if next > AUDIT_RETAIN {
+        audit.remove(next - AUDIT_RETAIN).map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// Creates a user record and its first token; fails if the name is taken.
+fn insert_user(
+    txn: &WriteTransaction,
+    name: &str,
+    password_hash: String,
+    token: &NewToken,
+) -> Result<User, StoreError> {
+    let mut users = txn.open_table(USERS).map_err(internal)?;
+    if user_record(&users, name)?.is_some() {
+        return Err(StoreError::UserExists(name.to_owned()));
+    }
+    let mut meta = txn.open_table(META).map_err(internal)?;
+    let id: UserId = match meta.get("next_user_id").map_err(internal)? {
+        Some(value) => value.value().parse().map_err(internal)?,
+        None => 1,
+    };
+    let next = id
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Internal("user ids exhausted".to_owned()))?;
+    meta.insert("next_user_id", next.to_string().as_str())
+        .map_err(internal)?;
+    let record = UserRecord {
+        id,
+        name: name.to_owned(),
+        password_hash,
+        created_at: token.details.created_at,
+        disabled: false,
+    };
+    let key = name.to_lowercase();
+    users
+        .insert(key.as_str(), encode(&record)?.as_slice())
+        .map_err(internal)?;
+    txn.open_table(USER_IDS)
+        .map_err(internal)?
+        .insert(id, key.as_str())
+        .map_err(internal)?;
+    drop(users);
+    drop(meta);
+    insert_token(txn, id, token)?;
+    Ok(User {
+        id,
+        name: name.to_owned(),
+    })
+}
+
+/// Removes every token of a user.
+fn revoke_all_tokens(txn: &WriteTransaction, user: UserId) -> Result<(), StoreError> {
+    let mut user_tokens = txn.open_multimap_table(USER_TOKENS).map_err(internal)?;
+    let mut tokens = txn.open_table(TOKENS).map_err(internal)?;
+    for id in user_tokens.remove_all(user).map_err(internal)? {
+        let id = id.map_err(internal)?;
+        tokens.remove(id.value()).map_err(internal)?;
+    }
+    Ok(())
+}
+
 /// Stores a crate's new file and record, and marks the revision unacknowledged.
 fn commit_crate_change(
     txn: &WriteTransaction,
@@ -362,7 +473,10 @@ fn insert_token(txn: &WriteTransaction, user: UserId, token: &NewToken) -> Resul
     let record = TokenRecord {
         user,
         secret_hash: token.secret_hash,
-        created_at: token.created_at,
+        created_at: token.details.created_at,
+        name: token.details.name.clone(),
+        expires_at: token.details.expires_at,
+        scope: token.details.scope.clone(),
     };
     txn.open_table(TOKENS)
         .map_err(internal)?
@@ -409,37 +523,49 @@ impl MetadataStore for EmbeddedStore {
     ) -> Result<User, StoreError> {
         let name = name.to_owned();
         let password_hash = password_hash.to_owned();
+        self.write(move |txn| insert_user(txn, &name, password_hash, &token))
+            .await
+    }
+
+    async fn create_invited_user(
+        &self,
+        invitation: [u8; 32],
+        name: &str,
+        password_hash: &str,
+        token: NewToken,
+    ) -> Result<User, StoreError> {
+        let name = name.to_owned();
+        let password_hash = password_hash.to_owned();
         self.write(move |txn| {
-            let mut users = txn.open_table(USERS).map_err(internal)?;
-            if user_record(&users, &name)?.is_some() {
-                return Err(StoreError::UserExists(name));
-            }
-            let mut meta = txn.open_table(META).map_err(internal)?;
-            let id: UserId = match meta.get("next_user_id").map_err(internal)? {
-                Some(value) => value.value().parse().map_err(internal)?,
-                None => 1,
-            };
-            let next = id
-                .checked_add(1)
-                .ok_or_else(|| StoreError::Internal("user ids exhausted".to_owned()))?;
-            meta.insert("next_user_id", next.to_string().as_str())
-                .map_err(internal)?;
-            let record = UserRecord {
-                id,
-                name: name.clone(),
-                password_hash,
-                created_at: token.created_at,
-            };
-            let key = name.to_lowercase();
-            users
-                .insert(key.as_str(), encode(&record)?.as_slice())
-                .map_err(internal)?;
-            txn.open_table(USER_IDS)
+            let mut invitations = txn.open_table(INVITATIONS).map_err(internal)?;
+            let record: InvitationRecord = invitations
+                .remove(invitation.as_slice())
                 .map_err(internal)?
-                .insert(id, key.as_str())
+                .map(|value| decode(value.value()))
+                .transpose()?
+                .ok_or(StoreError::InvitationInvalid)?;
+            drop(invitations);
+            if record.expires_at <= token.details.created_at {
+                // Dropping the transaction keeps nothing, so the expired record stays; the
+                // answer is the same as for an unknown code.
+                return Err(StoreError::InvitationInvalid);
+            }
+            insert_user(txn, &name, password_hash, &token)
+        })
+        .await
+    }
+
+    async fn create_invitation(&self, invitation: Invitation) -> Result<(), StoreError> {
+        self.write(move |txn| {
+            let record = InvitationRecord {
+                created_by: invitation.created_by,
+                expires_at: invitation.expires_at,
+            };
+            txn.open_table(INVITATIONS)
+                .map_err(internal)?
+                .insert(invitation.code_hash.as_slice(), encode(&record)?.as_slice())
                 .map_err(internal)?;
-            insert_token(txn, id, &token)?;
-            Ok(User { id, name })
+            Ok(())
         })
         .await
     }
@@ -454,6 +580,7 @@ impl MetadataStore for EmbeddedStore {
                     name: record.name,
                 },
                 password_hash: record.password_hash,
+                disabled: record.disabled,
             }))
         })
         .await
@@ -461,16 +588,88 @@ impl MetadataStore for EmbeddedStore {
 
     async fn add_token(&self, user: UserId, token: NewToken) -> Result<(), StoreError> {
         self.write(move |txn| {
-            let exists = txn
+            let key = txn
                 .open_table(USER_IDS)
                 .map_err(internal)?
                 .get(user)
                 .map_err(internal)?
-                .is_some();
-            if !exists {
-                return Err(StoreError::UserNotFound(format!("#{user}")));
+                .map(|value| value.value().to_owned())
+                .ok_or_else(|| StoreError::UserNotFound(format!("#{user}")))?;
+            let users = txn.open_table(USERS).map_err(internal)?;
+            let record =
+                user_record(&users, &key)?.ok_or_else(|| StoreError::UserNotFound(key.clone()))?;
+            if record.disabled {
+                return Err(StoreError::UserDisabled(record.name));
             }
+            drop(users);
             insert_token(txn, user, &token)
+        })
+        .await
+    }
+
+    async fn list_tokens(&self, user: UserId) -> Result<Vec<TokenInfo>, StoreError> {
+        self.read(move |txn| {
+            let user_tokens = txn.open_multimap_table(USER_TOKENS).map_err(internal)?;
+            let tokens = txn.open_table(TOKENS).map_err(internal)?;
+            let mut listed = Vec::new();
+            for id in user_tokens.get(user).map_err(internal)? {
+                let id = id.map_err(internal)?;
+                let Some(record) = tokens.get(id.value()).map_err(internal)? else {
+                    continue;
+                };
+                let record: TokenRecord = decode(record.value())?;
+                let id = TokenId(id.value().try_into().map_err(internal)?);
+                listed.push(TokenInfo {
+                    id,
+                    details: record.details(),
+                });
+            }
+            listed.sort_by_key(|token| (token.details.created_at, token.id));
+            Ok(listed)
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, user: UserId, id: TokenId) -> Result<(), StoreError> {
+        self.write(move |txn| {
+            let mut tokens = txn.open_table(TOKENS).map_err(internal)?;
+            let owner = tokens
+                .get(id.0.as_slice())
+                .map_err(internal)?
+                .map(|value| decode::<TokenRecord>(value.value()))
+                .transpose()?
+                .map(|record| record.user);
+            if owner != Some(user) {
+                return Err(StoreError::TokenNotFound(id.to_hex()));
+            }
+            tokens.remove(id.0.as_slice()).map_err(internal)?;
+            txn.open_multimap_table(USER_TOKENS)
+                .map_err(internal)?
+                .remove(user, id.0.as_slice())
+                .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<User, StoreError> {
+        let name = name.to_owned();
+        self.write(move |txn| {
+            let mut users = txn.open_table(USERS).map_err(internal)?;
+            let mut record = user_record(&users, &name)?
+                .ok_or_else(|| StoreError::UserNotFound(name.clone()))?;
+            record.disabled = disabled;
+            users
+                .insert(name.to_lowercase().as_str(), encode(&record)?.as_slice())
+                .map_err(internal)?;
+            drop(users);
+            if disabled {
+                revoke_all_tokens(txn, record.id)?;
+            }
+            Ok(User {
+                id: record.id,
+                name: record.name,
+            })
         })
         .await
     }
@@ -502,14 +701,8 @@ impl MetadataStore for EmbeddedStore {
             users
                 .insert(key.as_str(), encode(&record)?.as_slice())
                 .map_err(internal)?;
-            let mut user_tokens = txn.open_multimap_table(USER_TOKENS).map_err(internal)?;
-            let mut tokens = txn.open_table(TOKENS).map_err(internal)?;
-            for id in user_tokens.remove_all(user).map_err(internal)? {
-                let id = id.map_err(internal)?;
-                tokens.remove(id.value()).map_err(internal)?;
-            }
-            drop(tokens);
-            drop(user_tokens);
+            drop(users);
+            revoke_all_tokens(txn, user)?;
             insert_token(txn, user, &token)
         })
         .await
@@ -529,8 +722,10 @@ impl MetadataStore for EmbeddedStore {
             let user_ids = txn.open_table(USER_IDS).map_err(internal)?;
             let users = txn.open_table(USERS).map_err(internal)?;
             Ok(Some(StoredToken {
+                id,
                 user: user_by_id(&user_ids, &users, record.user)?,
                 secret_hash: record.secret_hash,
+                details: record.details(),
             }))
         })
         .await
@@ -624,6 +819,9 @@ impl MetadataStore for EmbeddedStore {
                 .unwrap_or_default();
             content.extend_from_slice(new.line.to_json().as_bytes());
             content.push(b'\n');
+            if let Some(event) = &new.audit {
+                append_audit(txn, event)?;
+            }
             commit_crate_change(txn, &canonical, record, content, new.published_at)
         })
         .await
@@ -714,7 +912,7 @@ impl MetadataStore for EmbeddedStore {
     async fn add_owners(
         &self,
         canonical: &str,
-        actor: UserId,
+        actor: OwnerActor,
         names: &[String],
     ) -> Result<Vec<User>, StoreError> {
         let canonical = canonical.to_owned();
@@ -723,7 +921,7 @@ impl MetadataStore for EmbeddedStore {
             let mut crates = txn.open_table(CRATES).map_err(internal)?;
             let mut record = crate_record(&crates, &canonical)?
                 .ok_or_else(|| StoreError::CrateNotFound(canonical.clone()))?;
-            require_owner(&record, actor)?;
+            require_owner_or_admin(&record, actor)?;
             let mut added = Vec::new();
             for user in resolve_users(txn, &names)? {
                 if !record.owners.contains(&user.id) {
@@ -742,7 +940,7 @@ impl MetadataStore for EmbeddedStore {
     async fn remove_owners(
         &self,
         canonical: &str,
-        actor: UserId,
+        actor: OwnerActor,
         names: &[String],
     ) -> Result<Vec<User>, StoreError> {
         let canonical = canonical.to_owned();
@@ -751,7 +949,7 @@ impl MetadataStore for EmbeddedStore {
             let mut crates = txn.open_table(CRATES).map_err(internal)?;
             let mut record = crate_record(&crates, &canonical)?
                 .ok_or_else(|| StoreError::CrateNotFound(canonical.clone()))?;
-            require_owner(&record, actor)?;
+            require_owner_or_admin(&record, actor)?;
             let mut removed = Vec::new();
             for user in resolve_users(txn, &names)? {
                 if let Some(position) = record.owners.iter().position(|id| *id == user.id) {
@@ -938,6 +1136,45 @@ impl MetadataStore for EmbeddedStore {
                     entry
                         .map(|(key, _)| key.value().to_owned())
                         .map_err(internal)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn record_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
+        self.write(move |txn| append_audit(txn, &event)).await
+    }
+
+    async fn audit_events(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let before = match before {
+            Some(cursor) => Some(
+                cursor
+                    .parse::<u64>()
+                    .map_err(|_| StoreError::InvalidCursor(cursor.to_owned()))?,
+            ),
+            None => None,
+        };
+        self.scan(move |txn| {
+            let audit = txn.open_table(AUDIT).map_err(internal)?;
+            let range = match before {
+                Some(before) => audit.range(..before),
+                None => audit.range::<u64>(..),
+            }
+            .map_err(internal)?;
+            range
+                .rev()
+                .take(limit)
+                .map(|entry| {
+                    let (key, value) = entry.map_err(internal)?;
+                    Ok(AuditRecord {
+                        cursor: key.value().to_string(),
+                        event: decode(value.value())?,
+                    })
                 })
                 .collect()
         })

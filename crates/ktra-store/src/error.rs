@@ -46,6 +46,20 @@ pub enum StoreError {
     /// Removing the owners would leave the crate with none.
     #[error("cannot remove all owners of crate `{0}`")]
     LastOwner(String),
+    /// An administrator disabled the user.
+    #[error("user `{0}` is disabled; ask an administrator")]
+    UserDisabled(String),
+    /// The invitation code is unknown, used or expired.
+    #[error(
+        "the invitation is unknown, already used or expired; ask an administrator for a new one"
+    )]
+    InvitationInvalid,
+    /// The user has no token with that id.
+    #[error("no token `{0}` among the user's tokens")]
+    TokenNotFound(String),
+    /// A listing cursor this store did not hand out.
+    #[error("the cursor `{0}` is not valid")]
+    InvalidCursor(String),
     /// The password changed since the caller checked it.
     #[error("the password was changed concurrently; try again")]
     PasswordChanged,
@@ -61,14 +75,19 @@ impl StoreError {
     /// Returns the error class callers render.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::CrateNotFound(_) | Self::VersionNotFound { .. } => ErrorCode::NotFound,
+            Self::CrateNotFound(_) | Self::VersionNotFound { .. } | Self::TokenNotFound(_) => {
+                ErrorCode::NotFound
+            }
             Self::UserNotFound(_)
             | Self::UserExists(_)
             | Self::DuplicateVersion { .. }
             | Self::NameTaken { .. }
             | Self::LastOwner(_)
+            | Self::InvalidCursor(_)
             | Self::PasswordChanged => ErrorCode::BadRequest,
-            Self::NotOwner(_) => ErrorCode::Forbidden,
+            Self::NotOwner(_) | Self::UserDisabled(_) | Self::InvitationInvalid => {
+                ErrorCode::Forbidden
+            }
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }

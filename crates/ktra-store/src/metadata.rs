@@ -9,8 +9,9 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 use crate::model::{
-    CrateFileRef, CrateSummary, IndexFile, NewToken, NewVersion, PendingChange, SearchPage,
-    StoredToken, TokenId, User, UserCredentials, UserId,
+    AuditEvent, AuditRecord, CrateFileRef, CrateSummary, IndexFile, Invitation, NewToken,
+    NewVersion, OwnerActor, PendingChange, SearchPage, StoredToken, TokenId, TokenInfo, User,
+    UserCredentials, UserId,
 };
 
 /// Users, tokens, owners, crates and index entries.
@@ -31,11 +32,52 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
         token: NewToken,
     ) -> Result<User, StoreError>;
 
+    /// Creates a user holding one token and uses up the invitation whose code hashes to
+    /// `invitation`, in one atomic step.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvitationInvalid`] when the invitation is unknown, used, or expired at
+    /// the token's creation time; [`StoreError::UserExists`] when the name is taken (the
+    /// invitation is kept then).
+    async fn create_invited_user(
+        &self,
+        invitation: [u8; 32],
+        name: &str,
+        password_hash: &str,
+        token: NewToken,
+    ) -> Result<User, StoreError>;
+
+    /// Stores a single-use invitation.
+    async fn create_invitation(&self, invitation: Invitation) -> Result<(), StoreError>;
+
     /// Returns a user and their password hash.
     async fn user_credentials(&self, name: &str) -> Result<Option<UserCredentials>, StoreError>;
 
     /// Adds a token to a user, keeping the others.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UserDisabled`] when the user is disabled, checked in the same step.
     async fn add_token(&self, user: UserId, token: NewToken) -> Result<(), StoreError>;
+
+    /// Lists a user's tokens, oldest first.
+    async fn list_tokens(&self, user: UserId) -> Result<Vec<TokenInfo>, StoreError>;
+
+    /// Revokes one of a user's tokens.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::TokenNotFound`] when the user has no such token.
+    async fn revoke_token(&self, user: UserId, id: TokenId) -> Result<(), StoreError>;
+
+    /// Disables a user (revoking every token of theirs in the same step) or enables them
+    /// again. Returns the user.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UserNotFound`] when the name is unknown.
+    async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<User, StoreError>;
 
     /// Replaces the password, revokes every token of the user and stores `token` as the only
     /// one, provided the stored hash is still `old_password_hash`.
@@ -76,8 +118,8 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     /// Returns a crate's owners, or `None` when the crate does not exist.
     async fn owners(&self, canonical: &str) -> Result<Option<Vec<User>>, StoreError>;
 
-    /// Adds owners by user name if `actor` owns the crate. Returns the users added (owners
-    /// already present are skipped).
+    /// Adds owners by user name if `actor` owns the crate or is an administrator. Returns the
+    /// users added (owners already present are skipped).
     ///
     /// # Errors
     ///
@@ -85,11 +127,12 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     async fn add_owners(
         &self,
         canonical: &str,
-        actor: UserId,
+        actor: OwnerActor,
         names: &[String],
     ) -> Result<Vec<User>, StoreError>;
 
-    /// Removes owners by user name if `actor` owns the crate. Returns the users removed.
+    /// Removes owners by user name if `actor` owns the crate or is an administrator. Returns
+    /// the users removed.
     ///
     /// # Errors
     ///
@@ -97,9 +140,21 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     async fn remove_owners(
         &self,
         canonical: &str,
-        actor: UserId,
+        actor: OwnerActor,
         names: &[String],
     ) -> Result<Vec<User>, StoreError>;
+
+    /// Appends an event to the audit log, which keeps the latest
+    /// [`crate::model::AUDIT_RETAIN`] events.
+    async fn record_audit(&self, event: AuditEvent) -> Result<(), StoreError>;
+
+    /// Returns up to `limit` audit events older than the cursor `before` (or the newest),
+    /// newest first.
+    async fn audit_events(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// Finds crates whose name (or description) contains `query`, ranked by
     /// [`crate::model::search_rank`].

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use ktra_core::index::IndexLine;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// A user's numeric id; it fits in `u32` because cargo parses owner ids that way.
@@ -24,6 +25,18 @@ pub struct UserCredentials {
     pub user: User,
     /// The argon2 PHC string of the password.
     pub password_hash: String,
+    /// Whether an administrator disabled the user: no login, no tokens.
+    pub disabled: bool,
+}
+
+/// Who changes a crate's owners: an owner (checked by the store) or an administrator (not
+/// checked; a crate still never loses its last owner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerActor {
+    /// A user who must own the crate.
+    Owner(UserId),
+    /// An administrator, who may change the owners of any crate.
+    Admin,
 }
 
 /// The public half of an API token: a random id used to find the token's record.
@@ -113,14 +126,112 @@ impl ApiToken {
         )
     }
 
-    /// Returns the record to store for this token.
-    pub fn to_new_token(&self, created_at: DateTime<Utc>) -> NewToken {
+    /// Returns the record to store for an unrestricted token without expiry, named `name`.
+    pub fn to_new_token(&self, name: &str, created_at: DateTime<Utc>) -> NewToken {
+        self.to_new_token_with(TokenDetails {
+            name: name.to_owned(),
+            created_at,
+            expires_at: None,
+            scope: TokenScope::default(),
+        })
+    }
+
+    /// Returns the record to store for this token with the given details.
+    pub fn to_new_token_with(&self, details: TokenDetails) -> NewToken {
         NewToken {
             id: self.id,
             secret_hash: self.secret_hash(),
-            created_at,
+            details,
         }
     }
+}
+
+/// What a token may do beyond reading: crates.io's endpoint scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndpointScope {
+    /// Publish the first version of a crate.
+    PublishNew,
+    /// Publish a new version of an existing crate.
+    PublishUpdate,
+    /// Yank and unyank versions.
+    Yank,
+    /// Add and remove owners.
+    ChangeOwners,
+    /// Nothing beyond reading; stands alone.
+    ReadOnly,
+}
+
+impl EndpointScope {
+    /// The scope's name as clients write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PublishNew => "publish-new",
+            Self::PublishUpdate => "publish-update",
+            Self::Yank => "yank",
+            Self::ChangeOwners => "change-owners",
+            Self::ReadOnly => "read-only",
+        }
+    }
+}
+
+/// What a token is limited to; `None` means unrestricted, as for tokens from `login`.
+///
+/// Every valid token may read. Crate patterns are crate names, or a name prefix followed by
+/// `*` (`*` alone matches every crate); names compare as crates.io compares them, ignoring
+/// case and `-`/`_`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenScope {
+    /// The actions allowed, or `None` for all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Vec<EndpointScope>>,
+    /// The crates those actions may touch, or `None` for all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crates: Option<Vec<String>>,
+}
+
+impl TokenScope {
+    /// Returns whether the token has no restriction at all.
+    pub fn is_unrestricted(&self) -> bool {
+        self.endpoints.is_none() && self.crates.is_none()
+    }
+
+    /// Returns whether the token may perform `endpoint` on crate `name`.
+    pub fn allows(&self, endpoint: EndpointScope, name: &str) -> bool {
+        let endpoint_ok = self
+            .endpoints
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(&endpoint));
+        let crate_ok = self.crates.as_ref().is_none_or(|patterns| {
+            patterns
+                .iter()
+                .any(|pattern| crate_pattern_matches(pattern, name))
+        });
+        endpoint_ok && crate_ok
+    }
+}
+
+/// Returns whether a crate pattern (`name`, `prefix*` or `*`) matches `name`.
+pub fn crate_pattern_matches(pattern: &str, name: &str) -> bool {
+    use ktra_core::name::canonical_crate_name;
+    let name = canonical_crate_name(name);
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(&canonical_crate_name(prefix)),
+        None => name == canonical_crate_name(pattern),
+    }
+}
+
+/// What a token is for, as its holder described it, and its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenDetails {
+    /// A name for people (`ci-publish`); tokens from `login` are named `login`.
+    pub name: String,
+    /// When the token was issued.
+    pub created_at: DateTime<Utc>,
+    /// When the token stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// What the token may do.
+    pub scope: TokenScope,
 }
 
 /// A token about to be stored.
@@ -130,17 +241,71 @@ pub struct NewToken {
     pub id: TokenId,
     /// SHA-256 of the token's secret.
     pub secret_hash: [u8; 32],
-    /// When the token was issued.
-    pub created_at: DateTime<Utc>,
+    /// Its name, dates and scope.
+    pub details: TokenDetails,
 }
 
 /// A stored token and the user it belongs to.
 #[derive(Debug, Clone)]
 pub struct StoredToken {
+    /// The token's id.
+    pub id: TokenId,
     /// The owner of the token.
     pub user: User,
     /// SHA-256 of the token's secret.
     pub secret_hash: [u8; 32],
+    /// Its name, dates and scope.
+    pub details: TokenDetails,
+}
+
+/// A token as its owner sees it in a listing: never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The token's id.
+    pub id: TokenId,
+    /// Its name, dates and scope.
+    pub details: TokenDetails,
+}
+
+/// A single-use invitation to register, by the SHA-256 of its code.
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    /// SHA-256 of the code handed to the invitee.
+    pub code_hash: [u8; 32],
+    /// The administrator who issued it.
+    pub created_by: UserId,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How many audit events a store keeps; older ones are dropped as new ones arrive.
+pub const AUDIT_RETAIN: u64 = 100_000;
+
+/// A security-relevant event: who did what to what, when and from where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// The user who acted, when known (`None` for anonymous failures).
+    pub actor: Option<String>,
+    /// What happened: `user.create`, `login.failure`, `token.create`, `crate.publish`, ...
+    pub action: String,
+    /// What it happened to: a user name, `crate@version`, a token id.
+    pub target: String,
+    /// The client's address, as the API saw it.
+    pub client: Option<String>,
+    /// More, when useful: owners added, a token's scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A stored audit event with its position, newest first in listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The event's position; pass it as `before` to page further back.
+    pub cursor: String,
+    /// The event.
+    pub event: AuditEvent,
 }
 
 /// Returns the key under which a version is unique: the version without build metadata
@@ -166,6 +331,8 @@ pub struct NewVersion {
     pub publisher: UserId,
     /// The publication time.
     pub published_at: DateTime<Utc>,
+    /// The audit event, recorded in the same atomic step as the version.
+    pub audit: Option<AuditEvent>,
 }
 
 /// A crate's index file as the sparse index serves it.
@@ -386,6 +553,42 @@ mod tests {
         let other = ApiToken::generate();
         assert!(!other.matches(&token.secret_hash()));
         assert!(!format!("{token:?}").contains(&text[21..]));
+    }
+
+    #[test]
+    fn scopes_limit_endpoints_and_crates() {
+        let open = TokenScope::default();
+        assert!(open.is_unrestricted());
+        assert!(open.allows(EndpointScope::Yank, "anything"));
+        let scoped = TokenScope {
+            endpoints: Some(vec![EndpointScope::PublishUpdate, EndpointScope::Yank]),
+            crates: Some(vec!["acme-*".into(), "exact_name".into()]),
+        };
+        assert!(scoped.allows(EndpointScope::Yank, "acme_core"));
+        assert!(scoped.allows(EndpointScope::PublishUpdate, "Exact-Name"));
+        assert!(!scoped.allows(EndpointScope::PublishNew, "acme_core"));
+        assert!(!scoped.allows(EndpointScope::Yank, "other"));
+        assert!(!scoped.allows(EndpointScope::Yank, "exact_name_2"));
+        let read_only = TokenScope {
+            endpoints: Some(vec![EndpointScope::ReadOnly]),
+            crates: None,
+        };
+        for endpoint in [
+            EndpointScope::PublishNew,
+            EndpointScope::PublishUpdate,
+            EndpointScope::Yank,
+            EndpointScope::ChangeOwners,
+        ] {
+            assert!(!read_only.allows(endpoint, "foo"));
+        }
+        assert!(crate_pattern_matches("*", "foo"));
+        let json = serde_json::to_string(&scoped).unwrap();
+        assert_eq!(
+            json,
+            r#"{"endpoints":["publish-update","yank"],"crates":["acme-*","exact_name"]}"#
+        );
+        assert_eq!(serde_json::from_str::<TokenScope>(&json).unwrap(), scoped);
+        assert_eq!(serde_json::from_str::<TokenScope>("{}").unwrap(), open);
     }
 
     #[test]

@@ -11,9 +11,10 @@
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use ktra_store::model::{ApiToken, User};
+use ktra_store::model::{ApiToken, EndpointScope, OwnerActor, TokenDetails, TokenId, User};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -36,12 +37,139 @@ pub(crate) fn presented_token(headers: &HeaderMap) -> Result<Option<&str>, ApiEr
     Ok((!token.is_empty()).then_some(token))
 }
 
+/// An authenticated caller: the user and the token they presented.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The token's owner.
+    pub user: User,
+    /// The token's id.
+    pub token: TokenId,
+    /// The token's name, dates and scope.
+    pub details: TokenDetails,
+    /// Whether the user has the administrator role.
+    pub admin: bool,
+}
+
+impl Caller {
+    /// Checks that the token's scope allows `endpoint` on crate `name`.
+    ///
+    /// # Errors
+    ///
+    /// 403 naming what the token lacks.
+    pub fn require_scope(&self, endpoint: EndpointScope, name: &str) -> Result<(), ApiError> {
+        if self.details.scope.allows(endpoint, name) {
+            return Ok(());
+        }
+        let action = match endpoint {
+            EndpointScope::PublishNew => "publishing new crates",
+            EndpointScope::PublishUpdate => "publishing new versions of existing crates",
+            EndpointScope::Yank => "yanking or unyanking",
+            EndpointScope::ChangeOwners => "changing owners",
+            EndpointScope::ReadOnly => "reading",
+        };
+        let allowed_endpoint = self
+            .details
+            .scope
+            .endpoints
+            .as_ref()
+            .is_none_or(|endpoints| endpoints.contains(&endpoint));
+        let reason = if allowed_endpoint {
+            format!("does not cover crate `{name}`")
+        } else {
+            format!("does not allow {action}")
+        };
+        Err(ApiError::forbidden(format!(
+            "this token (`{}`) {reason}: its scope is {}; use a token with the right scope",
+            self.details.name,
+            describe_scope(&self.details)
+        )))
+    }
+
+    /// Checks that the token is unrestricted, as managing tokens and acting as an
+    /// administrator require.
+    ///
+    /// # Errors
+    ///
+    /// 403 when the token has a scope.
+    pub fn require_unrestricted(&self, action: &str) -> Result<(), ApiError> {
+        if self.details.scope.is_unrestricted() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "{action} needs a token without scopes (from `login`); this token's scope is {}",
+                describe_scope(&self.details)
+            )))
+        }
+    }
+
+    /// Checks that the caller is an administrator using an unrestricted token.
+    ///
+    /// # Errors
+    ///
+    /// 403 otherwise.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if !self.admin {
+            return Err(ApiError::forbidden(
+                "this action is for administrators (KTRA_AUTH_ADMINS)",
+            ));
+        }
+        self.require_unrestricted("acting as an administrator")
+    }
+
+    /// Who changes a crate's owners: administrators, with a token without scopes, may change
+    /// any crate's.
+    pub fn owner_actor(&self) -> OwnerActor {
+        if self.acts_as_admin() {
+            OwnerActor::Admin
+        } else {
+            OwnerActor::Owner(self.user.id)
+        }
+    }
+}
+
+impl Caller {
+    /// Whether the caller holds administrator powers for this request.
+    pub fn acts_as_admin(&self) -> bool {
+        self.admin && self.details.scope.is_unrestricted()
+    }
+}
+
+/// Describes a scope for messages: `publish-update, yank on acme-*`.
+pub(crate) fn describe_scope(details: &TokenDetails) -> String {
+    let endpoints = details.scope.endpoints.as_ref().map_or_else(
+        || "every action".to_owned(),
+        |endpoints| {
+            endpoints
+                .iter()
+                .map(|endpoint| endpoint.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
+    let crates = details
+        .scope
+        .crates
+        .as_ref()
+        .map_or_else(|| "every crate".to_owned(), |crates| crates.join(", "));
+    format!("{endpoints} on {crates}")
+}
+
 /// Authenticates the caller.
 ///
 /// # Errors
 ///
 /// 401 when no token is sent, 403 when it is not a valid token, 503 when the store is down.
 pub async fn require_user(state: &AppState, headers: &HeaderMap) -> Result<User, ApiError> {
+    Ok(require_caller(state, headers).await?.user)
+}
+
+/// Authenticates the caller and returns their token's details.
+///
+/// # Errors
+///
+/// 401 when no token is sent, 403 when it is not a valid token or it expired, 503 when the
+/// store is down.
+pub async fn require_caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let Some(text) = presented_token(headers)? else {
         return Err(ApiError::unauthorized(
             "this action requires authentication: create a token with Ktra's login API and run `cargo login --registry <name>`",
@@ -56,8 +184,21 @@ pub async fn require_user(state: &AppState, headers: &HeaderMap) -> Result<User,
     if !token.matches(&stored.secret_hash) {
         return Err(ApiError::forbidden(INVALID_TOKEN));
     }
+    if let Some(expired) = stored.details.expires_at.filter(|at| *at <= Utc::now()) {
+        return Err(ApiError::forbidden(format!(
+            "the token `{}` expired at {}; create a new one and run `cargo login --registry <name>`",
+            stored.details.name,
+            expired.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )));
+    }
     tracing::Span::current().record("user", stored.user.name.as_str());
-    Ok(stored.user)
+    let admin = state.config.auth.is_admin(&stored.user.name);
+    Ok(Caller {
+        user: stored.user,
+        token: stored.id,
+        details: stored.details,
+        admin,
+    })
 }
 
 /// Returns whether a path is served without a token in a private registry.

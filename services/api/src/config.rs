@@ -236,8 +236,9 @@ pub struct AuthConfig {
     /// `KTRA_AUTH_MIN_PASSWORD_LEN`: the shortest password accepted.
     #[serde(default = "default_min_password_len")]
     pub min_password_len: usize,
-    /// `KTRA_AUTH_REGISTRATION`: `open` (Ktra's behaviour: anyone may create a user) or
-    /// `closed` (only an administrator, or the bootstrap token, creates users).
+    /// `KTRA_AUTH_REGISTRATION`: `open` (Ktra's behaviour: anyone may create a user), `closed`
+    /// (only an administrator, or the bootstrap token, creates users) or `invitation` (as
+    /// closed, and whoever holds an administrator's single-use invitation registers).
     #[serde(default)]
     pub registration: Registration,
     /// `KTRA_AUTH_ADMINS`: comma-separated user names with the administrator role.
@@ -258,6 +259,8 @@ pub enum Registration {
     Open,
     /// Administrators, and holders of the bootstrap token.
     Closed,
+    /// As closed, and holders of an invitation.
+    Invitation,
 }
 
 impl AuthConfig {

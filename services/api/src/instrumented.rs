@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use ktra_store::model::{
-    CrateFileRef, CrateSummary, IndexFile, NewToken, NewVersion, PendingChange, SearchPage,
-    StoredToken, TokenId, User, UserCredentials, UserId,
+    AuditEvent, AuditRecord, CrateFileRef, CrateSummary, IndexFile, Invitation, NewToken,
+    NewVersion, OwnerActor, PendingChange, SearchPage, StoredToken, TokenId, TokenInfo, User,
+    UserCredentials, UserId,
 };
 use ktra_store::{MetadataStore, StoreError};
 use tracing::Instrument;
@@ -63,6 +64,61 @@ impl MetadataStore for InstrumentedStore {
             self.inner.create_user(name, password_hash, token),
         )
         .await
+    }
+
+    async fn create_invited_user(
+        &self,
+        invitation: [u8; 32],
+        name: &str,
+        password_hash: &str,
+        token: NewToken,
+    ) -> Result<User, StoreError> {
+        self.observe(
+            "create_invited_user",
+            self.inner
+                .create_invited_user(invitation, name, password_hash, token),
+        )
+        .await
+    }
+
+    async fn create_invitation(&self, invitation: Invitation) -> Result<(), StoreError> {
+        self.observe(
+            "create_invitation",
+            self.inner.create_invitation(invitation),
+        )
+        .await
+    }
+
+    async fn list_tokens(&self, user: UserId) -> Result<Vec<TokenInfo>, StoreError> {
+        self.observe("list_tokens", self.inner.list_tokens(user))
+            .await
+    }
+
+    async fn revoke_token(&self, user: UserId, id: TokenId) -> Result<(), StoreError> {
+        self.observe("revoke_token", self.inner.revoke_token(user, id))
+            .await
+    }
+
+    async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<User, StoreError> {
+        self.observe(
+            "set_user_disabled",
+            self.inner.set_user_disabled(name, disabled),
+        )
+        .await
+    }
+
+    async fn record_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
+        self.observe("record_audit", self.inner.record_audit(event))
+            .await
+    }
+
+    async fn audit_events(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.observe("audit_events", self.inner.audit_events(before, limit))
+            .await
     }
 
     async fn user_credentials(&self, name: &str) -> Result<Option<UserCredentials>, StoreError> {
@@ -124,7 +180,7 @@ impl MetadataStore for InstrumentedStore {
     async fn add_owners(
         &self,
         canonical: &str,
-        actor: UserId,
+        actor: OwnerActor,
         names: &[String],
     ) -> Result<Vec<User>, StoreError> {
         self.observe("add_owners", self.inner.add_owners(canonical, actor, names))
@@ -134,7 +190,7 @@ impl MetadataStore for InstrumentedStore {
     async fn remove_owners(
         &self,
         canonical: &str,
-        actor: UserId,
+        actor: OwnerActor,
         names: &[String],
     ) -> Result<Vec<User>, StoreError> {
         self.observe(

@@ -4,6 +4,7 @@
 //! the sparse index, over a metadata store and a blob store (see `ktra-store`). Any number of
 //! replicas may run over the same stores.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;

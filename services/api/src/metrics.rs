@@ -98,6 +98,8 @@ pub struct ApiMetrics {
     pub metadata_store_up: Gauge,
     /// Requests refused by a rate limit, by limit.
     pub rate_limited: Family<LimitLabels, Counter>,
+    /// Audit events the store could not take.
+    pub audit_failures: Counter,
 }
 
 impl ApiMetrics {
@@ -174,6 +176,12 @@ impl ApiMetrics {
             "Requests refused with 429 by a rate limit, by limit",
             rate_limited.clone(),
         );
+        let audit_failures = Counter::default();
+        registry.register(
+            "audit_record_failures",
+            "Audit events the metadata store could not record",
+            audit_failures.clone(),
+        );
         let metadata_store_up = Gauge::default();
         registry.register(
             "metadata_store_up",
@@ -194,6 +202,7 @@ impl ApiMetrics {
             index_unacknowledged_oldest_age,
             metadata_store_up,
             rate_limited,
+            audit_failures,
         }
     }
 

@@ -8,7 +8,7 @@ use http::StatusCode;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{method_not_allowed, route_not_found};
-use crate::handlers::{crates, download, health, index, publish, users};
+use crate::handlers::{admin, crates, download, health, index, publish, tokens, users};
 use crate::metrics;
 use crate::state::AppState;
 
@@ -53,6 +53,36 @@ pub fn router(state: AppState) -> Router {
             "/ktra/api/v1/change_password/{name}",
             post(users::change_password),
         )
+        .route(
+            "/ktra/api/v1/tokens",
+            get(tokens::list).post(tokens::create),
+        )
+        .route(
+            "/ktra/api/v1/tokens/{id}",
+            axum::routing::delete(tokens::revoke),
+        )
+        // administrators.
+        .route(
+            "/ktra/api/v1/admin/users/{name}/disable",
+            post(admin::disable_user),
+        )
+        .route(
+            "/ktra/api/v1/admin/users/{name}/enable",
+            post(admin::enable_user),
+        )
+        .route(
+            "/ktra/api/v1/admin/users/{name}/tokens",
+            get(admin::user_tokens),
+        )
+        .route(
+            "/ktra/api/v1/admin/users/{name}/tokens/{id}",
+            axum::routing::delete(admin::revoke_user_token),
+        )
+        .route(
+            "/ktra/api/v1/admin/invitations",
+            post(admin::create_invitation),
+        )
+        .route("/ktra/api/v1/admin/audit", get(admin::audit_log))
         // ops: probes and metrics.
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))

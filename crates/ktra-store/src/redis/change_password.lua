@@ -3,7 +3,8 @@
 --
 -- KEYS[1] user hash, KEYS[2] user's tokens set, KEYS[3] new token hash.
 -- ARGV[1] old password hash, ARGV[2] new password hash, ARGV[3] token key prefix,
--- ARGV[4] new token id, ARGV[5] new token secret hash (hex), ARGV[6] created (ms).
+-- ARGV[4] new token id, ARGV[5] new token secret hash (hex), ARGV[6] created (ms),
+-- ARGV[7] token name, ARGV[8] token expiry (ms, or ''), ARGV[9] token scope (JSON).
 if redis.call('HGET', KEYS[1], 'password_hash') ~= ARGV[1] then
   return 0
 end
@@ -13,6 +14,7 @@ end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'password_hash', ARGV[2])
 local user = redis.call('HMGET', KEYS[1], 'id', 'name')
-redis.call('HSET', KEYS[3], 'user', user[1], 'user_name', user[2], 'secret_hash', ARGV[5], 'created_at', ARGV[6])
+redis.call('HSET', KEYS[3], 'user', user[1], 'user_name', user[2], 'secret_hash', ARGV[5], 'created_at', ARGV[6],
+  'name', ARGV[7], 'expires_at', ARGV[8], 'scope', ARGV[9])
 redis.call('SADD', KEYS[2], ARGV[4])
 return 1

@@ -45,7 +45,23 @@ impl Keys {
 
     /// The ids of a user's tokens (set).
     pub fn user_tokens(&self, id: u32) -> String {
-        format!("{}:user_tokens:{id}", self.base)
+        format!("{}{id}", self.user_tokens_prefix())
+    }
+
+    /// What precedes a user id in the key of the user's tokens; scripts append ids to it.
+    pub fn user_tokens_prefix(&self) -> String {
+        format!("{}:user_tokens:", self.base)
+    }
+
+    /// An invitation (string holding the inviter's id, expiring with the invitation), by the
+    /// hex SHA-256 of its code.
+    pub fn invitation(&self, code_hash_hex: &str) -> String {
+        format!("{}:invitation:{code_hash_hex}", self.base)
+    }
+
+    /// The audit log (stream of `event` fields holding JSON).
+    pub fn audit(&self) -> String {
+        format!("{}:audit", self.base)
     }
 
     /// A token's record (hash), by hex id.
@@ -117,6 +133,7 @@ mod tests {
         assert_eq!(keys.krate("foo_bar"), "acme:v1:crate:foo_bar");
         assert_eq!(keys.token("00ff"), "acme:v1:token:00ff");
         assert!(keys.token("00ff").starts_with(&keys.token_prefix()));
+        assert!(keys.user_tokens(7).starts_with(&keys.user_tokens_prefix()));
         assert_eq!(keys.name_trigram("ser"), "acme:v1:search:name:ser");
     }
 }

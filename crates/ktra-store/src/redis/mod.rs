@@ -9,7 +9,8 @@
 //! [`keys`].
 //!
 //! Keys are built in Rust and passed to scripts, except for token keys revoked by
-//! `change_password`, which the script derives from [`keys::Keys::token_prefix`]; the store
+//! `change_password` and `disable_user`, which the scripts derive from
+//! [`keys::Keys::token_prefix`] and [`keys::Keys::user_tokens_prefix`]; the store
 //! therefore runs on a single Redis (or a replicated primary), not on Redis Cluster.
 
 pub mod keys;
@@ -28,9 +29,10 @@ use serde::Deserialize;
 use crate::error::StoreError;
 use crate::metadata::MetadataStore;
 use crate::model::{
-    CrateFileRef, CrateSummary, IndexFile, MIN_SUBSTRING_QUERY, NewToken, NewVersion,
-    PendingChange, SearchHit, SearchPage, StoredToken, TokenId, User, UserCredentials, UserId,
-    VersionSummary, max_version, search_matches, search_rank, trigrams, version_key, words,
+    AUDIT_RETAIN, AuditEvent, AuditRecord, CrateFileRef, CrateSummary, IndexFile, Invitation,
+    MIN_SUBSTRING_QUERY, NewToken, NewVersion, OwnerActor, PendingChange, SearchHit, SearchPage,
+    StoredToken, TokenDetails, TokenId, TokenInfo, User, UserCredentials, UserId, VersionSummary,
+    max_version, search_matches, search_rank, trigrams, version_key, words,
 };
 use keys::{Keys, SCHEMA};
 
@@ -48,6 +50,9 @@ struct Scripts {
     owners: Script,
     create_user: Script,
     change_password: Script,
+    add_token: Script,
+    disable_user: Script,
+    revoke_token: Script,
     acknowledge: Script,
     lease: Script,
     rate: Script,
@@ -61,6 +66,9 @@ impl Scripts {
             owners: Script::new(include_str!("owners.lua")),
             create_user: Script::new(include_str!("create_user.lua")),
             change_password: Script::new(include_str!("change_password.lua")),
+            add_token: Script::new(include_str!("add_token.lua")),
+            disable_user: Script::new(include_str!("disable_user.lua")),
+            revoke_token: Script::new(include_str!("revoke_token.lua")),
             acknowledge: Script::new(include_str!("acknowledge.lua")),
             lease: Script::new(include_str!("lease.lua")),
             rate: Script::new(include_str!("rate.lua")),
@@ -120,6 +128,35 @@ fn millis(time: DateTime<Utc>) -> String {
 fn from_millis(text: &str) -> Result<DateTime<Utc>, StoreError> {
     let value: i64 = text.parse().map_err(internal)?;
     DateTime::from_timestamp_millis(value).ok_or_else(|| internal("time out of range"))
+}
+
+/// The token fields scripts store beside the user and secret: name, expiry (ms or empty) and
+/// scope (JSON), in that order.
+fn token_fields(details: &TokenDetails) -> Result<[String; 3], StoreError> {
+    Ok([
+        details.name.clone(),
+        details.expires_at.map(millis).unwrap_or_default(),
+        serde_json::to_string(&details.scope).map_err(internal)?,
+    ])
+}
+
+/// Reads a token hash's fields back.
+fn token_details(fields: &HashMap<String, String>) -> Result<TokenDetails, StoreError> {
+    let created_at = fields
+        .get("created_at")
+        .ok_or_else(|| internal("token record lacks created_at"))?;
+    Ok(TokenDetails {
+        name: fields.get("name").cloned().unwrap_or_default(),
+        created_at: from_millis(created_at)?,
+        expires_at: match fields.get("expires_at").map(String::as_str) {
+            None | Some("") => None,
+            Some(text) => Some(from_millis(text)?),
+        },
+        scope: match fields.get("scope") {
+            Some(json) => serde_json::from_str(json).map_err(internal)?,
+            None => Default::default(),
+        },
+    })
 }
 
 /// The version record a script stores as JSON.
@@ -234,7 +271,7 @@ impl RedisStore {
     async fn change_owners(
         &self,
         canonical: &str,
-        actor: UserId,
+        actor: OwnerActor,
         names: &[String],
         add: bool,
     ) -> Result<Vec<User>, StoreError> {
@@ -244,7 +281,10 @@ impl RedisStore {
             .key(self.keys.krate(canonical))
             .key(self.keys.owners(canonical))
             .arg(if add { "add" } else { "remove" })
-            .arg(actor);
+            .arg(match actor {
+                OwnerActor::Owner(user) => user.to_string(),
+                OwnerActor::Admin => String::new(),
+            });
         for user in &users {
             invocation.arg(user.id);
         }
@@ -372,44 +412,32 @@ impl MetadataStore for RedisStore {
         password_hash: &str,
         token: NewToken,
     ) -> Result<User, StoreError> {
-        let mut connection = self.connection();
-        let lower = name.to_lowercase();
-        if connection
-            .exists::<_, bool>(self.keys.user(&lower))
+        self.insert_user(None, name, password_hash, token).await
+    }
+
+    async fn create_invited_user(
+        &self,
+        invitation: [u8; 32],
+        name: &str,
+        password_hash: &str,
+        token: NewToken,
+    ) -> Result<User, StoreError> {
+        self.insert_user(Some(invitation), name, password_hash, token)
             .await
-            .map_err(classify)?
-        {
-            return Err(StoreError::UserExists(name.to_owned()));
-        }
-        // Ids are never reused; a lost race below only leaves a gap.
-        let id: u64 = connection
-            .incr(self.keys.next_user_id(), 1)
-            .await
-            .map_err(classify)?;
-        let id = UserId::try_from(id).map_err(|_| internal("user ids exhausted"))?;
-        let created: i64 = self
-            .scripts
-            .create_user
-            .key(self.keys.user(&lower))
-            .key(self.keys.user_name(id))
-            .key(self.keys.token(&token.id.to_hex()))
-            .key(self.keys.user_tokens(id))
-            .arg(id)
-            .arg(name)
-            .arg(password_hash)
-            .arg(millis(token.created_at))
-            .arg(token.id.to_hex())
-            .arg(hex::encode(token.secret_hash))
-            .invoke_async(&mut connection)
+    }
+
+    async fn create_invitation(&self, invitation: Invitation) -> Result<(), StoreError> {
+        let expires_at = u64::try_from(invitation.expires_at.timestamp_millis())
+            .map_err(|_| internal("invitation expiry before 1970"))?;
+        let _: () = redis::cmd("SET")
+            .arg(self.keys.invitation(&hex::encode(invitation.code_hash)))
+            .arg(invitation.created_by)
+            .arg("PXAT")
+            .arg(expires_at)
+            .query_async(&mut self.connection())
             .await
             .map_err(classify)?;
-        if created == 0 {
-            return Err(StoreError::UserExists(name.to_owned()));
-        }
-        Ok(User {
-            id,
-            name: name.to_owned(),
-        })
+        Ok(())
     }
 
     async fn user_credentials(&self, name: &str) -> Result<Option<UserCredentials>, StoreError> {
@@ -433,29 +461,100 @@ impl MetadataStore for RedisStore {
                 name: field("name")?,
             },
             password_hash: field("password_hash")?,
+            disabled: fields.get("disabled").is_some_and(|value| value == "1"),
         }))
     }
 
     async fn add_token(&self, user: UserId, token: NewToken) -> Result<(), StoreError> {
         let owner = self.user_by_id(user).await?;
-        let _: () = redis::pipe()
-            .atomic()
-            .hset_multiple(
-                self.keys.token(&token.id.to_hex()),
-                &[
-                    ("user", user.to_string()),
-                    ("user_name", owner.name),
-                    ("secret_hash", hex::encode(token.secret_hash)),
-                    ("created_at", millis(token.created_at)),
-                ],
-            )
-            .ignore()
-            .sadd(self.keys.user_tokens(user), token.id.to_hex())
-            .ignore()
-            .query_async(&mut self.connection())
+        let status: String = self
+            .scripts
+            .add_token
+            .key(self.keys.user(&owner.name.to_lowercase()))
+            .key(self.keys.user_tokens(user))
+            .key(self.keys.token(&token.id.to_hex()))
+            .arg(token.id.to_hex())
+            .arg(hex::encode(token.secret_hash))
+            .arg(millis(token.details.created_at))
+            .arg(&token_fields(&token.details)?[..])
+            .invoke_async(&mut self.connection())
             .await
             .map_err(classify)?;
-        Ok(())
+        match status.as_str() {
+            "ok" => Ok(()),
+            "disabled" => Err(StoreError::UserDisabled(owner.name)),
+            "no_user" => Err(StoreError::UserNotFound(owner.name)),
+            other => Err(internal(format!("add_token script answered {other}"))),
+        }
+    }
+
+    async fn list_tokens(&self, user: UserId) -> Result<Vec<TokenInfo>, StoreError> {
+        let mut connection = self.connection();
+        let ids: Vec<String> = connection
+            .smembers(self.keys.user_tokens(user))
+            .await
+            .map_err(classify)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(self.keys.token(id));
+        }
+        let records: Vec<HashMap<String, String>> =
+            pipe.query_async(&mut connection).await.map_err(classify)?;
+        let mut listed = Vec::with_capacity(ids.len());
+        for (id, fields) in ids.iter().zip(records) {
+            if fields.is_empty() {
+                continue;
+            }
+            let mut raw = [0_u8; 8];
+            hex::decode_to_slice(id, &mut raw).map_err(internal)?;
+            listed.push(TokenInfo {
+                id: TokenId(raw),
+                details: token_details(&fields)?,
+            });
+        }
+        listed.sort_by_key(|token| (token.details.created_at, token.id));
+        Ok(listed)
+    }
+
+    async fn revoke_token(&self, user: UserId, id: TokenId) -> Result<(), StoreError> {
+        let revoked: i64 = self
+            .scripts
+            .revoke_token
+            .key(self.keys.user_tokens(user))
+            .key(self.keys.token(&id.to_hex()))
+            .arg(id.to_hex())
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        if revoked == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::TokenNotFound(id.to_hex()))
+        }
+    }
+
+    async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<User, StoreError> {
+        let reply: Vec<String> = self
+            .scripts
+            .disable_user
+            .key(self.keys.user(&name.to_lowercase()))
+            .arg(if disabled { "1" } else { "0" })
+            .arg(self.keys.user_tokens_prefix())
+            .arg(self.keys.token_prefix())
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        match reply.as_slice() {
+            [status, id, name] if status == "ok" => Ok(User {
+                id: id.parse().map_err(internal)?,
+                name: name.clone(),
+            }),
+            [status] if status == "no_user" => Err(StoreError::UserNotFound(name.to_owned())),
+            _ => Err(internal("disable_user script answered an unexpected shape")),
+        }
     }
 
     async fn change_password(
@@ -477,7 +576,8 @@ impl MetadataStore for RedisStore {
             .arg(self.keys.token_prefix())
             .arg(token.id.to_hex())
             .arg(hex::encode(token.secret_hash))
-            .arg(millis(token.created_at))
+            .arg(millis(token.details.created_at))
+            .arg(&token_fields(&token.details)?[..])
             .invoke_async(&mut self.connection())
             .await
             .map_err(classify)?;
@@ -505,11 +605,13 @@ impl MetadataStore for RedisStore {
         let mut secret_hash = [0_u8; 32];
         hex::decode_to_slice(field("secret_hash")?, &mut secret_hash).map_err(internal)?;
         Ok(Some(StoredToken {
+            id,
             user: User {
                 id: field("user")?.parse().map_err(internal)?,
                 name: field("user_name")?,
             },
             secret_hash,
+            details: token_details(&fields)?,
         }))
     }
 
@@ -533,7 +635,8 @@ impl MetadataStore for RedisStore {
             .key(self.keys.versions(&canonical))
             .key(self.keys.owners(&canonical))
             .key(self.keys.pending())
-            .key(self.keys.crate_names());
+            .key(self.keys.crate_names())
+            .key(self.keys.audit());
         for gram in trigrams(&canonical) {
             invocation.key(self.keys.name_trigram(&gram));
         }
@@ -551,7 +654,12 @@ impl MetadataStore for RedisStore {
             .arg(new.publisher)
             .arg(new.description.as_deref().unwrap_or_default())
             .arg(if new.description.is_some() { "1" } else { "0" })
-            .arg(millis(new.published_at));
+            .arg(millis(new.published_at))
+            .arg(match &new.audit {
+                Some(event) => serde_json::to_string(event).map_err(internal)?,
+                None => String::new(),
+            })
+            .arg(AUDIT_RETAIN);
         let reply: Vec<Value> = invocation
             .invoke_async(&mut self.connection())
             .await
@@ -626,7 +734,7 @@ impl MetadataStore for RedisStore {
     async fn add_owners(
         &self,
         canonical: &str,
-        actor: UserId,
+        actor: OwnerActor,
         names: &[String],
     ) -> Result<Vec<User>, StoreError> {
         self.change_owners(canonical, actor, names, true).await
@@ -635,7 +743,7 @@ impl MetadataStore for RedisStore {
     async fn remove_owners(
         &self,
         canonical: &str,
-        actor: UserId,
+        actor: OwnerActor,
         names: &[String],
     ) -> Result<Vec<User>, StoreError> {
         self.change_owners(canonical, actor, names, false).await
@@ -851,9 +959,118 @@ impl MetadataStore for RedisStore {
             .await
             .map_err(classify)
     }
+
+    async fn record_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
+        let _: String = redis::cmd("XADD")
+            .arg(self.keys.audit())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(AUDIT_RETAIN)
+            .arg("*")
+            .arg("event")
+            .arg(serde_json::to_string(&event).map_err(internal)?)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn audit_events(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let end = match before {
+            Some(cursor) => {
+                let valid = cursor.split_once('-').is_some_and(|(ms, seq)| {
+                    ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok()
+                });
+                if !valid {
+                    return Err(StoreError::InvalidCursor(cursor.to_owned()));
+                }
+                format!("({cursor}")
+            }
+            None => "+".to_owned(),
+        };
+        let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
+            .arg(self.keys.audit())
+            .arg(end)
+            .arg("-")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        entries
+            .into_iter()
+            .map(|(cursor, fields)| {
+                let json = fields
+                    .get("event")
+                    .ok_or_else(|| internal("audit entry lacks its event"))?;
+                Ok(AuditRecord {
+                    cursor,
+                    event: serde_json::from_str(json).map_err(internal)?,
+                })
+            })
+            .collect()
+    }
 }
 
 impl RedisStore {
+    /// Creates a user and their first token, using up an invitation when one is given.
+    async fn insert_user(
+        &self,
+        invitation: Option<[u8; 32]>,
+        name: &str,
+        password_hash: &str,
+        token: NewToken,
+    ) -> Result<User, StoreError> {
+        let mut connection = self.connection();
+        let lower = name.to_lowercase();
+        if connection
+            .exists::<_, bool>(self.keys.user(&lower))
+            .await
+            .map_err(classify)?
+        {
+            return Err(StoreError::UserExists(name.to_owned()));
+        }
+        // Ids are never reused; a lost race below only leaves a gap.
+        let id: u64 = connection
+            .incr(self.keys.next_user_id(), 1)
+            .await
+            .map_err(classify)?;
+        let id = UserId::try_from(id).map_err(|_| internal("user ids exhausted"))?;
+        let mut invocation = self.scripts.create_user.prepare_invoke();
+        invocation
+            .key(self.keys.user(&lower))
+            .key(self.keys.user_name(id))
+            .key(self.keys.token(&token.id.to_hex()))
+            .key(self.keys.user_tokens(id));
+        if let Some(code_hash) = invitation {
+            invocation.key(self.keys.invitation(&hex::encode(code_hash)));
+        }
+        invocation
+            .arg(id)
+            .arg(name)
+            .arg(password_hash)
+            .arg(millis(token.details.created_at))
+            .arg(token.id.to_hex())
+            .arg(hex::encode(token.secret_hash))
+            .arg(&token_fields(&token.details)?[..]);
+        let created: i64 = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        match created {
+            1 => Ok(User {
+                id,
+                name: name.to_owned(),
+            }),
+            -1 => Err(StoreError::InvitationInvalid),
+            _ => Err(StoreError::UserExists(name.to_owned())),
+        }
+    }
+
     /// Returns a crate's name and its owners' ids in ascending order.
     async fn name_and_owners(
         &self,

@@ -2,12 +2,13 @@
 -- an owner.
 --
 -- KEYS[1] crate hash, KEYS[2] owners set.
--- ARGV[1] 'add' or 'remove', ARGV[2] actor id, ARGV[3..] user ids.
+-- ARGV[1] 'add' or 'remove', ARGV[2] actor id ('' for an administrator, who need not own the
+-- crate), ARGV[3..] user ids.
 local name = redis.call('HGET', KEYS[1], 'name')
 if not name then
   return {'no_crate'}
 end
-if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 then
+if ARGV[2] ~= '' and redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 then
   return {'not_owner', name}
 end
 local changed = {}

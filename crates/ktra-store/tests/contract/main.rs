@@ -15,6 +15,11 @@ macro_rules! contract_tests {
             search_and_listing,
             concurrent_publishes_of_one_version_admit_one,
             rate_windows_count_and_end,
+            scoped_tokens_list_and_revoke,
+            disabled_users_lose_their_tokens,
+            invitations_are_single_use,
+            admins_change_any_owners_but_never_the_last,
+            audit_log_pages_newest_first,
         );
     };
     ($open:ident: $($name:ident),* $(,)?) => {

@@ -2,15 +2,19 @@
 
 use std::sync::Arc;
 
+use chrono::TimeDelta;
 use chrono::Utc;
 use ktra_core::index::IndexLine;
 use ktra_core::name::canonical_crate_name;
-use ktra_store::model::{ApiToken, IndexFile, NewToken, NewVersion, UserId};
+use ktra_store::model::{
+    ApiToken, AuditEvent, EndpointScope, IndexFile, Invitation, NewToken, NewVersion, OwnerActor,
+    TokenDetails, TokenScope, UserId,
+};
 use ktra_store::{MetadataStore, StoreError};
 
 /// A fresh token record.
 pub(crate) fn token() -> NewToken {
-    ApiToken::generate().to_new_token(Utc::now())
+    ApiToken::generate().to_new_token("login", Utc::now())
 }
 
 fn new_version(name: &str, version: &str, publisher: UserId) -> NewVersion {
@@ -32,6 +36,7 @@ fn new_version(name: &str, version: &str, publisher: UserId) -> NewVersion {
         description: Some(format!("about {name}")),
         publisher,
         published_at: Utc::now(),
+        audit: None,
     }
 }
 
@@ -57,7 +62,7 @@ pub(crate) async fn users_and_tokens(store: Arc<dyn MetadataStore>) {
     store.ping().await.unwrap();
     let first = ApiToken::generate();
     let alice = store
-        .create_user("Alice", "hash-1", first.to_new_token(Utc::now()))
+        .create_user("Alice", "hash-1", first.to_new_token("login", Utc::now()))
         .await
         .unwrap();
     assert_eq!(alice.name, "Alice");
@@ -86,7 +91,7 @@ pub(crate) async fn users_and_tokens(store: Arc<dyn MetadataStore>) {
 
     let second = ApiToken::generate();
     store
-        .add_token(alice.id, second.to_new_token(Utc::now()))
+        .add_token(alice.id, second.to_new_token("login", Utc::now()))
         .await
         .unwrap();
     assert!(store.token(first.id()).await.unwrap().is_some());
@@ -96,13 +101,23 @@ pub(crate) async fn users_and_tokens(store: Arc<dyn MetadataStore>) {
     let third = ApiToken::generate();
     assert!(matches!(
         store
-            .change_password(alice.id, "stale", "hash-2", third.to_new_token(Utc::now()))
+            .change_password(
+                alice.id,
+                "stale",
+                "hash-2",
+                third.to_new_token("login", Utc::now())
+            )
             .await,
         Err(StoreError::PasswordChanged)
     ));
     assert!(store.token(first.id()).await.unwrap().is_some());
     store
-        .change_password(alice.id, "hash-1", "hash-2", third.to_new_token(Utc::now()))
+        .change_password(
+            alice.id,
+            "hash-1",
+            "hash-2",
+            third.to_new_token("login", Utc::now()),
+        )
         .await
         .unwrap();
     assert!(store.token(first.id()).await.unwrap().is_none());
@@ -253,12 +268,14 @@ pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
         .await
         .unwrap();
     assert!(matches!(
-        store.add_owners("owned", bob.id, &["bob".into()]).await,
+        store
+            .add_owners("owned", OwnerActor::Owner(bob.id), &["bob".into()])
+            .await,
         Err(StoreError::NotOwner(_))
     ));
     assert!(matches!(
         store
-            .add_owners("owned", alice.id, &["bob".into(), "nobody".into()])
+            .add_owners("owned", OwnerActor::Owner(alice.id), &["bob".into(), "nobody".into()])
             .await,
         Err(StoreError::UserNotFound(name)) if name == "nobody"
     ));
@@ -267,7 +284,11 @@ pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
         vec![alice.clone()]
     );
     let added = store
-        .add_owners("owned", alice.id, &["BOB".into(), "alice".into()])
+        .add_owners(
+            "owned",
+            OwnerActor::Owner(alice.id),
+            &["BOB".into(), "alice".into()],
+        )
         .await
         .unwrap();
     assert_eq!(added, vec![bob.clone()]);
@@ -280,12 +301,16 @@ pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
         .unwrap();
     assert!(matches!(
         store
-            .remove_owners("owned", bob.id, &["alice".into(), "bob".into()])
+            .remove_owners(
+                "owned",
+                OwnerActor::Owner(bob.id),
+                &["alice".into(), "bob".into()]
+            )
             .await,
         Err(StoreError::LastOwner(_))
     ));
     let removed = store
-        .remove_owners("owned", bob.id, &["alice".into()])
+        .remove_owners("owned", OwnerActor::Owner(bob.id), &["alice".into()])
         .await
         .unwrap();
     assert_eq!(removed, vec![alice.clone()]);
@@ -430,4 +455,235 @@ pub(crate) async fn rate_windows_count_and_end(store: Arc<dyn MetadataStore>) {
     tokio::time::sleep(window + std::time::Duration::from_millis(50)).await;
     let (hits, _) = store.count_hit("login:ip:10.0.0.1", window).await.unwrap();
     assert_eq!(hits, 1);
+}
+
+fn audit(action: &str, target: &str) -> AuditEvent {
+    AuditEvent {
+        at: Utc::now(),
+        actor: Some("alice".into()),
+        action: action.into(),
+        target: target.into(),
+        client: Some("192.0.2.1".into()),
+        detail: None,
+    }
+}
+
+pub(crate) async fn scoped_tokens_list_and_revoke(store: Arc<dyn MetadataStore>) {
+    let alice = store.create_user("alice", "h", token()).await.unwrap();
+    let bob = store.create_user("bob", "h", token()).await.unwrap();
+    let scoped = ApiToken::generate();
+    let details = TokenDetails {
+        name: "ci".into(),
+        created_at: Utc::now(),
+        expires_at: Some(Utc::now() + TimeDelta::days(30)),
+        scope: TokenScope {
+            endpoints: Some(vec![EndpointScope::PublishUpdate]),
+            crates: Some(vec!["acme-*".into()]),
+        },
+    };
+    store
+        .add_token(alice.id, scoped.to_new_token_with(details.clone()))
+        .await
+        .unwrap();
+    let stored = store.token(scoped.id()).await.unwrap().unwrap();
+    assert_eq!(stored.id, scoped.id());
+    // Stores keep milliseconds.
+    let trimmed = |time: chrono::DateTime<Utc>| time.timestamp_millis();
+    assert_eq!(stored.details.name, "ci");
+    assert_eq!(stored.details.scope, details.scope);
+    assert_eq!(
+        stored.details.expires_at.map(trimmed),
+        details.expires_at.map(trimmed)
+    );
+    let listed = store.list_tokens(alice.id).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].details.name, "login");
+    assert!(listed[0].details.scope.is_unrestricted());
+    assert_eq!(listed[1].id, scoped.id());
+    // Only the owner revokes a token.
+    assert!(matches!(
+        store.revoke_token(bob.id, scoped.id()).await,
+        Err(StoreError::TokenNotFound(_))
+    ));
+    store.revoke_token(alice.id, scoped.id()).await.unwrap();
+    assert!(store.token(scoped.id()).await.unwrap().is_none());
+    assert_eq!(store.list_tokens(alice.id).await.unwrap().len(), 1);
+    assert!(matches!(
+        store.revoke_token(alice.id, scoped.id()).await,
+        Err(StoreError::TokenNotFound(_))
+    ));
+}
+
+pub(crate) async fn disabled_users_lose_their_tokens(store: Arc<dyn MetadataStore>) {
+    let first = ApiToken::generate();
+    let alice = store
+        .create_user("alice", "h", first.to_new_token("login", Utc::now()))
+        .await
+        .unwrap();
+    let bob_token = ApiToken::generate();
+    let bob = store
+        .create_user("bob", "h", bob_token.to_new_token("login", Utc::now()))
+        .await
+        .unwrap();
+    assert_eq!(store.set_user_disabled("ALICE", true).await.unwrap(), alice);
+    assert!(store.token(first.id()).await.unwrap().is_none());
+    assert!(store.list_tokens(alice.id).await.unwrap().is_empty());
+    assert!(
+        store
+            .user_credentials("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert!(matches!(
+        store.add_token(alice.id, token()).await,
+        Err(StoreError::UserDisabled(_))
+    ));
+    // Others keep theirs.
+    assert!(store.token(bob_token.id()).await.unwrap().is_some());
+    assert!(
+        !store
+            .user_credentials("bob")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    store.set_user_disabled("alice", false).await.unwrap();
+    assert!(
+        !store
+            .user_credentials("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    store.add_token(alice.id, token()).await.unwrap();
+    assert!(matches!(
+        store.set_user_disabled("nobody", true).await,
+        Err(StoreError::UserNotFound(_))
+    ));
+    let _ = bob;
+}
+
+pub(crate) async fn invitations_are_single_use(store: Arc<dyn MetadataStore>) {
+    let admin = store.create_user("admin", "h", token()).await.unwrap();
+    store.create_user("taken", "h", token()).await.unwrap();
+    let code = [7_u8; 32];
+    store
+        .create_invitation(Invitation {
+            code_hash: code,
+            created_by: admin.id,
+            expires_at: Utc::now() + TimeDelta::hours(1),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_invited_user([8; 32], "carol", "h", token())
+            .await,
+        Err(StoreError::InvitationInvalid)
+    ));
+    // A taken name keeps the invitation for another try.
+    assert!(matches!(
+        store.create_invited_user(code, "Taken", "h", token()).await,
+        Err(StoreError::UserExists(_))
+    ));
+    let carol = store
+        .create_invited_user(code, "carol", "h", token())
+        .await
+        .unwrap();
+    assert_eq!(carol.name, "carol");
+    assert!(matches!(
+        store.create_invited_user(code, "dave", "h", token()).await,
+        Err(StoreError::InvitationInvalid)
+    ));
+    assert!(store.user_credentials("dave").await.unwrap().is_none());
+    // An expired invitation is refused.
+    let stale = [9_u8; 32];
+    store
+        .create_invitation(Invitation {
+            code_hash: stale,
+            created_by: admin.id,
+            expires_at: Utc::now() + TimeDelta::milliseconds(50),
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    assert!(matches!(
+        store.create_invited_user(stale, "erin", "h", token()).await,
+        Err(StoreError::InvitationInvalid)
+    ));
+    assert!(store.user_credentials("erin").await.unwrap().is_none());
+}
+
+pub(crate) async fn admins_change_any_owners_but_never_the_last(store: Arc<dyn MetadataStore>) {
+    let alice = store.create_user("alice", "h", token()).await.unwrap();
+    let bob = store.create_user("bob", "h", token()).await.unwrap();
+    publish_one(&*store, "owned", "1.0.0", alice.id)
+        .await
+        .unwrap();
+    // A transfer: add the new owner, then remove the old one.
+    let added = store
+        .add_owners("owned", OwnerActor::Admin, &["bob".into()])
+        .await
+        .unwrap();
+    assert_eq!(added, std::slice::from_ref(&bob));
+    store
+        .remove_owners("owned", OwnerActor::Admin, &["alice".into()])
+        .await
+        .unwrap();
+    assert_eq!(store.owners("owned").await.unwrap().unwrap(), [bob]);
+    assert!(matches!(
+        store
+            .remove_owners("owned", OwnerActor::Admin, &["bob".into()])
+            .await,
+        Err(StoreError::LastOwner(_))
+    ));
+    assert!(matches!(
+        store
+            .add_owners("nothing", OwnerActor::Admin, &["bob".into()])
+            .await,
+        Err(StoreError::CrateNotFound(_))
+    ));
+}
+
+pub(crate) async fn audit_log_pages_newest_first(store: Arc<dyn MetadataStore>) {
+    assert!(store.audit_events(None, 10).await.unwrap().is_empty());
+    let alice = store.create_user("alice", "h", token()).await.unwrap();
+    for n in 0..5 {
+        store
+            .record_audit(audit("login.failure", &format!("user{n}")))
+            .await
+            .unwrap();
+    }
+    // A publish records its event in the same step as the version.
+    let mut version = new_version("audited", "1.0.0", alice.id);
+    version.audit = Some(audit("crate.publish", "audited@1.0.0"));
+    store.publish(version.clone()).await.unwrap();
+    // A refused publish records nothing.
+    assert!(store.publish(version).await.is_err());
+    let first = store.audit_events(None, 4).await.unwrap();
+    let targets: Vec<&str> = first.iter().map(|r| r.event.target.as_str()).collect();
+    assert_eq!(targets, ["audited@1.0.0", "user4", "user3", "user2"]);
+    assert_eq!(first[0].event, audit_like(&first[0].event, "crate.publish"));
+    let rest = store
+        .audit_events(Some(&first[3].cursor), 10)
+        .await
+        .unwrap();
+    let targets: Vec<&str> = rest.iter().map(|r| r.event.target.as_str()).collect();
+    assert_eq!(targets, ["user1", "user0"]);
+    assert!(matches!(
+        store.audit_events(Some("not a cursor"), 10).await,
+        Err(StoreError::InvalidCursor(_))
+    ));
+}
+
+/// Checks the fields an audit event keeps, returning it when they are as recorded.
+fn audit_like(event: &AuditEvent, action: &str) -> AuditEvent {
+    assert_eq!(event.action, action);
+    assert_eq!(event.actor.as_deref(), Some("alice"));
+    assert_eq!(event.client.as_deref(), Some("192.0.2.1"));
+    event.clone()
 }

@@ -7,9 +7,13 @@ use http::HeaderMap;
 use ktra_core::name::{canonical_crate_name, validate_crate_name};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::require_user;
+use ktra_store::model::EndpointScope;
+
+use crate::audit;
+use crate::auth::require_caller;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, json_body};
+use crate::limits::ClientIp;
 use crate::state::AppState;
 
 /// The largest owners request body accepted.
@@ -43,11 +47,12 @@ fn parse_version(name: &str, version: &str) -> Result<semver::Version, ApiError>
 async fn set_yanked(
     state: &AppState,
     headers: &HeaderMap,
+    client: &str,
     name: &str,
     version: &str,
     yanked: bool,
 ) -> Result<Json<Ok>, ApiError> {
-    let result = change_yank_flag(state, headers, name, version, yanked).await;
+    let result = change_yank_flag(state, headers, client, name, version, yanked).await;
     let status = match &result {
         Result::Ok(_) => http::StatusCode::OK,
         Err(error) => error.code().http_status(),
@@ -66,19 +71,31 @@ async fn set_yanked(
 async fn change_yank_flag(
     state: &AppState,
     headers: &HeaderMap,
+    client: &str,
     name: &str,
     version: &str,
     yanked: bool,
 ) -> Result<Json<Ok>, ApiError> {
-    let user = require_user(state, headers).await?;
+    let caller = require_caller(state, headers).await?;
     let canonical = canonical_from_path(name)?;
     let version = parse_version(name, version)?;
+    caller.require_scope(EndpointScope::Yank, name)?;
+    let before = state.store.index_validators(&canonical).await?;
     let file = state
         .store
-        .set_yanked(&canonical, &version, yanked, user.id)
+        .set_yanked(&canonical, &version, yanked, caller.user.id)
         .await?;
     state.index_sync.changed(&file).await;
     tracing::info!(revision = file.revision, yanked, "yank flag set");
+    if before.is_none_or(|before| before.revision != file.revision) {
+        let action = if yanked { "crate.yank" } else { "crate.unyank" };
+        let target = format!("{}@{version}", file.name);
+        audit::record(
+            state,
+            audit::event(action, Some(&caller.user.name), target, client, None),
+        )
+        .await;
+    }
     Ok(Json(Ok { ok: true }))
 }
 
@@ -86,20 +103,22 @@ async fn change_yank_flag(
 #[tracing::instrument(skip_all, fields(user, crate_name = %name, version = %version))]
 pub async fn yank(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     ApiPath((name, version)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Ok>, ApiError> {
-    set_yanked(&state, &headers, &name, &version, true).await
+    set_yanked(&state, &headers, &client, &name, &version, true).await
 }
 
 /// `PUT /api/v1/crates/{name}/{version}/unyank`.
 #[tracing::instrument(skip_all, fields(user, crate_name = %name, version = %version))]
 pub async fn unyank(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     ApiPath((name, version)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Ok>, ApiError> {
-    set_yanked(&state, &headers, &name, &version, false).await
+    set_yanked(&state, &headers, &client, &name, &version, false).await
 }
 
 /// One owner in cargo's owner list.
@@ -171,19 +190,48 @@ fn names_of(users: &[ktra_store::model::User]) -> String {
         .join(", ")
 }
 
+/// Records an owner change that changed something; an administrator's is marked as such.
+async fn record_owner_change(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    client: &str,
+    action: &str,
+    name: &str,
+    users: &[ktra_store::model::User],
+) {
+    if users.is_empty() {
+        return;
+    }
+    let mut detail = names_of(users);
+    if caller.acts_as_admin() {
+        detail.push_str(" (as administrator)");
+    }
+    audit::record(
+        state,
+        audit::event(action, Some(&caller.user.name), name, client, Some(detail)),
+    )
+    .await;
+}
+
 /// `PUT /api/v1/crates/{name}/owners`.
 #[tracing::instrument(skip_all, fields(user, crate_name = %name))]
 pub async fn add_owners(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<OkMessage>, ApiError> {
-    let user = require_user(&state, &headers).await?;
+    let caller = require_caller(&state, &headers).await?;
     let canonical = canonical_from_path(&name)?;
+    caller.require_scope(EndpointScope::ChangeOwners, &name)?;
     let logins = owner_logins(&state, body).await?;
-    let added = state.store.add_owners(&canonical, user.id, &logins).await?;
+    let added = state
+        .store
+        .add_owners(&canonical, caller.owner_actor(), &logins)
+        .await?;
     tracing::info!(added = added.len(), "owners added");
+    record_owner_change(&state, &caller, &client, "crate.owner_add", &name, &added).await;
     let msg = if added.is_empty() {
         format!("the users are already owners of crate `{name}`")
     } else {
@@ -196,18 +244,29 @@ pub async fn add_owners(
 #[tracing::instrument(skip_all, fields(user, crate_name = %name))]
 pub async fn remove_owners(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<OkMessage>, ApiError> {
-    let user = require_user(&state, &headers).await?;
+    let caller = require_caller(&state, &headers).await?;
     let canonical = canonical_from_path(&name)?;
+    caller.require_scope(EndpointScope::ChangeOwners, &name)?;
     let logins = owner_logins(&state, body).await?;
     let removed = state
         .store
-        .remove_owners(&canonical, user.id, &logins)
+        .remove_owners(&canonical, caller.owner_actor(), &logins)
         .await?;
     tracing::info!(removed = removed.len(), "owners removed");
+    record_owner_change(
+        &state,
+        &caller,
+        &client,
+        "crate.owner_remove",
+        &name,
+        &removed,
+    )
+    .await;
     let msg = if removed.is_empty() {
         format!("the users were not owners of crate `{name}`")
     } else {

@@ -13,12 +13,12 @@ use chrono::Utc;
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
 use ktra_core::name::canonical_crate_name;
-use ktra_store::model::{IndexFile, NewVersion, User, version_key};
+use ktra_store::model::{EndpointScope, IndexFile, NewVersion, version_key};
 use ktra_store::{BlobStore, StoreError};
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::auth::require_user;
+use crate::auth::{Caller, require_caller};
 use crate::error::ApiError;
 use crate::extract::{discard, expects_continue, read_body};
 use crate::limits::{self, ClientIp, Limit};
@@ -73,18 +73,18 @@ async fn publish_version(
     // path. Requests that fail authentication count against their address instead, so
     // guessing tokens stays slow.
     let allowed = async {
-        let user = match require_user(&state, &headers).await {
-            Ok(user) => user,
+        let caller = match require_caller(&state, &headers).await {
+            Ok(caller) => caller,
             Err(error) => {
                 limits::check(&state, Limit::PublishPerIp, client).await?;
                 return Err(error);
             }
         };
-        limits::check(&state, Limit::PublishPerUser, &user.id.to_string()).await?;
-        Ok::<_, ApiError>(user)
+        limits::check(&state, Limit::PublishPerUser, &caller.user.id.to_string()).await?;
+        Ok::<_, ApiError>(caller)
     };
-    let user = match allowed.await {
-        Ok(user) => user,
+    let caller = match allowed.await {
+        Ok(caller) => caller,
         Err(error) => {
             // Nothing of the body is kept; a bounded part is read so the client sees the error.
             discard(body, expects_continue).await;
@@ -123,7 +123,8 @@ async fn publish_version(
     // publish between writing the crate file and committing (or cleaning up after) it.
     let task = tokio::spawn(tracing::Instrument::in_current_span(store_version(
         state.clone(),
-        user,
+        caller,
+        client.to_owned(),
         checked,
     )));
     let file = task
@@ -146,12 +147,15 @@ fn too_large(limit: u64) -> ApiError {
     ))
 }
 
-/// Checks the store, writes the crate file, commits the version, cleaning up on failure.
+/// Checks the token's scope and the store, writes the crate file, commits the version (with
+/// its audit event), cleaning up on failure.
 async fn store_version(
     state: AppState,
-    user: User,
+    caller: Caller,
+    client: String,
     checked: CheckedPublish,
 ) -> Result<IndexFile, ApiError> {
+    let user = caller.user.clone();
     let CheckedPublish {
         metadata,
         version,
@@ -162,7 +166,14 @@ async fn store_version(
     let key = version_key(&version);
     // Refuse early what the store would refuse anyway, so that no crate file is written for
     // it. The atomic publish below checks all of this again.
-    if let Some(existing) = state.store.crate_summary(&canonical).await? {
+    let existing = state.store.crate_summary(&canonical).await?;
+    let endpoint = if existing.is_some() {
+        EndpointScope::PublishUpdate
+    } else {
+        EndpointScope::PublishNew
+    };
+    caller.require_scope(endpoint, &metadata.name)?;
+    if let Some(existing) = existing {
         if existing.name != metadata.name {
             return Err(StoreError::NameTaken {
                 name: metadata.name,
@@ -203,6 +214,13 @@ async fn store_version(
         description: metadata.description.clone(),
         publisher: user.id,
         published_at,
+        audit: Some(crate::audit::event(
+            "crate.publish",
+            Some(&user.name),
+            format!("{}@{}", metadata.name, metadata.vers),
+            &client,
+            Some(format!("token `{}`", caller.details.name)),
+        )),
     };
     match state.store.publish(new).await {
         Ok(file) => {

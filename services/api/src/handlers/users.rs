@@ -1,7 +1,9 @@
 //! Ktra's user API: `POST /ktra/api/v1/{new_user,login,change_password}/{name}`.
 //!
 //! Each answers `{"token": "..."}` with a new token, shown once. `login` adds a token and keeps
-//! the others; `change_password` revokes every token of the user and returns the only valid one.
+//! the others (`{"password": "...", "token": {"name": "ci", "endpoint_scopes": [...]}}` asks
+//! for a named, expiring or scoped one); `change_password` revokes every token of the user and
+//! returns the only valid one. Disabled users can do none of this.
 
 use axum::Json;
 use axum::body::Body;
@@ -9,15 +11,19 @@ use axum::extract::State;
 use chrono::Utc;
 use http::HeaderMap;
 use ktra_core::name::validate_user_name;
-use ktra_store::model::ApiToken;
+use ktra_store::StoreError;
+use ktra_store::model::{ApiToken, UserCredentials};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::auth::{presented_token, require_user};
+use crate::audit;
+use crate::auth::{presented_token, require_caller};
 use crate::config::Registration;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, json_body};
+use crate::handlers::admin::invitation_hash;
+use crate::handlers::tokens::{self, TokenRequest};
 use crate::limits::{self, ClientIp, Limit};
 use crate::state::AppState;
 
@@ -35,10 +41,21 @@ pub struct TokenResponse {
     token: String,
 }
 
-/// `{"password": "..."}`.
+/// `{"password": "...", "invitation": "..."}`; the invitation is needed when registration is
+/// by invitation.
 #[derive(Debug, Deserialize)]
-pub struct PasswordBody {
+pub struct NewUserBody {
     password: SecretString,
+    #[serde(default)]
+    invitation: Option<SecretString>,
+}
+
+/// `{"password": "...", "token": {...}}`: the token's name, expiry and scopes are optional.
+#[derive(Debug, Deserialize)]
+pub struct LoginBody {
+    password: SecretString,
+    #[serde(default)]
+    token: Option<TokenRequest>,
 }
 
 /// `{"old_password": "...", "new_password": "..."}`.
@@ -74,23 +91,54 @@ pub async fn new_user(
     body: Body,
 ) -> Result<Json<TokenResponse>, ApiError> {
     limits::check(&state, Limit::RegisterPerIp, &client).await?;
-    if state.config.auth.registration == Registration::Closed {
-        allow_closed_registration(&state, &headers).await?;
-    }
     validate_user_name(&name)
         .map_err(|error| ApiError::bad_request(format!("invalid user name: {error}")))?;
-    let request: PasswordBody = json_body(body, MAX_USER_BODY).await?;
+    let request: NewUserBody = json_body(body, MAX_USER_BODY).await?;
+    let registration = state.config.auth.registration;
+    let invitation = match (&request.invitation, registration) {
+        (Some(code), Registration::Invitation) => {
+            Some(invitation_hash(code.expose_secret()).ok_or(StoreError::InvitationInvalid)?)
+        }
+        (Some(_), _) => {
+            return Err(ApiError::bad_request(
+                "this registry does not take invitations (KTRA_AUTH_REGISTRATION is not `invitation`)",
+            ));
+        }
+        (None, _) => None,
+    };
+    let creator = if invitation.is_none() && registration != Registration::Open {
+        Some(allow_closed_registration(&state, &headers).await?)
+    } else {
+        None
+    };
     check_new_password(&state, &request.password)?;
     let hash = state
         .passwords
         .hash(request.password.expose_secret().to_owned())
         .await?;
     let token = ApiToken::generate();
-    let user = state
-        .store
-        .create_user(&name, &hash, token.to_new_token(Utc::now()))
-        .await?;
+    let new_token = token.to_new_token("login", Utc::now());
+    let user = match invitation {
+        Some(code_hash) => {
+            state
+                .store
+                .create_invited_user(code_hash, &name, &hash, new_token)
+                .await?
+        }
+        None => state.store.create_user(&name, &hash, new_token).await?,
+    };
     tracing::info!(user_id = user.id, "user created");
+    let (actor, detail) = match creator.flatten() {
+        Some(admin) => (Some(admin), None),
+        None if invitation.is_some() => (Some(user.name.clone()), Some("by invitation".into())),
+        None if registration == Registration::Open => (Some(user.name.clone()), None),
+        None => (None, Some("with the bootstrap token".into())),
+    };
+    audit::record(
+        &state,
+        audit::event("user.create", actor.as_deref(), &user.name, &client, detail),
+    )
+    .await;
     Ok(Json(TokenResponse {
         token: token.reveal(),
     }))
@@ -104,10 +152,14 @@ async fn check_login_limits(state: &AppState, client: &str, name: &str) -> Resul
     limits::check(state, Limit::LoginPerUser, &user_key).await
 }
 
-/// With registration closed, only an administrator's token or the bootstrap token creates
-/// users.
-async fn allow_closed_registration(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    const CLOSED: &str = "registration is closed: an administrator creates users on this registry";
+/// With registration closed (or by invitation, without one), only an administrator's token or
+/// the bootstrap token creates users. Returns the administrator's name, or `None` for the
+/// bootstrap token.
+async fn allow_closed_registration(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
+    const CLOSED: &str = "registration is closed: an administrator creates users on this registry, or sends an invitation";
     let Some(presented) = presented_token(headers)? else {
         return Err(ApiError::forbidden(CLOSED));
     };
@@ -115,23 +167,25 @@ async fn allow_closed_registration(state: &AppState, headers: &HeaderMap) -> Res
         let expected = bootstrap.expose_secret().as_bytes();
         if bool::from(presented.as_bytes().ct_eq(expected)) {
             tracing::warn!("a user is created with the bootstrap token");
-            return Ok(());
+            return Ok(None);
         }
     }
-    let caller = require_user(state, headers).await?;
-    if state.config.auth.is_admin(&caller.name) {
-        Ok(())
+    let caller = require_caller(state, headers).await?;
+    if caller.acts_as_admin() {
+        Ok(Some(caller.user.name))
     } else {
         Err(ApiError::forbidden(CLOSED))
     }
 }
 
-/// Checks a user's password, spending the same effort whether or not the user exists.
+/// Checks a user's password, spending the same effort whether or not the user exists, and
+/// records failures in the audit log. A disabled user is refused once the password is right.
 async fn verify_login(
     state: &AppState,
+    client: &str,
     name: &str,
     password: &SecretString,
-) -> Result<(ktra_store::model::User, String), ApiError> {
+) -> Result<UserCredentials, ApiError> {
     let credentials = if validate_user_name(name).is_ok() {
         state.store.user_credentials(name).await?
     } else {
@@ -144,9 +198,20 @@ async fn verify_login(
         .passwords
         .verify(password.expose_secret().to_owned(), stored_hash)
         .await?;
+    let failure = |detail: Option<String>| {
+        let target: String = name.chars().take(64).collect();
+        audit::event("login.failure", None, target, client, detail)
+    };
     match credentials {
-        Some(found) if valid => Ok((found.user, found.password_hash)),
-        _ => Err(ApiError::forbidden(BAD_CREDENTIALS)),
+        Some(found) if valid && found.disabled => {
+            audit::record(state, failure(Some("the user is disabled".into()))).await;
+            Err(StoreError::UserDisabled(found.user.name).into())
+        }
+        Some(found) if valid => Ok(found),
+        _ => {
+            audit::record(state, failure(None)).await;
+            Err(ApiError::forbidden(BAD_CREDENTIALS))
+        }
     }
 }
 
@@ -159,20 +224,22 @@ pub async fn login(
     body: Body,
 ) -> Result<Json<TokenResponse>, ApiError> {
     check_login_limits(&state, &client, &name).await?;
-    let request: PasswordBody = json_body(body, MAX_USER_BODY).await?;
+    let request: LoginBody = json_body(body, MAX_USER_BODY).await?;
     if request.password.expose_secret().len() > MAX_PASSWORD_LEN {
         return Err(ApiError::forbidden(BAD_CREDENTIALS));
     }
-    let (user, _) = verify_login(&state, &name, &request.password).await?;
-    let token = ApiToken::generate();
-    state
-        .store
-        .add_token(user.id, token.to_new_token(Utc::now()))
-        .await?;
+    let now = Utc::now();
+    let details = match request.token {
+        Some(wanted) => wanted.into_details(now)?,
+        None => ApiToken::generate().to_new_token("login", now).details,
+    };
+    let user = verify_login(&state, &client, &name, &request.password)
+        .await?
+        .user;
+    let (token, view) = tokens::issue(&state, user.id, details.clone()).await?;
     tracing::info!(user_id = user.id, "token issued");
-    Ok(Json(TokenResponse {
-        token: token.reveal(),
-    }))
+    tokens::record_created(&state, &user.name, &client, &view, &details).await;
+    Ok(Json(TokenResponse { token }))
 }
 
 /// `POST /ktra/api/v1/change_password/{name}`.
@@ -188,7 +255,11 @@ pub async fn change_password(
     if request.old_password.expose_secret().len() > MAX_PASSWORD_LEN {
         return Err(ApiError::forbidden(BAD_CREDENTIALS));
     }
-    let (user, old_hash) = verify_login(&state, &name, &request.old_password).await?;
+    let UserCredentials {
+        user,
+        password_hash: old_hash,
+        ..
+    } = verify_login(&state, &client, &name, &request.old_password).await?;
     check_new_password(&state, &request.new_password)?;
     let new_hash = state
         .passwords
@@ -201,10 +272,21 @@ pub async fn change_password(
             user.id,
             &old_hash,
             &new_hash,
-            token.to_new_token(Utc::now()),
+            token.to_new_token("login", Utc::now()),
         )
         .await?;
     tracing::info!(user_id = user.id, "password changed, tokens revoked");
+    audit::record(
+        &state,
+        audit::event(
+            "user.password_change",
+            Some(&user.name),
+            &user.name,
+            &client,
+            Some("every earlier token revoked".into()),
+        ),
+    )
+    .await;
     Ok(Json(TokenResponse {
         token: token.reveal(),
     }))

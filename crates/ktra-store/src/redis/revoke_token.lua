@@ -1,0 +1,8 @@
+-- Revokes one token if it belongs to the user.
+--
+-- KEYS[1] user's tokens set, KEYS[2] token hash. ARGV[1] token id.
+if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('DEL', KEYS[2])
+return 1
