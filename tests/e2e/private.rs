@@ -162,3 +162,174 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
         serde_json::from_str(&branch_files(&registry.remote_path, "main")["config.json"]).unwrap();
     assert_eq!(git_config["auth-required"], true);
 }
+
+/// Creates a token for the holder of `token` through Ktra's token API.
+async fn scoped_token(registry: &Registry, token: &str, request: Value) -> String {
+    let response = registry
+        .client
+        .post(registry.url("/ktra/api/v1/tokens"))
+        .header(AUTHORIZATION, token)
+        .json(&request)
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// Appends `--token TOKEN` to cargo's arguments.
+fn with_token<'a>(args: &[&'a str], token: &'a str) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    all.extend(["--token", token]);
+    all
+}
+
+/// Runs cargo, expecting it to fail with a 403 naming `reason`.
+async fn refused(home: &CargoHome, dir: &std::path::Path, args: &[&str], reason: &str) {
+    let output = home.output(dir, args, None).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "cargo {args:?} succeeded: {stderr}"
+    );
+    assert!(
+        stderr.contains("403") && stderr.contains(reason),
+        "cargo {args:?}: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cargo_obeys_token_scopes_in_a_private_registry() {
+    let registry = Registry::builder()
+        .env("KTRA_REGISTRY_AUTH_REQUIRED", "true")
+        .start()
+        .await;
+    let full = registry.create_user("alice").await;
+    registry.create_user("bob").await;
+    let index = format!("sparse+{}/index/", registry.base);
+    let read_only = scoped_token(
+        &registry,
+        &full,
+        serde_json::json!({"name": "builds", "endpoint_scopes": ["read-only"]}),
+    )
+    .await;
+    let publish = scoped_token(
+        &registry,
+        &full,
+        serde_json::json!({"name": "ci", "endpoint_scopes": ["publish-new", "publish-update"], "crate_scopes": ["scoped_*"]}),
+    )
+    .await;
+    let yank = scoped_token(
+        &registry,
+        &full,
+        serde_json::json!({"name": "yanker", "endpoint_scopes": ["yank"], "expires_in_days": 1}),
+    )
+    .await;
+    let owners = scoped_token(
+        &registry,
+        &full,
+        serde_json::json!({"name": "owners", "endpoint_scopes": ["change-owners"], "crate_scopes": ["scoped_lib"]}),
+    )
+    .await;
+
+    let home = CargoHome::new(&[("ktra", &index)]);
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path();
+    home.login(root, "ktra", &read_only).await;
+    let lib = package(
+        root,
+        "lib",
+        &library_manifest("scoped_lib", "0.1.0", ""),
+        &[("src/lib.rs", "pub fn value() -> u32 { 7 }\n")],
+    );
+    let other = package(
+        root,
+        "other",
+        &library_manifest("other_lib", "0.1.0", ""),
+        &[("src/lib.rs", "")],
+    );
+    let publish_args = |token| {
+        with_token(
+            &[
+                "publish",
+                "--registry",
+                "ktra",
+                "--no-verify",
+                "--allow-dirty",
+            ],
+            token,
+        )
+    };
+
+    // The logged-in read-only token reads but cannot publish.
+    refused(
+        &home,
+        &lib,
+        &publish_args(&read_only),
+        "does not allow publishing new crates",
+    )
+    .await;
+    // The publishing token publishes crates its pattern covers, and only those.
+    home.ok(&lib, &publish_args(&publish)).await;
+    refused(
+        &home,
+        &other,
+        &publish_args(&publish),
+        "does not cover crate `other_lib`",
+    )
+    .await;
+    // Builds and searches need only the read-only token.
+    let app = package(
+        root,
+        "app",
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [dependencies]\nscoped_lib = { version = \"0.1\", registry = \"ktra\" }\n",
+        &[(
+            "src/main.rs",
+            "fn main() { println!(\"value={}\", scoped_lib::value()); }\n",
+        )],
+    );
+    let run = home.ok(&app, &["run", "--quiet"]).await;
+    assert!(run.contains("value=7"), "{run}");
+    let found = home
+        .ok(root, &["search", "--registry", "ktra", "scoped"])
+        .await;
+    assert!(found.contains("scoped_lib = \"0.1.0\""), "{found}");
+    // Yank and owner changes each need their scope.
+    let yank_args = |token| with_token(&["yank", "--registry", "ktra", "scoped_lib@0.1.0"], token);
+    refused(&home, root, &yank_args(&publish), "does not allow yanking").await;
+    home.ok(root, &yank_args(&yank)).await;
+    let owner_args = |token| {
+        with_token(
+            &["owner", "--registry", "ktra", "--add", "bob", "scoped_lib"],
+            token,
+        )
+    };
+    refused(
+        &home,
+        root,
+        &owner_args(&yank),
+        "does not allow changing owners",
+    )
+    .await;
+    home.ok(root, &owner_args(&owners)).await;
+    let listed = home
+        .ok(
+            root,
+            &["owner", "--registry", "ktra", "--list", "scoped_lib"],
+        )
+        .await;
+    assert!(
+        listed.contains("alice") && listed.contains("bob"),
+        "{listed}"
+    );
+    let file = get(&registry, "/index/sc/op/scoped_lib", Some(&read_only)).await;
+    assert!(file.text().await.unwrap().contains("\"yanked\":true"));
+    assert_eq!(
+        get(&registry, "/index/ot/he/other_lib", Some(&read_only))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}

@@ -32,3 +32,4 @@ mod harness;
 mod hostile;
 mod limits;
 mod replicas;
+mod tokens;
