@@ -14,18 +14,18 @@ use chrono::{DateTime, Utc};
 use ktra_core::index::IndexLine;
 use ktra_core::name::canonical_crate_name;
 use redb::{
-    Database, MultimapTableDefinition, ReadTransaction, ReadableDatabase, ReadableTable,
-    TableDefinition, WriteTransaction,
+    Database, MultimapTableDefinition, ReadTransaction, ReadableDatabase, ReadableMultimapTable,
+    ReadableTable, TableDefinition, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 use crate::metadata::MetadataStore;
 use crate::model::{
-    AUDIT_RETAIN, AuditEvent, AuditRecord, CrateFileRef, CrateSummary, IndexFile, Invitation,
-    NewToken, NewVersion, OwnerActor, PendingChange, SearchHit, SearchPage, StoredToken,
-    TokenDetails, TokenId, TokenInfo, TokenScope, User, UserCredentials, UserId, VersionSummary,
-    max_version, search_matches, search_rank, version_key,
+    AUDIT_RETAIN, AuditEvent, AuditRecord, CrateFileRef, CrateSummary, DEFAULT_TOKEN_NAME,
+    EXPIRED_TOKEN_KEPT, IndexFile, Invitation, NewToken, NewVersion, OwnerActor, PendingChange,
+    SearchHit, SearchPage, StoredToken, TokenDetails, TokenId, TokenInfo, TokenScope, User,
+    UserCredentials, UserId, VersionSummary, max_version, search_matches, search_rank, version_key,
 };
 
 /// The layout version of the file; a future migration reads it first.
@@ -70,12 +70,16 @@ struct TokenRecord {
     user: UserId,
     secret_hash: [u8; 32],
     created_at: DateTime<Utc>,
-    #[serde(default)]
+    #[serde(default = "default_token_name")]
     name: String,
     #[serde(default)]
     expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     scope: TokenScope,
+}
+
+fn default_token_name() -> String {
+    DEFAULT_TOKEN_NAME.to_owned()
 }
 
 impl TokenRecord {
@@ -426,6 +430,51 @@ fn insert_user(
     })
 }
 
+/// Removes a user's tokens that expired more than [`EXPIRED_TOKEN_KEPT`] before `now`.
+fn drop_long_expired_tokens(
+    txn: &WriteTransaction,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut user_tokens = txn.open_multimap_table(USER_TOKENS).map_err(internal)?;
+    let mut tokens = txn.open_table(TOKENS).map_err(internal)?;
+    let mut stale = Vec::new();
+    for id in ReadableMultimapTable::get(&user_tokens, user).map_err(internal)? {
+        let id = id.map_err(internal)?.value().to_vec();
+        let Some(record) = tokens.get(id.as_slice()).map_err(internal)? else {
+            continue;
+        };
+        let record: TokenRecord = decode(record.value())?;
+        if record
+            .expires_at
+            .is_some_and(|at| at + EXPIRED_TOKEN_KEPT <= now)
+        {
+            stale.push(id);
+        }
+    }
+    for id in stale {
+        tokens.remove(id.as_slice()).map_err(internal)?;
+        user_tokens.remove(user, id.as_slice()).map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// Removes the unused invitations a user issued.
+fn drop_invitations_of(txn: &WriteTransaction, user: UserId) -> Result<(), StoreError> {
+    let mut invitations = txn.open_table(INVITATIONS).map_err(internal)?;
+    let mut issued = Vec::new();
+    for entry in invitations.iter().map_err(internal)? {
+        let (key, value) = entry.map_err(internal)?;
+        if decode::<InvitationRecord>(value.value())?.created_by == user {
+            issued.push(key.value().to_vec());
+        }
+    }
+    for key in issued {
+        invitations.remove(key.as_slice()).map_err(internal)?;
+    }
+    Ok(())
+}
+
 /// Removes every token of a user.
 fn revoke_all_tokens(txn: &WriteTransaction, user: UserId) -> Result<(), StoreError> {
     let mut user_tokens = txn.open_multimap_table(USER_TOKENS).map_err(internal)?;
@@ -557,6 +606,20 @@ impl MetadataStore for EmbeddedStore {
 
     async fn create_invitation(&self, invitation: Invitation) -> Result<(), StoreError> {
         self.write(move |txn| {
+            // Expired invitations go as new ones arrive.
+            let mut invitations = txn.open_table(INVITATIONS).map_err(internal)?;
+            let now = Utc::now();
+            let mut expired = Vec::new();
+            for entry in invitations.iter().map_err(internal)? {
+                let (key, value) = entry.map_err(internal)?;
+                if decode::<InvitationRecord>(value.value())?.expires_at <= now {
+                    expired.push(key.value().to_vec());
+                }
+            }
+            for key in expired {
+                invitations.remove(key.as_slice()).map_err(internal)?;
+            }
+            drop(invitations);
             let record = InvitationRecord {
                 created_by: invitation.created_by,
                 expires_at: invitation.expires_at,
@@ -602,6 +665,7 @@ impl MetadataStore for EmbeddedStore {
                 return Err(StoreError::UserDisabled(record.name));
             }
             drop(users);
+            drop_long_expired_tokens(txn, user, token.details.created_at)?;
             insert_token(txn, user, &token)
         })
         .await
@@ -665,6 +729,7 @@ impl MetadataStore for EmbeddedStore {
             drop(users);
             if disabled {
                 revoke_all_tokens(txn, record.id)?;
+                drop_invitations_of(txn, record.id)?;
             }
             Ok(User {
                 id: record.id,
@@ -696,6 +761,9 @@ impl MetadataStore for EmbeddedStore {
                 user_record(&users, &key)?.ok_or_else(|| StoreError::UserNotFound(key.clone()))?;
             if record.password_hash != old_password_hash {
                 return Err(StoreError::PasswordChanged);
+            }
+            if record.disabled {
+                return Err(StoreError::UserDisabled(record.name));
             }
             record.password_hash = new_password_hash;
             users
@@ -833,7 +901,8 @@ impl MetadataStore for EmbeddedStore {
         version: &semver::Version,
         yanked: bool,
         actor: UserId,
-    ) -> Result<IndexFile, StoreError> {
+        audit: Option<AuditEvent>,
+    ) -> Result<(IndexFile, bool), StoreError> {
         let canonical = canonical.to_owned();
         let key = version_key(version);
         let version_text = version.to_string();
@@ -855,7 +924,7 @@ impl MetadataStore for EmbeddedStore {
                 })?;
             let files = txn.open_table(INDEX_FILES).map_err(internal)?;
             if version.yanked == yanked {
-                return index_file_of(&record, &files, &canonical);
+                return Ok((index_file_of(&record, &files, &canonical)?, false));
             }
             let old = index_file_of(&record, &files, &canonical)?;
             drop(files);
@@ -885,7 +954,13 @@ impl MetadataStore for EmbeddedStore {
                 )
                 .map_err(internal)?;
             drop(versions);
-            commit_crate_change(txn, &canonical, record, content, Utc::now())
+            if let Some(event) = &audit {
+                append_audit(txn, event)?;
+            }
+            Ok((
+                commit_crate_change(txn, &canonical, record, content, Utc::now())?,
+                true,
+            ))
         })
         .await
     }

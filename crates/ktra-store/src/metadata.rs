@@ -33,7 +33,8 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     ) -> Result<User, StoreError>;
 
     /// Creates a user holding one token and uses up the invitation whose code hashes to
-    /// `invitation`, in one atomic step.
+    /// `invitation`, in one atomic step. The invitation is checked before the name, so a
+    /// guessed code learns nothing about which names exist.
     ///
     /// # Errors
     ///
@@ -71,8 +72,8 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     /// [`StoreError::TokenNotFound`] when the user has no such token.
     async fn revoke_token(&self, user: UserId, id: TokenId) -> Result<(), StoreError>;
 
-    /// Disables a user (revoking every token of theirs in the same step) or enables them
-    /// again. Returns the user.
+    /// Disables a user (revoking every token and unused invitation of theirs in the same step)
+    /// or enables them again. Returns the user.
     ///
     /// # Errors
     ///
@@ -84,7 +85,8 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     ///
-    /// [`StoreError::PasswordChanged`] when another change won the race.
+    /// [`StoreError::PasswordChanged`] when another change won the race,
+    /// [`StoreError::UserDisabled`] when the user was disabled meanwhile.
     async fn change_password(
         &self,
         user: UserId,
@@ -105,15 +107,17 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     /// all in one atomic step. Returns the new index file.
     async fn publish(&self, version: NewVersion) -> Result<IndexFile, StoreError>;
 
-    /// Sets or clears a version's yanked flag if `actor` owns the crate. Returns the index
-    /// file, with a new revision only when the flag changed.
+    /// Sets or clears a version's yanked flag if `actor` owns the crate, appending `audit` to
+    /// the audit log in the same step when the flag changed. Returns the index file, with a
+    /// new revision only when the flag changed, and whether it changed.
     async fn set_yanked(
         &self,
         canonical: &str,
         version: &semver::Version,
         yanked: bool,
         actor: UserId,
-    ) -> Result<IndexFile, StoreError>;
+        audit: Option<AuditEvent>,
+    ) -> Result<(IndexFile, bool), StoreError>;
 
     /// Returns a crate's owners, or `None` when the crate does not exist.
     async fn owners(&self, canonical: &str) -> Result<Option<Vec<User>>, StoreError>;

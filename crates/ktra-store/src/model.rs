@@ -128,12 +128,7 @@ impl ApiToken {
 
     /// Returns the record to store for an unrestricted token without expiry, named `name`.
     pub fn to_new_token(&self, name: &str, created_at: DateTime<Utc>) -> NewToken {
-        self.to_new_token_with(TokenDetails {
-            name: name.to_owned(),
-            created_at,
-            expires_at: None,
-            scope: TokenScope::default(),
-        })
+        self.to_new_token_with(TokenDetails::unrestricted(name, created_at))
     }
 
     /// Returns the record to store for this token with the given details.
@@ -221,6 +216,13 @@ pub fn crate_pattern_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
+/// The name of tokens stored before tokens had names, and of tokens from `login`.
+pub const DEFAULT_TOKEN_NAME: &str = "login";
+
+/// How long a store keeps an expired token's record, so that its holder is told it expired
+/// (rather than that it is unknown) and its owner still sees it listed.
+pub const EXPIRED_TOKEN_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(30);
+
 /// What a token is for, as its holder described it, and its limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenDetails {
@@ -232,6 +234,18 @@ pub struct TokenDetails {
     pub expires_at: Option<DateTime<Utc>>,
     /// What the token may do.
     pub scope: TokenScope,
+}
+
+impl TokenDetails {
+    /// A token without scopes or expiry.
+    pub fn unrestricted(name: &str, created_at: DateTime<Utc>) -> Self {
+        Self {
+            name: name.to_owned(),
+            created_at,
+            expires_at: None,
+            scope: TokenScope::default(),
+        }
+    }
 }
 
 /// A token about to be stored.

@@ -125,9 +125,7 @@ impl Caller {
             OwnerActor::Owner(self.user.id)
         }
     }
-}
 
-impl Caller {
     /// Whether the caller holds administrator powers for this request.
     pub fn acts_as_admin(&self) -> bool {
         self.admin && self.details.scope.is_unrestricted()

@@ -165,10 +165,12 @@ impl MetadataStore for InstrumentedStore {
         version: &semver::Version,
         yanked: bool,
         actor: UserId,
-    ) -> Result<IndexFile, StoreError> {
+        audit: Option<AuditEvent>,
+    ) -> Result<(IndexFile, bool), StoreError> {
         self.observe(
             "set_yanked",
-            self.inner.set_yanked(canonical, version, yanked, actor),
+            self.inner
+                .set_yanked(canonical, version, yanked, actor, audit),
         )
         .await
     }

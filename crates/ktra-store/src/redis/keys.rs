@@ -56,7 +56,22 @@ impl Keys {
     /// An invitation (string holding the inviter's id, expiring with the invitation), by the
     /// hex SHA-256 of its code.
     pub fn invitation(&self, code_hash_hex: &str) -> String {
-        format!("{}:invitation:{code_hash_hex}", self.base)
+        format!("{}{code_hash_hex}", self.invitation_prefix())
+    }
+
+    /// What precedes a code hash in an invitation's key; scripts append hashes to it.
+    pub fn invitation_prefix(&self) -> String {
+        format!("{}:invitation:", self.base)
+    }
+
+    /// The code hashes of the invitations a user issued (set).
+    pub fn user_invitations(&self, id: u32) -> String {
+        format!("{}{id}", self.user_invitations_prefix())
+    }
+
+    /// What precedes a user id in the key of the user's invitations; scripts append ids to it.
+    pub fn user_invitations_prefix(&self) -> String {
+        format!("{}:user_invitations:", self.base)
     }
 
     /// The audit log (stream of `event` fields holding JSON).

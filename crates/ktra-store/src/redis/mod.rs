@@ -29,10 +29,11 @@ use serde::Deserialize;
 use crate::error::StoreError;
 use crate::metadata::MetadataStore;
 use crate::model::{
-    AUDIT_RETAIN, AuditEvent, AuditRecord, CrateFileRef, CrateSummary, IndexFile, Invitation,
-    MIN_SUBSTRING_QUERY, NewToken, NewVersion, OwnerActor, PendingChange, SearchHit, SearchPage,
-    StoredToken, TokenDetails, TokenId, TokenInfo, User, UserCredentials, UserId, VersionSummary,
-    max_version, search_matches, search_rank, trigrams, version_key, words,
+    AUDIT_RETAIN, AuditEvent, AuditRecord, CrateFileRef, CrateSummary, DEFAULT_TOKEN_NAME,
+    EXPIRED_TOKEN_KEPT, IndexFile, Invitation, MIN_SUBSTRING_QUERY, NewToken, NewVersion,
+    OwnerActor, PendingChange, SearchHit, SearchPage, StoredToken, TokenDetails, TokenId,
+    TokenInfo, User, UserCredentials, UserId, VersionSummary, max_version, search_matches,
+    search_rank, trigrams, version_key, words,
 };
 use keys::{Keys, SCHEMA};
 
@@ -131,12 +132,16 @@ fn from_millis(text: &str) -> Result<DateTime<Utc>, StoreError> {
 }
 
 /// The token fields scripts store beside the user and secret: name, expiry (ms or empty) and
-/// scope (JSON), in that order.
-fn token_fields(details: &TokenDetails) -> Result<[String; 3], StoreError> {
+/// scope (JSON), in that order, then when Redis drops the record (ms or empty).
+fn token_fields(details: &TokenDetails) -> Result<[String; 4], StoreError> {
     Ok([
         details.name.clone(),
         details.expires_at.map(millis).unwrap_or_default(),
         serde_json::to_string(&details.scope).map_err(internal)?,
+        details
+            .expires_at
+            .map(|at| millis(at + EXPIRED_TOKEN_KEPT))
+            .unwrap_or_default(),
     ])
 }
 
@@ -146,7 +151,11 @@ fn token_details(fields: &HashMap<String, String>) -> Result<TokenDetails, Store
         .get("created_at")
         .ok_or_else(|| internal("token record lacks created_at"))?;
     Ok(TokenDetails {
-        name: fields.get("name").cloned().unwrap_or_default(),
+        name: fields
+            .get("name")
+            .filter(|name| !name.is_empty())
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_TOKEN_NAME.to_owned()),
         created_at: from_millis(created_at)?,
         expires_at: match fields.get("expires_at").map(String::as_str) {
             None | Some("") => None,
@@ -429,11 +438,29 @@ impl MetadataStore for RedisStore {
     async fn create_invitation(&self, invitation: Invitation) -> Result<(), StoreError> {
         let expires_at = u64::try_from(invitation.expires_at.timestamp_millis())
             .map_err(|_| internal("invitation expiry before 1970"))?;
-        let _: () = redis::cmd("SET")
-            .arg(self.keys.invitation(&hex::encode(invitation.code_hash)))
+        let code = hex::encode(invitation.code_hash);
+        let issued = self.keys.user_invitations(invitation.created_by);
+        let _: () = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(self.keys.invitation(&code))
             .arg(invitation.created_by)
             .arg("PXAT")
             .arg(expires_at)
+            .ignore()
+            .sadd(&issued, &code)
+            .ignore()
+            // The set of an active administrator's codes lives as long as the newest of them.
+            .cmd("PEXPIREAT")
+            .arg(&issued)
+            .arg(expires_at)
+            .arg("GT")
+            .ignore()
+            .cmd("PEXPIREAT")
+            .arg(&issued)
+            .arg(expires_at)
+            .arg("NX")
+            .ignore()
             .query_async(&mut self.connection())
             .await
             .map_err(classify)?;
@@ -544,6 +571,8 @@ impl MetadataStore for RedisStore {
             .arg(if disabled { "1" } else { "0" })
             .arg(self.keys.user_tokens_prefix())
             .arg(self.keys.token_prefix())
+            .arg(self.keys.user_invitations_prefix())
+            .arg(self.keys.invitation_prefix())
             .invoke_async(&mut self.connection())
             .await
             .map_err(classify)?;
@@ -581,10 +610,11 @@ impl MetadataStore for RedisStore {
             .invoke_async(&mut self.connection())
             .await
             .map_err(classify)?;
-        if changed == 0 {
-            return Err(StoreError::PasswordChanged);
+        match changed {
+            1 => Ok(()),
+            -1 => Err(StoreError::UserDisabled(owner.name)),
+            _ => Err(StoreError::PasswordChanged),
         }
-        Ok(())
     }
 
     async fn token(&self, id: TokenId) -> Result<Option<StoredToken>, StoreError> {
@@ -690,24 +720,36 @@ impl MetadataStore for RedisStore {
         version: &semver::Version,
         yanked: bool,
         actor: UserId,
-    ) -> Result<IndexFile, StoreError> {
-        let reply: Vec<Value> = self
+        audit: Option<AuditEvent>,
+    ) -> Result<(IndexFile, bool), StoreError> {
+        let mut reply: Vec<Value> = self
             .scripts
             .yank
             .key(self.keys.krate(canonical))
             .key(self.keys.versions(canonical))
             .key(self.keys.owners(canonical))
             .key(self.keys.pending())
+            .key(self.keys.audit())
             .arg(canonical)
             .arg(version_key(version))
             .arg(if yanked { "1" } else { "0" })
             .arg(actor)
             .arg(millis(Utc::now()))
+            .arg(match &audit {
+                Some(event) => serde_json::to_string(event).map_err(internal)?,
+                None => String::new(),
+            })
+            .arg(AUDIT_RETAIN)
             .invoke_async(&mut self.connection())
             .await
             .map_err(classify)?;
+        let unchanged =
+            matches!(reply.first(), Some(Value::BulkString(status)) if status == b"unchanged");
+        if unchanged {
+            reply[0] = Value::SimpleString("ok".to_owned());
+        }
         match index_file_reply(reply)? {
-            Ok(file) => Ok(file),
+            Ok(file) => Ok((file, !unchanged)),
             Err((status, detail)) => Err(match status.as_str() {
                 "no_crate" => StoreError::CrateNotFound(canonical.to_owned()),
                 "not_owner" => StoreError::NotOwner(detail.unwrap_or_default()),
@@ -1027,6 +1069,15 @@ impl RedisStore {
     ) -> Result<User, StoreError> {
         let mut connection = self.connection();
         let lower = name.to_lowercase();
+        if let Some(code_hash) = invitation {
+            let known: bool = connection
+                .exists(self.keys.invitation(&hex::encode(code_hash)))
+                .await
+                .map_err(classify)?;
+            if !known {
+                return Err(StoreError::InvitationInvalid);
+            }
+        }
         if connection
             .exists::<_, bool>(self.keys.user(&lower))
             .await

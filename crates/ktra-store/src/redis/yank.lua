@@ -1,10 +1,12 @@
 -- Sets or clears a version's yanked flag atomically, rewriting only that flag in its index
--- line. An unchanged flag changes nothing and returns the current file.
+-- line, and appends the audit event when the flag changed. An unchanged flag changes nothing
+-- and returns the current file with the status 'unchanged'.
 --
 -- KEYS[1] crate hash (its `index` field is the index file), KEYS[2] versions hash,
--- KEYS[3] owners set, KEYS[4] pending hash.
+-- KEYS[3] owners set, KEYS[4] pending hash, KEYS[5] audit stream.
 -- ARGV[1] canonical name, ARGV[2] version key, ARGV[3] '1' to yank or '0' to unyank,
--- ARGV[4] actor id, ARGV[5] time in ms.
+-- ARGV[4] actor id, ARGV[5] time in ms, ARGV[6] audit event (JSON, or '' for none),
+-- ARGV[7] audit events kept.
 local name = redis.call('HGET', KEYS[1], 'name')
 if not name then
   return {'no_crate'}
@@ -21,7 +23,7 @@ local wanted = ARGV[3] == '1'
 local content = redis.call('HGET', KEYS[1], 'index')
 if record['yanked'] == wanted then
   local current = redis.call('HMGET', KEYS[1], 'revision', 'etag', 'last_modified')
-  return {'ok', tonumber(current[1]), content, current[2], current[3], name}
+  return {'unchanged', tonumber(current[1]), content, current[2], current[3], name}
 end
 local from, to = '"yanked":false', '"yanked":true'
 if not wanted then
@@ -54,4 +56,7 @@ local etag = '"' .. redis.sha1hex(content) .. '"'
 local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
 redis.call('HSET', KEYS[1], 'etag', etag, 'last_modified', ARGV[5])
 redis.call('HSET', KEYS[4], ARGV[1], revision)
+if ARGV[6] ~= '' then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', 'event', ARGV[6])
+end
 return {'ok', revision, content, etag, ARGV[5], name}

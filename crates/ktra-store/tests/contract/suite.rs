@@ -216,10 +216,17 @@ pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
     }
     let before = store.index_file("yanky").await.unwrap().unwrap();
     let v2 = semver::Version::parse("0.2.0").unwrap();
-    let yanked = store
-        .set_yanked("yanky", &v2, true, alice.id)
+    let (yanked, changed) = store
+        .set_yanked(
+            "yanky",
+            &v2,
+            true,
+            alice.id,
+            Some(audit("crate.yank", "yanky@0.2.0")),
+        )
         .await
         .unwrap();
+    assert!(changed);
     assert_eq!(yanked.revision, before.revision + 1);
     let flags: Vec<bool> = lines(&yanked).iter().map(|line| line.yanked).collect();
     assert_eq!(flags, [false, true, false]);
@@ -227,21 +234,30 @@ pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
     expected[1].yanked = true;
     assert_eq!(lines(&yanked), expected, "only the flag changed");
 
-    // Yanking again changes nothing.
+    // Yanking again changes nothing, and records nothing.
     let again = store
-        .set_yanked("yanky", &v2, true, alice.id)
+        .set_yanked(
+            "yanky",
+            &v2,
+            true,
+            alice.id,
+            Some(audit("crate.yank", "again")),
+        )
         .await
         .unwrap();
-    assert_eq!(again, yanked);
-    let undone = store
-        .set_yanked("yanky", &v2, false, alice.id)
+    assert_eq!(again, (yanked, false));
+    let recorded = store.audit_events(None, 10).await.unwrap();
+    let targets: Vec<&str> = recorded.iter().map(|r| r.event.target.as_str()).collect();
+    assert_eq!(targets, ["yanky@0.2.0"]);
+    let (undone, _) = store
+        .set_yanked("yanky", &v2, false, alice.id, None)
         .await
         .unwrap();
     assert_eq!(undone.content, before.content);
     assert_eq!(undone.revision, before.revision + 2);
 
     assert!(matches!(
-        store.set_yanked("yanky", &v2, true, bob.id).await,
+        store.set_yanked("yanky", &v2, true, bob.id, None).await,
         Err(StoreError::NotOwner(_))
     ));
     assert!(matches!(
@@ -250,13 +266,14 @@ pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
                 "yanky",
                 &semver::Version::parse("9.0.0").unwrap(),
                 true,
-                alice.id
+                alice.id,
+                None
             )
             .await,
         Err(StoreError::VersionNotFound { .. })
     ));
     assert!(matches!(
-        store.set_yanked("nothing", &v2, true, alice.id).await,
+        store.set_yanked("nothing", &v2, true, alice.id, None).await,
         Err(StoreError::CrateNotFound(_))
     ));
 }
@@ -353,6 +370,7 @@ pub(crate) async fn pending_changes_and_acknowledgements(store: Arc<dyn Metadata
             &semver::Version::parse("1.0.0").unwrap(),
             true,
             alice.id,
+            None,
         )
         .await
         .unwrap();
@@ -381,6 +399,7 @@ pub(crate) async fn search_and_listing(store: Arc<dyn MetadataStore>) {
             &semver::Version::parse("1.1.0").unwrap(),
             true,
             alice.id,
+            None,
         )
         .await
         .unwrap();
@@ -487,6 +506,17 @@ pub(crate) async fn scoped_tokens_list_and_revoke(store: Arc<dyn MetadataStore>)
         .unwrap();
     let stored = store.token(scoped.id()).await.unwrap().unwrap();
     assert_eq!(stored.id, scoped.id());
+    // An expired token stays listed for a while, so its holder is told it expired.
+    let expired = ApiToken::generate();
+    let mut old = details.clone();
+    old.name = "old".into();
+    old.expires_at = Some(Utc::now() - TimeDelta::days(1));
+    store
+        .add_token(alice.id, expired.to_new_token_with(old))
+        .await
+        .unwrap();
+    assert!(store.token(expired.id()).await.unwrap().is_some());
+    store.revoke_token(alice.id, expired.id()).await.unwrap();
     // Stores keep milliseconds.
     let trimmed = |time: chrono::DateTime<Utc>| time.timestamp_millis();
     assert_eq!(stored.details.name, "ci");
@@ -616,6 +646,30 @@ pub(crate) async fn invitations_are_single_use(store: Arc<dyn MetadataStore>) {
         Err(StoreError::InvitationInvalid)
     ));
     assert!(store.user_credentials("erin").await.unwrap().is_none());
+    // Disabling an administrator drops the invitations they issued.
+    let pending = [10_u8; 32];
+    store
+        .create_invitation(Invitation {
+            code_hash: pending,
+            created_by: admin.id,
+            expires_at: Utc::now() + TimeDelta::hours(1),
+        })
+        .await
+        .unwrap();
+    store.set_user_disabled("admin", true).await.unwrap();
+    assert!(matches!(
+        store
+            .create_invited_user(pending, "frank", "h", token())
+            .await,
+        Err(StoreError::InvitationInvalid)
+    ));
+    // An unknown invitation is refused whether or not the name is taken.
+    assert!(matches!(
+        store
+            .create_invited_user([11; 32], "carol", "h", token())
+            .await,
+        Err(StoreError::InvitationInvalid)
+    ));
 }
 
 pub(crate) async fn admins_change_any_owners_but_never_the_last(store: Arc<dyn MetadataStore>) {

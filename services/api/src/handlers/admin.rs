@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::extract::State;
 use chrono::{DateTime, TimeDelta, Utc};
 use http::HeaderMap;
+use ktra_store::StoreError;
 use ktra_store::model::{Invitation, User};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -69,7 +70,12 @@ async fn set_disabled(
             "administrators cannot disable themselves",
         ));
     }
-    let user = state.store.set_user_disabled(name, disabled).await?;
+    let user = match state.store.set_user_disabled(name, disabled).await {
+        Err(StoreError::UserNotFound(_)) => {
+            return Err(ApiError::not_found(format!("could not find user `{name}`")));
+        }
+        other => other?,
+    };
     let action = if disabled {
         "user.disable"
     } else {
@@ -161,6 +167,11 @@ pub struct InvitationResponse {
     expires_at: DateTime<Utc>,
 }
 
+/// Names an invitation in the audit log without revealing its code: the start of its hash.
+pub(crate) fn invitation_label(code_hash: &[u8; 32]) -> String {
+    format!("invitation {}", hex::encode(&code_hash[..4]))
+}
+
 /// Returns the stored form of an invitation code, or `None` when it is not of Ktra's form.
 pub(crate) fn invitation_hash(code: &str) -> Option<[u8; 32]> {
     let hex_part = code.strip_prefix(INVITATION_PREFIX)?;
@@ -189,10 +200,11 @@ pub async fn create_invitation(
     let mut raw = [0_u8; 32];
     rand::fill(&mut raw);
     let expires_at = Utc::now() + TimeDelta::hours(i64::from(hours));
+    let code_hash: [u8; 32] = Sha256::digest(raw).into();
     state
         .store
         .create_invitation(Invitation {
-            code_hash: Sha256::digest(raw).into(),
+            code_hash,
             created_by: caller.user.id,
             expires_at,
         })
@@ -202,9 +214,9 @@ pub async fn create_invitation(
         audit::event(
             "invitation.create",
             Some(&caller.user.name),
-            format!("expires {}", expires_at.to_rfc3339()),
+            invitation_label(&code_hash),
             &client,
-            None,
+            Some(format!("expires {}", expires_at.to_rfc3339())),
         ),
     )
     .await;

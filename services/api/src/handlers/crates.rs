@@ -80,22 +80,22 @@ async fn change_yank_flag(
     let canonical = canonical_from_path(name)?;
     let version = parse_version(name, version)?;
     caller.require_scope(EndpointScope::Yank, name)?;
-    let before = state.store.index_validators(&canonical).await?;
-    let file = state
+    let action = if yanked { "crate.yank" } else { "crate.unyank" };
+    let event = audit::event(
+        action,
+        Some(&caller.user.name),
+        format!("{name}@{version}"),
+        client,
+        None,
+    );
+    let (file, changed) = state
         .store
-        .set_yanked(&canonical, &version, yanked, caller.user.id)
+        .set_yanked(&canonical, &version, yanked, caller.user.id, Some(event))
         .await?;
-    state.index_sync.changed(&file).await;
-    tracing::info!(revision = file.revision, yanked, "yank flag set");
-    if before.is_none_or(|before| before.revision != file.revision) {
-        let action = if yanked { "crate.yank" } else { "crate.unyank" };
-        let target = format!("{}@{version}", file.name);
-        audit::record(
-            state,
-            audit::event(action, Some(&caller.user.name), target, client, None),
-        )
-        .await;
+    if changed {
+        state.index_sync.changed(&file).await;
     }
+    tracing::info!(revision = file.revision, yanked, changed, "yank flag set");
     Ok(Json(Ok { ok: true }))
 }
 

@@ -5,7 +5,8 @@
 //! `change-owners`, or `read-only` alone) and crate scopes (names, or prefixes ending in `*`).
 //! Any valid token may read; a scoped token is refused with 403 for what its scope does not
 //! cover. Creating tokens, and revoking tokens other than the one presented, need a token
-//! without scopes, so a leaked CI token cannot mint broader ones.
+//! without scopes, so a leaked CI token cannot mint broader ones; a token created with an
+//! expiring token expires no later than it.
 
 use axum::Json;
 use axum::body::Body;
@@ -75,7 +76,14 @@ impl TokenRequest {
                 ));
             }
             (Some(at), None) => Some(at),
-            (None, Some(days)) => Some(now + TimeDelta::days(i64::from(days))),
+            (None, Some(days)) if i64::from(days) <= MAX_EXPIRY_DAYS => {
+                Some(now + TimeDelta::days(i64::from(days)))
+            }
+            (None, Some(_)) => {
+                return Err(ApiError::bad_request(format!(
+                    "the expiry must be within {MAX_EXPIRY_DAYS} days"
+                )));
+            }
             (None, None) => None,
         };
         if let Some(at) = expires_at {
@@ -116,6 +124,7 @@ impl TokenRequest {
             expires_at,
             scope: TokenScope {
                 endpoints: self.endpoint_scopes.map(|mut endpoints| {
+                    endpoints.sort_by_key(|endpoint| endpoint.as_str());
                     endpoints.dedup();
                     endpoints
                 }),
@@ -263,7 +272,11 @@ pub async fn create(
     let caller = require_caller(&state, &headers).await?;
     caller.require_unrestricted("creating tokens")?;
     let request: TokenRequest = json_body(body, MAX_TOKEN_BODY).await?;
-    let details = request.into_details(Utc::now())?;
+    let mut details = request.into_details(Utc::now())?;
+    // A token never outlives the token that created it.
+    if let Some(limit) = caller.details.expires_at {
+        details.expires_at = Some(details.expires_at.map_or(limit, |at| at.min(limit)));
+    }
     let (token, view) = issue(&state, caller.user.id, details.clone()).await?;
     record_created(&state, &caller.user.name, &client, &view, &details).await;
     Ok(Json(NewTokenResponse { token, view }))

@@ -12,7 +12,7 @@ use chrono::Utc;
 use http::HeaderMap;
 use ktra_core::name::validate_user_name;
 use ktra_store::StoreError;
-use ktra_store::model::{ApiToken, UserCredentials};
+use ktra_store::model::{ApiToken, DEFAULT_TOKEN_NAME, TokenDetails, UserCredentials};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -22,7 +22,7 @@ use crate::auth::{presented_token, require_caller};
 use crate::config::Registration;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, json_body};
-use crate::handlers::admin::invitation_hash;
+use crate::handlers::admin::{invitation_hash, invitation_label};
 use crate::handlers::tokens::{self, TokenRequest};
 use crate::limits::{self, ClientIp, Limit};
 use crate::state::AppState;
@@ -117,7 +117,7 @@ pub async fn new_user(
         .hash(request.password.expose_secret().to_owned())
         .await?;
     let token = ApiToken::generate();
-    let new_token = token.to_new_token("login", Utc::now());
+    let new_token = token.to_new_token(DEFAULT_TOKEN_NAME, Utc::now());
     let user = match invitation {
         Some(code_hash) => {
             state
@@ -130,7 +130,10 @@ pub async fn new_user(
     tracing::info!(user_id = user.id, "user created");
     let (actor, detail) = match creator.flatten() {
         Some(admin) => (Some(admin), None),
-        None if invitation.is_some() => (Some(user.name.clone()), Some("by invitation".into())),
+        None if let Some(code_hash) = &invitation => (
+            Some(user.name.clone()),
+            Some(format!("by {}", invitation_label(code_hash))),
+        ),
         None if registration == Registration::Open => (Some(user.name.clone()), None),
         None => (None, Some("with the bootstrap token".into())),
     };
@@ -231,7 +234,7 @@ pub async fn login(
     let now = Utc::now();
     let details = match request.token {
         Some(wanted) => wanted.into_details(now)?,
-        None => ApiToken::generate().to_new_token("login", now).details,
+        None => TokenDetails::unrestricted(DEFAULT_TOKEN_NAME, now),
     };
     let user = verify_login(&state, &client, &name, &request.password)
         .await?
@@ -272,7 +275,7 @@ pub async fn change_password(
             user.id,
             &old_hash,
             &new_hash,
-            token.to_new_token("login", Utc::now()),
+            token.to_new_token(DEFAULT_TOKEN_NAME, Utc::now()),
         )
         .await?;
     tracing::info!(user_id = user.id, "password changed, tokens revoked");

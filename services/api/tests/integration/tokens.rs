@@ -324,6 +324,40 @@ async fn tokens_expire_and_bad_requests_are_refused() {
         assert_error(status, &body, StatusCode::BAD_REQUEST, needle);
     }
 
+    // A token made with an expiring token expires no later than it.
+    let (_, body) = app
+        .call(
+            Method::POST,
+            "/ktra/api/v1/tokens",
+            Some(&full),
+            Some(&json!({"name": "day", "expires_in_days": 1})),
+        )
+        .await;
+    let day = body["token"].as_str().unwrap().to_owned();
+    let day_expiry = body["expires_at"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/ktra/api/v1/tokens",
+            Some(&day),
+            Some(&json!({"name": "forever"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["expires_at"], day_expiry.as_str());
+    let (_, body) = app
+        .call(
+            Method::POST,
+            "/ktra/api/v1/tokens",
+            Some(&full),
+            Some(&json!({"name": "overflow", "expires_in_days": 4_000_000_000_u32})),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["detail"],
+        "the expiry must be within 3650 days"
+    );
+
     // login asks for a scoped token with the password.
     let (status, body) = app
         .post_json(
