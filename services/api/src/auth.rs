@@ -152,15 +152,6 @@ pub(crate) fn describe_scope(details: &TokenDetails) -> String {
     format!("{endpoints} on {crates}")
 }
 
-/// Authenticates the caller.
-///
-/// # Errors
-///
-/// 401 when no token is sent, 403 when it is not a valid token, 503 when the store is down.
-pub async fn require_user(state: &AppState, headers: &HeaderMap) -> Result<User, ApiError> {
-    Ok(require_caller(state, headers).await?.user)
-}
-
 /// Authenticates the caller and returns their token's details.
 ///
 /// # Errors
@@ -199,6 +190,36 @@ pub async fn require_caller(state: &AppState, headers: &HeaderMap) -> Result<Cal
     })
 }
 
+/// The caller the private registry's gate authenticated, so that handlers behind it do not
+/// read the token's record a second time; empty in a public registry.
+#[derive(Debug, Clone, Default)]
+pub struct GateCaller(Option<Caller>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for GateCaller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.extensions.get::<Caller>().cloned()))
+    }
+}
+
+impl GateCaller {
+    /// Returns the caller the gate authenticated, or authenticates them now.
+    ///
+    /// # Errors
+    ///
+    /// As [`require_caller`].
+    pub async fn require(self, state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        match self.0 {
+            Some(caller) => Ok(caller),
+            None => require_caller(state, headers).await,
+        }
+    }
+}
+
 /// Returns whether a path is served without a token in a private registry.
 fn is_open_path(path: &str) -> bool {
     matches!(path, "/livez" | "/readyz" | "/metrics" | "/me") || path.starts_with("/ktra/api/v1/")
@@ -222,11 +243,14 @@ fn make_private(headers: &mut HeaderMap) {
 
 /// Middleware: in a private registry, refuses requests without a valid token; on every `401`,
 /// tells cargo where people get a token (`WWW-Authenticate: Cargo login_url="..."`).
-pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let private = state.config.registry.auth_required;
     let mut response = if private && !is_open_path(request.uri().path()) {
-        match require_user(&state, request.headers()).await {
-            Ok(_) => next.run(request).await,
+        match require_caller(&state, request.headers()).await {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+                next.run(request).await
+            }
             Err(error) => error.into_response(),
         }
     } else {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use ktra_store::model::EndpointScope;
 
 use crate::audit;
-use crate::auth::require_caller;
+use crate::auth::GateCaller;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, json_body};
 use crate::limits::ClientIp;
@@ -46,13 +46,14 @@ fn parse_version(name: &str, version: &str) -> Result<semver::Version, ApiError>
 
 async fn set_yanked(
     state: &AppState,
+    gate: GateCaller,
     headers: &HeaderMap,
     client: &str,
     name: &str,
     version: &str,
     yanked: bool,
 ) -> Result<Json<Ok>, ApiError> {
-    let result = change_yank_flag(state, headers, client, name, version, yanked).await;
+    let result = change_yank_flag(state, gate, headers, client, name, version, yanked).await;
     let status = match &result {
         Result::Ok(_) => http::StatusCode::OK,
         Err(error) => error.code().http_status(),
@@ -70,13 +71,14 @@ async fn set_yanked(
 
 async fn change_yank_flag(
     state: &AppState,
+    gate: GateCaller,
     headers: &HeaderMap,
     client: &str,
     name: &str,
     version: &str,
     yanked: bool,
 ) -> Result<Json<Ok>, ApiError> {
-    let caller = require_caller(state, headers).await?;
+    let caller = gate.require(state, headers).await?;
     let canonical = canonical_from_path(name)?;
     let version = parse_version(name, version)?;
     caller.require_scope(EndpointScope::Yank, name)?;
@@ -104,10 +106,11 @@ async fn change_yank_flag(
 pub async fn yank(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    gate: GateCaller,
     ApiPath((name, version)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Ok>, ApiError> {
-    set_yanked(&state, &headers, &client, &name, &version, true).await
+    set_yanked(&state, gate, &headers, &client, &name, &version, true).await
 }
 
 /// `PUT /api/v1/crates/{name}/{version}/unyank`.
@@ -115,10 +118,11 @@ pub async fn yank(
 pub async fn unyank(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    gate: GateCaller,
     ApiPath((name, version)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Ok>, ApiError> {
-    set_yanked(&state, &headers, &client, &name, &version, false).await
+    set_yanked(&state, gate, &headers, &client, &name, &version, false).await
 }
 
 /// One owner in cargo's owner list.
@@ -218,11 +222,12 @@ async fn record_owner_change(
 pub async fn add_owners(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    gate: GateCaller,
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<OkMessage>, ApiError> {
-    let caller = require_caller(&state, &headers).await?;
+    let caller = gate.require(&state, &headers).await?;
     let canonical = canonical_from_path(&name)?;
     caller.require_scope(EndpointScope::ChangeOwners, &name)?;
     let logins = owner_logins(&state, body).await?;
@@ -245,11 +250,12 @@ pub async fn add_owners(
 pub async fn remove_owners(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    gate: GateCaller,
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<OkMessage>, ApiError> {
-    let caller = require_caller(&state, &headers).await?;
+    let caller = gate.require(&state, &headers).await?;
     let canonical = canonical_from_path(&name)?;
     caller.require_scope(EndpointScope::ChangeOwners, &name)?;
     let logins = owner_logins(&state, body).await?;

@@ -18,7 +18,7 @@ use ktra_store::{BlobStore, StoreError};
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::auth::{Caller, require_caller};
+use crate::auth::{Caller, GateCaller};
 use crate::error::ApiError;
 use crate::extract::{discard, expects_continue, read_body};
 use crate::limits::{self, ClientIp, Limit};
@@ -43,10 +43,11 @@ struct PublishWarnings {
 pub async fn publish(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    gate: GateCaller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PublishResponse>, ApiError> {
-    let result = publish_version(&state, &client, headers, body).await;
+    let result = publish_version(&state, &client, gate, headers, body).await;
     let status = match &result {
         Ok(_) => http::StatusCode::OK,
         Err(error) => error.code().http_status(),
@@ -64,6 +65,7 @@ pub async fn publish(
 async fn publish_version(
     state: &AppState,
     client: &str,
+    gate: GateCaller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PublishResponse>, ApiError> {
@@ -73,7 +75,7 @@ async fn publish_version(
     // path. Requests that fail authentication count against their address instead, so
     // guessing tokens stays slow.
     let allowed = async {
-        let caller = match require_caller(&state, &headers).await {
+        let caller = match gate.require(&state, &headers).await {
             Ok(caller) => caller,
             Err(error) => {
                 limits::check(&state, Limit::PublishPerIp, client).await?;

@@ -390,3 +390,56 @@ async fn tokens_expire_and_bad_requests_are_refused() {
         "requires authentication",
     );
 }
+
+/// Returns how often the metadata store's `token` lookup ran, from `/metrics`.
+async fn token_lookups(app: &TestApp) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|line| {
+            line.starts_with("ktra_storage_operation_duration_seconds_count")
+                && line.contains("store=\"metadata\"")
+                && line.contains("operation=\"token\"")
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .map_or(0, |count| count.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_private_registry_reads_a_token_once_per_request() {
+    let app = TestApp::start_on(
+        Backend::Embedded,
+        &[("KTRA_REGISTRY_AUTH_REQUIRED", "true")],
+    )
+    .await;
+    let token = app.create_user("alice").await;
+    let yanker = scoped(
+        &app,
+        &token,
+        json!({"name": "y", "endpoint_scopes": ["yank"]}),
+    )
+    .await;
+    let before = token_lookups(&app).await;
+    let (status, body) = app
+        .publish(Some(&token), CrateFixture::new("quiet", "1.0.0").body())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = yank(&app, &yanker, "quiet", "1.0.0").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The gate authenticates each request; the handlers use what it found, scope included.
+    assert_eq!(token_lookups(&app).await - before, 2);
+    let (status, body) = add_owner(&app, &yanker, "quiet", "alice").await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::FORBIDDEN,
+        "does not allow changing owners",
+    );
+}
