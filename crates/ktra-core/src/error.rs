@@ -22,6 +22,10 @@ pub enum ErrorCode {
     TooManyRequests,
     /// A dependency (store, blob store, indexer) is unreachable; retrying later may work.
     Unavailable,
+    /// An upstream registry (the mirror's) failed or answered something unusable.
+    BadGateway,
+    /// An upstream registry (the mirror's) did not answer in time.
+    GatewayTimeout,
     /// A bug or an unexpected state; details are logged, never returned.
     Internal,
 }
@@ -37,12 +41,17 @@ impl ErrorCode {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway => StatusCode::BAD_GATEWAY,
+            Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// Returns whether the code is a server-side failure whose cause must stay private.
     pub fn is_server_error(self) -> bool {
-        matches!(self, Self::Unavailable | Self::Internal)
+        matches!(
+            self,
+            Self::Unavailable | Self::Internal | Self::BadGateway | Self::GatewayTimeout
+        )
     }
 }

@@ -236,6 +236,22 @@ impl BlobStore {
             })
     }
 
+    /// Stores `bytes` under `key`, replacing what is there. Only for cache entries that are
+    /// meant to change (the mirror's copies of upstream index files); crate files use
+    /// [`BlobStore::put_new`]. Every backend replaces an object in one step, so a reader sees
+    /// the old or the new bytes, never a mix.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::Unavailable`] when the store fails.
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
+        self.inner
+            .put(&ObjectPath::from(key), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|error| BlobError::Unavailable(error.to_string()))
+    }
+
     /// Opens a file for reading.
     ///
     /// # Errors

@@ -220,9 +220,11 @@ impl GateCaller {
     }
 }
 
-/// Returns whether a path is served without a token in a private registry.
+/// Returns whether a path is served without a token in a private registry. Ktra's mirror
+/// route shares the user API's prefix but serves crates, so it needs a token like the rest.
 fn is_open_path(path: &str) -> bool {
-    matches!(path, "/livez" | "/readyz" | "/metrics" | "/me") || path.starts_with("/ktra/api/v1/")
+    matches!(path, "/livez" | "/readyz" | "/metrics" | "/me")
+        || (path.starts_with("/ktra/api/v1/") && !path.starts_with("/ktra/api/v1/mirror/"))
 }
 
 /// Marks an answer for the caller only: shared caches must not keep a private registry's files.
@@ -330,6 +332,10 @@ mod tests {
             "/dl/foo/1.0.0/download",
             "/api/v1/crates",
             "/api/v1/crates/new",
+            "/mirror/index/config.json",
+            "/mirror/index/se/rd/serde",
+            "/mirror/dl/serde/1.0.0/download",
+            "/ktra/api/v1/mirror/serde/1.0.0/download",
             "/nowhere",
         ] {
             assert!(!is_open_path(closed), "{closed}");

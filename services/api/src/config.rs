@@ -320,6 +320,116 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Rate limits.
     pub limits: LimitsConfig,
+    /// The pull-through mirror of an upstream registry.
+    pub mirror: MirrorConfig,
+}
+
+/// `KTRA_MIRROR_*`: the pull-through mirror of an upstream sparse registry (crates.io by
+/// default), served under `/mirror/` and at Ktra's `/ktra/api/v1/mirror/...` download route.
+/// Needs the `crates-io-mirroring` cargo feature (on by default).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// `KTRA_MIRROR_ENABLED`: serve the mirror routes.
+    #[serde(default)]
+    pub enabled: bool,
+    /// `KTRA_MIRROR_UPSTREAM_INDEX`: the upstream's sparse index (with or without `sparse+`);
+    /// its `config.json` says where crate files download from.
+    #[serde(default = "default_upstream_index")]
+    pub upstream_index: String,
+    /// `KTRA_MIRROR_FRESHNESS_SECS`: how long a cached index file is served without asking the
+    /// upstream; after that it is revalidated with a conditional request.
+    #[serde(default = "default_mirror_freshness_secs")]
+    pub freshness_secs: u64,
+    /// `KTRA_MIRROR_NOT_FOUND_SECS`: how long the upstream's "no such crate" is remembered.
+    #[serde(default = "default_mirror_not_found_secs")]
+    pub not_found_secs: u64,
+    /// `KTRA_MIRROR_UPSTREAM_TIMEOUT_SECS`: the longest one upstream request may take.
+    #[serde(default = "default_mirror_upstream_timeout_secs")]
+    pub upstream_timeout_secs: u64,
+    /// `KTRA_MIRROR_MAX_CRATE_BYTES`: the largest crate file fetched from the upstream.
+    #[serde(default = "default_mirror_max_crate_bytes")]
+    pub max_crate_bytes: u64,
+    /// `KTRA_MIRROR_ALLOW`: comma-separated crate-name patterns (`*` and `?` wildcards, case
+    /// and `-`/`_` ignored) that may be mirrored; empty allows every crate.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// `KTRA_MIRROR_DENY`: patterns that may not be mirrored; they win over `KTRA_MIRROR_ALLOW`.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// `KTRA_MIRROR_CACHE_DIR_PATH`: with the local blob store, the directory of the mirror's
+    /// cache (Ktra's `crate_files_config.cache_dir_path`); other stores keep it under `mirror/`.
+    #[serde(default = "default_mirror_cache_dir")]
+    pub cache_dir_path: PathBuf,
+}
+
+fn default_upstream_index() -> String {
+    "https://index.crates.io/".to_owned()
+}
+
+fn default_mirror_freshness_secs() -> u64 {
+    60
+}
+
+fn default_mirror_not_found_secs() -> u64 {
+    30
+}
+
+fn default_mirror_upstream_timeout_secs() -> u64 {
+    30
+}
+
+fn default_mirror_max_crate_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_mirror_cache_dir() -> PathBuf {
+    PathBuf::from("./data/crates_io_caches")
+}
+
+impl MirrorConfig {
+    /// Returns the upstream index URL without `sparse+`, ending with `/`.
+    pub fn upstream_index_url(&self) -> String {
+        let bare = self
+            .upstream_index
+            .trim()
+            .strip_prefix("sparse+")
+            .unwrap_or(self.upstream_index.trim());
+        format!("{}/", bare.trim_end_matches('/'))
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.enabled && !cfg!(feature = "crates-io-mirroring") {
+            bail!(
+                "setting KTRA_MIRROR_ENABLED: this build has no mirror (built without the crates-io-mirroring feature)"
+            );
+        }
+        let upstream = self.upstream_index_url();
+        match url::Url::parse(&upstream) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+            _ => bail!("setting KTRA_MIRROR_UPSTREAM_INDEX: not an http(s) URL: {upstream}"),
+        }
+        if self.upstream_timeout_secs == 0 {
+            bail!("setting KTRA_MIRROR_UPSTREAM_TIMEOUT_SECS: must be at least 1");
+        }
+        for (variable, patterns) in [
+            ("KTRA_MIRROR_ALLOW", &self.allow),
+            ("KTRA_MIRROR_DENY", &self.deny),
+        ] {
+            if let Some(bad) = patterns.iter().find(|pattern| {
+                pattern.trim().is_empty()
+                    || !pattern
+                        .trim()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '*' | '?'))
+            }) {
+                bail!(
+                    "setting {variable}: `{bad}` is not a crate-name pattern (letters, digits, `-`, `_`, `*`, `?`)"
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `KTRA_LIMITS_*`: rate limits on the requests a flood would target, counted in the metadata
@@ -473,8 +583,10 @@ impl Config {
             s3: section(settings, "KTRA_S3_")?,
             auth: section(settings, "KTRA_AUTH_")?,
             limits: section(settings, "KTRA_LIMITS_")?,
+            mirror: section(settings, "KTRA_MIRROR_")?,
         };
         config.limits.validate()?;
+        config.mirror.validate()?;
         config.http.validate()?;
         if config.blob.kind == BlobKind::S3 && config.s3.bucket.is_none() {
             bail!("setting KTRA_S3_BUCKET: required when KTRA_BLOB_KIND=s3");
@@ -529,10 +641,43 @@ mod tests {
             ("KTRA_BLOB_KIND", "tape"),
             ("KTRA_BLOB_KIND", "s3"),
             ("KTRA_S3_ALLOW_HTTP", "maybe"),
+            ("KTRA_MIRROR_ENABLED", "perhaps"),
+            ("KTRA_MIRROR_UPSTREAM_INDEX", "ftp://example.com/"),
+            ("KTRA_MIRROR_UPSTREAM_TIMEOUT_SECS", "0"),
+            ("KTRA_MIRROR_ALLOW", "serde,a/b"),
+            ("KTRA_MIRROR_DENY", "x y"),
+            ("KTRA_MIRROR_FRESHNESS", "1"),
         ] {
             let error = Config::from_settings(&Settings::from_pairs([(name, value)])).unwrap_err();
             assert!(format!("{error:#}").contains(name), "{name}: {error:#}");
         }
+    }
+
+    #[test]
+    fn mirror_settings_parse() {
+        let config = Config::from_settings(&Settings::default()).unwrap();
+        assert!(!config.mirror.enabled);
+        assert_eq!(
+            config.mirror.upstream_index_url(),
+            "https://index.crates.io/"
+        );
+        let settings = Settings::from_pairs([
+            (
+                "KTRA_MIRROR_UPSTREAM_INDEX",
+                "sparse+http://127.0.0.1:9/index",
+            ),
+            ("KTRA_MIRROR_ALLOW", "serde*,tokio"),
+            ("KTRA_MIRROR_DENY", "serde_json"),
+            ("KTRA_MIRROR_FRESHNESS_SECS", "5"),
+        ]);
+        let config = Config::from_settings(&settings).unwrap();
+        assert_eq!(
+            config.mirror.upstream_index_url(),
+            "http://127.0.0.1:9/index/"
+        );
+        assert_eq!(config.mirror.allow, ["serde*", "tokio"]);
+        assert_eq!(config.mirror.deny, ["serde_json"]);
+        assert_eq!(config.mirror.freshness_secs, 5);
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod index_sync;
 pub mod instrumented;
 pub mod limits;
 pub mod metrics;
+#[cfg(feature = "crates-io-mirroring")]
+pub mod mirror;
 pub mod password;
 pub mod publish;
 pub mod routes;

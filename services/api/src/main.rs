@@ -28,6 +28,14 @@ enum Command {
     /// Make the git index equal to the store: write what is missing or different, remove what
     /// the store does not know.
     RebuildIndex,
+    /// Fill the mirror's cache with the crates.io packages of a Cargo.lock (index files and
+    /// crate files, checked as downloads are), e.g. before a site is cut off; exits 1 when a
+    /// package could not be fetched.
+    #[cfg(feature = "crates-io-mirroring")]
+    MirrorPrefetch {
+        /// The lockfile.
+        lockfile: PathBuf,
+    },
     /// Exit 0 when the API on this machine answers `/readyz` with 200 (for container health
     /// checks; the images have no shell or curl).
     Healthcheck,
@@ -47,6 +55,8 @@ async fn main() -> anyhow::Result<()> {
         Command::VerifyIndex => index_command(&config, true).await,
         Command::RebuildIndex => index_command(&config, false).await,
         Command::Healthcheck => healthcheck(&config),
+        #[cfg(feature = "crates-io-mirroring")]
+        Command::MirrorPrefetch { lockfile } => mirror_prefetch(&config, &lockfile).await,
     };
     telemetry.shutdown();
     result
@@ -82,6 +92,26 @@ async fn index_command(config: &Config, verify_only: bool) -> anyhow::Result<()>
         !(report.added.is_empty() && report.changed.is_empty() && report.removed.is_empty())
             || report.config_changed;
     if verify_only && differs {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+#[cfg(feature = "crates-io-mirroring")]
+async fn mirror_prefetch(config: &Config, lockfile: &std::path::Path) -> anyhow::Result<()> {
+    let report = ktra_api::mirror::prefetch::run(config, lockfile).await?;
+    println!(
+        "packages from the mirrored registry: {}\nfetched now: {}\nalready cached: {}\nfailed: {}\nother sources, skipped: {}",
+        report.packages,
+        report.fetched,
+        report.cached,
+        report.failed.len(),
+        report.skipped
+    );
+    for failure in &report.failed {
+        println!("  failed: {failure}");
+    }
+    if !report.failed.is_empty() {
         std::process::exit(1);
     }
     Ok(())

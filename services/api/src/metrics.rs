@@ -54,7 +54,32 @@ pub struct StorageLabels {
     pub operation: String,
 }
 
-/// Labels of a yank.
+/// Labels of a mirror cache lookup.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MirrorCacheLabels {
+    /// `index` or `crate`.
+    pub kind: String,
+    /// `hit` (served from the cache), `revalidated` (the upstream said 304), `miss` (fetched
+    /// from the upstream) or `stale` (the upstream failed; the cached copy was served).
+    pub result: String,
+}
+
+/// Labels of a mirror upstream request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MirrorKindLabels {
+    /// `index` or `crate`.
+    pub kind: String,
+}
+
+/// Labels of a failed mirror upstream request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MirrorErrorLabels {
+    /// `index` or `crate`.
+    pub kind: String,
+    /// `unreachable`, `timeout`, `bad_answer` or `checksum`.
+    pub error: String,
+}
+
 /// Labels of a rate-limited request.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LimitLabels {
@@ -62,6 +87,7 @@ pub struct LimitLabels {
     pub limit: String,
 }
 
+/// Labels of a yank.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct YankLabels {
     /// `yank` or `unyank`.
@@ -100,6 +126,12 @@ pub struct ApiMetrics {
     pub rate_limited: Family<LimitLabels, Counter>,
     /// Audit events the store could not take.
     pub audit_failures: Counter,
+    /// Mirror cache lookups by kind and result.
+    pub mirror_cache: Family<MirrorCacheLabels, Counter>,
+    /// Mirror requests to the upstream registry, by kind.
+    pub mirror_upstream_duration: Family<MirrorKindLabels, Histogram>,
+    /// Mirror requests to the upstream registry that failed, by kind and error.
+    pub mirror_upstream_errors: Family<MirrorErrorLabels, Counter>,
 }
 
 impl ApiMetrics {
@@ -188,6 +220,26 @@ impl ApiMetrics {
             "Whether the metadata store (Redis or the embedded database) answers",
             metadata_store_up.clone(),
         );
+        let mirror_cache = Family::<MirrorCacheLabels, Counter>::default();
+        registry.register(
+            "mirror_cache_requests",
+            "Mirror cache lookups by kind (index, crate) and result (hit, revalidated, miss, stale)",
+            mirror_cache.clone(),
+        );
+        let mirror_upstream_duration = Family::<MirrorKindLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "mirror_upstream_request_duration_seconds",
+            "Time of the mirror's requests to the upstream registry, by kind",
+            mirror_upstream_duration.clone(),
+        );
+        let mirror_upstream_errors = Family::<MirrorErrorLabels, Counter>::default();
+        registry.register(
+            "mirror_upstream_errors",
+            "Mirror requests to the upstream registry that failed, by kind and error",
+            mirror_upstream_errors.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -203,6 +255,9 @@ impl ApiMetrics {
             metadata_store_up,
             rate_limited,
             audit_failures,
+            mirror_cache,
+            mirror_upstream_duration,
+            mirror_upstream_errors,
         }
     }
 

@@ -16,7 +16,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let dl_prefix = state.config.registry.dl_segments().join("/");
     let timeout = Duration::from_secs(state.config.http.request_timeout_secs);
-    Router::new()
+    let router = Router::new()
         // cargo: the web API.
         .route("/api/v1/crates/new", put(publish::publish))
         .route("/api/v1/crates", get(crates::search))
@@ -86,7 +86,8 @@ pub fn router(state: AppState) -> Router {
         // ops: probes and metrics.
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::scrape))
+        .route("/metrics", get(metrics::scrape));
+    mirror_routes(router, &state)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -111,6 +112,31 @@ pub fn router(state: AppState) -> Router {
                 ),
         )
         .with_state(state)
+}
+
+/// cargo: the pull-through mirror's sparse index and downloads, and Ktra's mirror route.
+#[cfg(feature = "crates-io-mirroring")]
+fn mirror_routes(router: Router<AppState>, state: &AppState) -> Router<AppState> {
+    use crate::handlers::mirror;
+    if state.mirror.is_none() {
+        return router;
+    }
+    router
+        .route("/mirror/index/config.json", get(mirror::config_json))
+        .route("/mirror/index/{*path}", get(mirror::index_file))
+        .route(
+            "/mirror/dl/{name}/{version}/download",
+            get(mirror::download),
+        )
+        .route(
+            "/ktra/api/v1/mirror/{name}/{version}/download",
+            get(mirror::download),
+        )
+}
+
+#[cfg(not(feature = "crates-io-mirroring"))]
+fn mirror_routes(router: Router<AppState>, _state: &AppState) -> Router<AppState> {
+    router
 }
 
 /// Answers 408 in cargo's error format when a request, its body included, takes longer than

@@ -42,6 +42,9 @@ pub struct Shared {
     pub index_config: Bytes,
     /// `WWW-Authenticate` of every `401`: where cargo sends people for a token.
     pub login_challenge: http::HeaderValue,
+    /// The pull-through mirror, when `KTRA_MIRROR_ENABLED`.
+    #[cfg(feature = "crates-io-mirroring")]
+    pub mirror: Option<Arc<crate::mirror::Mirror>>,
 }
 
 impl AppState {
@@ -79,7 +82,19 @@ impl AppState {
             config.public_base()
         ))
         .unwrap_or_else(|_| http::HeaderValue::from_static("Cargo"));
+        #[cfg(feature = "crates-io-mirroring")]
+        let mirror = if config.mirror.enabled {
+            Some(Arc::new(crate::mirror::Mirror::new(
+                &config,
+                &blobs,
+                Arc::clone(&metrics),
+            )?))
+        } else {
+            None
+        };
         Ok(Self(Arc::new(Shared {
+            #[cfg(feature = "crates-io-mirroring")]
+            mirror,
             store,
             blobs,
             passwords,

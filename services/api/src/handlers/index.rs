@@ -38,7 +38,7 @@ pub async fn config_json(State(state): State<AppState>) -> Response {
 /// Returns whether the request's validators match the file, so `304` is the answer.
 ///
 /// `If-None-Match` wins over `If-Modified-Since` when both are sent (RFC 9110 13.2.2).
-fn not_modified(headers: &HeaderMap, etag: &str, last_modified: DateTime<Utc>) -> bool {
+pub(crate) fn not_modified(headers: &HeaderMap, etag: &str, last_modified: DateTime<Utc>) -> bool {
     if let Some(candidates) = headers.get(IF_NONE_MATCH) {
         let Ok(candidates) = candidates.to_str() else {
             return false;
@@ -57,7 +57,7 @@ fn not_modified(headers: &HeaderMap, etag: &str, last_modified: DateTime<Utc>) -
         })
 }
 
-fn http_date(time: DateTime<Utc>) -> HeaderValue {
+pub(crate) fn http_date(time: DateTime<Utc>) -> HeaderValue {
     let text = httpdate::fmt_http_date(time.into());
     // An HTTP date is ASCII by construction.
     HeaderValue::from_str(&text).expect("HTTP dates are valid header values")

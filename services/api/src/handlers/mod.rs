@@ -5,6 +5,8 @@ pub mod crates;
 pub mod download;
 pub mod health;
 pub mod index;
+#[cfg(feature = "crates-io-mirroring")]
+pub mod mirror;
 pub mod publish;
 pub mod tokens;
 pub mod users;

@@ -113,6 +113,15 @@ impl TestApp {
                 "KTRA_BLOB_DIR_PATH",
                 &dir.path().join("crates").display().to_string(),
             );
+        if !extra
+            .iter()
+            .any(|(name, _)| *name == "KTRA_MIRROR_CACHE_DIR_PATH")
+        {
+            settings = settings.with(
+                "KTRA_MIRROR_CACHE_DIR_PATH",
+                &dir.path().join("mirror-cache").display().to_string(),
+            );
+        }
         if let Some(servers) = &servers {
             for (name, value) in servers.settings() {
                 settings = settings.with(&name, &value);
@@ -155,6 +164,43 @@ impl TestApp {
             shutdown: Some(shutdown),
             server: Some(server),
         }
+    }
+
+    /// Stops the service and waits until it has closed its listener and drained its
+    /// connections, so nothing answers on its port any more.
+    #[cfg_attr(
+        not(feature = "crates-io-mirroring"),
+        expect(dead_code, reason = "only the mirror's tests use it")
+    )]
+    pub(crate) async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+
+    /// Returns the sum of the samples of `/metrics` whose line starts with `prefix` (a metric
+    /// name and the start of its labels).
+    #[cfg_attr(
+        not(feature = "crates-io-mirroring"),
+        expect(dead_code, reason = "only the mirror's tests use it")
+    )]
+    pub(crate) async fn metric(&self, prefix: &str) -> f64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     /// Returns `base` joined with `path`.

@@ -31,5 +31,7 @@ mod concurrency;
 mod harness;
 mod hostile;
 mod limits;
+#[cfg(feature = "crates-io-mirroring")]
+mod mirror;
 mod replicas;
 mod tokens;

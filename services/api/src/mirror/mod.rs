@@ -1,0 +1,685 @@
+//! The pull-through mirror of an upstream sparse registry (crates.io by default).
+//!
+//! Cargo reads the mirror's sparse index at `/mirror/index/` and downloads through
+//! `/mirror/dl/{crate}/{version}/download` (and Ktra's `/ktra/api/v1/mirror/...`). Both go
+//! through [`Mirror`]:
+//!
+//! - Index files are cached in the blob store under `mirror/index/{path}`, with the upstream's
+//!   validators and the fetch time in the same object (see [`cache`]), so every replica shares
+//!   them. A file younger than `KTRA_MIRROR_FRESHNESS_SECS` is served as is; an older one is
+//!   revalidated with a conditional request. Upstream 404s are remembered for
+//!   `KTRA_MIRROR_NOT_FOUND_SECS`.
+//! - Crate files are fetched once, checked against the SHA-256 the upstream's index lists,
+//!   stored under `mirror/crates/{name}/{name}-{version}.crate` with a create-only write, and
+//!   served from the blob store from then on. Bytes that do not match are never stored.
+//! - When the upstream fails, cached index files are served anyway (logged, and counted as
+//!   `stale`); what is not cached fails with 502 (or 504 on a timeout) in cargo's format.
+//! - Concurrent requests for the same file within a replica share one upstream fetch
+//!   ([`SingleFlight`]); the fetch runs in its own task, so it completes (and fills the cache)
+//!   even when the request that started it goes away.
+
+mod cache;
+pub mod patterns;
+pub mod prefetch;
+mod upstream;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use chrono::Utc;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use http::StatusCode;
+use http::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use ktra_core::error::ErrorCode;
+use ktra_core::index::index_path;
+use ktra_core::name::validate_crate_name;
+use ktra_store::blob::BlobRead;
+use ktra_store::{BlobError, BlobStore};
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
+pub use cache::IndexEntry;
+pub use patterns::CratePatterns;
+
+use crate::config::{BlobKind, Config, MirrorConfig};
+use crate::error::ApiError;
+use crate::metrics::ApiMetrics;
+
+/// Index files larger than this are refused (crates.io's largest are a few MiB).
+const MAX_INDEX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What went wrong, for metrics and for choosing the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorErrorKind {
+    /// The upstream does not have it (404).
+    NotFound,
+    /// The allow/deny lists refuse the crate (403).
+    Forbidden,
+    /// The upstream could not be reached (502).
+    Unreachable,
+    /// The upstream did not answer in time (504).
+    Timeout,
+    /// The upstream answered with an unexpected status or an unusable body (502).
+    BadAnswer,
+    /// The crate file's bytes do not match the index's checksum (502).
+    Checksum,
+    /// The mirror's blob store failed (503).
+    Store,
+}
+
+impl MirrorErrorKind {
+    /// The label of `ktra_mirror_upstream_errors_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Forbidden => "forbidden",
+            Self::Unreachable => "unreachable",
+            Self::Timeout => "timeout",
+            Self::BadAnswer => "bad_answer",
+            Self::Checksum => "checksum",
+            Self::Store => "store",
+        }
+    }
+}
+
+/// A failed mirror request: a message for the person running cargo, and the cause for the logs.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{detail} ({cause})")]
+pub struct MirrorError {
+    /// What went wrong.
+    pub kind: MirrorErrorKind,
+    /// Shown to the client; names the crate, never the upstream's internals.
+    pub detail: String,
+    /// Logged only.
+    pub cause: String,
+}
+
+impl MirrorError {
+    fn new(kind: MirrorErrorKind, detail: impl Into<String>, cause: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+            cause: cause.into(),
+        }
+    }
+
+    fn store(error: &BlobError) -> Self {
+        Self::new(
+            MirrorErrorKind::Store,
+            "the mirror's storage failed",
+            error.to_string(),
+        )
+    }
+}
+
+impl From<MirrorError> for ApiError {
+    fn from(error: MirrorError) -> Self {
+        let code = match error.kind {
+            MirrorErrorKind::NotFound => ErrorCode::NotFound,
+            MirrorErrorKind::Forbidden => ErrorCode::Forbidden,
+            MirrorErrorKind::Timeout => ErrorCode::GatewayTimeout,
+            MirrorErrorKind::Unreachable
+            | MirrorErrorKind::BadAnswer
+            | MirrorErrorKind::Checksum => ErrorCode::BadGateway,
+            MirrorErrorKind::Store => return ApiError::unavailable(error.cause),
+        };
+        ApiError::new(code, error.detail)
+    }
+}
+
+type Flight<T> = Shared<BoxFuture<'static, Result<T, MirrorError>>>;
+
+/// Runs at most one fetch per key at a time; callers arriving meanwhile share its result.
+struct SingleFlight<T> {
+    flights: Mutex<HashMap<String, Flight<T>>>,
+}
+
+impl<T> std::fmt::Debug for SingleFlight<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self
+            .flights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("SingleFlight")
+            .field("in_flight", &count)
+            .finish()
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
+    fn new() -> Self {
+        Self {
+            flights: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Joins the fetch of `key` in flight, or starts `work` as a task when there is none.
+    async fn run(
+        &self,
+        key: &str,
+        work: impl Future<Output = Result<T, MirrorError>> + Send + 'static,
+    ) -> Result<T, MirrorError> {
+        let flight = self
+            .flights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.to_owned())
+            .or_insert_with(|| {
+                let task = tokio::spawn(work.in_current_span());
+                async move {
+                    task.await.unwrap_or_else(|error| {
+                        Err(MirrorError::new(
+                            MirrorErrorKind::BadAnswer,
+                            "the mirror failed to fetch from the upstream registry",
+                            format!("fetch task: {error}"),
+                        ))
+                    })
+                }
+                .boxed()
+                .shared()
+            })
+            .clone();
+        let result = flight.clone().await;
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        if flights
+            .get(key)
+            .is_some_and(|current| current.ptr_eq(&flight))
+        {
+            flights.remove(key);
+        }
+        result
+    }
+}
+
+/// A crate file the mirror serves.
+#[derive(Debug)]
+pub enum CrateFile {
+    /// Read from the cache.
+    Cached(BlobRead),
+    /// Just fetched and verified.
+    Fetched(Bytes),
+}
+
+/// The pull-through cache; see the module docs.
+#[derive(Debug)]
+pub struct Mirror {
+    config: MirrorConfig,
+    upstream: String,
+    client: reqwest::Client,
+    cache: BlobStore,
+    metrics: Arc<ApiMetrics>,
+    patterns: CratePatterns,
+    index_flights: SingleFlight<IndexEntry>,
+    crate_flights: SingleFlight<Bytes>,
+}
+
+impl Mirror {
+    /// Builds the mirror over the registry's blob store: with a local store, the cache has its
+    /// own directory (`KTRA_MIRROR_CACHE_DIR_PATH`); otherwise it lives under `mirror/` in the
+    /// same bucket, so replicas share it.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the cache directory cannot be created or the HTTP client cannot be built.
+    pub fn new(
+        config: &Config,
+        blobs: &BlobStore,
+        metrics: Arc<ApiMetrics>,
+    ) -> anyhow::Result<Self> {
+        let mirror = &config.mirror;
+        let cache = match config.blob.kind {
+            BlobKind::Local => BlobStore::local(&mirror.cache_dir_path)
+                .map_err(|error| anyhow::anyhow!("setting KTRA_MIRROR_CACHE_DIR_PATH: {error}"))?,
+            BlobKind::S3 | BlobKind::Url => blobs.clone(),
+        };
+        let timeout = Duration::from_secs(mirror.upstream_timeout_secs);
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("ktra-mirror/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self {
+            upstream: mirror.upstream_index_url(),
+            patterns: CratePatterns::new(&mirror.allow, &mirror.deny),
+            config: mirror.clone(),
+            client,
+            cache,
+            metrics,
+            index_flights: SingleFlight::new(),
+            crate_flights: SingleFlight::new(),
+        })
+    }
+
+    /// Refuses a crate the allow/deny lists exclude.
+    ///
+    /// # Errors
+    ///
+    /// [`MirrorErrorKind::Forbidden`] naming the crate.
+    pub fn check_allowed(&self, name: &str) -> Result<(), MirrorError> {
+        if self.patterns.permits(name) {
+            return Ok(());
+        }
+        Err(MirrorError::new(
+            MirrorErrorKind::Forbidden,
+            format!(
+                "crate `{name}` may not be pulled through this mirror (KTRA_MIRROR_ALLOW / KTRA_MIRROR_DENY)"
+            ),
+            "refused by the allow/deny lists",
+        ))
+    }
+
+    /// Returns an index file (`config.json` or a crate's file, path relative to the index
+    /// root), from the cache when it is younger than `max_age_secs`.
+    ///
+    /// # Errors
+    ///
+    /// [`MirrorErrorKind::NotFound`] when the upstream has no such file; an upstream error when
+    /// nothing is cached and the upstream fails; [`MirrorErrorKind::Store`].
+    pub async fn index_file(
+        self: &Arc<Self>,
+        path: &str,
+        max_age_secs: Option<u64>,
+    ) -> Result<IndexEntry, MirrorError> {
+        let entry = self.index_entry(path, max_age_secs).await?;
+        if !entry.found() {
+            return Err(MirrorError::new(
+                MirrorErrorKind::NotFound,
+                format!("the upstream registry has no index file at `{path}`"),
+                "upstream 404",
+            ));
+        }
+        Ok(entry)
+    }
+
+    async fn index_entry(
+        self: &Arc<Self>,
+        path: &str,
+        max_age_secs: Option<u64>,
+    ) -> Result<IndexEntry, MirrorError> {
+        let key = format!("mirror/index/{path}");
+        let cached = match self.cache.get_bytes(&key).await {
+            Ok(bytes) => IndexEntry::decode(&bytes),
+            Err(BlobError::NotFound(_)) => None,
+            Err(error) => return Err(MirrorError::store(&error)),
+        };
+        if let Some(entry) = &cached {
+            let limit = if entry.found() {
+                max_age_secs.unwrap_or(self.config.freshness_secs)
+            } else {
+                max_age_secs.unwrap_or(self.config.not_found_secs)
+            };
+            if entry.age_secs(Utc::now()) < limit {
+                self.count("index", "hit");
+                return Ok(entry.clone());
+            }
+        }
+        let this = Arc::clone(self);
+        let owned_path = path.to_owned();
+        let flight_key = key.clone();
+        self.index_flights
+            .run(&flight_key, async move {
+                this.refresh_index(&owned_path, &key, cached).await
+            })
+            .await
+    }
+
+    /// Asks the upstream for an index file (conditionally when a copy is cached) and stores
+    /// the answer; serves the cached copy when the upstream fails.
+    async fn refresh_index(
+        &self,
+        path: &str,
+        key: &str,
+        cached: Option<IndexEntry>,
+    ) -> Result<IndexEntry, MirrorError> {
+        let url = format!("{}{path}", self.upstream);
+        let mut request = self.client.get(&url);
+        let validators = cached.as_ref().filter(|entry| entry.found());
+        if let Some(entry) = validators {
+            if let Some(etag) = &entry.header.upstream_etag {
+                request = request.header(IF_NONE_MATCH, etag);
+            }
+            if let Some(modified) = &entry.header.upstream_last_modified {
+                request = request.header(IF_MODIFIED_SINCE, modified);
+            }
+        }
+        let started = Instant::now();
+        let answer = self.index_answer(request, path, validators).await;
+        self.observe_upstream("index", started);
+        let (entry, result) = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                self.upstream_failed("index", &error, path);
+                return match cached {
+                    Some(entry) => {
+                        tracing::warn!(
+                            path,
+                            age_secs = entry.age_secs(Utc::now()),
+                            cause = %error.cause,
+                            "the upstream failed; serving a stale index file"
+                        );
+                        self.count("index", "stale");
+                        Ok(entry)
+                    }
+                    None => Err(error),
+                };
+            }
+        };
+        self.count("index", result);
+        if let Err(error) = self.cache.put(key, entry.encode()).await {
+            // The answer is good; only the next request pays for the lost write.
+            tracing::warn!(path, %error, "cannot cache an index file");
+        }
+        Ok(entry)
+    }
+
+    /// Sends an index request and turns the answer into an entry and its cache result label.
+    async fn index_answer(
+        &self,
+        request: reqwest::RequestBuilder,
+        path: &str,
+        cached: Option<&IndexEntry>,
+    ) -> Result<(IndexEntry, &'static str), MirrorError> {
+        let unusable = |cause: String| {
+            MirrorError::new(
+                MirrorErrorKind::BadAnswer,
+                format!("the upstream registry failed to serve `{path}`"),
+                cause,
+            )
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|error| transport_error(&error, &format!("the index file `{path}`")))?;
+        let status = response.status();
+        let now = Utc::now().timestamp();
+        if status == StatusCode::NOT_MODIFIED
+            && let Some(entry) = cached
+        {
+            let mut entry = entry.clone();
+            entry.header.fetched_at = now;
+            return Ok((entry, "revalidated"));
+        }
+        if matches!(
+            status,
+            StatusCode::NOT_FOUND | StatusCode::GONE | StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS
+        ) {
+            let entry = IndexEntry {
+                header: cache::EntryHeader {
+                    found: false,
+                    fetched_at: now,
+                    upstream_etag: None,
+                    upstream_last_modified: None,
+                    etag: String::new(),
+                },
+                content: Bytes::new(),
+            };
+            return Ok((entry, "miss"));
+        }
+        if status != StatusCode::OK {
+            return Err(unusable(format!("upstream answered {status}")));
+        }
+        let header_text = |name: http::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let upstream_etag = header_text(ETAG);
+        let upstream_last_modified = header_text(LAST_MODIFIED);
+        let content = read_limited(
+            response,
+            MAX_INDEX_BYTES,
+            &format!("the index file `{path}`"),
+        )
+        .await?;
+        let digest = sha256_hex(content.clone()).await;
+        let entry = IndexEntry {
+            header: cache::EntryHeader {
+                found: true,
+                fetched_at: now,
+                upstream_etag,
+                upstream_last_modified,
+                etag: format!("\"{}\"", &digest[..32]),
+            },
+            content,
+        };
+        Ok((entry, "miss"))
+    }
+
+    /// Returns a crate file: from the cache, or fetched once from the upstream, checked
+    /// against the index's checksum and cached.
+    ///
+    /// # Errors
+    ///
+    /// 403, 404 and upstream errors as [`MirrorError`]s.
+    pub async fn crate_file(
+        self: &Arc<Self>,
+        name: &str,
+        version: &str,
+    ) -> Result<CrateFile, MirrorError> {
+        let missing = || {
+            MirrorError::new(
+                MirrorErrorKind::NotFound,
+                format!("crate `{name}` has no version `{version}` upstream"),
+                "not a crate name or version",
+            )
+        };
+        if validate_crate_name(name).is_err() {
+            return Err(missing());
+        }
+        let version = semver::Version::parse(version)
+            .map_err(|_| missing())?
+            .to_string();
+        self.check_allowed(name)?;
+        let lower = name.to_ascii_lowercase();
+        let key = format!("mirror/crates/{lower}/{lower}-{version}.crate");
+        match self.cache.get(&key).await {
+            Ok(read) => {
+                self.count("crate", "hit");
+                return Ok(CrateFile::Cached(read));
+            }
+            Err(BlobError::NotFound(_)) => {}
+            Err(error) => return Err(MirrorError::store(&error)),
+        }
+        let this = Arc::clone(self);
+        let owned_name = name.to_owned();
+        let flight_key = key.clone();
+        self.crate_flights
+            .run(&flight_key, async move {
+                this.fetch_crate(&owned_name, &version, &key).await
+            })
+            .await
+            .map(CrateFile::Fetched)
+    }
+
+    /// Fetches a crate file the cache lacks: its checksum from the index (refreshed once when
+    /// the cached index does not list the version yet), its bytes from the upstream's `dl`.
+    async fn fetch_crate(
+        self: &Arc<Self>,
+        name: &str,
+        version: &str,
+        key: &str,
+    ) -> Result<Bytes, MirrorError> {
+        let path = index_path(name);
+        let not_listed = || {
+            MirrorError::new(
+                MirrorErrorKind::NotFound,
+                format!("crate `{name}` has no version `{version}` upstream"),
+                "not in the upstream index",
+            )
+        };
+        let mut entry = self.index_entry(&path, None).await?;
+        let mut listed = upstream::find_version(&entry.content, name, version);
+        if listed.is_none() && entry.age_secs(Utc::now()) > 0 {
+            // Published upstream after our copy of the index was fetched.
+            entry = self.index_entry(&path, Some(0)).await?;
+            listed = upstream::find_version(&entry.content, name, version);
+        }
+        let (index_name, cksum) = listed.ok_or_else(not_listed)?;
+        let config = self.index_file("config.json", None).await.map_err(|error| {
+            MirrorError::new(
+                MirrorErrorKind::BadAnswer,
+                format!("the upstream registry's config.json is unusable, so `{name}` cannot be fetched"),
+                error.cause,
+            )
+        })?;
+        let template = serde_json::from_slice::<upstream::UpstreamConfig>(&config.content)
+            .map_err(|error| {
+                MirrorError::new(
+                    MirrorErrorKind::BadAnswer,
+                    format!("the upstream registry's config.json is unusable, so `{name}` cannot be fetched"),
+                    error.to_string(),
+                )
+            })?
+            .dl;
+        let url = upstream::download_url(&template, &index_name, version, &cksum);
+        let what = format!("crate `{name}` {version}");
+        let started = Instant::now();
+        let fetched = self.download(&url, &what).await;
+        self.observe_upstream("crate", started);
+        let bytes = fetched.inspect_err(|error| self.upstream_failed("crate", error, &what))?;
+        let actual = sha256_hex(bytes.clone()).await;
+        if actual != cksum {
+            let error = MirrorError::new(
+                MirrorErrorKind::Checksum,
+                format!(
+                    "the upstream registry served {what} with a checksum that does not match its index; refused"
+                ),
+                format!("index says {cksum}, bytes hash to {actual}"),
+            );
+            self.upstream_failed("crate", &error, &what);
+            return Err(error);
+        }
+        match self.cache.put_new(key, bytes.clone()).await {
+            // Another replica stored the same verified bytes first.
+            Ok(()) | Err(BlobError::AlreadyExists(_)) => {}
+            // The bytes are verified: serve them; the next request tries to cache again.
+            Err(error) => tracing::warn!(%error, key, "cannot cache a crate file"),
+        }
+        self.count("crate", "miss");
+        tracing::info!(
+            crate_name = name,
+            version,
+            bytes = bytes.len(),
+            "mirrored a crate file"
+        );
+        Ok(bytes)
+    }
+
+    async fn download(&self, url: &str, what: &str) -> Result<Bytes, MirrorError> {
+        let response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|error| transport_error(&error, what))?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            return Err(MirrorError::new(
+                MirrorErrorKind::BadAnswer,
+                format!("the upstream registry failed to serve {what}"),
+                format!("upstream answered {status}"),
+            ));
+        }
+        read_limited(response, self.config.max_crate_bytes, what).await
+    }
+
+    fn count(&self, kind: &str, result: &str) {
+        self.metrics
+            .mirror_cache
+            .get_or_create(&crate::metrics::MirrorCacheLabels {
+                kind: kind.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    fn observe_upstream(&self, kind: &str, started: Instant) {
+        self.metrics
+            .mirror_upstream_duration
+            .get_or_create(&crate::metrics::MirrorKindLabels {
+                kind: kind.to_owned(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    fn upstream_failed(&self, kind: &str, error: &MirrorError, what: &str) {
+        tracing::warn!(kind, what, error = error.kind.label(), cause = %error.cause, "upstream request failed");
+        self.metrics
+            .mirror_upstream_errors
+            .get_or_create(&crate::metrics::MirrorErrorLabels {
+                kind: kind.to_owned(),
+                error: error.kind.label().to_owned(),
+            })
+            .inc();
+    }
+}
+
+/// Classifies a failed request: a timeout is a 504, anything else a 502.
+fn transport_error(error: &reqwest::Error, what: &str) -> MirrorError {
+    if error.is_timeout() {
+        MirrorError::new(
+            MirrorErrorKind::Timeout,
+            format!(
+                "the upstream registry did not answer in time for {what}, and the mirror has no copy"
+            ),
+            error.to_string(),
+        )
+    } else {
+        MirrorError::new(
+            MirrorErrorKind::Unreachable,
+            format!(
+                "the upstream registry could not be reached for {what}, and the mirror has no copy"
+            ),
+            format!("{error:?}"),
+        )
+    }
+}
+
+/// Reads a body of at most `limit` bytes.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: u64,
+    what: &str,
+) -> Result<Bytes, MirrorError> {
+    let too_large = || {
+        MirrorError::new(
+            MirrorErrorKind::BadAnswer,
+            format!("{what} is larger than the mirror accepts"),
+            format!("more than {limit} bytes"),
+        )
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit)
+    {
+        return Err(too_large());
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| transport_error(&error, what))?
+    {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Hashes off the async workers (crate files run to megabytes).
+async fn sha256_hex(bytes: Bytes) -> String {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| hex::encode(Sha256::digest(&bytes))))
+        .await
+        .unwrap_or_default()
+}
