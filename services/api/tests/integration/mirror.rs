@@ -574,8 +574,11 @@ pub(crate) async fn an_upstream_that_is_down_or_slow_gives_502_or_504() {
 }
 
 pub(crate) async fn mirror_routes_need_a_token_in_a_private_registry() {
+    let work = tempfile::tempdir().unwrap();
+    let upstream = TestApp::start_on(Backend::Embedded, &[]).await;
+    publish_upstream_crates(&upstream, work.path()).await;
     let mirror = start_mirror(
-        &closed_port_url().await,
+        &format!("{}/index/", upstream.base),
         &[("KTRA_REGISTRY_AUTH_REQUIRED", "true")],
     )
     .await;
@@ -604,6 +607,27 @@ pub(crate) async fn mirror_routes_need_a_token_in_a_private_registry() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["auth-required"], true);
+
+    // cargo sends the mirror registry's token when crates.io is replaced by it.
+    let project = consumer(work.path(), "unused");
+    std::fs::write(
+        project.join(".cargo/config.toml"),
+        format!(
+            "[registries.ktra-mirror]\nindex = \"sparse+{}/mirror/index/\"\n\
+             credential-provider = \"cargo:token\"\n\
+             [source.crates-io]\nreplace-with = \"ktra-mirror\"\n",
+            mirror.base
+        ),
+    )
+    .unwrap();
+    let home = CargoHome::new(&[]);
+    let refused = home.output(&project, &["generate-lockfile"], None).await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "no token, no crates: {stderr}");
+    assert!(stderr.contains("token"), "{stderr}");
+    home.login(&project, "ktra-mirror", &token).await;
+    let output = home.ok(&project, &["run", "-q"]).await;
+    assert!(output.contains("value=3"), "{output}");
 }
 
 macro_rules! tests {
