@@ -587,6 +587,11 @@ impl Config {
         };
         config.limits.validate()?;
         config.mirror.validate()?;
+        if config.mirror.enabled && config.registry.dl_segments().first() == Some(&"mirror") {
+            bail!(
+                "setting KTRA_REGISTRY_DL_PATH: paths under mirror/ belong to the mirror (KTRA_MIRROR_ENABLED)"
+            );
+        }
         config.http.validate()?;
         if config.blob.kind == BlobKind::S3 && config.s3.bucket.is_none() {
             bail!("setting KTRA_S3_BUCKET: required when KTRA_BLOB_KIND=s3");
@@ -678,6 +683,15 @@ mod tests {
         assert_eq!(config.mirror.allow, ["serde*", "tokio"]);
         assert_eq!(config.mirror.deny, ["serde_json"]);
         assert_eq!(config.mirror.freshness_secs, 5);
+        let clash = Settings::from_pairs([
+            ("KTRA_MIRROR_ENABLED", "true"),
+            ("KTRA_REGISTRY_DL_PATH", "mirror/dl"),
+        ]);
+        let error = Config::from_settings(&clash).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("KTRA_REGISTRY_DL_PATH"),
+            "{error:#}"
+        );
     }
 
     #[test]
