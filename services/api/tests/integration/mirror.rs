@@ -16,8 +16,9 @@ use crate::harness::{Backend, TestApp, assert_error, read_json};
 
 const CACHE_REQUESTS: &str = "ktra_mirror_cache_requests_total";
 
-/// Publishes `ab` 0.1.0 and `mid-crate` 0.1.0 (which depends on `ab`) to `upstream`.
-async fn publish_upstream_crates(upstream: &TestApp, root: &Path) {
+/// Publishes `ab` 0.1.0 and `mid-crate` 0.1.0 (which depends on `ab`) to `upstream` (as
+/// registry `up`); returns the publisher's cargo.
+async fn publish_upstream_crates(upstream: &TestApp, root: &Path) -> CargoHome {
     let token = upstream.create_user("alice").await;
     let publisher = CargoHome::new(&[("up", &format!("sparse+{}/index/", upstream.base))]);
     publisher.login(root, "up", &token).await;
@@ -39,6 +40,7 @@ async fn publish_upstream_crates(upstream: &TestApp, root: &Path) {
         &[("src/lib.rs", "pub fn value() -> u32 { ab::value() + 1 }\n")],
     );
     publisher.publish(&mid, "up").await;
+    publisher
 }
 
 /// Writes a binary depending on `mid-crate` from crates.io, with `.cargo/config.toml` sending
@@ -630,6 +632,60 @@ pub(crate) async fn mirror_routes_need_a_token_in_a_private_registry() {
     assert!(output.contains("value=3"), "{output}");
 }
 
+pub(crate) async fn replicas_share_the_cache_and_find_versions_published_since() {
+    let work = tempfile::tempdir().unwrap();
+    let upstream = TestApp::start_on(Backend::Embedded, &[]).await;
+    let publisher = publish_upstream_crates(&upstream, work.path()).await;
+    let first = start_mirror_on(Backend::RedisS3, &format!("{}/index/", upstream.base), &[]).await;
+    let second = first.replica().await;
+    let get = |app: &TestApp, path: &str| {
+        let request = app.client.get(app.url(path));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.bytes().await.unwrap())
+        }
+    };
+    let (status, fetched) = get(&first, "/mirror/dl/ab/0.1.0/download").await;
+    assert_eq!(status, StatusCode::OK);
+    // The other replica reads the same bucket: no upstream request.
+    let (status, cached) = get(&second, "/mirror/dl/ab/0.1.0/download").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cached, fetched);
+    let (status, _) = get(&second, "/mirror/index/2/ab").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        second
+            .metric(&format!(
+                "{CACHE_REQUESTS}{{kind=\"index\",result=\"hit\"}}"
+            ))
+            .await,
+        1.0
+    );
+    assert_eq!(
+        second
+            .metric("ktra_mirror_upstream_request_duration_seconds_count")
+            .await,
+        0.0
+    );
+    assert_eq!(upstream_downloads(&upstream).await, 1.0);
+
+    // A version published after the index file was cached (and still fresh) is found: the
+    // download refreshes the index once when it does not list the version.
+    let ab = package(
+        work.path(),
+        "ab2",
+        &library_manifest("ab", "0.2.0", ""),
+        &[("src/lib.rs", "pub fn value() -> u32 { 20 }\n")],
+    );
+    publisher.publish(&ab, "up").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _) = get(&second, "/mirror/dl/ab/0.2.0/download").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(upstream_downloads(&upstream).await, 2.0);
+    let (status, body) = get(&second, "/mirror/dl/ab/0.3.0/download").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body:?}");
+}
+
 macro_rules! tests {
     ($($name:ident),* $(,)?) => {
         $(
@@ -651,5 +707,6 @@ mod run {
         index_files_revalidate_and_missing_crates_are_remembered,
         an_upstream_that_is_down_or_slow_gives_502_or_504,
         mirror_routes_need_a_token_in_a_private_registry,
+        replicas_share_the_cache_and_find_versions_published_since,
     );
 }
