@@ -5,7 +5,7 @@
 //! through [`Mirror`]:
 //!
 //! - Index files are cached in the blob store under `mirror/index/{path}`, with the upstream's
-//!   validators and the fetch time in the same object (see [`cache`]), so every replica shares
+//!   validators and the fetch time in the same object (see the `cache` module), so every replica shares
 //!   them. A file younger than `KTRA_MIRROR_FRESHNESS_SECS` is served as is; an older one is
 //!   revalidated with a conditional request. Upstream 404s are remembered for
 //!   `KTRA_MIRROR_NOT_FOUND_SECS`.
@@ -15,7 +15,7 @@
 //! - When the upstream fails, cached index files are served anyway (logged, and counted as
 //!   `stale`); what is not cached fails with 502 (or 504 on a timeout) in cargo's format.
 //! - Concurrent requests for the same file within a replica share one upstream fetch
-//!   ([`SingleFlight`]); the fetch runs in its own task, so it completes (and fills the cache)
+//!   (`SingleFlight`); the fetch runs in its own task, so it completes (and fills the cache)
 //!   even when the request that started it goes away.
 
 mod cache;
