@@ -361,6 +361,10 @@ pub struct MirrorConfig {
     /// cache (Ktra's `crate_files_config.cache_dir_path`); other stores keep it under `mirror/`.
     #[serde(default = "default_mirror_cache_dir")]
     pub cache_dir_path: PathBuf,
+    /// `KTRA_MIRROR_UPSTREAM_TOKEN`: the token of a private upstream (sent as cargo sends it,
+    /// in `Authorization`), to its index and to downloads on the index's host only.
+    #[serde(default)]
+    pub upstream_token: Option<secrecy::SecretString>,
 }
 
 fn default_upstream_index() -> String {

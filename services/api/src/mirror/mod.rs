@@ -210,6 +210,8 @@ pub enum CrateFile {
 pub struct Mirror {
     config: MirrorConfig,
     upstream: String,
+    /// The upstream's token, and the origin it may be sent to.
+    credentials: Option<(http::HeaderValue, url::Origin)>,
     client: reqwest::Client,
     cache: BlobStore,
     metrics: Arc<ApiMetrics>,
@@ -244,8 +246,24 @@ impl Mirror {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
+        let upstream = mirror.upstream_index_url();
+        let credentials = match &mirror.upstream_token {
+            Some(token) => {
+                let mut value =
+                    http::HeaderValue::from_str(secrecy::ExposeSecret::expose_secret(token))
+                        .map_err(|_| {
+                            anyhow::anyhow!(
+                                "setting KTRA_MIRROR_UPSTREAM_TOKEN: not a header value"
+                            )
+                        })?;
+                value.set_sensitive(true);
+                Some((value, url::Url::parse(&upstream)?.origin()))
+            }
+            None => None,
+        };
         Ok(Self {
-            upstream: mirror.upstream_index_url(),
+            credentials,
+            upstream,
             patterns: CratePatterns::new(&mirror.allow, &mirror.deny),
             config: mirror.clone(),
             client,
@@ -338,7 +356,7 @@ impl Mirror {
         cached: Option<IndexEntry>,
     ) -> Result<IndexEntry, MirrorError> {
         let url = format!("{}{path}", self.upstream);
-        let mut request = self.client.get(&url);
+        let mut request = self.authorised(self.client.get(&url), &url);
         let validators = cached.as_ref().filter(|entry| entry.found());
         if let Some(entry) = validators {
             if let Some(etag) = &entry.header.upstream_etag {
@@ -575,8 +593,7 @@ impl Mirror {
 
     async fn download(&self, url: &str, what: &str) -> Result<Bytes, MirrorError> {
         let response = self
-            .client
-            .get(url)
+            .authorised(self.client.get(url), url)
             .send()
             .await
             .map_err(|error| transport_error(&error, what))?;
@@ -589,6 +606,19 @@ impl Mirror {
             ));
         }
         read_limited(response, self.config.max_crate_bytes, what).await
+    }
+
+    /// Adds the upstream's token to a request for the upstream's own host; crate files served
+    /// from elsewhere (a CDN, presigned object store URLs) never see it.
+    fn authorised(&self, request: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
+        match &self.credentials {
+            Some((token, origin))
+                if url::Url::parse(url).is_ok_and(|parsed| parsed.origin() == *origin) =>
+            {
+                request.header(http::header::AUTHORIZATION, token.clone())
+            }
+            _ => request,
+        }
     }
 
     fn count(&self, kind: &str, result: &str) {

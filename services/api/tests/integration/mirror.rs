@@ -19,9 +19,12 @@ const CACHE_REQUESTS: &str = "ktra_mirror_cache_requests_total";
 /// Publishes `ab` 0.1.0 and `mid-crate` 0.1.0 (which depends on `ab`) to `upstream` (as
 /// registry `up`); returns the publisher's cargo.
 async fn publish_upstream_crates(upstream: &TestApp, root: &Path) -> CargoHome {
-    let token = upstream.create_user("alice").await;
+    publish_upstream_crates_as(upstream, root, &upstream.create_user("alice").await).await
+}
+
+async fn publish_upstream_crates_as(upstream: &TestApp, root: &Path, token: &str) -> CargoHome {
     let publisher = CargoHome::new(&[("up", &format!("sparse+{}/index/", upstream.base))]);
-    publisher.login(root, "up", &token).await;
+    publisher.login(root, "up", token).await;
     let ab = package(
         root,
         "ab",
@@ -686,6 +689,30 @@ pub(crate) async fn replicas_share_the_cache_and_find_versions_published_since()
     assert_eq!(status, StatusCode::NOT_FOUND, "{body:?}");
 }
 
+pub(crate) async fn a_private_upstream_is_read_with_the_configured_token() {
+    let work = tempfile::tempdir().unwrap();
+    let upstream = TestApp::start_on(
+        Backend::Embedded,
+        &[("KTRA_REGISTRY_AUTH_REQUIRED", "true")],
+    )
+    .await;
+    let token = upstream.create_user("alice").await;
+    publish_upstream_crates_as(&upstream, work.path(), &token).await;
+    let upstream_index = format!("{}/index/", upstream.base);
+
+    let without = start_mirror(&upstream_index, &[]).await;
+    let (status, body) = without
+        .call(reqwest::Method::GET, "/mirror/index/2/ab", None, None)
+        .await;
+    assert_error(status, &body, StatusCode::BAD_GATEWAY, "failed to serve");
+
+    let with = start_mirror(&upstream_index, &[("KTRA_MIRROR_UPSTREAM_TOKEN", &token)]).await;
+    let project = consumer(work.path(), &format!("{}/mirror/index/", with.base));
+    let output = CargoHome::new(&[]).ok(&project, &["run", "-q"]).await;
+    assert!(output.contains("value=3"), "{output}");
+    assert_eq!(upstream_downloads(&upstream).await, 2.0);
+}
+
 macro_rules! tests {
     ($($name:ident),* $(,)?) => {
         $(
@@ -708,5 +735,6 @@ mod run {
         an_upstream_that_is_down_or_slow_gives_502_or_504,
         mirror_routes_need_a_token_in_a_private_registry,
         replicas_share_the_cache_and_find_versions_published_since,
+        a_private_upstream_is_read_with_the_configured_token,
     );
 }
