@@ -68,10 +68,6 @@ pub struct S3Options {
     pub secret_access_key: Option<String>,
 }
 
-/// How much of a local crate file one read takes: large reads keep a download to a few
-/// hand-offs to the blocking pool (object_store reads local files 8 KiB at a time).
-const LOCAL_READ_CHUNK: usize = 256 * 1024;
-
 /// Where crate files live.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -273,23 +269,9 @@ impl BlobStore {
         {
             return Err(BlobError::NotFound(key.to_owned()));
         }
-        let path = root.join(key);
-        let file = match tokio::fs::File::open(&path).await {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Err(BlobError::NotFound(key.to_owned()));
-            }
-            Err(error) => return Err(BlobError::Unavailable(error.to_string())),
-        };
-        let size = file
-            .metadata()
-            .await
-            .map_err(|error| BlobError::Unavailable(error.to_string()))?
-            .len();
-        let owned_key = key.to_owned();
-        let stream = tokio_util::io::ReaderStream::with_capacity(file, LOCAL_READ_CHUNK)
-            .map_err(move |error| BlobError::Unavailable(format!("{owned_key}: {error}")))
-            .boxed();
+        // object_store reads local files 8 KiB at a time through the blocking pool; this reads
+        // them in larger pieces, usually without leaving the task.
+        let (size, stream) = crate::local_read::open(root.join(key), key).await?;
         Ok(BlobRead { size, stream })
     }
 

@@ -10,6 +10,7 @@ pub mod blob;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod error;
+mod local_read;
 pub mod metadata;
 pub mod model;
 #[cfg(feature = "redis")]
