@@ -3,14 +3,23 @@
 //! This crate holds only what both `ktra-api` and `ktra-indexer` depend on: crate-name rules,
 //! the index entry format and paths, error codes, configuration sources, telemetry and metrics
 //! set-up, and shutdown signals. Code that only one service needs stays in that service.
+//!
+//! Without the default feature `service`, only the name rules and the index format are built:
+//! enough for validation code that must not pull in the async and telemetry stacks.
 
+#[cfg(feature = "service")]
 pub mod config;
+#[cfg(feature = "service")]
 pub mod error;
 pub mod index;
+#[cfg(feature = "service")]
 pub mod metrics;
 pub mod name;
+#[cfg(feature = "service")]
 pub mod registry;
+#[cfg(feature = "service")]
 pub mod shutdown;
+#[cfg(feature = "service")]
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

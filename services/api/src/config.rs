@@ -11,7 +11,7 @@ use ktra_core::config::{ConfigError, Settings};
 use ktra_core::registry::{DEFAULT_API_PORT, IndexerEndpointConfig, RegistryConfig};
 use serde::Deserialize;
 
-use crate::publish::PublishLimits;
+use ktra_publish::PublishLimits;
 
 /// `KTRA_HTTP_*`: the listener and the URLs cargo is told about.
 #[derive(Debug, Clone, Deserialize)]
@@ -567,6 +567,19 @@ fn default_publish_per_ip() -> u32 {
 }
 
 impl Config {
+    /// The publish limits these settings set (`KTRA_HTTP_MAX_UNPACKED_BYTES`, `KTRA_LIMITS_MAX_*`).
+    pub fn publish_limits(&self) -> PublishLimits {
+        let limits = &self.limits;
+        PublishLimits {
+            max_unpacked_bytes: self.http.max_unpacked_bytes,
+            max_files: limits.max_crate_files,
+            max_dependencies: limits.max_dependencies,
+            max_features: limits.max_features,
+            max_feature_values: limits.max_feature_values,
+            max_description_bytes: limits.max_description_bytes,
+        }
+    }
+
     /// Returns the public base URL cargo uses, without a trailing slash.
     pub fn public_base(&self) -> String {
         self.registry.public_base(self.http.port)

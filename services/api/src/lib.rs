@@ -17,7 +17,6 @@ pub mod metrics;
 #[cfg(feature = "crates-io-mirroring")]
 pub mod mirror;
 pub mod password;
-pub mod publish;
 pub mod routes;
 pub mod state;
 

@@ -13,6 +13,7 @@ use chrono::Utc;
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
 use ktra_core::name::canonical_crate_name;
+use ktra_publish::CheckedPublish;
 use ktra_store::model::{EndpointScope, IndexFile, NewVersion, version_key};
 use ktra_store::{BlobStore, StoreError};
 use serde::Serialize;
@@ -22,7 +23,6 @@ use crate::auth::{Caller, GateCaller};
 use crate::error::ApiError;
 use crate::extract::{discard, expects_continue, read_body};
 use crate::limits::{self, ClientIp, Limit};
-use crate::publish::{self, CheckedPublish};
 use crate::state::AppState;
 
 /// What cargo expects after a successful publish.
@@ -109,14 +109,16 @@ async fn publish_version(
         expects_continue,
     )
     .await?;
-    let limits = publish::PublishLimits::from_config(&state.config);
+    let limits = state.config.publish_limits();
     let span = tracing::Span::current();
     span.record("bytes", body.len());
     let check_span = tracing::info_span!("publish.check", bytes = body.len());
-    let checked =
-        tokio::task::spawn_blocking(move || check_span.in_scope(|| publish::check(body, &limits)))
-            .await
-            .map_err(|error| ApiError::internal(format!("publish check task failed: {error}")))??;
+    let checked = tokio::task::spawn_blocking(move || {
+        check_span.in_scope(|| ktra_publish::check(body, &limits))
+    })
+    .await
+    .map_err(|error| ApiError::internal(format!("publish check task failed: {error}")))?
+    .map_err(|error| ApiError::bad_request(error.to_string()))?;
     span.record("crate_name", checked.metadata.name.as_str());
     span.record("version", checked.metadata.vers.as_str());
     let crate_bytes = checked.crate_file.len() as u64;

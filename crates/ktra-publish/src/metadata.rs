@@ -116,7 +116,7 @@ impl PublishMetadata {
     /// allows.
     pub fn validate(
         &self,
-        limits: &super::PublishLimits,
+        limits: &crate::PublishLimits,
     ) -> Result<semver::Version, MetadataError> {
         validate_crate_name(&self.name)
             .map_err(|error| refuse(format!("invalid crate name: {error}")))?;
@@ -247,7 +247,7 @@ fn dependency_kind(kind: Option<&str>) -> Result<DependencyKind, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::PublishLimits;
+    use crate::PublishLimits;
 
     fn metadata(json: serde_json::Value) -> PublishMetadata {
         PublishMetadata::parse(json.to_string().as_bytes()).unwrap()

@@ -1,4 +1,9 @@
 //! Turning a publish body into a validated version, before anything is stored.
+//!
+//! Everything here is pure and synchronous: bytes in, a [`CheckedPublish`] or a
+//! [`PublishError`] out, no I/O. Only the API service uses it; it is a crate of its own so the
+//! fuzz targets (`fuzz/` at the repository root) can build it without the service's async,
+//! storage and telemetry dependencies. Error messages are shown to cargo users verbatim.
 
 pub mod metadata;
 pub mod tarball;
@@ -7,8 +12,24 @@ pub mod wire;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
-use metadata::PublishMetadata;
+use metadata::{MetadataError, PublishMetadata};
+use tarball::TarballError;
+use wire::WireError;
+
+/// Why a publish body was refused. Every variant is the client's fault (a 400), and the
+/// message is the inner error's, unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The body does not split into metadata and crate file.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The metadata does not parse or breaks a rule.
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// The crate file is unreadable, hostile or disagrees with the metadata.
+    #[error(transparent)]
+    Tarball(#[from] TarballError),
+}
 
 /// A publish that passed every check that needs no store.
 #[derive(Debug, Clone)]
@@ -50,41 +71,24 @@ impl PublishLimits {
         max_feature_values: 300,
         max_description_bytes: 4096,
     };
-
-    /// The limits the configuration sets.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        let limits = &config.limits;
-        Self {
-            max_unpacked_bytes: config.http.max_unpacked_bytes,
-            max_files: limits.max_crate_files,
-            max_dependencies: limits.max_dependencies,
-            max_features: limits.max_features,
-            max_feature_values: limits.max_feature_values,
-            max_description_bytes: limits.max_description_bytes,
-        }
-    }
 }
 
 /// Splits, parses and validates a publish body. CPU-bound: run it on the blocking pool.
 ///
 /// # Errors
 ///
-/// A 400 naming the first problem.
-pub fn check(body: Bytes, limits: &PublishLimits) -> Result<CheckedPublish, ApiError> {
-    let parts = wire::split(body).map_err(|error| ApiError::bad_request(error.to_string()))?;
-    let metadata = PublishMetadata::parse(&parts.metadata)
-        .map_err(|error| ApiError::bad_request(error.to_string()))?;
-    let version = metadata
-        .validate(limits)
-        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+/// The first problem found, in this order: the wire format, the metadata, the crate file.
+pub fn check(body: Bytes, limits: &PublishLimits) -> Result<CheckedPublish, PublishError> {
+    let parts = wire::split(body)?;
+    let metadata = PublishMetadata::parse(&parts.metadata)?;
+    let version = metadata.validate(limits)?;
     tarball::validate(
         &parts.crate_file,
         &metadata.name,
         &metadata.vers,
         limits.max_unpacked_bytes,
         limits.max_files,
-    )
-    .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    )?;
     let cksum = hex::encode(Sha256::digest(&parts.crate_file));
     Ok(CheckedPublish {
         metadata,
