@@ -76,10 +76,12 @@ deploy-check: setup helm-lint ## Every static check of the deployment files
 .PHONY: fmt
 fmt: ## Format the code
 	$(CARGO) fmt --all
+	cd fuzz && $(CARGO) fmt
 
 .PHONY: fmt-check
 fmt-check: ## Check formatting
 	$(CARGO) fmt --all --check
+	cd fuzz && $(CARGO) fmt --check
 
 .PHONY: lint
 lint: ## Clippy with warnings denied
@@ -89,5 +91,20 @@ lint: ## Clippy with warnings denied
 doc: ## Build the docs with warnings denied
 	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --workspace --no-deps --locked
 
+FUZZ_SECS ?= 60
+FUZZ_SMOKE_SECS ?= 20
+
+.PHONY: fuzz
+fuzz: setup ## Fuzz the publish checks for FUZZ_SECS seconds per target (default 60)
+	scripts/fuzz.sh $(FUZZ_SECS)
+
+.PHONY: fuzz-smoke
+fuzz-smoke: setup ## A short fuzz run (FUZZ_SMOKE_SECS, default 20, per target), as CI runs it
+	scripts/fuzz.sh $(FUZZ_SMOKE_SECS)
+
+.PHONY: fuzz-seeds
+fuzz-seeds: ## Regenerate the committed seed corpus under fuzz/corpus/
+	$(CARGO) run --locked -p ktra-publish --example fuzz_seeds -- fuzz/corpus
+
 .PHONY: ci
-ci: fmt-check lint doc test deploy-check bench-smoke ## Everything CI runs
+ci: fmt-check lint doc test deploy-check bench-smoke fuzz-smoke ## Everything CI runs

@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 #   redis-server    the Redis metadata store
 #   python3-venv    the virtual environment for the Python-packaged tools below
 #   nginx           the reference server of the benchmarks
+#   g++             libfuzzer-sys compiles libFuzzer (C++) for the fuzz targets
 missing=()
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
@@ -19,6 +20,7 @@ command -v lighttpd >/dev/null 2>&1 || [ -x /usr/sbin/lighttpd ] || missing+=(li
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v git >/dev/null 2>&1 || missing+=(git)
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     sudo=""
@@ -77,4 +79,9 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest"
     cargo install --locked cargo-nextest@0.9.143
+fi
+# cargo-fuzz drives the fuzz targets under fuzz/ (see scripts/fuzz.sh).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-fuzz"
+    cargo install --locked cargo-fuzz@0.13.1
 fi
