@@ -2,7 +2,8 @@
 //! the verdict it was made for, so the seeds keep covering both accepted and refused paths.
 //!
 //! `cargo run -p ktra-publish --example fuzz_seeds -- fuzz/corpus` (or `make fuzz-seeds`).
-//! The output is deterministic: gzip and tar headers carry no timestamps.
+//! The output is deterministic: gzip and tar headers carry no timestamps. The test
+//! `tests/fuzz_seeds.rs` regenerates it and fails when the committed corpus is stale.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -386,10 +387,9 @@ fn crate_tarball_seeds(dir: &Path) {
     }
 }
 
-fn main() {
-    let root: PathBuf = std::env::args_os()
-        .nth(1)
-        .map_or_else(|| PathBuf::from("fuzz/corpus"), PathBuf::from);
+/// Writes every target's seeds under `root/TARGET/`; returns the directories written.
+pub(crate) fn write_corpus(root: &Path) -> Vec<PathBuf> {
+    let mut written = Vec::new();
     for (target, seeds) in [
         ("publish_body", publish_body_seeds as fn(&Path)),
         ("crate_tarball", crate_tarball_seeds),
@@ -397,6 +397,16 @@ fn main() {
         let dir = root.join(target);
         std::fs::create_dir_all(&dir).expect("creating the corpus directory");
         seeds(&dir);
+        written.push(dir);
+    }
+    written
+}
+
+fn main() {
+    let root: PathBuf = std::env::args_os()
+        .nth(1)
+        .map_or_else(|| PathBuf::from("fuzz/corpus"), PathBuf::from);
+    for dir in write_corpus(&root) {
         println!("wrote {}", dir.display());
     }
 }
