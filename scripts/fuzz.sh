@@ -41,7 +41,9 @@ for target in "${targets[@]}"; do
     if ! cargo fuzz run "${fuzz_flags[@]}" "$target" "$work_corpus" "${seeds[@]}" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         >"$log" 2>&1; then
-        tail -n 60 "$log"
+        # The panic message first: the backtrace after it pushes it out of a short tail.
+        grep -A 3 'panicked at' "$log" | head -n 20 || true
+        tail -n 25 "$log"
         echo "fuzz: $target FAILED; the input is under fuzz/artifacts/$target/" >&2
         exit 1
     fi
