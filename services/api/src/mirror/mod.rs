@@ -25,6 +25,7 @@ mod upstream;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -133,9 +134,17 @@ impl From<MirrorError> for ApiError {
 
 type Flight<T> = Shared<BoxFuture<'static, Result<T, MirrorError>>>;
 
+/// The fetches in flight, by key; each with the id of the task that removes it when done.
+type Flights<T> = Arc<Mutex<HashMap<String, (u64, Flight<T>)>>>;
+
 /// Runs at most one fetch per key at a time; callers arriving meanwhile share its result.
+///
+/// The fetch task removes its own entry when it finishes, whether or not anyone still waits
+/// for it: a waiter may be cancelled (the request timed out, the client went away), and an
+/// entry left behind would hand its old result, bytes and all, to every later caller.
 struct SingleFlight<T> {
-    flights: Mutex<HashMap<String, Flight<T>>>,
+    flights: Flights<T>,
+    next_id: AtomicU64,
 }
 
 impl<T> std::fmt::Debug for SingleFlight<T> {
@@ -154,7 +163,8 @@ impl<T> std::fmt::Debug for SingleFlight<T> {
 impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
     fn new() -> Self {
         Self {
-            flights: Mutex::new(HashMap::new()),
+            flights: Arc::new(Mutex::new(HashMap::new())),
+            next_id: AtomicU64::new(0),
         }
     }
 
@@ -164,35 +174,62 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
         key: &str,
         work: impl Future<Output = Result<T, MirrorError>> + Send + 'static,
     ) -> Result<T, MirrorError> {
-        let flight = self
-            .flights
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key.to_owned())
-            .or_insert_with(|| {
-                let task = tokio::spawn(work.in_current_span());
-                async move {
-                    task.await.unwrap_or_else(|error| {
-                        Err(MirrorError::new(
-                            MirrorErrorKind::BadAnswer,
-                            "the mirror failed to fetch from the upstream registry",
-                            format!("fetch task: {error}"),
-                        ))
-                    })
+        let flight = {
+            let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+            match flights.get(key) {
+                Some((_, flight)) => flight.clone(),
+                None => {
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    let landing = Landing {
+                        flights: Arc::clone(&self.flights),
+                        key: key.to_owned(),
+                        id,
+                    };
+                    let task = tokio::spawn(
+                        async move {
+                            // Dropped when the fetch ends, even by a panic.
+                            let _landing = landing;
+                            work.await
+                        }
+                        .in_current_span(),
+                    );
+                    let flight = async move {
+                        task.await.unwrap_or_else(|error| {
+                            Err(MirrorError::new(
+                                MirrorErrorKind::BadAnswer,
+                                "the mirror failed to fetch from the upstream registry",
+                                format!("fetch task: {error}"),
+                            ))
+                        })
+                    }
+                    .boxed()
+                    .shared();
+                    flights.insert(key.to_owned(), (id, flight.clone()));
+                    flight
                 }
-                .boxed()
-                .shared()
-            })
-            .clone();
-        let result = flight.clone().await;
+            }
+        };
+        flight.await
+    }
+}
+
+/// Removes a fetch's entry from its [`SingleFlight`] when dropped, unless a newer fetch of
+/// the same key has replaced it.
+struct Landing<T> {
+    flights: Flights<T>,
+    key: String,
+    id: u64,
+}
+
+impl<T> Drop for Landing<T> {
+    fn drop(&mut self) {
         let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
         if flights
-            .get(key)
-            .is_some_and(|current| current.ptr_eq(&flight))
+            .get(&self.key)
+            .is_some_and(|(current, _)| *current == self.id)
         {
-            flights.remove(key);
+            flights.remove(&self.key);
         }
-        result
     }
 }
 
@@ -712,4 +749,66 @@ async fn sha256_hex(bytes: Bytes) -> String {
     tokio::task::spawn_blocking(move || span.in_scope(|| hex::encode(Sha256::digest(&bytes))))
         .await
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn in_flight<T>(flights: &SingleFlight<T>) -> usize {
+        flights
+            .flights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    #[tokio::test]
+    async fn a_fetch_whose_waiters_all_went_away_still_clears_its_entry() {
+        let flights = SingleFlight::<u32>::new();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let (finished, has_finished) = tokio::sync::oneshot::channel::<()>();
+        let waiter = flights.run("k", async move {
+            let _ = released.await;
+            let _ = finished.send(());
+            Ok(1)
+        });
+        // The only waiter is cancelled while the fetch is still running.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), waiter)
+                .await
+                .is_err()
+        );
+        assert_eq!(in_flight(&flights), 1);
+        release.send(()).unwrap();
+        has_finished.await.unwrap();
+        for _ in 0..100 {
+            if in_flight(&flights) == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(in_flight(&flights), 0, "the finished fetch left its entry");
+        // A later caller runs its own fetch instead of receiving the old result.
+        assert_eq!(flights.run("k", async { Ok(2) }).await.unwrap(), 2);
+        assert_eq!(in_flight(&flights), 0);
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_fetch() {
+        let flights = SingleFlight::<u32>::new();
+        let runs = Arc::new(AtomicU64::new(0));
+        let call = |value| {
+            let runs = Arc::clone(&runs);
+            flights.run("k", async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(value)
+            })
+        };
+        let (first, second) = tokio::join!(call(1), call(2));
+        assert_eq!((first.unwrap(), second.unwrap()), (1, 1));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(in_flight(&flights), 0);
+    }
 }
