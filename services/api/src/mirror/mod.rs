@@ -494,6 +494,12 @@ impl Mirror {
             &format!("the index file `{path}`"),
         )
         .await?;
+        let checked = if path == "config.json" {
+            upstream::parse_config(&content).map(drop)
+        } else {
+            upstream::check_index_file(&content, path.rsplit('/').next().unwrap_or_default())
+        };
+        checked.map_err(|cause| unusable(format!("upstream answered 200 with {cause}")))?;
         let digest = sha256_hex(content.clone()).await;
         let entry = IndexEntry {
             header: cache::EntryHeader {

@@ -47,6 +47,62 @@ pub(crate) struct UpstreamConfig {
     pub(crate) dl: String,
 }
 
+/// Reads an upstream `config.json`, which is usable only with an http(s) `dl`.
+///
+/// # Errors
+///
+/// Says why the file is unusable.
+pub(crate) fn parse_config(content: &[u8]) -> Result<UpstreamConfig, String> {
+    let config = serde_json::from_slice::<UpstreamConfig>(content)
+        .map_err(|error| format!("config.json: {error}"))?;
+    if !(config.dl.starts_with("https://") || config.dl.starts_with("http://")) {
+        return Err(format!(
+            "config.json: `dl` is not an http(s) URL: {}",
+            config.dl
+        ));
+    }
+    Ok(config)
+}
+
+/// The field of an index line that says which crate it belongs to.
+#[derive(Debug, Deserialize)]
+struct LineName<'a> {
+    name: &'a str,
+}
+
+/// Checks that an upstream answer is `name`'s index file before it replaces a cached copy: at
+/// least one line, and every non-empty line a JSON object whose `name` is `name` (ignoring
+/// case; the file's path is the lowercased name, so another spelling lives elsewhere). A
+/// captive portal's HTML or a proxy's error page fails this.
+///
+/// # Errors
+///
+/// Says what is wrong with the first bad line.
+pub(crate) fn check_index_file(content: &[u8], name: &str) -> Result<(), String> {
+    let mut lines = 0_usize;
+    for (number, line) in content.split(|&byte| byte == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        lines += 1;
+        match serde_json::from_slice::<LineName<'_>>(line) {
+            Ok(line) if line.name.eq_ignore_ascii_case(name) => {}
+            Ok(line) => {
+                return Err(format!(
+                    "line {} names crate `{}`, not `{name}`",
+                    number + 1,
+                    line.name
+                ));
+            }
+            Err(error) => return Err(format!("line {} is not an index line: {error}", number + 1)),
+        }
+    }
+    if lines == 0 {
+        return Err("the index file is empty".to_owned());
+    }
+    Ok(())
+}
+
 /// The fields of an index line the mirror reads.
 #[derive(Debug, Deserialize)]
 struct LineVersion<'a> {
@@ -117,5 +173,46 @@ mod tests {
         );
         assert_eq!(find_version(file.as_bytes(), "foo", "0.3.0"), None);
         assert_eq!(find_version(file.as_bytes(), "bar", "0.1.0"), None);
+    }
+
+    #[test]
+    fn only_index_files_of_the_crate_pass_the_check() {
+        let line =
+            r#"{"name":"Foo","vers":"0.1.0","deps":[],"cksum":"aa","features":{},"yanked":false}"#;
+        assert!(check_index_file(format!("{line}\n{line}\n").as_bytes(), "foo").is_ok());
+        assert!(check_index_file(line.as_bytes(), "foo").is_ok());
+        for bad in [
+            "<html><body>Log in to the Wi-Fi</body></html>\n".to_owned(),
+            format!("{line}\nnot json\n"),
+            line.replace("Foo", "bar"),
+            String::new(),
+            "\n\n".to_owned(),
+            "[1,2]\n".to_owned(),
+        ] {
+            assert!(check_index_file(bad.as_bytes(), "foo").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_json_needs_an_http_dl() {
+        assert_eq!(
+            parse_config(br#"{"dl":"https://static.crates.io/crates","api":"https://crates.io"}"#)
+                .unwrap()
+                .dl,
+            "https://static.crates.io/crates"
+        );
+        assert!(parse_config(br#"{"dl":"http://h/{crate}"}"#).is_ok());
+        for bad in [
+            &b"<html>portal</html>"[..],
+            br#"{"api":"https://crates.io"}"#,
+            br#"{"dl":"file:///etc"}"#,
+            br#"{"dl":""}"#,
+        ] {
+            assert!(
+                parse_config(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -337,44 +337,86 @@ pub(crate) async fn allow_and_deny_lists_refuse_what_they_exclude() {
 }
 
 /// A small upstream registry serving one crate, `tam` 0.1.0, whose download answers
-/// `served` after `delay` while its index lists the checksum of `listed`.
+/// `served` after `delay` while its index lists the checksum of `listed`. `config.json`
+/// answers after `config_delay`. With `portal` set, every route answers 200 with a captive
+/// portal's HTML page; with `stalled` set, every route waits 30 s before answering.
 struct Fixture {
     base: String,
     index_hits: AtomicUsize,
     crate_hits: AtomicUsize,
     missing_hits: AtomicUsize,
+    config_hits: AtomicUsize,
+    portal: AtomicBool,
+    stalled: AtomicBool,
     served: &'static [u8],
     listed_cksum: String,
     delay: Duration,
+    config_delay: Duration,
+}
+
+const PORTAL_PAGE: &str = "<html><body>Sign in to the guest Wi-Fi</body></html>\n";
+
+impl Fixture {
+    /// Waits `delay`, longer when stalled; returns the portal page when one is shown.
+    async fn answer_after(&self, delay: Duration) -> Option<axum::response::Response> {
+        tokio::time::sleep(delay).await;
+        if self.stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        self.portal
+            .load(Ordering::SeqCst)
+            .then(|| axum::response::Html(PORTAL_PAGE).into_response())
+    }
 }
 
 async fn fixture(served: &'static [u8], listed: &[u8], delay: Duration) -> Arc<Fixture> {
-    async fn config(State(fixture): State<Arc<Fixture>>) -> impl IntoResponse {
+    fixture_with(served, listed, delay, Duration::ZERO).await
+}
+
+async fn fixture_with(
+    served: &'static [u8],
+    listed: &[u8],
+    delay: Duration,
+    config_delay: Duration,
+) -> Arc<Fixture> {
+    async fn config(State(fixture): State<Arc<Fixture>>) -> axum::response::Response {
+        fixture.config_hits.fetch_add(1, Ordering::SeqCst);
+        if let Some(portal) = fixture.answer_after(fixture.config_delay).await {
+            return portal;
+        }
         format!(
             "{{\"dl\":\"{}/files/{{crate}}-{{version}}.crate\"}}",
             fixture.base
         )
+        .into_response()
     }
     async fn index(
         State(fixture): State<Arc<Fixture>>,
         axum::extract::Path(path): axum::extract::Path<String>,
     ) -> axum::response::Response {
-        tokio::time::sleep(fixture.delay).await;
         if path != "3/t/tam" {
             fixture.missing_hits.fetch_add(1, Ordering::SeqCst);
+        } else {
+            fixture.index_hits.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(portal) = fixture.answer_after(fixture.delay).await {
+            return portal;
+        }
+        if path != "3/t/tam" {
             return StatusCode::NOT_FOUND.into_response();
         }
-        fixture.index_hits.fetch_add(1, Ordering::SeqCst);
         format!(
             "{{\"name\":\"tam\",\"vers\":\"0.1.0\",\"deps\":[],\"cksum\":\"{}\",\"features\":{{}},\"yanked\":false}}\n",
             fixture.listed_cksum
         )
         .into_response()
     }
-    async fn download(State(fixture): State<Arc<Fixture>>) -> impl IntoResponse {
+    async fn download(State(fixture): State<Arc<Fixture>>) -> axum::response::Response {
         fixture.crate_hits.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(fixture.delay).await;
-        fixture.served
+        if let Some(portal) = fixture.answer_after(fixture.delay).await {
+            return portal;
+        }
+        fixture.served.into_response()
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -383,9 +425,13 @@ async fn fixture(served: &'static [u8], listed: &[u8], delay: Duration) -> Arc<F
         index_hits: AtomicUsize::new(0),
         crate_hits: AtomicUsize::new(0),
         missing_hits: AtomicUsize::new(0),
+        config_hits: AtomicUsize::new(0),
+        portal: AtomicBool::new(false),
+        stalled: AtomicBool::new(false),
         served,
         listed_cksum: hex::encode(sha2::Sha256::digest(listed)),
         delay,
+        config_delay,
     });
     let app = axum::Router::new()
         .route("/index/config.json", axum::routing::get(config))
@@ -713,6 +759,75 @@ pub(crate) async fn a_private_upstream_is_read_with_the_configured_token() {
     assert_eq!(upstream_downloads(&upstream).await, 2.0);
 }
 
+pub(crate) async fn a_captive_portal_page_never_replaces_cached_index_files() {
+    let upstream = fixture(b"the real crate", b"the real crate", Duration::ZERO).await;
+    let upstream_index = format!("{}/index/", upstream.base);
+    // Freshness 0: every read asks the upstream.
+    let mirror = start_mirror(&upstream_index, &[("KTRA_MIRROR_FRESHNESS_SECS", "0")]).await;
+    let read = |path: &'static str| {
+        let request = mirror.client.get(mirror.url(path));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+    let (status, good) = read("/mirror/index/3/t/tam").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(good.contains("\"tam\""), "{good}");
+
+    upstream.portal.store(true, Ordering::SeqCst);
+    let (status, body) = read("/mirror/index/3/t/tam").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, good, "the cached copy is served, not the portal page");
+    assert!(
+        mirror
+            .metric(&format!(
+                "{CACHE_REQUESTS}{{kind=\"index\",result=\"stale\"}}"
+            ))
+            .await
+            >= 1.0
+    );
+    assert!(
+        mirror
+            .metric("ktra_mirror_upstream_errors_total{kind=\"index\",error=\"bad_answer\"}")
+            .await
+            >= 1.0
+    );
+    // Nothing cached: 502, not the portal page as an index file.
+    let (status, body) = mirror
+        .call(reqwest::Method::GET, "/mirror/index/3/n/new", None, None)
+        .await;
+    assert_error(status, &body, StatusCode::BAD_GATEWAY, "failed to serve");
+
+    // A portal's config.json is not cached either: once the portal is gone, downloads work
+    // at once instead of after KTRA_MIRROR_FRESHNESS_SECS.
+    upstream.portal.store(false, Ordering::SeqCst);
+    let fresh = start_mirror(&upstream_index, &[]).await;
+    let (status, _) = fresh
+        .call(reqwest::Method::GET, "/mirror/index/3/t/tam", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    upstream.portal.store(true, Ordering::SeqCst);
+    let (status, body) = fresh
+        .call(
+            reqwest::Method::GET,
+            "/mirror/dl/tam/0.1.0/download",
+            None,
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_GATEWAY, "config.json");
+    upstream.portal.store(false, Ordering::SeqCst);
+    let response = fresh
+        .client
+        .get(fresh.url("/mirror/dl/tam/0.1.0/download"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), b"the real crate");
+}
+
 macro_rules! tests {
     ($($name:ident),* $(,)?) => {
         $(
@@ -736,5 +851,6 @@ mod run {
         mirror_routes_need_a_token_in_a_private_registry,
         replicas_share_the_cache_and_find_versions_published_since,
         a_private_upstream_is_read_with_the_configured_token,
+        a_captive_portal_page_never_replaces_cached_index_files,
     );
 }
