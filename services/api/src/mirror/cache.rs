@@ -34,6 +34,20 @@ pub struct IndexEntry {
 }
 
 impl IndexEntry {
+    /// Returns the entry of a file the upstream does not have, as of `fetched_at`.
+    pub(crate) fn not_found(fetched_at: i64) -> Self {
+        Self {
+            header: EntryHeader {
+                found: false,
+                fetched_at,
+                upstream_etag: None,
+                upstream_last_modified: None,
+                etag: String::new(),
+            },
+            content: Bytes::new(),
+        }
+    }
+
     /// Returns the entry's `ETag`, quoted.
     pub fn etag(&self) -> &str {
         &self.header.etag

@@ -19,6 +19,7 @@
 //!   even when the request that started it goes away.
 
 mod cache;
+mod not_found;
 pub mod patterns;
 pub mod prefetch;
 mod upstream;
@@ -52,6 +53,10 @@ use crate::metrics::ApiMetrics;
 
 /// Index files larger than this are refused (crates.io's largest are a few MiB).
 const MAX_INDEX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A download of a version the cached index file does not list refreshes the file once, but
+/// only when the copy is at least this old.
+const REFRESH_FLOOR_SECS: u64 = 3;
 
 /// What went wrong, for metrics and for choosing the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +259,7 @@ pub struct Mirror {
     metrics: Arc<ApiMetrics>,
     patterns: CratePatterns,
     index_flights: SingleFlight<IndexEntry>,
+    not_found: not_found::NotFoundCache,
     crate_flights: SingleFlight<Bytes>,
 }
 
@@ -307,6 +313,7 @@ impl Mirror {
             cache,
             metrics,
             index_flights: SingleFlight::new(),
+            not_found: not_found::NotFoundCache::new(),
             crate_flights: SingleFlight::new(),
         })
     }
@@ -357,22 +364,26 @@ impl Mirror {
         path: &str,
         max_age_secs: Option<u64>,
     ) -> Result<IndexEntry, MirrorError> {
+        let not_found_for = Duration::from_secs(max_age_secs.unwrap_or(self.config.not_found_secs));
+        if self
+            .not_found
+            .remembers(path, not_found_for, Instant::now())
+        {
+            self.count("index", "hit");
+            return Ok(IndexEntry::not_found(Utc::now().timestamp()));
+        }
         let key = format!("mirror/index/{path}");
         let cached = match self.cache.get_bytes(&key).await {
-            Ok(bytes) => IndexEntry::decode(&bytes),
+            // Older releases stored 404s in the blob store too: ignore them.
+            Ok(bytes) => IndexEntry::decode(&bytes).filter(IndexEntry::found),
             Err(BlobError::NotFound(_)) => None,
             Err(error) => return Err(MirrorError::store(&error)),
         };
-        if let Some(entry) = &cached {
-            let limit = if entry.found() {
-                max_age_secs.unwrap_or(self.config.freshness_secs)
-            } else {
-                max_age_secs.unwrap_or(self.config.not_found_secs)
-            };
-            if entry.age_secs(Utc::now()) < limit {
-                self.count("index", "hit");
-                return Ok(entry.clone());
-            }
+        if let Some(entry) = &cached
+            && entry.age_secs(Utc::now()) < max_age_secs.unwrap_or(self.config.freshness_secs)
+        {
+            self.count("index", "hit");
+            return Ok(entry.clone());
         }
         let this = Arc::clone(self);
         let owned_path = path.to_owned();
@@ -426,6 +437,18 @@ impl Mirror {
             }
         };
         self.count("index", result);
+        if !entry.found() {
+            // Kept in memory only: see the `not_found` module.
+            let not_found_for = Duration::from_secs(self.config.not_found_secs);
+            self.not_found.insert(path, not_found_for, Instant::now());
+            if cached.is_some()
+                && let Err(error) = self.cache.delete(key).await
+            {
+                tracing::warn!(path, %error, "cannot forget an index file the upstream dropped");
+            }
+            return Ok(entry);
+        }
+        self.not_found.remove(path);
         if let Err(error) = self.cache.put(key, entry.encode()).await {
             // The answer is good; only the next request pays for the lost write.
             tracing::warn!(path, %error, "cannot cache an index file");
@@ -464,17 +487,7 @@ impl Mirror {
             status,
             StatusCode::NOT_FOUND | StatusCode::GONE | StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS
         ) {
-            let entry = IndexEntry {
-                header: cache::EntryHeader {
-                    found: false,
-                    fetched_at: now,
-                    upstream_etag: None,
-                    upstream_last_modified: None,
-                    etag: String::new(),
-                },
-                content: Bytes::new(),
-            };
-            return Ok((entry, "miss"));
+            return Ok((IndexEntry::not_found(now), "miss"));
         }
         if status != StatusCode::OK {
             return Err(unusable(format!("upstream answered {status}")));
@@ -578,8 +591,10 @@ impl Mirror {
         };
         let mut entry = self.index_entry(&path, None).await?;
         let mut listed = upstream::find_version(&entry.content, name, version);
-        if listed.is_none() && entry.age_secs(Utc::now()) > 0 {
-            // Published upstream after our copy of the index was fetched.
+        if listed.is_none() && entry.found() && entry.age_secs(Utc::now()) >= REFRESH_FLOOR_SECS {
+            // Published upstream after our copy of the index was fetched. Not for a copy
+            // younger than the floor, so asking for a missing version again and again does
+            // not reach the upstream each time.
             entry = self.index_entry(&path, Some(0)).await?;
             listed = upstream::find_version(&entry.content, name, version);
         }

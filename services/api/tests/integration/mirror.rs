@@ -727,7 +727,8 @@ pub(crate) async fn replicas_share_the_cache_and_find_versions_published_since()
         &[("src/lib.rs", "pub fn value() -> u32 { 20 }\n")],
     );
     publisher.publish(&ab, "up").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Only a cached copy older than the mirror's refresh floor (3 s) is refreshed.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let (status, _) = get(&second, "/mirror/dl/ab/0.2.0/download").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(upstream_downloads(&upstream).await, 2.0);
@@ -828,6 +829,35 @@ pub(crate) async fn a_captive_portal_page_never_replaces_cached_index_files() {
     assert_eq!(response.bytes().await.unwrap().as_ref(), b"the real crate");
 }
 
+pub(crate) async fn downloads_of_an_unknown_crate_ask_the_upstream_once_and_store_nothing() {
+    let upstream = fixture(b"x", b"x", Duration::ZERO).await;
+    let mirror = start_mirror_on(Backend::RedisS3, &format!("{}/index/", upstream.base), &[]).await;
+    for attempt in 0..3 {
+        if attempt > 0 {
+            // Older than a second: the cached index's age no longer reads as 0.
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+        for path in [
+            "/mirror/dl/nope/1.0.0/download",
+            "/ktra/api/v1/mirror/nope/1.0.0/download",
+            "/mirror/index/no/pe/nope",
+        ] {
+            let (status, body) = mirror.call(reqwest::Method::GET, path, None, None).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        }
+    }
+    assert_eq!(
+        upstream.missing_hits.load(Ordering::SeqCst),
+        1,
+        "the 404 is remembered for KTRA_MIRROR_NOT_FOUND_SECS"
+    );
+    assert_eq!(
+        mirror.blobs.list("mirror/index").await.unwrap(),
+        Vec::<String>::new(),
+        "names the upstream does not have are not written to the bucket"
+    );
+}
+
 macro_rules! tests {
     ($($name:ident),* $(,)?) => {
         $(
@@ -852,5 +882,6 @@ mod run {
         replicas_share_the_cache_and_find_versions_published_since,
         a_private_upstream_is_read_with_the_configured_token,
         a_captive_portal_page_never_replaces_cached_index_files,
+        downloads_of_an_unknown_crate_ask_the_upstream_once_and_store_nothing,
     );
 }
