@@ -258,6 +258,8 @@ pub struct Mirror {
     cache: BlobStore,
     metrics: Arc<ApiMetrics>,
     patterns: CratePatterns,
+    /// The longest a fetch from the upstream may take, all its requests together.
+    fetch_budget: Duration,
     index_flights: SingleFlight<IndexEntry>,
     not_found: not_found::NotFoundCache,
     crate_flights: SingleFlight<Bytes>,
@@ -282,7 +284,10 @@ impl Mirror {
                 .map_err(|error| anyhow::anyhow!("setting KTRA_MIRROR_CACHE_DIR_PATH: {error}"))?,
             BlobKind::S3 | BlobKind::Url => blobs.clone(),
         };
-        let timeout = Duration::from_secs(mirror.upstream_timeout_secs);
+        // One deadline for a whole fetch (a crate file can take an index file, config.json and
+        // the download), inside the request's own limit, so cargo gets our 504, not a 408.
+        let fetch_budget = Duration::from_secs(config.http.request_timeout_secs).mul_f64(0.9);
+        let timeout = Duration::from_secs(mirror.upstream_timeout_secs).min(fetch_budget);
         let client = reqwest::Client::builder()
             .user_agent(concat!("ktra-mirror/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
@@ -312,6 +317,7 @@ impl Mirror {
             client,
             cache,
             metrics,
+            fetch_budget,
             index_flights: SingleFlight::new(),
             not_found: not_found::NotFoundCache::new(),
             crate_flights: SingleFlight::new(),
@@ -567,7 +573,23 @@ impl Mirror {
         let flight_key = key.clone();
         self.crate_flights
             .run(&flight_key, async move {
-                this.fetch_crate(&owned_name, &version, &key).await
+                let what = format!("crate `{owned_name}` {version}");
+                tokio::time::timeout(
+                    this.fetch_budget,
+                    this.fetch_crate(&owned_name, &version, &key),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    let error = MirrorError::new(
+                        MirrorErrorKind::Timeout,
+                        format!(
+                            "the upstream registry did not answer in time for {what}, and the mirror has no copy"
+                        ),
+                        format!("the fetch took longer than {:?}", this.fetch_budget),
+                    );
+                    this.upstream_failed("crate", &error, &what);
+                    Err(error)
+                })
             })
             .await
             .map(CrateFile::Fetched)
@@ -599,22 +621,7 @@ impl Mirror {
             listed = upstream::find_version(&entry.content, name, version);
         }
         let (index_name, cksum) = listed.ok_or_else(not_listed)?;
-        let config = self.index_file("config.json", None).await.map_err(|error| {
-            MirrorError::new(
-                MirrorErrorKind::BadAnswer,
-                format!("the upstream registry's config.json is unusable, so `{name}` cannot be fetched"),
-                error.cause,
-            )
-        })?;
-        let template = serde_json::from_slice::<upstream::UpstreamConfig>(&config.content)
-            .map_err(|error| {
-                MirrorError::new(
-                    MirrorErrorKind::BadAnswer,
-                    format!("the upstream registry's config.json is unusable, so `{name}` cannot be fetched"),
-                    error.to_string(),
-                )
-            })?
-            .dl;
+        let template = self.dl_template(name).await?;
         let url = upstream::download_url(&template, &index_name, version, &cksum);
         let what = format!("crate `{name}` {version}");
         let started = Instant::now();
@@ -647,6 +654,31 @@ impl Mirror {
             "mirrored a crate file"
         );
         Ok(bytes)
+    }
+
+    /// Returns the upstream's `dl` template, from its `config.json`. A missing or unreadable
+    /// file is a bad answer; an upstream that is down or slow keeps its own error.
+    async fn dl_template(self: &Arc<Self>, name: &str) -> Result<String, MirrorError> {
+        let unusable = |cause: String| {
+            MirrorError::new(
+                MirrorErrorKind::BadAnswer,
+                format!(
+                    "the upstream registry's config.json is unusable, so `{name}` cannot be fetched"
+                ),
+                cause,
+            )
+        };
+        let config = match self.index_file("config.json", None).await {
+            Ok(config) => config,
+            Err(error) if error.kind == MirrorErrorKind::NotFound => {
+                return Err(unusable(error.cause));
+            }
+            Err(error) => return Err(error),
+        };
+        // Checked before it was cached; a copy cached by an older release may not be.
+        Ok(upstream::parse_config(&config.content)
+            .map_err(unusable)?
+            .dl)
     }
 
     async fn download(&self, url: &str, what: &str) -> Result<Bytes, MirrorError> {

@@ -858,6 +858,58 @@ pub(crate) async fn downloads_of_an_unknown_crate_ask_the_upstream_once_and_stor
     );
 }
 
+pub(crate) async fn a_fetch_has_one_deadline_and_keeps_its_error_kind() {
+    // Each upstream request is within KTRA_MIRROR_UPSTREAM_TIMEOUT_SECS, but the index file
+    // and the download together take longer than the request may: 504 from the mirror, not
+    // 408 from the request's time limit.
+    let sluggish = fixture(b"x", b"x", Duration::from_millis(600)).await;
+    let mirror = start_mirror(
+        &format!("{}/index/", sluggish.base),
+        &[
+            ("KTRA_HTTP_REQUEST_TIMEOUT_SECS", "1"),
+            ("KTRA_MIRROR_UPSTREAM_TIMEOUT_SECS", "1"),
+        ],
+    )
+    .await;
+    let (status, body) = mirror
+        .call(
+            reqwest::Method::GET,
+            "/mirror/dl/tam/0.1.0/download",
+            None,
+            None,
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::GATEWAY_TIMEOUT,
+        "did not answer in time",
+    );
+
+    // A config.json that does not come in time is a timeout, not an unusable file.
+    let slow_config = fixture_with(b"x", b"x", Duration::ZERO, Duration::from_secs(3)).await;
+    let mirror = start_mirror(
+        &format!("{}/index/", slow_config.base),
+        &[("KTRA_MIRROR_UPSTREAM_TIMEOUT_SECS", "1")],
+    )
+    .await;
+    let (status, body) = mirror
+        .call(
+            reqwest::Method::GET,
+            "/mirror/dl/tam/0.1.0/download",
+            None,
+            None,
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::GATEWAY_TIMEOUT,
+        "did not answer in time for the index file `config.json`",
+    );
+    assert_eq!(slow_config.config_hits.load(Ordering::SeqCst), 1);
+}
+
 macro_rules! tests {
     ($($name:ident),* $(,)?) => {
         $(
@@ -883,5 +935,6 @@ mod run {
         a_private_upstream_is_read_with_the_configured_token,
         a_captive_portal_page_never_replaces_cached_index_files,
         downloads_of_an_unknown_crate_ask_the_upstream_once_and_store_nothing,
+        a_fetch_has_one_deadline_and_keeps_its_error_kind,
     );
 }
