@@ -14,6 +14,8 @@
 //!   served from the blob store from then on. Bytes that do not match are never stored.
 //! - When the upstream fails, cached index files are served anyway (logged, and counted as
 //!   `stale`); what is not cached fails with 502 (or 504 on a timeout) in cargo's format.
+//!   After the upstream fails to answer, cached index files are served without asking it for
+//!   `UPSTREAM_BACKOFF`.
 //! - Concurrent requests for the same file within a replica share one upstream fetch
 //!   (`SingleFlight`); the fetch runs in its own task, so it completes (and fills the cache)
 //!   even when the request that started it goes away.
@@ -53,6 +55,10 @@ use crate::metrics::ApiMetrics;
 
 /// Index files larger than this are refused (crates.io's largest are a few MiB).
 const MAX_INDEX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// After the upstream fails to answer, how long cached index files are served without asking
+/// it, so that each stale read does not wait for a connect or read timeout.
+const UPSTREAM_BACKOFF: Duration = Duration::from_secs(15);
 
 /// A download of a version the cached index file does not list refreshes the file once, but
 /// only when the copy is at least this old.
@@ -260,6 +266,9 @@ pub struct Mirror {
     patterns: CratePatterns,
     /// The longest a fetch from the upstream may take, all its requests together.
     fetch_budget: Duration,
+    /// Until when cached index files are served without asking the upstream, which has just
+    /// failed to answer (per replica).
+    down_until: Mutex<Option<Instant>>,
     index_flights: SingleFlight<IndexEntry>,
     not_found: not_found::NotFoundCache,
     crate_flights: SingleFlight<Bytes>,
@@ -318,6 +327,7 @@ impl Mirror {
             cache,
             metrics,
             fetch_budget,
+            down_until: Mutex::new(None),
             index_flights: SingleFlight::new(),
             not_found: not_found::NotFoundCache::new(),
             crate_flights: SingleFlight::new(),
@@ -391,6 +401,13 @@ impl Mirror {
             self.count("index", "hit");
             return Ok(entry.clone());
         }
+        if let Some(entry) = &cached
+            && self.upstream_is_down()
+        {
+            // The upstream just failed: answer now rather than wait for it to fail again.
+            self.count("index", "stale");
+            return Ok(entry.clone());
+        }
         let this = Arc::clone(self);
         let owned_path = path.to_owned();
         let flight_key = key.clone();
@@ -443,6 +460,10 @@ impl Mirror {
             }
         };
         self.count("index", result);
+        *self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         if !entry.found() {
             // Kept in memory only: see the `not_found` module.
             let not_found_for = Duration::from_secs(self.config.not_found_secs);
@@ -730,7 +751,25 @@ impl Mirror {
             .observe(started.elapsed().as_secs_f64());
     }
 
+    /// Returns whether the upstream failed to answer (unreachable or too slow) less than
+    /// [`UPSTREAM_BACKOFF`] ago, with no good answer since.
+    fn upstream_is_down(&self) -> bool {
+        self.down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|until| Instant::now() < until)
+    }
+
     fn upstream_failed(&self, kind: &str, error: &MirrorError, what: &str) {
+        if matches!(
+            error.kind,
+            MirrorErrorKind::Unreachable | MirrorErrorKind::Timeout
+        ) {
+            *self
+                .down_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + UPSTREAM_BACKOFF);
+        }
         tracing::warn!(kind, what, error = error.kind.label(), cause = %error.cause, "upstream request failed");
         self.metrics
             .mirror_upstream_errors
