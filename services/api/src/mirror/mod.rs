@@ -302,6 +302,7 @@ impl Mirror {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(redirect_policy())
             .build()?;
         let upstream = mirror.upstream_index_url();
         let credentials = match &mirror.upstream_token {
@@ -540,14 +541,14 @@ impl Mirror {
             upstream::check_index_file(&content, path.rsplit('/').next().unwrap_or_default())
         };
         checked.map_err(|cause| unusable(format!("upstream answered 200 with {cause}")))?;
-        let digest = sha256_hex(content.clone()).await;
+        let digest = sha256(content.clone()).await;
         let entry = IndexEntry {
             header: cache::EntryHeader {
                 found: true,
                 fetched_at: now,
                 upstream_etag,
                 upstream_last_modified,
-                etag: format!("\"{}\"", &digest[..32]),
+                etag: format!("\"{}\"", hex::encode(&digest[..16])),
             },
             content,
         };
@@ -642,6 +643,16 @@ impl Mirror {
             listed = upstream::find_version(&entry.content, name, version);
         }
         let (index_name, cksum) = listed.ok_or_else(not_listed)?;
+        if !upstream::is_sha256_hex(&cksum) {
+            // It goes into the download URL's `{sha256-checksum}` and is compared with the bytes.
+            return Err(MirrorError::new(
+                MirrorErrorKind::BadAnswer,
+                format!(
+                    "the upstream registry's index has no valid checksum for crate `{name}` {version}"
+                ),
+                format!("cksum is not 64 hex digits: {cksum:?}"),
+            ));
+        }
         let template = self.dl_template(name).await?;
         let url = upstream::download_url(&template, &index_name, version, &cksum);
         let what = format!("crate `{name}` {version}");
@@ -649,7 +660,7 @@ impl Mirror {
         let fetched = self.download(&url, &what).await;
         self.observe_upstream("crate", started);
         let bytes = fetched.inspect_err(|error| self.upstream_failed("crate", error, &what))?;
-        let actual = sha256_hex(bytes.clone()).await;
+        let actual = hex::encode(sha256(bytes.clone()).await);
         if actual != cksum {
             let error = MirrorError::new(
                 MirrorErrorKind::Checksum,
@@ -835,12 +846,38 @@ async fn read_limited(
     Ok(body.freeze())
 }
 
-/// Hashes off the async workers (crate files run to megabytes).
-async fn sha256_hex(bytes: Bytes) -> String {
+/// Hashes off the async workers (crate files run to megabytes). Always a full digest: if the
+/// blocking task cannot run (the runtime is shutting down), the hash is computed here.
+async fn sha256(bytes: Bytes) -> [u8; 32] {
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(|| hex::encode(Sha256::digest(&bytes))))
+    let copy = bytes.clone();
+    let digest = tokio::task::spawn_blocking(move || span.in_scope(|| Sha256::digest(&copy)))
         .await
-        .unwrap_or_default()
+        .unwrap_or_else(|_| Sha256::digest(&bytes));
+    digest.into()
+}
+
+/// Redirects the upstream's answers may follow: at most 10, and never from https to http,
+/// which would send the request (and a same-host token) in clear.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() >= 10 {
+            return attempt.error("too many redirects");
+        }
+        let downgrade = attempt
+            .previous()
+            .last()
+            .is_some_and(|previous| is_downgrade(previous, attempt.url()));
+        if downgrade {
+            attempt.error("refusing a redirect from https to http")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+fn is_downgrade(from: &url::Url, to: &url::Url) -> bool {
+    from.scheme() == "https" && to.scheme() != "https"
 }
 
 #[cfg(test)]
@@ -884,6 +921,28 @@ mod tests {
         // A later caller runs its own fetch instead of receiving the old result.
         assert_eq!(flights.run("k", async { Ok(2) }).await.unwrap(), 2);
         assert_eq!(in_flight(&flights), 0);
+    }
+
+    #[test]
+    fn only_https_to_http_redirects_are_refused() {
+        let url = |text: &str| url::Url::parse(text).unwrap();
+        assert!(is_downgrade(&url("https://h/a"), &url("http://h/a")));
+        assert!(is_downgrade(
+            &url("https://h:8443/a"),
+            &url("http://h:8443/a")
+        ));
+        assert!(!is_downgrade(&url("https://h/a"), &url("https://cdn/a")));
+        assert!(!is_downgrade(&url("http://h/a"), &url("https://h/a")));
+        assert!(!is_downgrade(&url("http://h/a"), &url("http://h/b")));
+    }
+
+    #[tokio::test]
+    async fn digests_are_whole() {
+        let digest = sha256(Bytes::from_static(b"abc")).await;
+        assert_eq!(
+            hex::encode(digest),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[tokio::test]

@@ -103,6 +103,11 @@ pub(crate) fn check_index_file(content: &[u8], name: &str) -> Result<(), String>
     Ok(())
 }
 
+/// Returns whether `cksum` is a SHA-256 in hex, as an index's `cksum` must be.
+pub(crate) fn is_sha256_hex(cksum: &str) -> bool {
+    cksum.len() == 64 && cksum.bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
 /// The fields of an index line the mirror reads.
 #[derive(Debug, Deserialize)]
 struct LineVersion<'a> {
@@ -190,6 +195,21 @@ mod tests {
             "[1,2]\n".to_owned(),
         ] {
             assert!(check_index_file(bad.as_bytes(), "foo").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn checksums_are_64_hex_digits() {
+        assert!(is_sha256_hex(&"aB".repeat(32)));
+        for bad in [
+            "",
+            "ab",
+            &"a".repeat(63),
+            &"a".repeat(65),
+            &"g".repeat(64),
+            &format!("{}/..", "a".repeat(61)),
+        ] {
+            assert!(!is_sha256_hex(bad), "{bad}");
         }
     }
 
