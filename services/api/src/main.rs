@@ -1,6 +1,7 @@
 //! The `ktra-api` binary.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ktra_api::Config;
@@ -42,7 +43,7 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
     let settings = Settings::load(args.config.as_deref(), std::env::vars())?;
     let telemetry = telemetry::init(&LogConfig::from_settings(&settings)?, "ktra-api")?;
@@ -50,19 +51,22 @@ async fn main() -> anyhow::Result<()> {
     let result = match args.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let listener = tokio::net::TcpListener::bind(config.http.socket_addr()).await?;
-            ktra_api::run(config, listener, ktra_core::shutdown::signal()).await
+            ktra_api::run(config, listener, ktra_core::shutdown::signal())
+                .await
+                .map(|()| ExitCode::SUCCESS)
         }
         Command::VerifyIndex => index_command(&config, true).await,
         Command::RebuildIndex => index_command(&config, false).await,
-        Command::Healthcheck => healthcheck(&config),
+        Command::Healthcheck => healthcheck(&config).map(|()| ExitCode::SUCCESS),
         #[cfg(feature = "crates-io-mirroring")]
         Command::MirrorPrefetch { lockfile } => mirror_prefetch(&config, &lockfile).await,
     };
+    // Flushed on every exit, a failing exit code included.
     telemetry.shutdown();
     result
 }
 
-async fn index_command(config: &Config, verify_only: bool) -> anyhow::Result<()> {
+async fn index_command(config: &Config, verify_only: bool) -> anyhow::Result<ExitCode> {
     let store = ktra_api::state::open_metadata_store(config).await?;
     let metrics = std::sync::Arc::new(ktra_api::metrics::ApiMetrics::new());
     let report = IndexSync::new(&config.indexer, store, metrics)?
@@ -92,13 +96,13 @@ async fn index_command(config: &Config, verify_only: bool) -> anyhow::Result<()>
         !(report.added.is_empty() && report.changed.is_empty() && report.removed.is_empty())
             || report.config_changed;
     if verify_only && differs {
-        std::process::exit(1);
+        return Ok(ExitCode::FAILURE);
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(feature = "crates-io-mirroring")]
-async fn mirror_prefetch(config: &Config, lockfile: &std::path::Path) -> anyhow::Result<()> {
+async fn mirror_prefetch(config: &Config, lockfile: &std::path::Path) -> anyhow::Result<ExitCode> {
     let report = ktra_api::mirror::prefetch::run(config, lockfile).await?;
     println!(
         "packages from the mirrored registry: {}\nfetched now: {}\nalready cached: {}\nfailed: {}\nother sources, skipped: {}",
@@ -112,9 +116,9 @@ async fn mirror_prefetch(config: &Config, lockfile: &std::path::Path) -> anyhow:
         println!("  failed: {failure}");
     }
     if !report.failed.is_empty() {
-        std::process::exit(1);
+        return Ok(ExitCode::FAILURE);
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Asks the local API for `/readyz`.

@@ -2,7 +2,7 @@
 //! upstream) packages a lockfile names, through the same path cargo's requests take, so an
 //! air-gapped site can be filled before it is cut off.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,6 +26,34 @@ const CONCURRENCY: usize = 8;
 struct LockFile {
     #[serde(default)]
     package: Vec<LockedPackage>,
+    /// Version-1 lockfiles keep checksums here, not in `package`:
+    /// `"checksum <name> <version> (<source>)" = "<hex>"`.
+    #[serde(default)]
+    metadata: BTreeMap<String, toml::Value>,
+}
+
+impl LockFile {
+    /// Returns the packages, each with its checksum wherever the lockfile keeps it.
+    fn into_packages(self) -> Vec<LockedPackage> {
+        let mut metadata = self.metadata;
+        self.package
+            .into_iter()
+            .map(|mut package| {
+                if package.checksum.is_none()
+                    && let Some(source) = &package.source
+                {
+                    let key = format!("checksum {} {} ({source})", package.name, package.version);
+                    package.checksum = match metadata.remove(&key) {
+                        Some(toml::Value::String(checksum)) if checksum != "<none>" => {
+                            Some(checksum)
+                        }
+                        _ => None,
+                    };
+                }
+                package
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,7 +107,7 @@ pub async fn run(config: &Config, path: &Path) -> anyhow::Result<PrefetchReport>
     let mirror = Arc::new(Mirror::new(config, &blobs, metrics)?);
     let upstream_index = config.mirror.upstream_index_url();
     let (mirrored, others): (Vec<LockedPackage>, Vec<LockedPackage>) =
-        lockfile.package.into_iter().partition(|package| {
+        lockfile.into_packages().into_iter().partition(|package| {
             package
                 .source
                 .as_deref()
@@ -95,7 +123,7 @@ pub async fn run(config: &Config, path: &Path) -> anyhow::Result<PrefetchReport>
         .iter()
         .map(|package| package.name.to_ascii_lowercase())
         .collect();
-    let refreshed: Vec<(String, Result<super::IndexEntry, super::MirrorError>)> =
+    let refreshed: HashMap<String, Result<super::IndexEntry, super::MirrorError>> =
         futures::stream::iter(names)
             .map(|name| {
                 let mirror = Arc::clone(&mirror);
@@ -117,10 +145,7 @@ pub async fn run(config: &Config, path: &Path) -> anyhow::Result<PrefetchReport>
     let outcomes: Vec<Result<bool, String>> = futures::stream::iter(mirrored)
         .map(|package| {
             let mirror = Arc::clone(&mirror);
-            let index = refreshed
-                .iter()
-                .find(|(name, _)| *name == package.name.to_ascii_lowercase())
-                .map(|(_, result)| result.clone());
+            let index = refreshed.get(&package.name.to_ascii_lowercase()).cloned();
             async move { prefetch_one(&mirror, &package, index).await }
         })
         .buffer_unordered(CONCURRENCY)
@@ -177,5 +202,57 @@ mod tests {
         assert!(is_mirrored("sparse+http://127.0.0.1:9/index/", upstream));
         assert!(!is_mirrored("sparse+http://127.0.0.1:8/index/", upstream));
         assert!(!is_mirrored("git+https://github.com/a/b#abc", upstream));
+    }
+
+    #[test]
+    fn checksums_are_read_from_version_1_and_later_lockfiles() {
+        let version_1 = r#"
+[[package]]
+name = "ab"
+version = "0.1.0"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+
+[[package]]
+name = "local"
+version = "0.1.0"
+
+[[package]]
+name = "from-git"
+version = "0.2.0"
+source = "git+https://example.com/a#abc"
+
+[metadata]
+"checksum ab 0.1.0 (registry+https://github.com/rust-lang/crates.io-index)" = "00ff"
+"checksum from-git 0.2.0 (git+https://example.com/a#abc)" = "<none>"
+"#;
+        let version_3 = r#"
+version = 3
+
+[[package]]
+name = "ab"
+version = "0.1.0"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+checksum = "11ee"
+"#;
+        let checksums = |text: &str| {
+            toml::from_str::<LockFile>(text)
+                .unwrap()
+                .into_packages()
+                .into_iter()
+                .map(|package| (package.name, package.checksum))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            checksums(version_1),
+            [
+                ("ab".to_owned(), Some("00ff".to_owned())),
+                ("local".to_owned(), None),
+                ("from-git".to_owned(), None),
+            ]
+        );
+        assert_eq!(
+            checksums(version_3),
+            [("ab".to_owned(), Some("11ee".to_owned()))]
+        );
     }
 }
