@@ -84,6 +84,17 @@ pub enum MirrorErrorKind {
 }
 
 impl MirrorErrorKind {
+    /// Every kind, for the zero-valued series created at startup.
+    const ALL: [Self; 7] = [
+        Self::NotFound,
+        Self::Forbidden,
+        Self::Unreachable,
+        Self::Timeout,
+        Self::BadAnswer,
+        Self::Checksum,
+        Self::Store,
+    ];
+
     /// The label of `ktra_mirror_upstream_errors_total`.
     fn label(self) -> &'static str {
         match self {
@@ -319,6 +330,36 @@ impl Mirror {
             }
             None => None,
         };
+        // Every series exists from the start, at zero: dashboards and alerts (and tests) can
+        // tell "none yet" from "not exported". The guards `get_or_create` returns are dropped.
+        for (kind, results) in [
+            ("index", &["hit", "revalidated", "miss", "stale"][..]),
+            ("crate", &["hit", "miss"][..]),
+        ] {
+            for result in results {
+                drop(
+                    metrics
+                        .mirror_cache
+                        .get_or_create(&crate::metrics::MirrorCacheLabels {
+                            kind: kind.to_owned(),
+                            result: (*result).to_owned(),
+                        }),
+                );
+            }
+            drop(metrics.mirror_upstream_duration.get_or_create(
+                &crate::metrics::MirrorKindLabels {
+                    kind: kind.to_owned(),
+                },
+            ));
+            for error in MirrorErrorKind::ALL {
+                drop(metrics.mirror_upstream_errors.get_or_create(
+                    &crate::metrics::MirrorErrorLabels {
+                        kind: kind.to_owned(),
+                        error: error.label().to_owned(),
+                    },
+                ));
+            }
+        }
         Ok(Self {
             credentials,
             upstream,

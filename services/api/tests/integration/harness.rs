@@ -182,7 +182,8 @@ impl TestApp {
     }
 
     /// Returns the sum of the samples of `/metrics` whose line starts with `prefix` (a metric
-    /// name and the start of its labels).
+    /// name and the start of its labels). Panics when `/metrics` does not describe the metric
+    /// family at all, so a renamed metric cannot make a check for zero pass.
     #[cfg_attr(
         not(feature = "crates-io-mirroring"),
         expect(dead_code, reason = "only the mirror's tests use it")
@@ -197,6 +198,16 @@ impl TestApp {
             .text()
             .await
             .unwrap();
+        let name = prefix.split('{').next().unwrap_or_default();
+        let described = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next())
+            .any(|family| {
+                name.strip_prefix(family).is_some_and(|suffix| {
+                    ["", "_total", "_count", "_sum", "_bucket", "_created"].contains(&suffix)
+                })
+            });
+        assert!(described, "/metrics has no metric `{name}`:\n{text}");
         text.lines()
             .filter(|line| line.starts_with(prefix))
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())

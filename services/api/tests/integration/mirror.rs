@@ -141,6 +141,13 @@ pub(crate) async fn cargo_builds_through_the_mirror_and_from_its_cache_once_the_
         mirror.metric("ktra_mirror_upstream_errors_total").await,
         0.0
     );
+    // Two index files and two crate files, each timed.
+    assert!(
+        mirror
+            .metric("ktra_mirror_upstream_request_duration_seconds_count")
+            .await
+            >= 4.0
+    );
 
     // A second build from a clean CARGO_HOME revalidates the index (304 upstream) and reads
     // the crate files from the mirror's cache.
