@@ -17,12 +17,22 @@ pub type FeatureMap = BTreeMap<String, Vec<String>>;
 /// `name` must already be a valid crate name (ASCII only).
 pub fn index_path(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
-    match lower.len() {
+    if lower.is_empty() {
+        return String::new();
+    }
+    format!("{}/{lower}", index_prefix(&lower))
+}
+
+/// Returns the directory part of a crate's index path in the name's own case: cargo's
+/// `{prefix}` marker in a `dl` template (`1`, `2`, `3/A`, `Ab/Cd`); lower-case it for
+/// `{lowerprefix}`. `name` must already be a valid crate name (ASCII only).
+pub fn index_prefix(name: &str) -> String {
+    match name.len() {
         0 => String::new(),
-        1 => format!("1/{lower}"),
-        2 => format!("2/{lower}"),
-        3 => format!("3/{}/{lower}", &lower[..1]),
-        _ => format!("{}/{}/{lower}", &lower[..2], &lower[2..4]),
+        1 => "1".to_owned(),
+        2 => "2".to_owned(),
+        3 => format!("3/{}", &name[..1]),
+        _ => format!("{}/{}", &name[..2], &name[2..4]),
     }
 }
 
@@ -229,6 +239,8 @@ mod tests {
         assert_eq!(index_path("Abc"), "3/a/abc");
         assert_eq!(index_path("abcd"), "ab/cd/abcd");
         assert_eq!(index_path("Serde_Json"), "se/rd/serde_json");
+        assert_eq!(index_prefix("Serde_Json"), "Se/rd");
+        assert_eq!(index_prefix("Abc"), "3/A");
     }
 
     proptest! {

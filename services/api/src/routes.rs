@@ -118,10 +118,10 @@ pub fn router(state: AppState) -> Router {
 #[cfg(feature = "crates-io-mirroring")]
 fn mirror_routes(router: Router<AppState>, state: &AppState) -> Router<AppState> {
     use crate::handlers::mirror;
-    if state.mirror.is_none() {
+    let Some(cache) = state.mirror.clone() else {
         return router;
-    }
-    router
+    };
+    let routes = Router::new()
         .route("/mirror/index/config.json", get(mirror::config_json))
         .route("/mirror/index/{*path}", get(mirror::index_file))
         .route(
@@ -132,6 +132,8 @@ fn mirror_routes(router: Router<AppState>, state: &AppState) -> Router<AppState>
             "/ktra/api/v1/mirror/{name}/{version}/download",
             get(mirror::download),
         )
+        .with_state(mirror::MirrorState::new(state.clone(), cache));
+    router.merge(routes)
 }
 
 #[cfg(not(feature = "crates-io-mirroring"))]

@@ -25,15 +25,22 @@ use crate::state::AppState;
 /// Crate files never change once published.
 const CRATE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
-fn mirror(state: &AppState) -> Result<&Arc<Mirror>, ApiError> {
-    state
-        .mirror
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found("no such resource"))
+/// The state of the mirror's routes, which exist only when the mirror is enabled.
+#[derive(Debug, Clone)]
+pub struct MirrorState {
+    app: AppState,
+    mirror: Arc<Mirror>,
+}
+
+impl MirrorState {
+    /// Pairs the registry's state with its mirror.
+    pub fn new(app: AppState, mirror: Arc<Mirror>) -> Self {
+        Self { app, mirror }
+    }
 }
 
 /// `GET /mirror/index/config.json`: downloads go through this registry.
-pub async fn config_json(State(state): State<AppState>) -> Response {
+pub async fn config_json(State(MirrorState { app: state, .. }): State<MirrorState>) -> Response {
     let body = serde_json::json!({
         "dl": format!("{}/mirror/dl", state.config.public_base()),
         "auth-required": state.config.registry.auth_required,
@@ -51,11 +58,10 @@ pub async fn config_json(State(state): State<AppState>) -> Response {
 /// `GET /mirror/index/{path}`: one crate's index file, as the upstream serves it.
 #[tracing::instrument(skip_all, fields(path = %path))]
 pub async fn index_file(
-    State(state): State<AppState>,
+    State(MirrorState { mirror, .. }): State<MirrorState>,
     ApiPath(path): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mirror = mirror(&state)?;
     let name = path.rsplit('/').next().unwrap_or_default();
     if validate_crate_name(name).is_err()
         || name.to_ascii_lowercase() != name
@@ -90,10 +96,9 @@ pub async fn index_file(
 /// `GET /ktra/api/v1/mirror/{crate}/{version}/download`.
 #[tracing::instrument(skip_all, fields(crate_name = %name, version = %version))]
 pub async fn download(
-    State(state): State<AppState>,
+    State(MirrorState { app: state, mirror }): State<MirrorState>,
     ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let mirror = mirror(&state)?;
     let headers = [
         (CONTENT_TYPE, HeaderValue::from_static("application/gzip")),
         (CACHE_CONTROL, HeaderValue::from_static(CRATE_CACHE_CONTROL)),

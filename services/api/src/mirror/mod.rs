@@ -607,18 +607,11 @@ impl Mirror {
         name: &str,
         version: &str,
     ) -> Result<CrateFile, MirrorError> {
-        let missing = || {
-            MirrorError::new(
-                MirrorErrorKind::NotFound,
-                format!("crate `{name}` has no version `{version}` upstream"),
-                "not a crate name or version",
-            )
-        };
         if validate_crate_name(name).is_err() {
-            return Err(missing());
+            return Err(no_such_version(name, version, "not a crate name"));
         }
         let version = semver::Version::parse(version)
-            .map_err(|_| missing())?
+            .map_err(|_| no_such_version(name, version, "not a version"))?
             .to_string();
         self.check_allowed(name)?;
         let lower = name.to_ascii_lowercase();
@@ -667,13 +660,6 @@ impl Mirror {
         key: &str,
     ) -> Result<Bytes, MirrorError> {
         let path = index_path(name);
-        let not_listed = || {
-            MirrorError::new(
-                MirrorErrorKind::NotFound,
-                format!("crate `{name}` has no version `{version}` upstream"),
-                "not in the upstream index",
-            )
-        };
         let mut entry = self.index_entry(&path, None).await?;
         let mut listed = upstream::find_version(&entry.content, name, version);
         if listed.is_none() && entry.found() && entry.age_secs(Utc::now()) >= REFRESH_FLOOR_SECS {
@@ -683,7 +669,8 @@ impl Mirror {
             entry = self.index_entry(&path, Some(0)).await?;
             listed = upstream::find_version(&entry.content, name, version);
         }
-        let (index_name, cksum) = listed.ok_or_else(not_listed)?;
+        let (index_name, cksum) =
+            listed.ok_or_else(|| no_such_version(name, version, "not in the upstream index"))?;
         if !upstream::is_sha256_hex(&cksum) {
             // It goes into the download URL's `{sha256-checksum}` and is compared with the bytes.
             return Err(MirrorError::new(
@@ -831,6 +818,15 @@ impl Mirror {
             })
             .inc();
     }
+}
+
+/// The 404 of a crate version the upstream does not have; `cause` says how we know.
+fn no_such_version(name: &str, version: &str, cause: &str) -> MirrorError {
+    MirrorError::new(
+        MirrorErrorKind::NotFound,
+        format!("crate `{name}` has no version `{version}` upstream"),
+        cause,
+    )
 }
 
 /// Classifies a failed request: a timeout is a 504, anything else a 502.

@@ -21,23 +21,13 @@ pub(crate) fn download_url(template: &str, name: &str, version: &str, cksum: &st
             template.trim_end_matches('/')
         );
     }
-    let prefix = name_prefix(name);
+    let prefix = ktra_core::index::index_prefix(name);
     template
         .replace("{crate}", name)
         .replace("{version}", version)
         .replace("{prefix}", &prefix)
         .replace("{lowerprefix}", &prefix.to_ascii_lowercase())
         .replace("{sha256-checksum}", cksum)
-}
-
-/// The directory part of a crate's index path, in the name's own case (`{prefix}`).
-fn name_prefix(name: &str) -> String {
-    match name.len() {
-        1 => "1".to_owned(),
-        2 => "2".to_owned(),
-        3 => format!("3/{}", &name[..1]),
-        _ => format!("{}/{}", &name[..2], &name[2..4]),
-    }
 }
 
 /// The fields of `config.json` the mirror reads.
