@@ -344,7 +344,8 @@ pub struct MirrorConfig {
     /// `KTRA_MIRROR_NOT_FOUND_SECS`: how long the upstream's "no such crate" is remembered.
     #[serde(default = "default_mirror_not_found_secs")]
     pub not_found_secs: u64,
-    /// `KTRA_MIRROR_UPSTREAM_TIMEOUT_SECS`: the longest one upstream request may take.
+    /// `KTRA_MIRROR_UPSTREAM_TIMEOUT_SECS`: the longest one upstream request may take (a whole
+    /// crate fetch also stays within 90% of `KTRA_HTTP_REQUEST_TIMEOUT_SECS`).
     #[serde(default = "default_mirror_upstream_timeout_secs")]
     pub upstream_timeout_secs: u64,
     /// `KTRA_MIRROR_MAX_CRATE_BYTES`: the largest crate file fetched from the upstream.

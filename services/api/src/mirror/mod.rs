@@ -7,7 +7,8 @@
 //! - Index files are cached in the blob store under `mirror/index/{path}`, with the upstream's
 //!   validators and the fetch time in the same object (see the `cache` module), so every replica shares
 //!   them. A file younger than `KTRA_MIRROR_FRESHNESS_SECS` is served as is; an older one is
-//!   revalidated with a conditional request. Upstream 404s are remembered for
+//!   revalidated with a conditional request. Upstream 404s are remembered, in memory (see the
+//!   `not_found` module), for
 //!   `KTRA_MIRROR_NOT_FOUND_SECS`.
 //! - Crate files are fetched once, checked against the SHA-256 the upstream's index lists,
 //!   stored under `mirror/crates/{name}/{name}-{version}.crate` with a create-only write, and
