@@ -184,10 +184,6 @@ impl TestApp {
     /// Returns the sum of the samples of `/metrics` whose line starts with `prefix` (a metric
     /// name and the start of its labels). Panics when `/metrics` does not describe the metric
     /// family at all, so a renamed metric cannot make a check for zero pass.
-    #[cfg_attr(
-        not(feature = "crates-io-mirroring"),
-        expect(dead_code, reason = "only the mirror's tests use it")
-    )]
     pub(crate) async fn metric(&self, prefix: &str) -> f64 {
         let text = self
             .client

@@ -392,24 +392,11 @@ async fn tokens_expire_and_bad_requests_are_refused() {
 }
 
 /// Returns how often the metadata store's `token` lookup ran, from `/metrics`.
-async fn token_lookups(app: &TestApp) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|line| {
-            line.starts_with("ktra_storage_operation_duration_seconds_count")
-                && line.contains("store=\"metadata\"")
-                && line.contains("operation=\"token\"")
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .map_or(0, |count| count.parse().unwrap())
+async fn token_lookups(app: &TestApp) -> f64 {
+    app.metric(
+        "ktra_storage_operation_duration_seconds_count{store=\"metadata\",operation=\"token\"}",
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -434,7 +421,7 @@ async fn a_private_registry_reads_a_token_once_per_request() {
     let (status, body) = yank(&app, &yanker, "quiet", "1.0.0").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // The gate authenticates each request; the handlers use what it found, scope included.
-    assert_eq!(token_lookups(&app).await - before, 2);
+    assert_eq!(token_lookups(&app).await - before, 2.0);
     let (status, body) = add_owner(&app, &yanker, "quiet", "alice").await;
     assert_error(
         status,
