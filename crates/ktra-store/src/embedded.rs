@@ -830,6 +830,12 @@ impl MetadataStore for EmbeddedStore {
             let crates = txn.open_table(CRATES).map_err(internal)?;
             let existing = crate_record(&crates, &canonical)?;
             drop(crates);
+            if new
+                .crate_exists
+                .is_some_and(|expected| expected != existing.is_some())
+            {
+                return Err(StoreError::CrateChanged(new.line.name.clone()));
+            }
             let mut versions = txn.open_table(VERSIONS).map_err(internal)?;
             let mut record = match existing {
                 Some(record) => {

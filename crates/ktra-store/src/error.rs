@@ -57,6 +57,9 @@ pub enum StoreError {
     /// The user has no token with that id.
     #[error("no token `{0}` among the user's tokens")]
     TokenNotFound(String),
+    /// The crate was created (or is new) while a publish that depended on it was checked.
+    #[error("crate `{0}` changed while the publish was checked; try again")]
+    CrateChanged(String),
     /// A listing cursor this store did not hand out.
     #[error("the cursor `{0}` is not valid")]
     InvalidCursor(String),
@@ -84,6 +87,7 @@ impl StoreError {
             | Self::NameTaken { .. }
             | Self::LastOwner(_)
             | Self::InvalidCursor(_)
+            | Self::CrateChanged(_)
             | Self::PasswordChanged => ErrorCode::BadRequest,
             Self::NotOwner(_) | Self::UserDisabled(_) | Self::InvitationInvalid => {
                 ErrorCode::Forbidden

@@ -347,6 +347,10 @@ pub struct NewVersion {
     pub published_at: DateTime<Utc>,
     /// The audit event, recorded in the same atomic step as the version.
     pub audit: Option<AuditEvent>,
+    /// Whether the crate must already exist (`Some(true)`) or must be new (`Some(false)`),
+    /// checked in the same atomic step: a token allowed only one of the two cannot do the
+    /// other because the crate appeared or went meanwhile. `None` accepts either.
+    pub crate_exists: Option<bool>,
 }
 
 /// A crate's index file as the sparse index serves it.

@@ -689,7 +689,12 @@ impl MetadataStore for RedisStore {
                 Some(event) => serde_json::to_string(event).map_err(internal)?,
                 None => String::new(),
             })
-            .arg(AUDIT_RETAIN);
+            .arg(AUDIT_RETAIN)
+            .arg(match new.crate_exists {
+                Some(true) => "1",
+                Some(false) => "0",
+                None => "",
+            });
         let reply: Vec<Value> = invocation
             .invoke_async(&mut self.connection())
             .await
@@ -704,6 +709,7 @@ impl MetadataStore for RedisStore {
                         existing: detail,
                     },
                     "not_owner" => StoreError::NotOwner(detail),
+                    "changed" => StoreError::CrateChanged(detail),
                     "duplicate" => StoreError::DuplicateVersion {
                         name: new.line.name,
                         version: detail,

@@ -7,8 +7,12 @@
 -- ARGV[1] canonical name, ARGV[2] name as published, ARGV[3] version key, ARGV[4] version,
 -- ARGV[5] checksum, ARGV[6] blob key, ARGV[7] index line, ARGV[8] publisher id,
 -- ARGV[9] description, ARGV[10] '1' when there is a description, ARGV[11] time in ms,
--- ARGV[12] audit event (JSON, or '' for none), ARGV[13] audit events kept.
+-- ARGV[12] audit event (JSON, or '' for none), ARGV[13] audit events kept, ARGV[14] '1' when
+-- the crate must exist, '0' when it must be new, '' for either.
 local existing = redis.call('HGET', KEYS[1], 'name')
+if (ARGV[14] == '1' and not existing) or (ARGV[14] == '0' and existing) then
+  return {'changed', ARGV[2]}
+end
 if existing then
   if existing ~= ARGV[2] then
     return {'taken', existing}

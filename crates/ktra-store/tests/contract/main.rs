@@ -20,6 +20,7 @@ macro_rules! contract_tests {
             invitations_are_single_use,
             admins_change_any_owners_but_never_the_last,
             audit_log_pages_newest_first,
+            publishes_can_require_the_crate_to_exist_or_not,
         );
     };
     ($open:ident: $($name:ident),* $(,)?) => {

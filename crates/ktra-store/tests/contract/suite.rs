@@ -37,6 +37,7 @@ fn new_version(name: &str, version: &str, publisher: UserId) -> NewVersion {
         publisher,
         published_at: Utc::now(),
         audit: None,
+        crate_exists: None,
     }
 }
 
@@ -740,4 +741,29 @@ fn audit_like(event: &AuditEvent, action: &str) -> AuditEvent {
     assert_eq!(event.actor.as_deref(), Some("alice"));
     assert_eq!(event.client.as_deref(), Some("192.0.2.1"));
     event.clone()
+}
+
+pub(crate) async fn publishes_can_require_the_crate_to_exist_or_not(store: Arc<dyn MetadataStore>) {
+    let alice = store.create_user("alice", "h", token()).await.unwrap();
+    publish_one(&*store, "existing", "1.0.0", alice.id)
+        .await
+        .unwrap();
+    let mut update = new_version("fresh", "1.0.0", alice.id);
+    update.crate_exists = Some(true);
+    assert!(matches!(
+        store.publish(update).await,
+        Err(StoreError::CrateChanged(_))
+    ));
+    assert!(store.crate_summary("fresh").await.unwrap().is_none());
+    let mut first = new_version("existing", "2.0.0", alice.id);
+    first.crate_exists = Some(false);
+    assert!(matches!(
+        store.publish(first.clone()).await,
+        Err(StoreError::CrateChanged(_))
+    ));
+    first.crate_exists = Some(true);
+    assert_eq!(store.publish(first).await.unwrap().revision, 2);
+    let mut new = new_version("fresh", "1.0.0", alice.id);
+    new.crate_exists = Some(false);
+    store.publish(new).await.unwrap();
 }

@@ -177,6 +177,9 @@ async fn store_version(
         EndpointScope::PublishNew
     };
     caller.require_scope(endpoint, &metadata.name)?;
+    // A token allowed only one of the two is held to the choice in the atomic step.
+    let crate_exists = (!caller.details.scope.is_unrestricted())
+        .then_some(endpoint == EndpointScope::PublishUpdate);
     if let Some(existing) = existing {
         if existing.name != metadata.name {
             return Err(StoreError::NameTaken {
@@ -212,6 +215,7 @@ async fn store_version(
     stored?;
     let published_at = Utc::now();
     let new = NewVersion {
+        crate_exists,
         line: metadata.to_index_line(cksum, published_at),
         version,
         blob_key: blob_key.clone(),
