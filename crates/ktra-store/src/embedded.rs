@@ -459,17 +459,20 @@ fn drop_long_expired_tokens(
     Ok(())
 }
 
-/// Removes the unused invitations a user issued.
-fn drop_invitations_of(txn: &WriteTransaction, user: UserId) -> Result<(), StoreError> {
+/// Removes the invitations `unwanted` picks.
+fn drop_invitations_where(
+    txn: &WriteTransaction,
+    unwanted: impl Fn(&InvitationRecord) -> bool,
+) -> Result<(), StoreError> {
     let mut invitations = txn.open_table(INVITATIONS).map_err(internal)?;
-    let mut issued = Vec::new();
+    let mut picked = Vec::new();
     for entry in invitations.iter().map_err(internal)? {
         let (key, value) = entry.map_err(internal)?;
-        if decode::<InvitationRecord>(value.value())?.created_by == user {
-            issued.push(key.value().to_vec());
+        if unwanted(&decode(value.value())?) {
+            picked.push(key.value().to_vec());
         }
     }
-    for key in issued {
+    for key in picked {
         invitations.remove(key.as_slice()).map_err(internal)?;
     }
     Ok(())
@@ -607,19 +610,8 @@ impl MetadataStore for EmbeddedStore {
     async fn create_invitation(&self, invitation: Invitation) -> Result<(), StoreError> {
         self.write(move |txn| {
             // Expired invitations go as new ones arrive.
-            let mut invitations = txn.open_table(INVITATIONS).map_err(internal)?;
             let now = Utc::now();
-            let mut expired = Vec::new();
-            for entry in invitations.iter().map_err(internal)? {
-                let (key, value) = entry.map_err(internal)?;
-                if decode::<InvitationRecord>(value.value())?.expires_at <= now {
-                    expired.push(key.value().to_vec());
-                }
-            }
-            for key in expired {
-                invitations.remove(key.as_slice()).map_err(internal)?;
-            }
-            drop(invitations);
+            drop_invitations_where(txn, |record| record.expires_at <= now)?;
             let record = InvitationRecord {
                 created_by: invitation.created_by,
                 expires_at: invitation.expires_at,
@@ -729,7 +721,8 @@ impl MetadataStore for EmbeddedStore {
             drop(users);
             if disabled {
                 revoke_all_tokens(txn, record.id)?;
-                drop_invitations_of(txn, record.id)?;
+                // The unused invitations the user issued go with them.
+                drop_invitations_where(txn, |invitation| invitation.created_by == record.id)?;
             }
             Ok(User {
                 id: record.id,

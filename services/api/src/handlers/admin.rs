@@ -19,7 +19,8 @@ use crate::audit;
 use crate::auth::{Caller, require_caller};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, json_body};
-use crate::handlers::tokens::{self, Done, TokenList, TokenView};
+use crate::handlers::crates::{Ok as Done, OkMessage};
+use crate::handlers::tokens::{self, TokenList, TokenView};
 use crate::limits::ClientIp;
 use crate::state::AppState;
 
@@ -50,20 +51,13 @@ async fn user_named(state: &AppState, name: &str) -> Result<User, ApiError> {
         .user)
 }
 
-/// `{"ok": true, "msg": "..."}`.
-#[derive(Debug, Serialize)]
-pub struct Message {
-    ok: bool,
-    msg: String,
-}
-
 async fn set_disabled(
     state: &AppState,
     headers: &HeaderMap,
     client: &str,
     name: &str,
     disabled: bool,
-) -> Result<Json<Message>, ApiError> {
+) -> Result<Json<OkMessage>, ApiError> {
     let caller = require_admin(state, headers).await?;
     if disabled && caller.user.name.eq_ignore_ascii_case(name) {
         return Err(ApiError::bad_request(
@@ -97,7 +91,7 @@ async fn set_disabled(
             user.name
         )
     };
-    Ok(Json(Message { ok: true, msg }))
+    Ok(Json(OkMessage::new(msg)))
 }
 
 /// `POST /ktra/api/v1/admin/users/{name}/disable`.
@@ -107,7 +101,7 @@ pub async fn disable_user(
     ClientIp(client): ClientIp,
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
-) -> Result<Json<Message>, ApiError> {
+) -> Result<Json<OkMessage>, ApiError> {
     set_disabled(&state, &headers, &client, &name, true).await
 }
 
@@ -118,7 +112,7 @@ pub async fn enable_user(
     ClientIp(client): ClientIp,
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
-) -> Result<Json<Message>, ApiError> {
+) -> Result<Json<OkMessage>, ApiError> {
     set_disabled(&state, &headers, &client, &name, false).await
 }
 
@@ -149,7 +143,7 @@ pub async fn revoke_user_token(
     let user = user_named(&state, &name).await?;
     let id = tokens::token_id(&id)?;
     tokens::revoke_and_record(&state, &caller, &client, user.id, id).await?;
-    Ok(Json(Done::ok()))
+    Ok(Json(Done::new()))
 }
 
 /// `{"expires_in_hours": 72}`, all optional.

@@ -19,17 +19,30 @@ use crate::state::AppState;
 /// The largest owners request body accepted.
 const MAX_OWNERS_BODY: usize = 64 * 1024;
 
-/// `{"ok": true}`, cargo's success body for yank and unyank.
+/// `{"ok": true}`, cargo's success body for yank and unyank, and Ktra's for other changes.
 #[derive(Debug, Serialize)]
 pub struct Ok {
     ok: bool,
 }
 
-/// `{"ok": true, "msg": "..."}`, cargo's success body for owner changes.
+impl Ok {
+    pub(crate) fn new() -> Self {
+        Self { ok: true }
+    }
+}
+
+/// `{"ok": true, "msg": "..."}`, cargo's success body for owner changes, and Ktra's for changes
+/// worth a sentence.
 #[derive(Debug, Serialize)]
 pub struct OkMessage {
     ok: bool,
     msg: String,
+}
+
+impl OkMessage {
+    pub(crate) fn new(msg: String) -> Self {
+        Self { ok: true, msg }
+    }
 }
 
 /// Returns the canonical name of a crate named in a path, or a 404 for names no crate can have.
@@ -98,7 +111,7 @@ async fn change_yank_flag(
         state.index_sync.changed(&file).await;
     }
     tracing::info!(revision = file.revision, yanked, changed, "yank flag set");
-    Ok(Json(Ok { ok: true }))
+    Ok(Json(Ok::new()))
 }
 
 /// `DELETE /api/v1/crates/{name}/{version}/yank`.
@@ -242,7 +255,7 @@ pub async fn add_owners(
     } else {
         format!("{} added as owners of crate `{name}`", names_of(&added))
     };
-    Ok(Json(OkMessage { ok: true, msg }))
+    Ok(Json(OkMessage::new(msg)))
 }
 
 /// `DELETE /api/v1/crates/{name}/owners`.
@@ -278,7 +291,7 @@ pub async fn remove_owners(
     } else {
         format!("{} removed as owners of crate `{name}`", names_of(&removed))
     };
-    Ok(Json(OkMessage { ok: true, msg }))
+    Ok(Json(OkMessage::new(msg)))
 }
 
 /// Search parameters, as cargo sends them.

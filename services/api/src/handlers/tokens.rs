@@ -22,6 +22,7 @@ use crate::audit;
 use crate::auth::{Caller, describe_scope, require_caller};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, json_body};
+use crate::handlers::crates::Ok as Done;
 use crate::limits::ClientIp;
 use crate::state::AppState;
 
@@ -204,12 +205,6 @@ pub struct NewTokenResponse {
     view: TokenView,
 }
 
-/// `{"ok": true}`.
-#[derive(Debug, Serialize)]
-pub struct Done {
-    ok: bool,
-}
-
 /// Parses a token id from a path.
 pub(crate) fn token_id(text: &str) -> Result<TokenId, ApiError> {
     let mut raw = [0_u8; 8];
@@ -297,7 +292,7 @@ pub async fn revoke(
         caller.require_unrestricted("revoking other tokens")?;
     }
     revoke_and_record(&state, &caller, &client, caller.user.id, id).await?;
-    Ok(Json(Done::ok()))
+    Ok(Json(Done::new()))
 }
 
 /// Revokes `user`'s token `id` on behalf of `caller` and records it.
@@ -322,12 +317,6 @@ pub(crate) async fn revoke_and_record(
     )
     .await;
     Ok(())
-}
-
-impl Done {
-    pub(crate) fn ok() -> Self {
-        Self { ok: true }
-    }
 }
 
 #[cfg(test)]

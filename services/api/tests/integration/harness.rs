@@ -181,19 +181,23 @@ impl TestApp {
         }
     }
 
-    /// Returns the sum of the samples of `/metrics` whose line starts with `prefix` (a metric
-    /// name and the start of its labels). Panics when `/metrics` does not describe the metric
-    /// family at all, so a renamed metric cannot make a check for zero pass.
-    pub(crate) async fn metric(&self, prefix: &str) -> f64 {
-        let text = self
-            .client
+    /// Returns the `/metrics` page.
+    pub(crate) async fn metrics_text(&self) -> String {
+        self.client
             .get(self.url("/metrics"))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Returns the sum of the samples of `/metrics` whose line starts with `prefix` (a metric
+    /// name and the start of its labels). Panics when `/metrics` does not describe the metric
+    /// family at all, so a renamed metric cannot make a check for zero pass.
+    pub(crate) async fn metric(&self, prefix: &str) -> f64 {
+        let text = self.metrics_text().await;
         let name = prefix.split('{').next().unwrap_or_default();
         let described = text
             .lines()

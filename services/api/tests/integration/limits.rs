@@ -175,15 +175,7 @@ async fn rate_limits_answer_429_and_keep_nothing(backend: Backend) {
         assert_limited(response).await;
     }
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("ktra_rate_limited_requests_total{limit=\"publish:user\"} 1"),
         "{metrics}"
