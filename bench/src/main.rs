@@ -122,7 +122,7 @@ async fn run_configuration(
     let wanted = |scenario: &str| only.is_empty() || only.iter().any(|name| name == scenario);
     eprintln!("bench: starting the {} configuration", configuration.name());
     let system = System::start(configuration).await?;
-    let nginx_dir = tempfile::tempdir()?;
+    let nginx_dir = tempfile::Builder::new().disable_cleanup(true).tempdir()?;
     let nginx = nginx::Nginx::start(nginx_dir.path())?;
     let mut figures = Figures::new(configuration.name());
     for run in 0..runs {
@@ -156,6 +156,14 @@ async fn run_configuration(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Every configuration's files stay until the whole run ends and are removed together
+    // then. Removing a configuration's tens of thousands of files while the next one is
+    // measured slows that one down: a journal-less ext4 (as on our machines) skips inodes
+    // freed in the last minute or more when it allocates new ones, so each file the next
+    // configuration creates scans past them.
+    let work = tempfile::Builder::new().prefix("ktra-bench-").tempdir()?;
+    tempfile::env::override_temp_dir(work.path())
+        .map_err(|_| anyhow::anyhow!("the temporary directory was already chosen"))?;
     let json = match args.command {
         Command::Run {
             configs,

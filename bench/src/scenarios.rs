@@ -104,6 +104,23 @@ pub(crate) struct Sizes {
     pub(crate) visible_samples: usize,
 }
 
+/// A bench crate's name: `stem` and `index` behind four letters from their hash, so names
+/// spread over the index's directories as real names do. Names sharing their first four
+/// characters would put every crate of a run into one directory, and every commit would
+/// rewrite that directory's tree of thousands of entries, a cost real registries do not have.
+fn crate_name(stem: &str, index: usize) -> String {
+    // FNV-1a: stable across runs and platforms.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in stem.bytes().chain(index.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let letters: String = (0..4)
+        .map(|position| char::from(b'a' + ((hash >> (position * 8)) % 26) as u8))
+        .collect();
+    format!("{letters}{stem}{index}")
+}
+
 /// Pre-builds publish bodies, so the load generator does not spend its time compressing.
 fn publish_bodies(prefix: &str, count: usize, versions: usize) -> Vec<Bytes> {
     (0..count)
@@ -111,7 +128,7 @@ fn publish_bodies(prefix: &str, count: usize, versions: usize) -> Vec<Bytes> {
             let crate_index = index / versions.max(1);
             let version = index % versions.max(1);
             Bytes::from(
-                CrateFixture::new(&format!("{prefix}{crate_index}"), &format!("1.{version}.0"))
+                CrateFixture::new(&crate_name(prefix, crate_index), &format!("1.{version}.0"))
                     .body(),
             )
         })
@@ -263,7 +280,7 @@ pub(crate) async fn visible(
     let mut sparse_immediate = 0;
     let mut lags = Vec::new();
     for index in 0..sizes.visible_samples {
-        let name = format!("vis{}r{run}n{index}", label.tag);
+        let name = crate_name(&format!("vis{}r{run}n", label.tag), index);
         let body = CrateFixture::new(&name, "1.0.0").body();
         let (status, reply) = system
             .registry
@@ -313,10 +330,10 @@ pub(crate) async fn visible(
     publish_all(system, 64, publish_bodies(&prefix, count, 1)).await?;
     let answered = Instant::now();
     let drained =
-        wait_on_remote(system, &format!("{prefix}{}", count - 1), "1.0.0", answered).await?;
+        wait_on_remote(system, &crate_name(&prefix, count - 1), "1.0.0", answered).await?;
     let mut all_there = drained;
     for index in 0..count {
-        let lag = wait_on_remote(system, &format!("{prefix}{index}"), "1.0.0", answered).await?;
+        let lag = wait_on_remote(system, &crate_name(&prefix, index), "1.0.0", answered).await?;
         all_there = all_there.max(lag);
     }
     figures.record(
@@ -372,8 +389,8 @@ pub(crate) async fn reads(
     let big = format!("readbig{run}");
     publish_all(system, 1, publish_bodies(&small, 1, 1)).await?;
     publish_all(system, 8, publish_bodies(&big, 200, 200)).await?;
-    let small = format!("{small}0");
-    let big = format!("{big}0");
+    let small = crate_name(&small, 0);
+    let big = crate_name(&big, 0);
     for (label, name) in [("small file", &small), ("200-version file", &big)] {
         let path = format!("/index/{}", index_path(name));
         let (content, ktra_etag) = fetch(system.address, &path).await?;
@@ -508,7 +525,7 @@ pub(crate) async fn growth(
             .flat_map(|index| {
                 (0..versions).map(move |version| {
                     Bytes::from(
-                        CrateFixture::new(&format!("grow{index}"), &format!("1.{version}.0"))
+                        CrateFixture::new(&crate_name("grow", index), &format!("1.{version}.0"))
                             .body(),
                     )
                 })
@@ -537,4 +554,28 @@ pub(crate) async fn growth(
         visible(system, &growth_sizes, 0, &label, figures).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crate_name;
+
+    #[test]
+    fn names_are_valid_and_spread_over_directories() {
+        let names: Vec<String> = (0..1000)
+            .map(|index| crate_name("pubr0c64n", index))
+            .collect();
+        for name in &names {
+            assert!(name.starts_with(|c: char| c.is_ascii_lowercase()), "{name}");
+            assert!(name.chars().all(|c| c.is_ascii_alphanumeric()), "{name}");
+            assert!(name.len() <= 64, "{name}");
+        }
+        let unique: std::collections::HashSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+        // The index directory is the first four characters.
+        let directories: std::collections::HashSet<&str> =
+            names.iter().map(|name| &name[..4]).collect();
+        assert!(directories.len() > 900, "{} directories", directories.len());
+        assert_eq!(crate_name("pubr0c64n", 7), names[7], "names are stable");
+    }
 }

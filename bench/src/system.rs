@@ -61,6 +61,7 @@ impl System {
     /// Starts a configuration with the git remote on (a `file://` repository).
     pub(crate) async fn start(configuration: Configuration) -> anyhow::Result<Self> {
         let mut builder = RegistryBuilder::default()
+            .keep_files()
             .env("RUST_LOG", "warn")
             // Publishes answer without waiting for the push; publish-to-visible measures it.
             .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "0")
@@ -69,7 +70,7 @@ impl System {
             // refuse one: the cost is measured, the load is not throttled.
             .env("KTRA_LIMITS_PUBLISH_PER_USER_PER_MINUTE", "1000000000")
             .env("KTRA_LIMITS_PUBLISH_PER_IP_PER_MINUTE", "1000000000");
-        let dir = tempfile::tempdir()?;
+        let dir = tempfile::Builder::new().disable_cleanup(true).tempdir()?;
         let redis = matches!(configuration, Configuration::RedisS3 | Configuration::Redis)
             .then(|| RedisServer::start(dir.path()));
         if let Some(redis) = &redis {

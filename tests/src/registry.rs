@@ -15,6 +15,7 @@ use crate::process::{Service, free_port, workspace_binary};
 pub struct RegistryBuilder {
     remote_url: Option<String>,
     indexer: bool,
+    keep_files: bool,
     env: Vec<(String, String)>,
 }
 
@@ -23,6 +24,7 @@ impl Default for RegistryBuilder {
         Self {
             remote_url: None,
             indexer: true,
+            keep_files: false,
             env: Vec::new(),
         }
     }
@@ -43,6 +45,13 @@ impl RegistryBuilder {
         self
     }
 
+    /// Leaves the registry's files in place when it stops (whoever asked removes them).
+    #[must_use]
+    pub fn keep_files(mut self) -> Self {
+        self.keep_files = true;
+        self
+    }
+
     /// Adds an environment variable for both services.
     #[must_use]
     pub fn env(mut self, name: &str, value: &str) -> Self {
@@ -52,7 +61,10 @@ impl RegistryBuilder {
 
     /// Starts the services.
     pub async fn start(self) -> Registry {
-        let dir = tempfile::tempdir().expect("a temporary directory");
+        let dir = tempfile::Builder::new()
+            .disable_cleanup(self.keep_files)
+            .tempdir()
+            .expect("a temporary directory");
         let api_port = free_port();
         let indexer_port = free_port();
         let indexer_metrics_port = free_port();
