@@ -435,3 +435,36 @@ async fn sigterm_to_the_indexer_mid_burst_pushes_and_exits() {
         .await;
     assert_each_version_once(&registry.remote_path, &accepted);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_handed_over_without_waiting_all_reach_the_remote() {
+    // Publishes answer before the push, and the resender would only look again in an hour:
+    // everything on the remote came through the background hand-off, newest revision first.
+    let registry = Arc::new(
+        Registry::builder()
+            .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "0")
+            .env("KTRA_INDEXER_RESEND_INTERVAL_SECS", "3600")
+            .start()
+            .await,
+    );
+    let token = registry.create_user("alice").await;
+    let (names, accepted) = burst(&registry, &token, burst_work(8, 12), 0, || {}).await;
+    assert_eq!(accepted.len(), 96);
+    registry
+        .wait_converged(&registry.remote_path, &names, Duration::from_secs(20))
+        .await;
+    assert_each_version_once(&registry.remote_path, &accepted);
+
+    registry.set_yanked(&token, "shared", "3.4.0", true).await;
+    registry
+        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .await;
+    let files = branch_files(&registry.remote_path, "main");
+    let shared = &files[&ktra_core::index::index_path("shared")];
+    assert!(
+        shared
+            .lines()
+            .any(|line| line.contains("\"vers\":\"3.4.0\"") && line.contains("\"yanked\":true")),
+        "{shared}"
+    );
+}

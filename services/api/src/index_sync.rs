@@ -6,7 +6,9 @@
 //! periodically, by one replica at a time (a lease in the store). So the git index converges to
 //! the store after the indexer, the API or the remote was down.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ktra_core::name::canonical_crate_name;
@@ -32,6 +34,26 @@ const RESEND_TIMEOUT: Duration = Duration::from_secs(120);
 /// The lease that lets one replica resend at a time.
 const RESEND_LEASE: &str = "index-resender";
 
+/// The most crates waiting for the background hand-off; beyond it a change waits for the
+/// resender, which finds it by its mark in the store.
+const MAX_HANDOFF: usize = 4096;
+
+/// How many hand-off requests wait for their pushes at a time.
+const HANDOFF_IN_FLIGHT: usize = 8;
+
+/// The pause after a hand-off the indexer did not acknowledge.
+const HANDOFF_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Changes handed over without waiting (`ack_timeout` 0): the latest state of each crate,
+/// until the background sender takes them. While its requests wait for their pushes, new
+/// changes gather here, so a burst of publishes becomes a few requests, and memory is bounded
+/// by the number of distinct crates rather than the number of publishes.
+#[derive(Debug, Default)]
+struct Handoff {
+    pending: Mutex<HashMap<String, IndexFile>>,
+    wake: tokio::sync::Notify,
+}
+
 /// A connection to the indexer, or nothing when no indexer is configured.
 #[derive(Debug, Clone)]
 pub struct IndexSync {
@@ -42,6 +64,7 @@ pub struct IndexSync {
     store: Arc<dyn MetadataStore>,
     /// Names this replica in the resend lease.
     holder: String,
+    handoff: Arc<Handoff>,
 }
 
 fn state_of(file: &IndexFile) -> CrateState {
@@ -86,6 +109,7 @@ impl IndexSync {
             resend_interval: Duration::from_secs(config.resend_interval_secs),
             store,
             holder: format!("api-{}", hex::encode(nonce)),
+            handoff: Arc::default(),
         })
     }
 
@@ -144,18 +168,8 @@ impl IndexSync {
             return;
         }
         if self.ack_timeout.is_zero() {
-            // Configured not to wait: hand the change over in the background.
-            let sync = self.clone();
-            let file = file.clone();
-            tokio::spawn(async move {
-                if let Err(status) = sync.send(std::slice::from_ref(&file), RESEND_TIMEOUT).await {
-                    tracing::warn!(
-                        crate_name = file.name,
-                        code = ?status.code(),
-                        "the git index has not acknowledged the change yet; it will be sent again"
-                    );
-                }
-            });
+            // Configured not to wait: leave the change to the background sender.
+            self.hand_off(file);
             return;
         }
         if let Err(status) = self
@@ -170,6 +184,84 @@ impl IndexSync {
                 "the git index has not acknowledged the change yet; it will be sent again"
             );
         }
+    }
+
+    fn hand_off(&self, file: &IndexFile) {
+        {
+            let mut pending = self
+                .handoff
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let full = pending.len() >= MAX_HANDOFF;
+            match pending.entry(canonical_crate_name(&file.name)) {
+                Entry::Occupied(mut waiting) => {
+                    if waiting.get().revision < file.revision {
+                        waiting.insert(file.clone());
+                    }
+                }
+                // The change keeps its mark in the store; the resender sends it.
+                Entry::Vacant(_) if full => return,
+                Entry::Vacant(slot) => {
+                    slot.insert(file.clone());
+                }
+            }
+        }
+        self.handoff.wake.notify_one();
+    }
+
+    /// Sends what [`IndexSync::changed`] handed over without waiting, forever; returns at once
+    /// unless an indexer is configured and changes are handed over. Up to
+    /// [`HANDOFF_IN_FLIGHT`] requests wait for their pushes at a time; while they all wait,
+    /// new changes gather into larger requests.
+    pub async fn hand_off_forever(self) {
+        if self.client.is_none() || !self.ack_timeout.is_zero() {
+            return;
+        }
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(HANDOFF_IN_FLIGHT));
+        loop {
+            self.handoff.wake.notified().await;
+            loop {
+                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                    return;
+                };
+                let files = self.take_handed_off(RESEND_BATCH);
+                if files.is_empty() {
+                    break;
+                }
+                let sync = self.clone();
+                tokio::spawn(async move {
+                    if let Err(status) = sync.send(&files, RESEND_TIMEOUT).await {
+                        tracing::warn!(
+                            crates = files.len(),
+                            code = ?status.code(),
+                            message = status.message(),
+                            "the git index has not acknowledged changes yet; they will be sent again"
+                        );
+                        // Keep gathering instead of failing again at the rate of publishes.
+                        tokio::time::sleep(HANDOFF_BACKOFF).await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+
+    /// Takes up to `limit` handed-over changes.
+    fn take_handed_off(&self, limit: usize) -> Vec<IndexFile> {
+        let mut pending = self
+            .handoff
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pending.len() <= limit {
+            return std::mem::take(&mut *pending).into_values().collect();
+        }
+        let names: Vec<String> = pending.keys().take(limit).cloned().collect();
+        names
+            .iter()
+            .filter_map(|name| pending.remove(name))
+            .collect()
     }
 
     /// Sends every unacknowledged change, a batch at a time, while this replica holds the

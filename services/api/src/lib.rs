@@ -59,6 +59,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let drain_timeout = Duration::from_secs(state.config.http.request_timeout_secs);
     let resender = tokio::spawn(state.index_sync.clone().resend_forever());
+    let handoff = tokio::spawn(state.index_sync.clone().hand_off_forever());
     let builder = connection_builder(&state.config.limits);
     let app = routes::router(state);
     let graceful = GracefulShutdown::new();
@@ -104,6 +105,7 @@ pub async fn serve(
         tracing::warn!("in-flight requests did not finish in time");
     }
     resender.abort();
+    handoff.abort();
     Ok(())
 }
 
