@@ -34,9 +34,14 @@ const RESEND_TIMEOUT: Duration = Duration::from_secs(120);
 /// The lease that lets one replica resend at a time.
 const RESEND_LEASE: &str = "index-resender";
 
-/// The most crates waiting for the background hand-off; beyond it a change waits for the
-/// resender, which finds it by its mark in the store.
+/// The most bytes of index files in one request (the message limit is higher); a larger file
+/// goes alone.
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// The most crates waiting for the background hand-off, and their most bytes; beyond either a
+/// change waits for the resender, which finds it by its mark in the store.
 const MAX_HANDOFF: usize = 4096;
+const MAX_HANDOFF_BYTES: usize = 64 * 1024 * 1024;
 
 /// How many hand-off requests wait for their pushes at a time.
 const HANDOFF_IN_FLIGHT: usize = 8;
@@ -45,13 +50,100 @@ const HANDOFF_IN_FLIGHT: usize = 8;
 const HANDOFF_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Changes handed over without waiting (`ack_timeout` 0): the latest state of each crate,
-/// until the background sender takes them. While its requests wait for their pushes, new
-/// changes gather here, so a burst of publishes becomes a few requests, and memory is bounded
-/// by the number of distinct crates rather than the number of publishes.
+/// until the background sender takes them, oldest first. While its requests wait for their
+/// pushes, new changes gather here, so a burst of publishes becomes a few requests, and memory
+/// is bounded by the number of distinct crates rather than the number of publishes.
 #[derive(Debug, Default)]
 struct Handoff {
-    pending: Mutex<HashMap<String, IndexFile>>,
+    pending: Mutex<Pending>,
     wake: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    /// By canonical name: the order of arrival and the newest state.
+    files: HashMap<String, (u64, IndexFile)>,
+    arrivals: u64,
+    bytes: usize,
+}
+
+impl Handoff {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps `file` for the sender, unless the same or a newer revision waits already; returns
+    /// false when there is no room for another crate.
+    fn offer(&self, file: &IndexFile) -> bool {
+        let mut pending = self.lock();
+        let pending = &mut *pending;
+        let full = pending.files.len() >= MAX_HANDOFF || pending.bytes >= MAX_HANDOFF_BYTES;
+        match pending.files.entry(canonical_crate_name(&file.name)) {
+            Entry::Occupied(mut waiting) => {
+                let (_, older) = waiting.get_mut();
+                if older.revision < file.revision {
+                    pending.bytes = pending.bytes - older.content.len() + file.content.len();
+                    *older = file.clone();
+                }
+            }
+            Entry::Vacant(_) if full => return false,
+            Entry::Vacant(slot) => {
+                pending.arrivals += 1;
+                pending.bytes += file.content.len();
+                slot.insert((pending.arrivals, file.clone()));
+            }
+        }
+        true
+    }
+
+    /// Takes the oldest waiting changes: at most `count` crates and `bytes` bytes, but at
+    /// least one.
+    fn take(&self, count: usize, bytes: usize) -> Vec<IndexFile> {
+        let mut pending = self.lock();
+        let mut order: Vec<(u64, String)> = pending
+            .files
+            .iter()
+            .map(|(name, (arrival, _))| (*arrival, name.clone()))
+            .collect();
+        order.sort_unstable();
+        let mut taken = Vec::new();
+        let mut size = 0;
+        for (_, name) in order {
+            let Some(length) = pending.files.get(&name).map(|(_, file)| file.content.len()) else {
+                continue;
+            };
+            if taken.len() == count || (!taken.is_empty() && size + length > bytes) {
+                break;
+            }
+            if let Some((_, file)) = pending.files.remove(&name) {
+                size += length;
+                pending.bytes -= length;
+                taken.push(file);
+            }
+        }
+        taken
+    }
+}
+
+/// Splits `files` into runs of at most `max_bytes` of content (a larger file goes alone).
+fn by_size(files: &[IndexFile], max_bytes: usize) -> Vec<&[IndexFile]> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    let mut size = 0;
+    for (index, file) in files.iter().enumerate() {
+        if index > start && size + file.content.len() > max_bytes {
+            batches.push(&files[start..index]);
+            start = index;
+            size = 0;
+        }
+        size += file.content.len();
+    }
+    if start < files.len() {
+        batches.push(&files[start..]);
+    }
+    batches
 }
 
 /// A connection to the indexer, or nothing when no indexer is configured.
@@ -187,27 +279,10 @@ impl IndexSync {
     }
 
     fn hand_off(&self, file: &IndexFile) {
-        {
-            let mut pending = self
-                .handoff
-                .pending
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let full = pending.len() >= MAX_HANDOFF;
-            match pending.entry(canonical_crate_name(&file.name)) {
-                Entry::Occupied(mut waiting) => {
-                    if waiting.get().revision < file.revision {
-                        waiting.insert(file.clone());
-                    }
-                }
-                // The change keeps its mark in the store; the resender sends it.
-                Entry::Vacant(_) if full => return,
-                Entry::Vacant(slot) => {
-                    slot.insert(file.clone());
-                }
-            }
+        // Refused when full: the change keeps its mark in the store; the resender sends it.
+        if self.handoff.offer(file) {
+            self.handoff.wake.notify_one();
         }
-        self.handoff.wake.notify_one();
     }
 
     /// Sends what [`IndexSync::changed`] handed over without waiting, forever; returns at once
@@ -225,7 +300,7 @@ impl IndexSync {
                 let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
                     return;
                 };
-                let files = self.take_handed_off(RESEND_BATCH);
+                let files = self.handoff.take(RESEND_BATCH, MAX_REQUEST_BYTES);
                 if files.is_empty() {
                     break;
                 }
@@ -245,23 +320,6 @@ impl IndexSync {
                 });
             }
         }
-    }
-
-    /// Takes up to `limit` handed-over changes.
-    fn take_handed_off(&self, limit: usize) -> Vec<IndexFile> {
-        let mut pending = self
-            .handoff
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if pending.len() <= limit {
-            return std::mem::take(&mut *pending).into_values().collect();
-        }
-        let names: Vec<String> = pending.keys().take(limit).cloned().collect();
-        names
-            .iter()
-            .filter_map(|name| pending.remove(name))
-            .collect()
     }
 
     /// Sends every unacknowledged change, a batch at a time, while this replica holds the
@@ -311,7 +369,10 @@ impl IndexSync {
                 self.metrics.index_unacknowledged_oldest_age.set(age);
                 first_page = false;
             }
-            let acknowledged = self.send(&files, RESEND_TIMEOUT).await?;
+            let mut acknowledged = 0;
+            for batch in by_size(&files, MAX_REQUEST_BYTES) {
+                acknowledged += self.send(batch, RESEND_TIMEOUT).await?;
+            }
             total += acknowledged;
             if acknowledged < pending.len() {
                 // Something stayed unacknowledged (a newer revision raced in); the next pass
@@ -399,5 +460,91 @@ impl IndexSync {
         let response = client.clone().rebuild(stream).await;
         producer.await??;
         Ok(response?.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn file(name: &str, revision: u64, size: usize) -> IndexFile {
+        let content = Bytes::from(vec![b'x'; size]);
+        IndexFile {
+            name: name.to_owned(),
+            etag: IndexFile::etag_of(&content),
+            content,
+            last_modified: chrono::Utc::now(),
+            revision,
+        }
+    }
+
+    fn names(files: &[IndexFile]) -> Vec<(&str, u64)> {
+        files
+            .iter()
+            .map(|file| (file.name.as_str(), file.revision))
+            .collect()
+    }
+
+    #[test]
+    fn the_newest_revision_waits_in_the_first_place_in_line() {
+        let handoff = Handoff::default();
+        assert!(handoff.offer(&file("a", 1, 10)));
+        assert!(handoff.offer(&file("b", 1, 10)));
+        assert!(handoff.offer(&file("a", 3, 20)));
+        // Late and older: ignored.
+        assert!(handoff.offer(&file("A", 2, 30)));
+        assert_eq!(handoff.lock().bytes, 30);
+        assert_eq!(names(&handoff.take(10, 1000)), [("a", 3), ("b", 1)]);
+        assert!(handoff.take(10, 1000).is_empty());
+        assert_eq!(handoff.lock().bytes, 0);
+    }
+
+    #[test]
+    fn takes_the_oldest_within_the_count_and_size() {
+        let handoff = Handoff::default();
+        for (index, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            assert!(handoff.offer(&file(name, 1, 100 * (index + 1))));
+        }
+        assert_eq!(names(&handoff.take(2, 10_000)), [("a", 1), ("b", 1)]);
+        // c (300) fits, d (400) would not.
+        assert_eq!(names(&handoff.take(10, 500)), [("c", 1)]);
+        // A file larger than the limit still goes, alone.
+        assert_eq!(names(&handoff.take(10, 10)), [("d", 1)]);
+    }
+
+    #[test]
+    fn a_full_handoff_refuses_new_crates_but_takes_newer_revisions() {
+        let handoff = Handoff::default();
+        for index in 0..MAX_HANDOFF {
+            assert!(handoff.offer(&file(&format!("c{index}"), 1, 1)));
+        }
+        assert!(!handoff.offer(&file("late", 1, 1)));
+        assert!(handoff.offer(&file("c7", 2, 1)));
+        let taken = handoff.take(MAX_HANDOFF, usize::MAX);
+        assert_eq!(taken.len(), MAX_HANDOFF);
+        assert_eq!(taken[7].revision, 2);
+        assert!(handoff.offer(&file("late", 1, 1)));
+
+        let big = Handoff::default();
+        assert!(big.offer(&file("huge", 1, MAX_HANDOFF_BYTES)));
+        assert!(!big.offer(&file("small", 1, 1)));
+    }
+
+    #[test]
+    fn requests_are_split_by_size() {
+        let files = [
+            file("a", 1, 6),
+            file("b", 1, 6),
+            file("c", 1, 20),
+            file("d", 1, 1),
+        ];
+        let batches: Vec<Vec<(&str, u64)>> = by_size(&files, 12).into_iter().map(names).collect();
+        assert_eq!(
+            batches,
+            [vec![("a", 1), ("b", 1)], vec![("c", 1)], vec![("d", 1)]]
+        );
+        assert!(by_size(&[], 12).is_empty());
     }
 }
