@@ -111,7 +111,7 @@ pub(crate) struct Sizes {
 fn crate_name(stem: &str, index: usize) -> String {
     // FNV-1a: stable across runs and platforms.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in stem.bytes().chain(index.to_le_bytes()) {
+    for byte in stem.bytes().chain((index as u64).to_le_bytes()) {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
@@ -268,6 +268,38 @@ async fn wait_on_remote(
     }
 }
 
+/// Reads one counter or gauge from the indexer's `/metrics`.
+async fn indexer_metric(client: &reqwest::Client, system: &System, name: &str) -> Option<f64> {
+    let url = format!("{}/metrics", system.registry.indexer_metrics);
+    let text = client.get(url).send().await.ok()?.text().await.ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits until the indexer has written everything it was handed and made no round for half a
+/// second, so "idle" figures do not include the backlog of the scenario before.
+async fn wait_index_idle(client: &reqwest::Client, system: &System) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut quiet_since: Option<(Instant, f64)> = None;
+    while Instant::now() < deadline {
+        let depth = indexer_metric(client, system, "ktra_indexer_queue_depth").await;
+        let rounds = indexer_metric(client, system, "ktra_indexer_rounds_total").await;
+        match (depth == Some(0.0), rounds) {
+            (true, Some(rounds)) => match quiet_since {
+                Some((since, seen)) if seen == rounds => {
+                    if since.elapsed() >= Duration::from_millis(500) {
+                        return Ok(());
+                    }
+                }
+                _ => quiet_since = Some((Instant::now(), rounds)),
+            },
+            _ => quiet_since = None,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the indexer did not become idle within 300 s")
+}
+
 /// Scenario 2: publish-to-visible, idle and at the end of a 64-client burst.
 pub(crate) async fn visible(
     system: &System,
@@ -277,6 +309,7 @@ pub(crate) async fn visible(
     figures: &mut Figures,
 ) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
+    wait_index_idle(&client, system).await?;
     let mut sparse_immediate = 0;
     let mut lags = Vec::new();
     for index in 0..sizes.visible_samples {
@@ -542,6 +575,8 @@ pub(crate) async fn growth(
             "publishes/s",
             count as f64 / started.elapsed().as_secs_f64(),
         );
+        // Measure the grown registry, not the indexer still writing what populating sent it.
+        wait_index_idle(&reqwest::Client::new(), system).await?;
         let label = Label {
             tag: format!("g{size}"),
             text: format!(" at {size} crates"),
