@@ -31,6 +31,10 @@ use crate::model::{
 /// The layout version of the file; a future migration reads it first.
 const SCHEMA_VERSION: &str = "1";
 
+/// redb's page cache in the process (its default is 1 GiB, which the API's memory would grow
+/// towards as the registry does); the operating system's page cache holds the file as well.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// `schema_version`, `next_user_id`.
 const META: TableDefinition<'_, &str, &str> = TableDefinition::new("meta");
 /// Lower-case user name to [`UserRecord`].
@@ -185,9 +189,12 @@ impl EmbeddedStore {
             StoreError::Unavailable(format!("cannot create {}: {error}", dir.display()))
         })?;
         let path = dir.join("ktra.redb");
-        let db = Database::create(&path).map_err(|error| {
-            StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|error| {
+                StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
+            })?;
         let store = Self {
             db: Arc::new(db),
             rates: Arc::default(),

@@ -39,7 +39,12 @@ impl Revisions {
     ///
     /// Fails when the file cannot be opened or read.
     pub fn open(dir: &Path) -> Result<Self, IndexerError> {
-        let db = Database::create(dir.join("revisions.redb")).map_err(state_error)?;
+        // Every revision is loaded into `pushed` below; redb's own cache (1 GiB by default)
+        // would only hold the same data again.
+        let db = Database::builder()
+            .set_cache_size(1024 * 1024)
+            .create(dir.join("revisions.redb"))
+            .map_err(state_error)?;
         let txn = db.begin_write().map_err(state_error)?;
         txn.open_table(REVISIONS).map_err(state_error)?;
         txn.commit().map_err(state_error)?;
