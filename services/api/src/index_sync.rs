@@ -286,9 +286,8 @@ impl IndexSync {
     }
 
     /// Sends what [`IndexSync::changed`] handed over without waiting, forever; returns at once
-    /// unless an indexer is configured and changes are handed over. Up to
-    /// [`HANDOFF_IN_FLIGHT`] requests wait for their pushes at a time; while they all wait,
-    /// new changes gather into larger requests.
+    /// unless an indexer is configured and changes are handed over. Up to 8 requests wait for
+    /// their pushes at a time; while they all wait, new changes gather into larger requests.
     pub async fn hand_off_forever(self) {
         if self.client.is_none() || !self.ack_timeout.is_zero() {
             return;
