@@ -468,3 +468,50 @@ async fn changes_handed_over_without_waiting_all_reach_the_remote() {
         "{shared}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_hands_the_indexer_what_waits_to_be_handed_over() {
+    // Slow pushes keep the hand-off's requests waiting, so changes gather in the API; it
+    // stops right after the burst and is not restarted, and the resender would only look in
+    // an hour: what reaches the remote was handed over at shutdown.
+    let served = tempfile::tempdir().unwrap();
+    let remote = served.path().join("index.git");
+    init_bare(&remote);
+    set_push_delay(&remote, Duration::from_millis(300));
+    let daemon = GitDaemon::start(served.path(), served.path());
+    let registry = Arc::new(
+        Registry::builder()
+            .remote(&daemon.url("index.git"))
+            .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "0")
+            .env("KTRA_INDEXER_RESEND_INTERVAL_SECS", "3600")
+            .start()
+            .await,
+    );
+    let token = registry.create_user("alice").await;
+    let (_, accepted) = burst(&registry, &token, burst_work(8, 12), 0, || {}).await;
+    assert_eq!(accepted.len(), 96);
+    let took = registry.api.terminate();
+    assert!(took < Duration::from_secs(10), "the API took {took:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let files = branch_files(&remote, "main");
+        let missing: Vec<&(String, String)> = accepted
+            .iter()
+            .filter(|(name, version)| {
+                files
+                    .get(&ktra_core::index::index_path(name))
+                    .is_none_or(|file| lines_of_version(file, version) == 0)
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reached the remote: {missing:?}\n{}",
+            registry.api.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_each_version_once(&remote, &accepted);
+}

@@ -321,6 +321,33 @@ impl IndexSync {
         }
     }
 
+    /// Sends what is still handed over, for at most `within`: at shutdown, so the indexer gets
+    /// every change before the API exits. What does not make it keeps its mark in the store.
+    pub async fn flush_handed_off(&self, within: Duration) {
+        if self.client.is_none() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let files = self.handoff.take(RESEND_BATCH, MAX_REQUEST_BYTES);
+            if files.is_empty() {
+                return;
+            }
+            // A request the indexer received is pushed even if its answer comes too late.
+            if let Err(status) = self.send(&files, left).await {
+                tracing::warn!(
+                    crates = files.len(),
+                    code = ?status.code(),
+                    "handed-over changes not acknowledged before exiting; they will be sent again"
+                );
+            }
+        }
+    }
+
     /// Sends every unacknowledged change, a batch at a time, while this replica holds the
     /// lease. Returns how many were acknowledged.
     ///

@@ -32,8 +32,11 @@ use tokio::net::TcpListener;
 pub use config::Config;
 pub use state::AppState;
 
+/// How long, at shutdown, changes handed over without waiting may take to reach the indexer.
+const HANDOFF_FLUSH: Duration = Duration::from_secs(5);
+
 /// Serves the registry on `listener` until `shutdown` resolves, then drains in-flight requests
-/// for at most the request timeout.
+/// for at most the request timeout, and hands the indexer what is still waiting for it.
 ///
 /// # Errors
 ///
@@ -59,7 +62,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let drain_timeout = Duration::from_secs(state.config.http.request_timeout_secs);
     let resender = tokio::spawn(state.index_sync.clone().resend_forever());
-    let handoff = tokio::spawn(state.index_sync.clone().hand_off_forever());
+    let index_sync = state.index_sync.clone();
+    let handoff = tokio::spawn(index_sync.clone().hand_off_forever());
     let builder = connection_builder(&state.config.limits);
     let app = routes::router(state);
     let graceful = GracefulShutdown::new();
@@ -106,6 +110,7 @@ pub async fn serve(
     }
     resender.abort();
     handoff.abort();
+    index_sync.flush_handed_off(HANDOFF_FLUSH).await;
     Ok(())
 }
 
