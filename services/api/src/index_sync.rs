@@ -1,7 +1,8 @@
 //! Keeping the git index in step with the store, through the indexer.
 //!
 //! After every change the API sends the crate's whole index file, with its revision, to the
-//! indexer and waits a bounded time for the acknowledgement (which means "pushed"). Whatever is
+//! indexer and waits a bounded time for the acknowledgement (which means "pushed"), or, when
+//! configured not to wait, leaves it to a background sender that batches changes. Whatever is
 //! not acknowledged keeps its mark in the store and is sent again by the resender, at start and
 //! periodically, by one replica at a time (a lease in the store). So the git index converges to
 //! the store after the indexer, the API or the remote was down.
@@ -53,10 +54,22 @@ const HANDOFF_BACKOFF: Duration = Duration::from_secs(1);
 /// until the background sender takes them, oldest first. While its requests wait for their
 /// pushes, new changes gather here, so a burst of publishes becomes a few requests, and memory
 /// is bounded by the number of distinct crates rather than the number of publishes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Handoff {
     pending: Mutex<Pending>,
     wake: tokio::sync::Notify,
+    /// One permit per request that may wait for its push.
+    in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Handoff {
+    fn default() -> Self {
+        Self {
+            pending: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(HANDOFF_IN_FLIGHT)),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -292,11 +305,10 @@ impl IndexSync {
         if self.client.is_none() || !self.ack_timeout.is_zero() {
             return;
         }
-        let in_flight = Arc::new(tokio::sync::Semaphore::new(HANDOFF_IN_FLIGHT));
         loop {
             self.handoff.wake.notified().await;
             loop {
-                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                let Ok(permit) = Arc::clone(&self.handoff.in_flight).acquire_owned().await else {
                     return;
                 };
                 let files = self.handoff.take(RESEND_BATCH, MAX_REQUEST_BYTES);
@@ -321,30 +333,41 @@ impl IndexSync {
         }
     }
 
-    /// Sends what is still handed over, for at most `within`: at shutdown, so the indexer gets
-    /// every change before the API exits. What does not make it keeps its mark in the store.
+    /// At shutdown, once [`IndexSync::hand_off_forever`] has stopped: sends what is still
+    /// handed over, all at once, and waits for the requests already under way, for at most
+    /// `within` in all. A request the indexer received is pushed even if its answer comes too
+    /// late; whatever does not reach it keeps its mark in the store.
     pub async fn flush_handed_off(&self, within: Duration) {
         if self.client.is_none() {
             return;
         }
         let deadline = tokio::time::Instant::now() + within;
+        let mut batches = Vec::new();
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return;
-            }
             let files = self.handoff.take(RESEND_BATCH, MAX_REQUEST_BYTES);
             if files.is_empty() {
-                return;
+                break;
             }
-            // A request the indexer received is pushed even if its answer comes too late.
-            if let Err(status) = self.send(&files, left).await {
+            batches.push(files);
+        }
+        let sends = futures::future::join_all(batches.iter().map(|files| async move {
+            if let Err(status) = self.send(files, within).await {
                 tracing::warn!(
                     crates = files.len(),
                     code = ?status.code(),
                     "handed-over changes not acknowledged before exiting; they will be sent again"
                 );
             }
+        }));
+        let under_way = self
+            .handoff
+            .in_flight
+            .acquire_many(u32::try_from(HANDOFF_IN_FLIGHT).unwrap_or(u32::MAX));
+        if tokio::time::timeout_at(deadline, futures::future::join(sends, under_way))
+            .await
+            .is_err()
+        {
+            tracing::warn!("exiting before the indexer acknowledged every handed-over change");
         }
     }
 
@@ -397,6 +420,14 @@ impl IndexSync {
             }
             let mut acknowledged = 0;
             for batch in by_size(&files, MAX_REQUEST_BYTES) {
+                // Each request may wait long for its push: keep the lease while sending.
+                if !self
+                    .store
+                    .try_lease(RESEND_LEASE, &self.holder, lease_ttl)
+                    .await?
+                {
+                    return Ok(total + acknowledged);
+                }
                 acknowledged += self.send(batch, RESEND_TIMEOUT).await?;
             }
             total += acknowledged;

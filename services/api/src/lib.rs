@@ -110,6 +110,8 @@ pub async fn serve(
     }
     resender.abort();
     handoff.abort();
+    // Stopped before the flush takes what waits, so the two never split it.
+    let _ = handoff.await;
     index_sync.flush_handed_off(HANDOFF_FLUSH).await;
     Ok(())
 }
