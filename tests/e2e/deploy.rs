@@ -264,9 +264,10 @@ async fn serve_a_publish(api_env: BTreeMap<String, String>, indexer_env: BTreeMa
         }
         assert!(
             ready,
-            "{binary} never became healthy\n{}\n{}",
+            "{binary} never became healthy\n{}\n{}\n--- seaweedfs log ---\n{}",
             api.log_tail(),
-            indexer.log_tail()
+            indexer.log_tail(),
+            s3.log_tail()
         );
     }
 

@@ -244,6 +244,11 @@ impl S3Server {
         false
     }
 
+    /// The end of SeaweedFS's log.
+    pub fn log_tail(&self) -> String {
+        self.service.log_tail()
+    }
+
     /// Creates a bucket (a directory under the filer's `/buckets`).
     pub fn create_bucket(&self, bucket: &str) {
         let answer = http_get(
