@@ -276,8 +276,9 @@ async fn indexer_metric(client: &reqwest::Client, system: &System, name: &str) -
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// Waits until the indexer has written everything it was handed and made no round for half a
-/// second, so "idle" figures do not include the backlog of the scenario before.
+/// Waits until the indexer has written everything it was handed and made no round for longer
+/// than the resend interval (changes a full hand-off left to the resender come back within
+/// it), so "idle" figures do not include the backlog of the scenario before.
 async fn wait_index_idle(client: &reqwest::Client, system: &System) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut quiet_since: Option<(Instant, f64)> = None;
@@ -287,7 +288,7 @@ async fn wait_index_idle(client: &reqwest::Client, system: &System) -> anyhow::R
         match (depth == Some(0.0), rounds) {
             (true, Some(rounds)) => match quiet_since {
                 Some((since, seen)) if seen == rounds => {
-                    if since.elapsed() >= Duration::from_millis(500) {
+                    if since.elapsed() > crate::system::RESEND_INTERVAL + Duration::from_secs(1) {
                         return Ok(());
                     }
                 }

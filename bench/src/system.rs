@@ -41,6 +41,10 @@ impl Configuration {
     }
 }
 
+/// How often the API resends changes the indexer has not acknowledged (those a full hand-off
+/// left to it, for one).
+pub(crate) const RESEND_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The running system: both services, a git remote, and the storage servers.
 pub(crate) struct System {
     /// The services.
@@ -65,7 +69,10 @@ impl System {
             .env("RUST_LOG", "warn")
             // Publishes answer without waiting for the push; publish-to-visible measures it.
             .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "0")
-            .env("KTRA_INDEXER_RESEND_INTERVAL_SECS", "5")
+            .env(
+                "KTRA_INDEXER_RESEND_INTERVAL_SECS",
+                &RESEND_INTERVAL.as_secs().to_string(),
+            )
             // The publish limits count every request (one store round trip each) but never
             // refuse one: the cost is measured, the load is not throttled.
             .env("KTRA_LIMITS_PUBLISH_PER_USER_PER_MINUTE", "1000000000")
