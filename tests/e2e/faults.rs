@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ktra_core::testing::CrateFixture;
 use ktra_e2e::git::{branch_files, commit_count, init_bare, push_foreign_commit};
-use ktra_e2e::registry::Registry;
+use ktra_e2e::registry::{Registry, RegistryBuilder};
 use ktra_e2e::remotes::{GitDaemon, set_push_delay};
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
@@ -436,12 +436,18 @@ async fn sigterm_to_the_indexer_mid_burst_pushes_and_exits() {
     assert_each_version_once(&registry.remote_path, &accepted);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn changes_handed_over_without_waiting_all_reach_the_remote() {
-    // Publishes answer before the push, and the resender would only look again in an hour:
-    // everything on the remote came through the background hand-off, newest revision first.
+/// Starts a registry whose publishes do not wait for the push and whose resender would only
+/// look again in an hour, and publishes a burst of 96 versions.
+async fn burst_without_waiting(
+    builder: RegistryBuilder,
+) -> (
+    Arc<Registry>,
+    String,
+    Vec<String>,
+    BTreeSet<(String, String)>,
+) {
     let registry = Arc::new(
-        Registry::builder()
+        builder
             .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "0")
             .env("KTRA_INDEXER_RESEND_INTERVAL_SECS", "3600")
             .start()
@@ -450,6 +456,14 @@ async fn changes_handed_over_without_waiting_all_reach_the_remote() {
     let token = registry.create_user("alice").await;
     let (names, accepted) = burst(&registry, &token, burst_work(8, 12), 0, || {}).await;
     assert_eq!(accepted.len(), 96);
+    (registry, token, names, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_handed_over_without_waiting_all_reach_the_remote() {
+    // Publishes answer before the push, and the resender would only look again in an hour:
+    // everything on the remote came through the background hand-off, newest revision first.
+    let (registry, token, names, accepted) = burst_without_waiting(Registry::builder()).await;
     registry
         .wait_converged(&registry.remote_path, &names, Duration::from_secs(20))
         .await;
@@ -479,17 +493,8 @@ async fn sigterm_hands_the_indexer_what_waits_to_be_handed_over() {
     init_bare(&remote);
     set_push_delay(&remote, Duration::from_millis(300));
     let daemon = GitDaemon::start(served.path(), served.path());
-    let registry = Arc::new(
-        Registry::builder()
-            .remote(&daemon.url("index.git"))
-            .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "0")
-            .env("KTRA_INDEXER_RESEND_INTERVAL_SECS", "3600")
-            .start()
-            .await,
-    );
-    let token = registry.create_user("alice").await;
-    let (_, accepted) = burst(&registry, &token, burst_work(8, 12), 0, || {}).await;
-    assert_eq!(accepted.len(), 96);
+    let (registry, _, _, accepted) =
+        burst_without_waiting(Registry::builder().remote(&daemon.url("index.git"))).await;
     let took = registry.api.terminate();
     assert!(took < Duration::from_secs(10), "the API took {took:?}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
