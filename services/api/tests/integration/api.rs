@@ -279,7 +279,7 @@ pub(crate) async fn duplicates_collisions_and_ownership(backend: Backend) {
         StatusCode::BAD_REQUEST,
         "cannot remove all owners",
     );
-    let (status, reply) = app.call(Method::GET, owners, None, None).await;
+    let (status, reply) = app.get(owners).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         reply,
@@ -594,7 +594,7 @@ pub(crate) async fn downloads_stream_committed_versions_only(backend: Backend) {
 
 pub(crate) async fn every_failure_uses_cargos_error_format(backend: Backend) {
     let app = TestApp::start_on(backend, &[]).await;
-    let (status, reply) = app.call(Method::GET, "/no/such/route", None, None).await;
+    let (status, reply) = app.get("/no/such/route").await;
     assert_error(status, &reply, StatusCode::NOT_FOUND, "no such resource");
     let (status, reply) = app
         .call(Method::POST, "/api/v1/crates/new", None, None)
@@ -605,21 +605,15 @@ pub(crate) async fn every_failure_uses_cargos_error_format(backend: Backend) {
         StatusCode::METHOD_NOT_ALLOWED,
         "method not allowed",
     );
-    let (status, reply) = app
-        .call(Method::GET, "/api/v1/crates?q=x&per_page=101", None, None)
-        .await;
+    let (status, reply) = app.get("/api/v1/crates?q=x&per_page=101").await;
     assert_error(status, &reply, StatusCode::BAD_REQUEST, "per_page");
-    let (status, reply) = app
-        .call(Method::GET, "/api/v1/crates?q=x&per_page=ten", None, None)
-        .await;
+    let (status, reply) = app.get("/api/v1/crates?q=x&per_page=ten").await;
     assert_error(status, &reply, StatusCode::BAD_REQUEST, "per_page");
-    let (status, reply) = app
-        .call(Method::GET, "/api/v1/crates/nothing/owners", None, None)
-        .await;
+    let (status, reply) = app.get("/api/v1/crates/nothing/owners").await;
     assert_error(status, &reply, StatusCode::NOT_FOUND, "does not exist");
-    let (status, reply) = app.call(Method::GET, "/livez", None, None).await;
+    let (status, reply) = app.get("/livez").await;
     assert_eq!((status, reply), (StatusCode::OK, json!({"status": "ok"})));
-    let (status, reply) = app.call(Method::GET, "/readyz", None, None).await;
+    let (status, reply) = app.get("/readyz").await;
     assert_eq!((status, reply), (StatusCode::OK, json!({"status": "ok"})));
 }
 
@@ -651,9 +645,7 @@ pub(crate) async fn search_ranks_and_pages(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::OK);
 
-    let (status, reply) = app
-        .call(Method::GET, "/api/v1/crates?q=Serde&per_page=2", None, None)
-        .await;
+    let (status, reply) = app.get("/api/v1/crates?q=Serde&per_page=2").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         reply,
@@ -662,14 +654,7 @@ pub(crate) async fn search_ranks_and_pages(backend: Backend) {
             {"name": "serde_json", "max_version": "1.0.0", "description": "the serde_json crate"},
         ], "meta": {"total": 3}})
     );
-    let (_, reply) = app
-        .call(
-            Method::GET,
-            "/api/v1/crates?q=serde&per_page=2&page=2",
-            None,
-            None,
-        )
-        .await;
+    let (_, reply) = app.get("/api/v1/crates?q=serde&per_page=2&page=2").await;
     assert_eq!(reply["crates"][0]["name"], "my-serde-helper");
 }
 

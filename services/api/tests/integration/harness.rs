@@ -252,6 +252,11 @@ impl TestApp {
         read_json(request.send().await.unwrap()).await
     }
 
+    /// Sends an anonymous GET.
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None, None).await
+    }
+
     /// Sends a request with a token and an optional JSON body.
     pub(crate) async fn call(
         &self,

@@ -199,14 +199,7 @@ pub(crate) async fn cargo_builds_through_the_mirror_and_from_its_cache_once_the_
     );
 
     // What was never cached fails in cargo's format, never as crate bytes.
-    let (status, body) = mirror
-        .call(
-            reqwest::Method::GET,
-            "/mirror/index/ne/ve/never",
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = mirror.get("/mirror/index/ne/ve/never").await;
     assert_error(
         status,
         &body,
@@ -217,7 +210,7 @@ pub(crate) async fn cargo_builds_through_the_mirror_and_from_its_cache_once_the_
         "/mirror/dl/never/1.0.0/download",
         "/ktra/api/v1/mirror/never/1.0.0/download",
     ] {
-        let (status, body) = mirror.call(reqwest::Method::GET, path, None, None).await;
+        let (status, body) = mirror.get(path).await;
         assert_error(
             status,
             &body,
@@ -312,7 +305,7 @@ pub(crate) async fn allow_and_deny_lists_refuse_what_they_exclude() {
         // Not on the allow list.
         "/mirror/index/ot/he/other",
     ] {
-        let (status, body) = mirror.call(reqwest::Method::GET, path, None, None).await;
+        let (status, body) = mirror.get(path).await;
         assert_error(
             status,
             &body,
@@ -566,14 +559,7 @@ pub(crate) async fn index_files_revalidate_and_missing_crates_are_remembered() {
     );
 
     for _ in 0..2 {
-        let (status, body) = mirror
-            .call(
-                reqwest::Method::GET,
-                "/mirror/index/ot/he/other",
-                None,
-                None,
-            )
-            .await;
+        let (status, body) = mirror.get("/mirror/index/ot/he/other").await;
         assert_error(status, &body, StatusCode::NOT_FOUND, "no index file");
     }
     assert_eq!(
@@ -594,14 +580,7 @@ pub(crate) async fn index_files_revalidate_and_missing_crates_are_remembered() {
 
 pub(crate) async fn an_upstream_that_is_down_or_slow_gives_502_or_504() {
     let down = start_mirror(&closed_port_url().await, &[]).await;
-    let (status, body) = down
-        .call(
-            reqwest::Method::GET,
-            "/mirror/dl/tam/0.1.0/download",
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = down.get("/mirror/dl/tam/0.1.0/download").await;
     assert_error(
         status,
         &body,
@@ -616,7 +595,7 @@ pub(crate) async fn an_upstream_that_is_down_or_slow_gives_502_or_504() {
     )
     .await;
     for path in ["/mirror/index/3/t/tam", "/mirror/dl/tam/0.1.0/download"] {
-        let (status, body) = slow.call(reqwest::Method::GET, path, None, None).await;
+        let (status, body) = slow.get(path).await;
         assert_error(
             status,
             &body,
@@ -647,7 +626,7 @@ pub(crate) async fn mirror_routes_need_a_token_in_a_private_registry() {
         "/mirror/dl/tam/0.1.0/download",
         "/ktra/api/v1/mirror/tam/0.1.0/download",
     ] {
-        let (status, body) = mirror.call(reqwest::Method::GET, path, None, None).await;
+        let (status, body) = mirror.get(path).await;
         assert_error(
             status,
             &body,
@@ -755,9 +734,7 @@ pub(crate) async fn a_private_upstream_is_read_with_the_configured_token() {
     let upstream_index = format!("{}/index/", upstream.base);
 
     let without = start_mirror(&upstream_index, &[]).await;
-    let (status, body) = without
-        .call(reqwest::Method::GET, "/mirror/index/2/ab", None, None)
-        .await;
+    let (status, body) = without.get("/mirror/index/2/ab").await;
     assert_error(status, &body, StatusCode::BAD_GATEWAY, "failed to serve");
 
     let with = start_mirror(&upstream_index, &[("KTRA_MIRROR_UPSTREAM_TOKEN", &token)]).await;
@@ -802,28 +779,17 @@ pub(crate) async fn a_captive_portal_page_never_replaces_cached_index_files() {
             >= 1.0
     );
     // Nothing cached: 502, not the portal page as an index file.
-    let (status, body) = mirror
-        .call(reqwest::Method::GET, "/mirror/index/3/n/new", None, None)
-        .await;
+    let (status, body) = mirror.get("/mirror/index/3/n/new").await;
     assert_error(status, &body, StatusCode::BAD_GATEWAY, "failed to serve");
 
     // A portal's config.json is not cached either: once the portal is gone, downloads work
     // at once instead of after KTRA_MIRROR_FRESHNESS_SECS.
     upstream.portal.store(false, Ordering::SeqCst);
     let fresh = start_mirror(&upstream_index, &[]).await;
-    let (status, _) = fresh
-        .call(reqwest::Method::GET, "/mirror/index/3/t/tam", None, None)
-        .await;
+    let (status, _) = fresh.get("/mirror/index/3/t/tam").await;
     assert_eq!(status, StatusCode::OK);
     upstream.portal.store(true, Ordering::SeqCst);
-    let (status, body) = fresh
-        .call(
-            reqwest::Method::GET,
-            "/mirror/dl/tam/0.1.0/download",
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = fresh.get("/mirror/dl/tam/0.1.0/download").await;
     assert_error(status, &body, StatusCode::BAD_GATEWAY, "config.json");
     upstream.portal.store(false, Ordering::SeqCst);
     let response = fresh
@@ -849,7 +815,7 @@ pub(crate) async fn downloads_of_an_unknown_crate_ask_the_upstream_once_and_stor
             "/ktra/api/v1/mirror/nope/1.0.0/download",
             "/mirror/index/no/pe/nope",
         ] {
-            let (status, body) = mirror.call(reqwest::Method::GET, path, None, None).await;
+            let (status, body) = mirror.get(path).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
         }
     }
@@ -878,14 +844,7 @@ pub(crate) async fn a_fetch_has_one_deadline_and_keeps_its_error_kind() {
         ],
     )
     .await;
-    let (status, body) = mirror
-        .call(
-            reqwest::Method::GET,
-            "/mirror/dl/tam/0.1.0/download",
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = mirror.get("/mirror/dl/tam/0.1.0/download").await;
     assert_error(
         status,
         &body,
@@ -900,14 +859,7 @@ pub(crate) async fn a_fetch_has_one_deadline_and_keeps_its_error_kind() {
         &[("KTRA_MIRROR_UPSTREAM_TIMEOUT_SECS", "1")],
     )
     .await;
-    let (status, body) = mirror
-        .call(
-            reqwest::Method::GET,
-            "/mirror/dl/tam/0.1.0/download",
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = mirror.get("/mirror/dl/tam/0.1.0/download").await;
     assert_error(
         status,
         &body,

@@ -380,9 +380,7 @@ async fn tokens_expire_and_bad_requests_are_refused() {
         .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "crate_scopes");
     // Without a token: 401, as for every API call.
-    let (status, body) = app
-        .call(Method::GET, "/ktra/api/v1/tokens", None, None)
-        .await;
+    let (status, body) = app.get("/ktra/api/v1/tokens").await;
     assert_error(
         status,
         &body,
