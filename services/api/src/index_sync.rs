@@ -123,10 +123,9 @@ impl Handoff {
         order.sort_unstable();
         let mut taken = Vec::new();
         let mut size = 0;
+        // `order` was read under this lock: every name in it is waiting.
         for (_, name) in order {
-            let Some(length) = pending.files.get(&name).map(|(_, file)| file.content.len()) else {
-                continue;
-            };
+            let length = pending.files[&name].1.content.len();
             if taken.len() == count || (!taken.is_empty() && size + length > bytes) {
                 break;
             }
