@@ -3,6 +3,7 @@
 mod deploy;
 mod faults;
 mod git_index;
+mod index_readers;
 mod observability;
 mod private;
 mod remotes;

@@ -49,6 +49,10 @@ pub enum DependencyKind {
 }
 
 /// One dependency of one version, as written in the index.
+///
+/// Unset optional keys are left out, never written as `null`: readers built on `tame-index`
+/// (cargo-deny among them) refuse `"package": null`, crates.io never writes `package` or
+/// `registry` unset, and every reader takes a missing `target` as none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexDependency {
     /// The name the dependent uses: the renamed name when the dependency is renamed.
@@ -62,12 +66,15 @@ pub struct IndexDependency {
     /// Whether the dependency's default features are enabled.
     pub default_features: bool,
     /// The `cfg(...)` or target triple the dependency is limited to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// Normal, build or dev.
     pub kind: DependencyKind,
     /// The index URL of the registry the dependency comes from; `None` means this registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<String>,
     /// The real crate name when the dependency is renamed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
 }
 
@@ -319,7 +326,7 @@ mod tests {
             concat!(
                 r#"{"name":"Demo","vers":"1.0.0+meta","deps":["#,
                 r#"{"name":"alias","req":">=0.2, <0.4","features":["x"],"optional":true,"default_features":false,"target":"cfg(unix)","kind":"normal","registry":"https://github.com/rust-lang/crates.io-index","package":"real"},"#,
-                r#"{"name":"zeta","req":"^1","features":[],"optional":false,"default_features":true,"target":null,"kind":"dev","registry":null,"package":null}],"#,
+                r#"{"name":"zeta","req":"^1","features":[],"optional":false,"default_features":true,"kind":"dev"}],"#,
                 r#""cksum":"abababababababababababababababababababababababababababababababab","#,
                 r#""features":{"default":[]},"features2":{"x":["dep:alias"]},"yanked":false,"links":"z","rust_version":"1.70","pubtime":"2023-11-14T22:13:20Z","v":2}"#
             )
