@@ -971,6 +971,26 @@ impl MetadataStore for EmbeddedStore {
         .await
     }
 
+    async fn replace_index_file(
+        &self,
+        canonical: &str,
+        revision: u64,
+        content: Bytes,
+    ) -> Result<Option<IndexFile>, StoreError> {
+        let canonical = canonical.to_owned();
+        self.write(move |txn| {
+            let crates = txn.open_table(CRATES).map_err(internal)?;
+            let record = crate_record(&crates, &canonical)?
+                .ok_or_else(|| StoreError::CrateNotFound(canonical.clone()))?;
+            drop(crates);
+            if record.revision != revision {
+                return Ok(None);
+            }
+            commit_crate_change(txn, &canonical, record, content.to_vec(), Utc::now()).map(Some)
+        })
+        .await
+    }
+
     async fn owners(&self, canonical: &str) -> Result<Option<Vec<User>>, StoreError> {
         let canonical = canonical.to_owned();
         self.read(move |txn| {

@@ -119,6 +119,20 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
         audit: Option<AuditEvent>,
     ) -> Result<(IndexFile, bool), StoreError>;
 
+    /// Replaces a crate's whole index file with `content` if its revision is still
+    /// `revision`: bumps the revision and marks it unacknowledged, as a publish does. Returns
+    /// the new file, or `None` when the revision moved meanwhile (nothing is written then).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::CrateNotFound`] when the crate does not exist.
+    async fn replace_index_file(
+        &self,
+        canonical: &str,
+        revision: u64,
+        content: bytes::Bytes,
+    ) -> Result<Option<IndexFile>, StoreError>;
+
     /// Returns a crate's owners, or `None` when the crate does not exist.
     async fn owners(&self, canonical: &str) -> Result<Option<Vec<User>>, StoreError>;
 

@@ -175,6 +175,19 @@ impl MetadataStore for InstrumentedStore {
         .await
     }
 
+    async fn replace_index_file(
+        &self,
+        canonical: &str,
+        revision: u64,
+        content: bytes::Bytes,
+    ) -> Result<Option<IndexFile>, StoreError> {
+        self.observe(
+            "replace_index_file",
+            self.inner.replace_index_file(canonical, revision, content),
+        )
+        .await
+    }
+
     async fn owners(&self, canonical: &str) -> Result<Option<Vec<User>>, StoreError> {
         self.observe("owners", self.inner.owners(canonical)).await
     }

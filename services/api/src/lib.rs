@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod index_sync;
+pub mod index_upgrade;
 pub mod instrumented;
 pub mod limits;
 pub mod metrics;
@@ -61,6 +62,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let drain_timeout = Duration::from_secs(state.config.http.request_timeout_secs);
+    tokio::spawn(index_upgrade::upgrade_in_background(state.store.clone()));
     let resender = tokio::spawn(state.index_sync.clone().resend_forever());
     let index_sync = state.index_sync.clone();
     let handoff = tokio::spawn(index_sync.clone().hand_off_forever());

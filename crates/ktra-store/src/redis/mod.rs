@@ -48,6 +48,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 struct Scripts {
     publish: Script,
     yank: Script,
+    replace_index: Script,
     owners: Script,
     create_user: Script,
     change_password: Script,
@@ -64,6 +65,7 @@ impl Scripts {
         Self {
             publish: Script::new(include_str!("publish.lua")),
             yank: Script::new(include_str!("yank.lua")),
+            replace_index: Script::new(include_str!("replace_index.lua")),
             owners: Script::new(include_str!("owners.lua")),
             create_user: Script::new(include_str!("create_user.lua")),
             change_password: Script::new(include_str!("change_password.lua")),
@@ -765,6 +767,34 @@ impl MetadataStore for RedisStore {
                 },
                 other => internal(format!("yank script answered {other}")),
             }),
+        }
+    }
+
+    async fn replace_index_file(
+        &self,
+        canonical: &str,
+        revision: u64,
+        content: Bytes,
+    ) -> Result<Option<IndexFile>, StoreError> {
+        let reply: Vec<Value> = self
+            .scripts
+            .replace_index
+            .key(self.keys.krate(canonical))
+            .key(self.keys.pending())
+            .arg(canonical)
+            .arg(revision)
+            .arg(content.as_ref())
+            .arg(millis(Utc::now()))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        match index_file_reply(reply)? {
+            Ok(file) => Ok(Some(file)),
+            Err((status, _)) => match status.as_str() {
+                "moved" => Ok(None),
+                "no_crate" => Err(StoreError::CrateNotFound(canonical.to_owned())),
+                other => Err(internal(format!("replace script answered {other}"))),
+            },
         }
     }
 

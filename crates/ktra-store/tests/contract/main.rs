@@ -21,6 +21,7 @@ macro_rules! contract_tests {
             admins_change_any_owners_but_never_the_last,
             audit_log_pages_newest_first,
             publishes_can_require_the_crate_to_exist_or_not,
+            index_files_are_replaced_only_at_their_revision,
         );
     };
     ($open:ident: $($name:ident),* $(,)?) => {

@@ -767,3 +767,43 @@ pub(crate) async fn publishes_can_require_the_crate_to_exist_or_not(store: Arc<d
     new.crate_exists = Some(false);
     store.publish(new).await.unwrap();
 }
+
+pub(crate) async fn index_files_are_replaced_only_at_their_revision(store: Arc<dyn MetadataStore>) {
+    let alice = store.create_user("alice", "h", token()).await.unwrap();
+    let published = publish_one(&*store, "kept", "1.0.0", alice.id)
+        .await
+        .unwrap();
+    assert!(store.acknowledge("kept", published.revision).await.unwrap());
+    let rewritten = bytes::Bytes::from(format!("{}\n", lines(&published)[0].to_json()));
+
+    // A replacement at an old revision writes nothing.
+    assert!(
+        store
+            .replace_index_file("kept", published.revision - 1, rewritten.clone())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.index_file("kept").await.unwrap().unwrap(), published);
+
+    let replaced = store
+        .replace_index_file("kept", published.revision, rewritten.clone())
+        .await
+        .unwrap()
+        .expect("the revision is current");
+    assert_eq!(replaced.content, rewritten);
+    assert_eq!(replaced.revision, published.revision + 1);
+    assert_eq!(replaced.name, "kept");
+    assert_eq!(store.index_file("kept").await.unwrap().unwrap(), replaced);
+    let pending = store.pending_changes(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].revision, replaced.revision);
+
+    assert!(matches!(
+        store
+            .replace_index_file("missing", 1, rewritten)
+            .await
+            .unwrap_err(),
+        StoreError::CrateNotFound(_)
+    ));
+}

@@ -30,6 +30,7 @@ mod cargo;
 mod concurrency;
 mod harness;
 mod hostile;
+mod index_upgrade;
 mod limits;
 #[cfg(feature = "crates-io-mirroring")]
 mod mirror;
