@@ -2,6 +2,7 @@
 
 mod deploy;
 mod faults;
+mod foreign_index;
 mod git_index;
 mod index_readers;
 mod observability;

@@ -64,6 +64,11 @@ pub struct GitConfig {
     /// `KTRA_GIT_MAX_BATCH`: the most crate files in one commit.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// `KTRA_GIT_OVERWRITE_FOREIGN_FILES`: replace crate files this indexer never wrote even
+    /// when the store's file lacks versions they list (see [`crate::foreign`]). Off: such
+    /// files are refused and left as they are, so an index written elsewhere loses nothing.
+    #[serde(default)]
+    pub overwrite_foreign_files: bool,
 }
 
 fn default_local_path() -> PathBuf {

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod error;
+pub mod foreign;
 pub mod git;
 pub mod metrics;
 pub mod revisions;

@@ -38,6 +38,9 @@ pub struct IndexerMetrics {
     pub remote_moves: Counter,
     /// Updates acknowledged to the API.
     pub acknowledged: Counter,
+    /// Crate files refused because they hold versions the store lacks (an index written
+    /// elsewhere; see `crate::foreign`).
+    pub foreign_refusals: Counter,
     /// Seconds since the epoch of the last successful push.
     pub last_push: Gauge<f64, AtomicU64>,
 }
@@ -96,6 +99,12 @@ impl IndexerMetrics {
             "Updates acknowledged to the API",
             acknowledged.clone(),
         );
+        let foreign_refusals = Counter::default();
+        registry.register(
+            "foreign_file_refusals",
+            "Crate files not written because they list versions the store does not have",
+            foreign_refusals.clone(),
+        );
         let last_push = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "last_push_timestamp_seconds",
@@ -113,6 +122,7 @@ impl IndexerMetrics {
             push_failures,
             remote_moves,
             acknowledged,
+            foreign_refusals,
             last_push,
         }
     }

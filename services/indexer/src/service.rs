@@ -134,16 +134,24 @@ impl IndexerService {
             commands.push((update, sender));
         }
         self.writer.send(Command::Apply(commands)).await?;
-        let acknowledged = async {
+        let (acknowledged, refused) = async {
             let mut acknowledged = Vec::with_capacity(waiting.len());
+            let mut refused = Vec::new();
             for (name, receiver) in waiting {
-                let revision = receiver.await.map_err(|_| IndexerError::ShuttingDown)?;
-                acknowledged.push(Acknowledgement { name, revision });
+                match receiver.await.map_err(|_| IndexerError::ShuttingDown)? {
+                    Ok(revision) => acknowledged.push(Acknowledgement { name, revision }),
+                    Err(why) => refused.push(why),
+                }
             }
-            Ok::<_, IndexerError>(acknowledged)
+            Ok::<_, IndexerError>((acknowledged, refused))
         }
         .instrument(tracing::info_span!("indexer.queue"))
         .await?;
+        // Refused crates are left out of the acknowledgements; when nothing else was asked
+        // for, the caller gets the reason.
+        if acknowledged.is_empty() && !refused.is_empty() {
+            return Err(Status::failed_precondition(refused.join("; ")));
+        }
         Ok(Response::new(ApplyResponse { acknowledged }))
     }
 }

@@ -10,7 +10,7 @@
 //! onto the remote's tip with our state re-applied (never a merge), and pushed again. Other
 //! failures are retried with exponential backoff while new updates keep being accepted.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::GitConfig;
 use crate::error::IndexerError;
+use crate::foreign;
 use crate::git::repo::{FileChange, IndexRepo, PushError, is_index_path};
 use crate::metrics::IndexerMetrics;
 use crate::revisions::Revisions;
@@ -66,12 +67,15 @@ pub struct RebuildReport {
     pub commit: Option<String>,
 }
 
+/// Receives the revision in the index once it is pushed, or why the file was refused.
+pub type Waiter = oneshot::Sender<Result<u64, String>>;
+
 /// Requests to the writer.
 #[derive(Debug)]
 pub enum Command {
     /// Make files equal to these states; each sender gets the revision in the index once it is
     /// pushed.
-    Apply(Vec<(Update, oneshot::Sender<u64>)>),
+    Apply(Vec<(Update, Waiter)>),
     /// Part of a rebuild: the store's state of some crates.
     RebuildChunk {
         /// Compare only; write nothing.
@@ -109,7 +113,7 @@ struct Wanted {
     name: Option<String>,
     revision: u64,
     content: Bytes,
-    waiters: Vec<(u64, oneshot::Sender<u64>)>,
+    waiters: Vec<(u64, Waiter)>,
     /// The spans of the requests waiting (the first few), to trace the round under them.
     spans: Vec<tracing::Span>,
 }
@@ -131,14 +135,18 @@ struct GitState {
     repo: IndexRepo,
     revisions: Revisions,
     metrics: Arc<IndexerMetrics>,
+    /// Replace crate files never written here even when they list versions the store lacks.
+    overwrite_foreign_files: bool,
 }
 
-/// What one round took.
-#[derive(Debug, Clone, Copy)]
+/// What one round took, and which files it refused.
+#[derive(Debug, Clone)]
 struct RoundTimes {
     commit: Option<Oid>,
     committing: Duration,
     pushing: Duration,
+    /// Paths refused (see [`crate::foreign`]), with why.
+    refused: HashMap<String, String>,
 }
 
 /// The writer task's state.
@@ -162,12 +170,25 @@ impl std::fmt::Debug for Writer {
     }
 }
 
-fn commit_message(batch: &[(String, Option<String>, u64)]) -> String {
+/// One file a round means to write: a wanted state taken for the round.
+#[derive(Debug, Clone)]
+struct Planned {
+    path: String,
+    /// The crate; `None` for `config.json`.
+    name: Option<String>,
+    revision: u64,
+    /// Empty removes the file.
+    content: Bytes,
+}
+
+fn commit_message(batch: &[&Planned]) -> String {
     let crates: Vec<String> = batch
         .iter()
-        .filter_map(|(_, name, revision)| {
-            name.as_ref()
-                .map(|name| format!("{name} (revision {revision})"))
+        .filter_map(|planned| {
+            planned
+                .name
+                .as_ref()
+                .map(|name| format!("{name} (revision {})", planned.revision))
         })
         .collect();
     match crates.as_slice() {
@@ -188,18 +209,31 @@ fn commit_message(batch: &[(String, Option<String>, u64)]) -> String {
 }
 
 impl GitState {
-    /// One round: optionally look for foreign commits, commit `changes`, push (re-applying our
-    /// state if the remote moved), and record the pushed revisions.
-    fn round(
-        &mut self,
-        changes: &[FileChange],
-        message: &str,
-        revisions: &[(String, u64)],
-        check_remote: bool,
-    ) -> Result<RoundTimes, IndexerError> {
+    /// One round: optionally look for foreign commits, leave out the files
+    /// [`crate::foreign`] refuses, commit the rest of `batch`, push (re-applying our state if
+    /// the remote moved), and record the pushed revisions.
+    fn round(&mut self, batch: &[Planned], check_remote: bool) -> Result<RoundTimes, IndexerError> {
         if check_remote && self.repo.has_remote() {
             self.follow_remote()?;
         }
+        let refused = self.foreign_refusals(batch)?;
+        let written: Vec<&Planned> = batch
+            .iter()
+            .filter(|planned| !refused.contains_key(&planned.path))
+            .collect();
+        let changes: Vec<FileChange> = written
+            .iter()
+            .map(|planned| FileChange {
+                path: planned.path.clone(),
+                content: (!planned.content.is_empty()).then(|| planned.content.clone()),
+            })
+            .collect();
+        let message = commit_message(&written);
+        let revisions: Vec<(String, u64)> = written
+            .iter()
+            .filter(|planned| planned.name.is_some())
+            .map(|planned| (planned.path.clone(), planned.revision))
+            .collect();
         let started = std::time::Instant::now();
         let commit = if changes.is_empty() {
             None
@@ -210,7 +244,7 @@ impl GitState {
                 commit = tracing::field::Empty
             );
             let _entered = span.enter();
-            let commit = self.repo.commit(changes, message)?;
+            let commit = self.repo.commit(&changes, &message)?;
             if let Some(commit) = commit {
                 span.record("commit", commit.to_string());
             }
@@ -222,12 +256,42 @@ impl GitState {
             self.push()?;
         }
         let pushing = started.elapsed() - committing;
-        self.revisions.record(revisions)?;
+        self.revisions.record(&revisions)?;
         Ok(RoundTimes {
             commit: commit.or_else(|| self.repo.tip()),
             committing,
             pushing,
+            refused,
         })
+    }
+
+    /// Finds the crate files in `batch` that this indexer never wrote and whose new content
+    /// would drop versions the current file lists; returns their paths with why.
+    fn foreign_refusals(&self, batch: &[Planned]) -> Result<HashMap<String, String>, IndexerError> {
+        let mut refused = HashMap::new();
+        if self.overwrite_foreign_files {
+            return Ok(refused);
+        }
+        for planned in batch {
+            let Some(name) = &planned.name else {
+                continue;
+            };
+            if planned.content.is_empty() || self.revisions.get(&planned.path).is_some() {
+                continue;
+            }
+            let Some(existing) = self.repo.read_file(&planned.path)? else {
+                continue;
+            };
+            let dropped = foreign::dropped_versions(&existing, &planned.content);
+            if dropped.is_empty() {
+                continue;
+            }
+            let message = foreign::refusal(name, &dropped);
+            tracing::error!(crate_name = name, dropped = dropped.len(), "{message}");
+            self.metrics.foreign_refusals.inc();
+            refused.insert(planned.path.clone(), message);
+        }
+        Ok(refused)
     }
 
     /// Fetches; if the remote moved, moves our branch onto it with our state re-applied.
@@ -295,6 +359,7 @@ impl Writer {
                     repo,
                     revisions,
                     metrics: git_metrics,
+                    overwrite_foreign_files: git_config.overwrite_foreign_files,
                 },
                 current,
             ))
@@ -404,7 +469,7 @@ impl Writer {
         }
     }
 
-    fn merge(&mut self, update: Update, waiter: oneshot::Sender<u64>) {
+    fn merge(&mut self, update: Update, waiter: Waiter) {
         if let Some(wanted) = self.wanted.get_mut(&update.path) {
             if update.revision > wanted.revision {
                 wanted.revision = update.revision;
@@ -425,7 +490,7 @@ impl Writer {
             // Already in the index (or superseded by what is): acknowledge at once.
             Some(pushed) if pushed >= update.revision => {
                 self.metrics.acknowledged.inc();
-                let _ = waiter.send(pushed);
+                let _ = waiter.send(Ok(pushed));
             }
             _ => {
                 self.wanted.insert(
@@ -467,42 +532,23 @@ impl Writer {
     }
 
     async fn round(&mut self) -> Result<(), IndexerError> {
-        let batch: Vec<(String, Option<String>, u64, Bytes)> = self
+        let batch: Vec<Planned> = self
             .wanted
             .iter()
             .take(self.config.max_batch)
-            .map(|(path, wanted)| {
-                (
-                    path.clone(),
-                    wanted.name.clone(),
-                    wanted.revision,
-                    wanted.content.clone(),
-                )
-            })
-            .collect();
-        let changes: Vec<FileChange> = batch
-            .iter()
-            .map(|(path, _, _, content)| FileChange {
+            .map(|(path, wanted)| Planned {
                 path: path.clone(),
-                content: (!content.is_empty()).then(|| content.clone()),
+                name: wanted.name.clone(),
+                revision: wanted.revision,
+                content: wanted.content.clone(),
             })
-            .collect();
-        let summary: Vec<(String, Option<String>, u64)> = batch
-            .iter()
-            .map(|(path, name, revision, _)| (path.clone(), name.clone(), *revision))
-            .collect();
-        let message = commit_message(&summary);
-        let revisions: Vec<(String, u64)> = summary
-            .iter()
-            .filter(|(_, name, _)| name.is_some())
-            .map(|(path, _, revision)| (path.clone(), *revision))
             .collect();
         let check_remote = std::mem::take(&mut self.check_remote);
         let started = std::time::Instant::now();
         // The round is traced under the first request it serves, linked to the others.
         let mut requesters = batch
             .iter()
-            .filter_map(|(path, _, _, _)| self.wanted.get(path))
+            .filter_map(|planned| self.wanted.get(&planned.path))
             .flat_map(|wanted| wanted.spans.iter());
         let round_span = match requesters.next() {
             Some(first) => {
@@ -518,10 +564,9 @@ impl Writer {
             round_span.follows_from(other);
         }
         let in_round = round_span.clone();
+        let planned = batch.clone();
         let outcome = self
-            .with_git(move |git| {
-                in_round.in_scope(|| git.round(&changes, &message, &revisions, check_remote))
-            })
+            .with_git(move |git| in_round.in_scope(|| git.round(&planned, check_remote)))
             .await;
         let times = match outcome {
             Ok(times) => times,
@@ -549,25 +594,39 @@ impl Writer {
                 .map_or(0.0, |since| since.as_secs_f64()),
         );
         tracing::info!(
-            files = summary.len(),
+            files = batch.len() - times.refused.len(),
+            refused = times.refused.len(),
             commit = commit.map(|oid| oid.to_string()).unwrap_or_default(),
             elapsed_ms = started.elapsed().as_millis(),
             "index round done"
         );
-        for (path, _, revision) in summary {
-            if let Some(rebuild) = self.rebuild.as_mut() {
-                rebuild.touched.insert(path.clone());
+        for planned in batch {
+            let refusal = times.refused.get(&planned.path);
+            if refusal.is_none()
+                && let Some(rebuild) = self.rebuild.as_mut()
+            {
+                rebuild.touched.insert(planned.path.clone());
             }
-            let Some(mut wanted) = self.wanted.remove(&path) else {
+            let Some(mut wanted) = self.wanted.remove(&planned.path) else {
                 continue;
             };
             debug_assert_eq!(
-                wanted.revision, revision,
+                wanted.revision, planned.revision,
                 "wanted states change only between rounds"
             );
             for (_, waiter) in wanted.waiters.drain(..) {
-                self.metrics.acknowledged.inc();
-                let _ = waiter.send(revision);
+                match refusal {
+                    // Refused files leave the queue: the store keeps them marked, and the
+                    // API's resender offers them again (accepted once the store holds every
+                    // version, after an import).
+                    Some(message) => {
+                        let _ = waiter.send(Err(message.clone()));
+                    }
+                    None => {
+                        self.metrics.acknowledged.inc();
+                        let _ = waiter.send(Ok(planned.revision));
+                    }
+                }
             }
         }
         self.metrics
@@ -709,16 +768,22 @@ mod tests {
 
     #[test]
     fn commit_messages_name_the_crates() {
-        let one = vec![("3/a/abc".to_owned(), Some("abc".to_owned()), 3)];
-        assert_eq!(commit_message(&one), "Update abc (revision 3)");
-        let many: Vec<_> = (0..102)
-            .map(|index| (format!("p{index}"), Some(format!("c{index}")), 1))
+        let planned = |path: &str, name: Option<&str>, revision| Planned {
+            path: path.to_owned(),
+            name: name.map(str::to_owned),
+            revision,
+            content: Bytes::new(),
+        };
+        let one = planned("3/a/abc", Some("abc"), 3);
+        assert_eq!(commit_message(&[&one]), "Update abc (revision 3)");
+        let many: Vec<Planned> = (0..102)
+            .map(|index| planned(&format!("p{index}"), Some(&format!("c{index}")), 1))
             .collect();
-        let message = commit_message(&many);
+        let message = commit_message(&many.iter().collect::<Vec<_>>());
         assert!(message.starts_with("Update 102 crates\n\nc0 (revision 1)\n"));
         assert!(message.ends_with("and 2 more\n"));
         assert_eq!(
-            commit_message(&[(CONFIG_PATH.to_owned(), None, 0)]),
+            commit_message(&[&planned(CONFIG_PATH, None, 0)]),
             "Update config.json"
         );
     }
