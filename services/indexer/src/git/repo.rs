@@ -165,6 +165,13 @@ impl IndexRepo {
                     opened.set_branch(tip)?;
                 }
                 Ok(None) => tracing::info!("the remote has no branch yet; it will be initialised"),
+                // A remote holding other branches is never given an orphan branch.
+                Err(error)
+                    if error.class() == git2::ErrorClass::Reference
+                        && error.code() == git2::ErrorCode::NotFound =>
+                {
+                    return Err(IndexerError::Setup(error.message().to_owned()));
+                }
                 Err(error) => tracing::warn!(
                     %error,
                     "cannot reach the remote; working from the local clone until it answers"
@@ -380,7 +387,43 @@ impl IndexRepo {
             Some(&mut options),
             None,
         )?;
-        Ok(self.repo.refname_to_id(&self.tracking_ref).ok())
+        let tip = self.repo.refname_to_id(&self.tracking_ref).ok();
+        if tip.is_none() {
+            let others = self.remote_branches()?;
+            if !others.is_empty() {
+                return Err(git2::Error::new(
+                    git2::ErrorCode::NotFound,
+                    git2::ErrorClass::Reference,
+                    format!(
+                        "the remote has no branch `{}` but has {}: set KTRA_GIT_BRANCH \
+                         (index_config.branch) to the branch that holds the index; a new \
+                         branch is started only on a remote without branches",
+                        self.config.branch,
+                        others
+                            .iter()
+                            .map(|name| format!("`{name}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(tip)
+    }
+
+    /// Lists the remote's branches as the last fetch saw them.
+    fn remote_branches(&self) -> Result<Vec<String>, git2::Error> {
+        let mut names = Vec::new();
+        for reference in self.repo.references_glob("refs/remotes/origin/*")? {
+            let reference = reference?;
+            names.push(
+                reference
+                    .name()?
+                    .trim_start_matches("refs/remotes/origin/")
+                    .to_owned(),
+            );
+        }
+        Ok(names)
     }
 
     /// Pushes the local branch, without force.
