@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use ktra_core::testing::CrateFixture;
-use ktra_e2e::git::{branch_files, git, init_bare};
+use ktra_e2e::git::{branch_files, commit_count, git, init_bare};
 use ktra_e2e::registry::Registry;
 use reqwest::StatusCode;
 
@@ -19,17 +19,21 @@ const FOREIGN_PATH: &str = "ol/d_/old_crate";
 
 /// Creates a bare remote under `dir` holding another registry's index; returns its URL.
 fn foreign_remote(dir: &Path) -> String {
+    foreign_remote_with_config(
+        dir,
+        "{\"dl\":\"http://old.example/dl\",\"api\":\"http://old.example\"}\n",
+    )
+}
+
+/// Likewise, with the given `config.json`.
+fn foreign_remote_with_config(dir: &Path, config_json: &str) -> String {
     let remote = dir.join("foreign.git");
     init_bare(&remote);
     let url = format!("file://{}", remote.display());
     let work = dir.join("work");
     std::fs::create_dir_all(work.join("ol/d_")).unwrap();
     git(&work, &["init", "--quiet", "--initial-branch=main", "."]);
-    std::fs::write(
-        work.join("config.json"),
-        "{\"dl\":\"http://old.example/dl\",\"api\":\"http://old.example\"}\n",
-    )
-    .unwrap();
+    std::fs::write(work.join("config.json"), config_json).unwrap();
     std::fs::write(work.join(FOREIGN_PATH), FOREIGN_LINES).unwrap();
     git(&work, &["add", "--all"]);
     git(
@@ -103,4 +107,60 @@ async fn an_operator_may_allow_the_overwrite_explicitly() {
     let lines: Vec<&str> = files[FOREIGN_PATH].lines().collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("\"vers\":\"0.3.0\""), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_json_that_says_the_same_is_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    // Our keys in another order and format, and a key of the operator's.
+    let config_json = "{\"api\": \"http://registry.example\", \"note\": \"kept\",\n \"dl\": \"http://registry.example/dl\"}\n";
+    let url = foreign_remote_with_config(dir.path(), config_json);
+    let registry = Registry::builder()
+        .remote(&url)
+        .env("KTRA_REGISTRY_PUBLIC_URL", "http://registry.example")
+        .start()
+        .await;
+    let token = registry.create_user("alice").await;
+    publish(&registry, &token, "fresh_crate", "0.1.0").await;
+    let remote = dir.path().join("foreign.git");
+    let files = branch_files(&remote, "main");
+    assert_eq!(files["config.json"], config_json);
+    assert!(files.contains_key("fr/es/fresh_crate"));
+    // The first commit and the publish's: none for config.json.
+    assert_eq!(commit_count(&remote, "main"), 2);
+}
+
+#[test]
+fn a_remote_without_the_configured_branch_but_with_others_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = foreign_remote(dir.path());
+    let remote = dir.path().join("foreign.git");
+    // The index lives on `master` only, as many older remotes have it.
+    git(&remote, &["branch", "-m", "main", "master"]);
+    let output = std::process::Command::new(ktra_e2e::process::workspace_binary("ktra-indexer"))
+        .env_clear()
+        .env("KTRA_GIT_REMOTE_URL", &url)
+        .env("KTRA_GIT_LOCAL_PATH", dir.path().join("clone"))
+        .env(
+            "KTRA_INDEXER_LISTEN",
+            format!("127.0.0.1:{}", ktra_e2e::process::free_port()),
+        )
+        .env(
+            "KTRA_INDEXER_METRICS_LISTEN",
+            format!("127.0.0.1:{}", ktra_e2e::process::free_port()),
+        )
+        .output()
+        .expect("the indexer runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the remote has no branch `main` but has `master`"),
+        "{stderr}"
+    );
+    // Nothing was pushed: no orphan `main` beside the index.
+    let branches = git(
+        &remote,
+        &["for-each-ref", "--format=%(refname:short)", "refs/heads"],
+    );
+    assert_eq!(branches.trim(), "master", "{branches}");
 }

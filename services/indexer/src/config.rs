@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ktra_core::config::Settings;
-use ktra_core::registry::{IndexerEndpointConfig, RegistryConfig};
+use ktra_core::registry::{DEFAULT_API_PORT, IndexerEndpointConfig, RegistryConfig};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -115,6 +115,20 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// Where to listen.
     pub endpoint: IndexerEndpointConfig,
+    /// `KTRA_HTTP_PORT` (Ktra's `server_config.port`): the API's port, which `config.json`
+    /// names when `KTRA_REGISTRY_PUBLIC_URL` is unset, as the API itself does.
+    pub api_port: u16,
+}
+
+/// The one API listener setting the indexer reads.
+#[derive(Debug, Deserialize)]
+struct ApiListener {
+    #[serde(default = "default_api_port")]
+    port: u16,
+}
+
+fn default_api_port() -> u16 {
+    DEFAULT_API_PORT
 }
 
 impl Config {
@@ -140,6 +154,10 @@ impl Config {
             git,
             registry: RegistryConfig::from_settings(settings)?,
             endpoint: IndexerEndpointConfig::from_settings(settings)?,
+            api_port: settings
+                .section::<ApiListener>("KTRA_HTTP_")
+                .context("invalid configuration in KTRA_HTTP_PORT")?
+                .port,
         })
     }
 }
@@ -152,12 +170,18 @@ mod tests {
     fn defaults_and_errors() {
         let config = Config::from_settings(&Settings::default()).unwrap();
         assert_eq!(config.git.branch, "main");
+        assert_eq!(config.api_port, 8000);
+        assert!(!config.git.overwrite_foreign_files);
+        let on_9100 =
+            Settings::from_pairs([("KTRA_HTTP_PORT", "9100"), ("KTRA_HTTP_ADDRESS", "::")]);
+        assert_eq!(Config::from_settings(&on_9100).unwrap().api_port, 9100);
         assert!(config.git.remote_url.is_none());
         for (name, value) in [
             ("KTRA_GIT_BRANCH", "bad..name"),
             ("KTRA_GIT_MAX_BATCH", "0"),
             ("KTRA_GIT_RETRY_MAX_SECS", "x"),
             ("KTRA_GIT_REMOTEURL", "x"),
+            ("KTRA_HTTP_PORT", "eighty"),
         ] {
             let error = Config::from_settings(&Settings::from_pairs([(name, value)])).unwrap_err();
             assert!(format!("{error:#}").contains(name), "{error:#}");

@@ -5,6 +5,7 @@
 //! change only once it is pushed.
 
 pub mod config;
+pub mod config_json;
 pub mod error;
 pub mod foreign;
 pub mod git;
@@ -18,8 +19,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::Bytes;
-use ktra_core::registry::DEFAULT_API_PORT;
 use ktra_proto::indexer::v1::indexer_server::IndexerServer;
 use tokio::net::TcpListener;
 
@@ -70,17 +69,18 @@ pub async fn run(
                 config.endpoint.metrics_listen
             )
         })?;
-    let config_json = Bytes::from(config.registry.index_config(DEFAULT_API_PORT).to_json());
+    let index_config = config.registry.index_config(config.api_port);
     if config.registry.public_url.is_none() {
         tracing::warn!(
-            "KTRA_REGISTRY_PUBLIC_URL is unset; config.json points at http://127.0.0.1:8000"
+            api = index_config.api,
+            "KTRA_REGISTRY_PUBLIC_URL is unset; config.json points at the API on this host only"
         );
     }
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let metrics = std::sync::Arc::new(metrics::IndexerMetrics::new());
     let (writer, handle) = writer::Writer::open(
         config.git.clone(),
-        config_json,
+        index_config,
         std::sync::Arc::clone(&metrics),
     )
     .await?;

@@ -16,9 +16,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use git2::{ObjectType, Oid};
+use ktra_core::index::IndexConfig;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::GitConfig;
+use crate::config_json;
 use crate::error::IndexerError;
 use crate::foreign;
 use crate::git::repo::{FileChange, IndexRepo, PushError, is_index_path};
@@ -337,15 +339,16 @@ impl GitState {
 }
 
 impl Writer {
-    /// Opens the clone and the revision store and returns the writer and its handle. The
-    /// configured `config.json` is written at the first round when it differs.
+    /// Opens the clone and the revision store and returns the writer and its handle.
+    /// `config.json` is written at the first round when it says something else than
+    /// `index_config` (see [`crate::config_json`]).
     ///
     /// # Errors
     ///
     /// Fails when the clone or the revision store cannot be opened, or the first fetch fails.
     pub async fn open(
         config: GitConfig,
-        config_json: Bytes,
+        index_config: IndexConfig,
         metrics: Arc<IndexerMetrics>,
     ) -> Result<(Self, WriterHandle), IndexerError> {
         let git_config = config.clone();
@@ -368,7 +371,15 @@ impl Writer {
         .map_err(|error| IndexerError::Setup(error.to_string()))??;
         let (sender, commands) = mpsc::channel(1024);
         let mut wanted = BTreeMap::new();
-        if current_config.as_deref() != Some(config_json.as_ref()) {
+        let update = config_json::update(current_config.as_deref(), &index_config);
+        // What a rebuild compares with: the committed file when it already says the same.
+        let config_json = match (&update, current_config) {
+            (None, Some(current)) => Bytes::from(current),
+            _ => update
+                .clone()
+                .unwrap_or_else(|| Bytes::from(index_config.to_json())),
+        };
+        if update.is_some() {
             wanted.insert(
                 CONFIG_PATH.to_owned(),
                 Wanted {
