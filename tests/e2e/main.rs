@@ -8,3 +8,4 @@ mod index_readers;
 mod observability;
 mod private;
 mod remotes;
+mod scheduled_fetch;

@@ -407,8 +407,12 @@ impl Writer {
     }
 
     /// Runs until every handle is dropped, then makes a last attempt to push what is wanted.
+    ///
+    /// The remote is fetched for foreign commits every fetch interval on a deadline that
+    /// only a fetch moves: commands arriving more often than the interval do not postpone it.
     pub async fn run(mut self) {
-        let idle_fetch = Duration::from_secs(self.config.fetch_interval_secs.max(1));
+        let fetch_interval = Duration::from_secs(self.config.fetch_interval_secs.max(1));
+        let mut next_fetch = tokio::time::Instant::now() + fetch_interval;
         let mut backoff = INITIAL_BACKOFF;
         let mut open = true;
         while open {
@@ -418,20 +422,29 @@ impl Writer {
                 {
                     git.repo.maintain_if_due();
                 }
-                match tokio::time::timeout(idle_fetch, self.commands.recv()).await {
+                match tokio::time::timeout_at(next_fetch, self.commands.recv()).await {
                     Ok(Some(command)) => self.handle(command).await,
                     Ok(None) => open = false,
-                    Err(_) => self.check_remote = true,
+                    Err(_) => {}
                 }
             }
             while let Ok(command) = self.commands.try_recv() {
                 self.handle(command).await;
             }
+            if tokio::time::Instant::now() >= next_fetch {
+                self.check_remote = true;
+            }
             if self.wanted.is_empty() && !self.check_remote {
                 continue;
             }
+            let fetches = self.check_remote;
             match self.round().await {
-                Ok(()) => backoff = INITIAL_BACKOFF,
+                Ok(()) => {
+                    backoff = INITIAL_BACKOFF;
+                    if fetches {
+                        next_fetch = tokio::time::Instant::now() + fetch_interval;
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%error, retry_in_ms = backoff.as_millis(), "index round failed");
                     let sleep = tokio::time::sleep(backoff);
@@ -768,6 +781,13 @@ impl Writer {
             .await?;
         if report.commit.is_some() {
             self.wanted.remove(CONFIG_PATH);
+        }
+        let differs =
+            !(report.added.is_empty() && report.changed.is_empty() && report.removed.is_empty());
+        if differs {
+            // A verify that found the remote wrong (a foreign commit, say) has the next round
+            // fetch and restore the store's state at once, not at the next scheduled fetch.
+            self.check_remote = true;
         }
         Ok(report)
     }
