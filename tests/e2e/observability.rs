@@ -191,7 +191,9 @@ async fn metrics_move_with_publishes_downloads_and_failures() {
         .unwrap();
     assert_eq!(download.status(), StatusCode::OK);
     assert_eq!(download.bytes().await.unwrap().len() as f64, crate_bytes);
-    let (status, body) = registry.publish(&token, fixture.body()).await.unwrap();
+    // Another file under the same version: refused.
+    let other_file = CrateFixture::new("measured", "1.0.0").with_payload(8);
+    let (status, body) = registry.publish(&token, other_file.body()).await.unwrap();
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     registry
         .wait_converged(

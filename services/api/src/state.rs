@@ -45,6 +45,28 @@ pub struct Shared {
     /// The pull-through mirror, when `KTRA_MIRROR_ENABLED`.
     #[cfg(feature = "crates-io-mirroring")]
     pub mirror: Option<Arc<crate::mirror::Mirror>>,
+    /// Crashes the tests simulate.
+    #[cfg(feature = "fault-injection")]
+    pub faults: Faults,
+}
+
+/// Points where the integration tests make a request fail as if the process died there
+/// (feature `fault-injection`, which only the tests enable).
+#[cfg(feature = "fault-injection")]
+#[derive(Default)]
+pub struct Faults {
+    /// Runs right after a publish committed in the store, before the indexer hears of it and
+    /// before cargo gets its answer; a panic here loses the answer.
+    pub after_publish_commit: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+#[cfg(feature = "fault-injection")]
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faults")
+            .field("after_publish_commit", &self.after_publish_commit.is_some())
+            .finish()
+    }
 }
 
 impl AppState {
@@ -95,6 +117,8 @@ impl AppState {
         Ok(Self(Arc::new(Shared {
             #[cfg(feature = "crates-io-mirroring")]
             mirror,
+            #[cfg(feature = "fault-injection")]
+            faults: Faults::default(),
             store,
             blobs,
             passwords,
@@ -104,6 +128,21 @@ impl AppState {
             login_challenge,
             config: Arc::new(config),
         })))
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl AppState {
+    /// Installs the crashes a test simulates, on a state not handed out yet.
+    ///
+    /// # Panics
+    ///
+    /// When the state is already shared (cloned): set faults right after building it.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        Arc::get_mut(&mut self.0)
+            .expect("faults are set on a state that has not been cloned yet")
+            .faults = faults;
+        self
     }
 }
 

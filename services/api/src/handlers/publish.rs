@@ -131,18 +131,54 @@ async fn publish_version(
         client.to_owned(),
         checked,
     )));
-    let file = task
+    let stored = task
         .await
         .map_err(|error| ApiError::internal(format!("publish task failed: {error}")))??;
-    tracing::info!(revision = file.revision, "published");
-    state.metrics.uploaded_bytes.inc_by(crate_bytes);
+    let mut other = Vec::new();
+    match stored {
+        Stored::Published(file) => {
+            tracing::info!(revision = file.revision, "published");
+            state.metrics.uploaded_bytes.inc_by(crate_bytes);
+        }
+        Stored::AlreadyThere {
+            file,
+            name,
+            version,
+        } => {
+            tracing::info!(
+                revision = file.revision,
+                "already published with the same checksum; answered as a success"
+            );
+            other.push(format!(
+                "{name}@{version} was already published with this exact crate file \
+                 (a retry?); nothing changed"
+            ));
+        }
+    }
     Ok(Json(PublishResponse {
         warnings: PublishWarnings {
             invalid_categories: Vec::new(),
             invalid_badges: Vec::new(),
-            other: Vec::new(),
+            other,
         },
     }))
+}
+
+/// What a publish did in the store.
+#[derive(Debug)]
+enum Stored {
+    /// The version was committed; its crate's index file now.
+    Published(IndexFile),
+    /// The same version with the same checksum was there already: a retry of a publish whose
+    /// answer was lost. Nothing changed.
+    AlreadyThere {
+        /// The crate's index file.
+        file: IndexFile,
+        /// The crate name as published.
+        name: String,
+        /// The version as published.
+        version: String,
+    },
 }
 
 fn too_large(limit: u64) -> ApiError {
@@ -152,13 +188,14 @@ fn too_large(limit: u64) -> ApiError {
 }
 
 /// Checks the token's scope and the store, writes the crate file, commits the version (with
-/// its audit event), cleaning up on failure.
+/// its audit event), cleaning up on failure. A version that exists with the same checksum is
+/// a retry and succeeds without change; with another checksum it is refused.
 async fn store_version(
     state: AppState,
     caller: Caller,
     client: String,
     checked: CheckedPublish,
-) -> Result<IndexFile, ApiError> {
+) -> Result<Stored, ApiError> {
     let user = caller.user.clone();
     let CheckedPublish {
         metadata,
@@ -195,11 +232,8 @@ async fn store_version(
             semver::Version::parse(&summary.version)
                 .is_ok_and(|published| version_key(&published) == key)
         }) {
-            return Err(StoreError::DuplicateVersion {
-                name: existing.name,
-                version: duplicate.version.clone(),
-            }
-            .into());
+            let duplicate = (existing.name.clone(), duplicate.version.clone());
+            return already_there(&state, &canonical, &version, &cksum, duplicate).await;
         }
     }
     let blob_key = BlobStore::new_crate_key(&canonical, &key);
@@ -216,8 +250,8 @@ async fn store_version(
     let published_at = Utc::now();
     let new = NewVersion {
         crate_exists,
-        line: metadata.to_index_line(cksum, published_at),
-        version,
+        line: metadata.to_index_line(cksum.clone(), published_at),
+        version: version.clone(),
         blob_key: blob_key.clone(),
         description: metadata.description.clone(),
         publisher: user.id,
@@ -232,14 +266,61 @@ async fn store_version(
     };
     match state.store.publish(new).await {
         Ok(file) => {
+            #[cfg(feature = "fault-injection")]
+            if let Some(fault) = &state.faults.after_publish_commit {
+                fault();
+            }
             state.index_sync.changed(&file).await;
-            Ok(file)
+            Ok(Stored::Published(file))
         }
         Err(error) => {
             if let Err(cleanup) = state.blobs.delete(&blob_key).await {
                 tracing::warn!(%cleanup, blob_key, "cannot delete the crate file of a failed publish");
             }
-            Err(error.into())
+            match error {
+                // Another request published it meanwhile: the same file is a retry too.
+                StoreError::DuplicateVersion {
+                    name,
+                    version: existing,
+                } => already_there(&state, &canonical, &version, &cksum, (name, existing)).await,
+                other => Err(other.into()),
+            }
         }
     }
+}
+
+/// Answers a publish of a version the store has (by its version key; `existing` is the crate
+/// name and version as published): success when it is the same version with the same
+/// checksum, after handing the crate to the indexer again as the first try would have; the
+/// duplicate error otherwise.
+async fn already_there(
+    state: &AppState,
+    canonical: &str,
+    version: &semver::Version,
+    cksum: &str,
+    (name, existing): (String, String),
+) -> Result<Stored, ApiError> {
+    let same_file = existing == version.to_string()
+        && state
+            .store
+            .crate_file(canonical, version)
+            .await?
+            .is_some_and(|file| file.cksum == cksum);
+    let file = match same_file {
+        true => state.store.index_file(canonical).await?,
+        false => None,
+    };
+    let Some(file) = file else {
+        return Err(StoreError::DuplicateVersion {
+            name,
+            version: existing,
+        }
+        .into());
+    };
+    state.index_sync.changed(&file).await;
+    Ok(Stored::AlreadyThere {
+        name,
+        version: existing,
+        file,
+    })
 }

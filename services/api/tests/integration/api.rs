@@ -180,10 +180,11 @@ pub(crate) async fn duplicates_collisions_and_ownership(backend: Backend) {
     let before = app.index_lines("foo_bar").await.unwrap();
     assert_eq!(app.blob_keys().await.len(), 1);
 
+    // Another crate file under a published version (the same file again is a retry, which
+    // succeeds: see retries.rs).
     for version in ["1.0.0", "1.0.0+build.7"] {
-        let (status, reply) = app
-            .publish(Some(&alice), CrateFixture::new("Foo_Bar", version).body())
-            .await;
+        let other_file = CrateFixture::new("Foo_Bar", version).with_payload(16);
+        let (status, reply) = app.publish(Some(&alice), other_file.body()).await;
         assert_error(
             status,
             &reply,

@@ -21,10 +21,11 @@ pub(crate) async fn concurrent_publishes_keep_one_line_per_accepted_version(back
     for patch in 0..24 {
         work.push(CrateFixture::new("shared", &format!("1.0.{patch}")));
     }
-    // The same version many times, some with build metadata.
+    // The same version many times, some with build metadata, each a different crate file (the
+    // same file again would be a retry, which succeeds).
     for attempt in 0..12 {
         let version = if attempt % 2 == 0 { "2.0.0" } else { "2.0.0+b" };
-        work.push(CrateFixture::new("raced", version));
+        work.push(CrateFixture::new("raced", version).with_payload(attempt + 1));
     }
     let mut tasks = JoinSet::new();
     for fixture in work {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use ktra_api::state::Faults;
 use ktra_api::{AppState, Config};
 use ktra_core::config::Settings;
 use ktra_e2e::servers::{RedisServer, S3Server};
@@ -97,7 +98,21 @@ impl TestApp {
         Self::start_over(self.servers.clone(), &extra).await
     }
 
+    /// Starts the service on `backend` with crashes to simulate.
+    pub(crate) async fn start_with_faults(backend: Backend, faults: Faults) -> Self {
+        let servers = (backend == Backend::RedisS3).then(SharedServers::start);
+        Self::start_with(servers, &[], faults).await
+    }
+
     async fn start_over(servers: Option<Arc<SharedServers>>, extra: &[(&str, &str)]) -> Self {
+        Self::start_with(servers, extra, Faults::default()).await
+    }
+
+    async fn start_with(
+        servers: Option<Arc<SharedServers>>,
+        extra: &[(&str, &str)],
+        faults: Faults,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -145,7 +160,9 @@ impl TestApp {
         let config = Config::from_settings(&settings).unwrap();
         let store = ktra_api::state::open_metadata_store(&config).await.unwrap();
         let blobs = ktra_api::state::open_blob_store(&config).unwrap();
-        let state = AppState::with_stores(config, Arc::clone(&store), blobs.clone()).unwrap();
+        let state = AppState::with_stores(config, Arc::clone(&store), blobs.clone())
+            .unwrap()
+            .with_faults(faults);
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(ktra_api::serve(state, listener, async {
             let _ = stop.await;

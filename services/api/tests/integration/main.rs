@@ -35,4 +35,5 @@ mod limits;
 #[cfg(feature = "crates-io-mirroring")]
 mod mirror;
 mod replicas;
+mod retries;
 mod tokens;

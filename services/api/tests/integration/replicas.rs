@@ -38,9 +38,10 @@ async fn two_replicas_act_as_one_registry() {
                 &first,
                 CrateFixture::new("contested", &format!("2.0.{index}")),
             );
+            // Another crate file: the same file again would be a retry, which succeeds.
             submit(
                 &second,
-                CrateFixture::new("contested", &format!("2.0.{index}")),
+                CrateFixture::new("contested", &format!("2.0.{index}")).with_payload(1),
             );
         }
     }

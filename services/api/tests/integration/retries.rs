@@ -1,0 +1,75 @@
+//! Retries after a lost answer: the same publish, yank or unyank again succeeds and changes
+//! nothing; a different file under the same version is still refused.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ktra_api::state::Faults;
+use ktra_core::testing::CrateFixture;
+use reqwest::{Method, StatusCode};
+
+use crate::harness::{Backend, TestApp, assert_error};
+
+crate::on_every_backend!(a_publish_whose_answer_was_lost_succeeds_when_retried);
+
+async fn a_publish_whose_answer_was_lost_succeeds_when_retried(backend: Backend) {
+    // The first publish commits, then its request dies before answering, as when a replica is
+    // killed between the store step and the answer.
+    let crash = Arc::new(AtomicBool::new(true));
+    let crash_once = Arc::clone(&crash);
+    let faults = Faults {
+        after_publish_commit: Some(Box::new(move || {
+            if crash_once.swap(false, Ordering::SeqCst) {
+                panic!("simulated crash between the store commit and the answer");
+            }
+        })),
+    };
+    let app = TestApp::start_with_faults(backend, faults).await;
+    let token = app.create_user("alice").await;
+    let fixture = CrateFixture::new("retried", "1.0.0");
+    let (status, body) = app.publish(Some(&token), fixture.body()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(!crash.load(Ordering::SeqCst), "the fault ran");
+    let committed = app.index_lines("retried").await.unwrap();
+    assert_eq!(committed.len(), 1, "the first try was committed");
+
+    // The client retries the same file: success, with a warning, and nothing changes.
+    let (status, body) = app.publish(Some(&token), fixture.body()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let warning = body["warnings"]["other"][0].as_str().unwrap_or_default();
+    assert!(warning.contains("already published"), "{body}");
+    assert_eq!(app.index_lines("retried").await.unwrap(), committed);
+
+    // Another file under that version, or the version with other build metadata, is refused.
+    let other_file = CrateFixture::new("retried", "1.0.0").with_payload(64);
+    let (status, body) = app.publish(Some(&token), other_file.body()).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "already");
+    let other_build = CrateFixture::new("retried", "1.0.0+rebuilt");
+    let (status, body) = app.publish(Some(&token), other_build.body()).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "already");
+    // Another user may not "retry" it.
+    let mallory = app.create_user("mallory").await;
+    let (status, body) = app.publish(Some(&mallory), fixture.body()).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "");
+
+    // A yank or unyank sent twice succeeds twice.
+    for (method, action, yanked) in [
+        (Method::DELETE, "yank", true),
+        (Method::DELETE, "yank", true),
+        (Method::PUT, "unyank", false),
+        (Method::PUT, "unyank", false),
+    ] {
+        let (status, body) = app
+            .call(
+                method,
+                &format!("/api/v1/crates/retried/1.0.0/{action}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+        let lines = app.index_lines("retried").await.unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["yanked"], yanked, "{action}");
+    }
+}
