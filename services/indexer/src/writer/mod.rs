@@ -9,29 +9,34 @@
 //! A push the remote refuses is followed by a fetch: if the remote moved, the branch is moved
 //! onto the remote's tip with our state re-applied (never a merge), and pushed again. Other
 //! failures are retried with exponential backoff while new updates keep being accepted.
+//!
+//! Here: the commands, the wanted states and the run loop. `git_state` is one round's git work
+//! on the blocking pool (refusals, commit, push, rebase); `rebuild` compares or rewrites the
+//! whole index from the store's stream.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod git_state;
+mod rebuild;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use git2::{ObjectType, Oid};
 use ktra_core::index::IndexConfig;
 use tokio::sync::{mpsc, oneshot};
 
+use self::git_state::{GitState, Planned};
+use self::rebuild::Rebuild;
+pub use self::rebuild::RebuildReport;
 use crate::config::GitConfig;
 use crate::config_json;
 use crate::error::IndexerError;
-use crate::foreign;
-use crate::git::repo::{FileChange, IndexRepo, PushError, is_index_path};
+use crate::git::repo::IndexRepo;
 use crate::metrics::IndexerMetrics;
 use crate::revisions::Revisions;
 
 /// The path of the index configuration.
 pub const CONFIG_PATH: &str = "config.json";
-
-/// How many times one round re-fetches and re-pushes after the remote moved.
-const MAX_REBASES_PER_ROUND: usize = 5;
 
 /// The first wait after a failed round.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
@@ -50,23 +55,6 @@ pub struct Update {
     pub revision: u64,
     /// The file's content; empty removes the file.
     pub content: Bytes,
-}
-
-/// What a rebuild found (and, unless verifying only, changed).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RebuildReport {
-    /// Crate files received.
-    pub crates: u64,
-    /// Paths missing from the index.
-    pub added: Vec<String>,
-    /// Paths whose content differed.
-    pub changed: Vec<String>,
-    /// Index paths the store does not know.
-    pub removed: Vec<String>,
-    /// Whether `config.json` differed.
-    pub config_changed: bool,
-    /// The commit made, if any.
-    pub commit: Option<String>,
 }
 
 /// Receives the revision in the index once it is pushed, or why the file was refused.
@@ -123,34 +111,6 @@ struct Wanted {
 /// How many requesting spans a round links to.
 const MAX_LINKED_SPANS: usize = 32;
 
-/// A rebuild in progress.
-#[derive(Debug, Default)]
-struct Rebuild {
-    verify_only: bool,
-    files: BTreeMap<String, (Oid, u64)>,
-    /// Paths pushed by ordinary updates while the rebuild ran: newer than the rebuild's view.
-    touched: HashSet<String>,
-}
-
-/// What the writer moves onto the blocking pool for each round.
-struct GitState {
-    repo: IndexRepo,
-    revisions: Revisions,
-    metrics: Arc<IndexerMetrics>,
-    /// Replace crate files never written here even when they list versions the store lacks.
-    overwrite_foreign_files: bool,
-}
-
-/// What one round took, and which files it refused.
-#[derive(Debug, Clone)]
-struct RoundTimes {
-    commit: Option<Oid>,
-    committing: Duration,
-    pushing: Duration,
-    /// Paths refused (see [`crate::foreign`]), with why.
-    refused: HashMap<String, String>,
-}
-
 /// The writer task's state.
 pub struct Writer {
     git: Option<Box<GitState>>,
@@ -169,172 +129,6 @@ impl std::fmt::Debug for Writer {
         f.debug_struct("Writer")
             .field("wanted", &self.wanted.len())
             .finish_non_exhaustive()
-    }
-}
-
-/// One file a round means to write: a wanted state taken for the round.
-#[derive(Debug, Clone)]
-struct Planned {
-    path: String,
-    /// The crate; `None` for `config.json`.
-    name: Option<String>,
-    revision: u64,
-    /// Empty removes the file.
-    content: Bytes,
-}
-
-fn commit_message(batch: &[&Planned]) -> String {
-    let crates: Vec<String> = batch
-        .iter()
-        .filter_map(|planned| {
-            planned
-                .name
-                .as_ref()
-                .map(|name| format!("{name} (revision {})", planned.revision))
-        })
-        .collect();
-    match crates.as_slice() {
-        [] => "Update config.json".to_owned(),
-        [one] => format!("Update {one}"),
-        many => {
-            let mut message = format!("Update {} crates\n\n", many.len());
-            for line in many.iter().take(100) {
-                message.push_str(line);
-                message.push('\n');
-            }
-            if many.len() > 100 {
-                message.push_str(&format!("and {} more\n", many.len() - 100));
-            }
-            message
-        }
-    }
-}
-
-impl GitState {
-    /// One round: optionally look for foreign commits, leave out the files
-    /// [`crate::foreign`] refuses, commit the rest of `batch`, push (re-applying our state if
-    /// the remote moved), and record the pushed revisions.
-    fn round(&mut self, batch: &[Planned], check_remote: bool) -> Result<RoundTimes, IndexerError> {
-        if check_remote && self.repo.has_remote() {
-            self.follow_remote()?;
-        }
-        let refused = self.foreign_refusals(batch)?;
-        let written: Vec<&Planned> = batch
-            .iter()
-            .filter(|planned| !refused.contains_key(&planned.path))
-            .collect();
-        let changes: Vec<FileChange> = written
-            .iter()
-            .map(|planned| FileChange {
-                path: planned.path.clone(),
-                content: (!planned.content.is_empty()).then(|| planned.content.clone()),
-            })
-            .collect();
-        let message = commit_message(&written);
-        let revisions: Vec<(String, u64)> = written
-            .iter()
-            .filter(|planned| planned.name.is_some())
-            .map(|planned| (planned.path.clone(), planned.revision))
-            .collect();
-        let started = std::time::Instant::now();
-        let commit = if changes.is_empty() {
-            None
-        } else {
-            let span = tracing::info_span!(
-                "git.commit",
-                files = changes.len(),
-                commit = tracing::field::Empty
-            );
-            let _entered = span.enter();
-            let commit = self.repo.commit(&changes, &message)?;
-            if let Some(commit) = commit {
-                span.record("commit", commit.to_string());
-            }
-            commit
-        };
-        let committing = started.elapsed();
-        {
-            let _entered = tracing::info_span!("git.push").entered();
-            self.push()?;
-        }
-        let pushing = started.elapsed() - committing;
-        self.revisions.record(&revisions)?;
-        Ok(RoundTimes {
-            commit: commit.or_else(|| self.repo.tip()),
-            committing,
-            pushing,
-            refused,
-        })
-    }
-
-    /// Finds the crate files in `batch` that this indexer never wrote and whose new content
-    /// would drop versions the current file lists; returns their paths with why.
-    fn foreign_refusals(&self, batch: &[Planned]) -> Result<HashMap<String, String>, IndexerError> {
-        let mut refused = HashMap::new();
-        if self.overwrite_foreign_files {
-            return Ok(refused);
-        }
-        for planned in batch {
-            let Some(name) = &planned.name else {
-                continue;
-            };
-            if planned.content.is_empty() || self.revisions.get(&planned.path).is_some() {
-                continue;
-            }
-            let Some(existing) = self.repo.read_file(&planned.path)? else {
-                continue;
-            };
-            let dropped = foreign::dropped_versions(&existing, &planned.content);
-            if dropped.is_empty() {
-                continue;
-            }
-            let message = foreign::refusal(name, &dropped);
-            tracing::error!(crate_name = name, dropped = dropped.len(), "{message}");
-            self.metrics.foreign_refusals.inc();
-            refused.insert(planned.path.clone(), message);
-        }
-        Ok(refused)
-    }
-
-    /// Fetches; if the remote moved, moves our branch onto it with our state re-applied.
-    fn follow_remote(&mut self) -> Result<bool, IndexerError> {
-        let after = self.repo.fetch()?;
-        if after == self.repo.remote_tip() {
-            return Ok(false);
-        }
-        let restored = self.repo.rebase_onto_remote(after)?;
-        self.metrics.remote_moves.inc();
-        tracing::warn!(
-            restored = restored.len(),
-            "the remote moved; our state is re-applied on top of it"
-        );
-        Ok(true)
-    }
-
-    fn push(&mut self) -> Result<(), IndexerError> {
-        for _ in 0..MAX_REBASES_PER_ROUND {
-            if !self.repo.has_unpushed() {
-                return Ok(());
-            }
-            let pushed = self.repo.push();
-            if pushed.is_err() {
-                self.metrics.push_failures.inc();
-            }
-            match pushed {
-                Ok(()) => return Ok(()),
-                Err(PushError::Refused(message)) => {
-                    if !self.follow_remote()? {
-                        return Err(IndexerError::Git(git2::Error::from_str(&format!(
-                            "the remote refused the push: {message}"
-                        ))));
-                    }
-                }
-                Err(PushError::Transport(error)) => return Err(error.into()),
-            }
-        }
-        Err(IndexerError::Git(git2::Error::from_str(
-            "the remote kept moving while we pushed",
-        )))
     }
 }
 
@@ -657,165 +451,5 @@ impl Writer {
             .queue_depth
             .set(i64::try_from(self.wanted.len()).unwrap_or(i64::MAX));
         Ok(())
-    }
-
-    async fn rebuild_chunk(&mut self, verify_only: bool, files: Vec<Update>) {
-        let rebuild = self.rebuild.get_or_insert_with(|| Rebuild {
-            verify_only,
-            ..Rebuild::default()
-        });
-        rebuild.verify_only |= verify_only;
-        let write = !rebuild.verify_only;
-        let hashed = self
-            .with_git(move |git| {
-                files
-                    .into_iter()
-                    .map(|file| {
-                        let oid = if write {
-                            git.repo.write_blob(&file.content)?
-                        } else {
-                            Oid::hash_object(ObjectType::Blob, &file.content)?
-                        };
-                        Ok((file.path, oid, file.revision))
-                    })
-                    .collect::<Result<Vec<_>, IndexerError>>()
-            })
-            .await;
-        match hashed {
-            Ok(hashed) => {
-                if let Some(rebuild) = self.rebuild.as_mut() {
-                    for (path, oid, revision) in hashed {
-                        rebuild.files.insert(path, (oid, revision));
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, "rebuild chunk failed; the rebuild is abandoned");
-                self.rebuild = None;
-            }
-        }
-    }
-
-    async fn rebuild_finish(&mut self) -> Result<RebuildReport, IndexerError> {
-        let rebuild = self.rebuild.take().ok_or_else(|| {
-            IndexerError::BadRequest("no rebuild in progress (a chunk failed?)".to_owned())
-        })?;
-        let wanted_paths: HashSet<String> = self.wanted.keys().cloned().collect();
-        let config_json = self.config_json.clone();
-        let report = self
-            .with_git(move |git| {
-                // Verify compares with what the remote serves; a rebuild first moves onto the
-                // remote (re-applying our state) and compares with the result.
-                let compared = if rebuild.verify_only {
-                    if git.repo.has_remote() {
-                        git.repo.fetch()?
-                    } else {
-                        git.repo.tip()
-                    }
-                } else {
-                    if git.repo.has_remote() {
-                        git.follow_remote()?;
-                    }
-                    git.repo.tip()
-                };
-                let current: BTreeMap<String, Oid> =
-                    git.repo.index_files_at(compared)?.into_iter().collect();
-                let config_now = current.get(CONFIG_PATH).copied();
-                let config_expected = Oid::hash_object(ObjectType::Blob, &config_json)?;
-                let mut report = RebuildReport {
-                    crates: u64::try_from(rebuild.files.len()).unwrap_or(u64::MAX),
-                    config_changed: config_now != Some(config_expected),
-                    ..RebuildReport::default()
-                };
-                let mut changes = Vec::new();
-                let mut revisions = Vec::new();
-                let protected =
-                    |path: &str| rebuild.touched.contains(path) || wanted_paths.contains(path);
-                for (path, (oid, revision)) in &rebuild.files {
-                    if protected(path) {
-                        continue;
-                    }
-                    revisions.push((path.clone(), *revision));
-                    match current.get(path) {
-                        Some(existing) if existing == oid => continue,
-                        Some(_) => report.changed.push(path.clone()),
-                        None => report.added.push(path.clone()),
-                    }
-                    changes.push((path.clone(), Some(*oid)));
-                }
-                for path in current.keys() {
-                    if path != CONFIG_PATH
-                        && is_index_path(path)
-                        && !rebuild.files.contains_key(path)
-                        && !protected(path)
-                    {
-                        report.removed.push(path.clone());
-                        changes.push((path.clone(), None));
-                    }
-                }
-                if rebuild.verify_only {
-                    return Ok(report);
-                }
-                if report.config_changed {
-                    changes.push((
-                        CONFIG_PATH.to_owned(),
-                        Some(git.repo.write_blob(&config_json)?),
-                    ));
-                }
-                let message = format!(
-                    "Rebuild the index from the store: {} added, {} changed, {} removed",
-                    report.added.len(),
-                    report.changed.len(),
-                    report.removed.len()
-                );
-                let commit = if changes.is_empty() {
-                    None
-                } else {
-                    git.repo.commit_blobs(&changes, &message)?
-                };
-                git.push()?;
-                git.revisions.replace(&revisions, &report.removed)?;
-                report.commit = commit.map(|oid| oid.to_string());
-                Ok(report)
-            })
-            .await?;
-        if report.commit.is_some() {
-            self.wanted.remove(CONFIG_PATH);
-        }
-        let differs =
-            !(report.added.is_empty() && report.changed.is_empty() && report.removed.is_empty());
-        if differs {
-            // A verify that found the remote wrong (a foreign commit, say) has the next round
-            // fetch and restore the store's state at once, not at the next scheduled fetch.
-            self.check_remote = true;
-        }
-        Ok(report)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commit_messages_name_the_crates() {
-        let planned = |path: &str, name: Option<&str>, revision| Planned {
-            path: path.to_owned(),
-            name: name.map(str::to_owned),
-            revision,
-            content: Bytes::new(),
-        };
-        let one = planned("3/a/abc", Some("abc"), 3);
-        assert_eq!(commit_message(&[&one]), "Update abc (revision 3)");
-        let many: Vec<Planned> = (0..102)
-            .map(|index| planned(&format!("p{index}"), Some(&format!("c{index}")), 1))
-            .collect();
-        let message = commit_message(&many.iter().collect::<Vec<_>>());
-        assert!(message.starts_with("Update 102 crates\n\nc0 (revision 1)\n"));
-        assert!(message.ends_with("and 2 more\n"));
-        assert_eq!(
-            commit_message(&[&planned(CONFIG_PATH, None, 0)]),
-            "Update config.json"
-        );
     }
 }
