@@ -15,7 +15,7 @@ use ktra_core::index::IndexLine;
 use ktra_core::name::canonical_crate_name;
 use redb::{
     Database, MultimapTableDefinition, ReadTransaction, ReadableDatabase, ReadableMultimapTable,
-    ReadableTable, TableDefinition, WriteTransaction,
+    ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 
@@ -24,8 +24,9 @@ use crate::metadata::MetadataStore;
 use crate::model::{
     AUDIT_RETAIN, AuditEvent, AuditRecord, CrateFileRef, CrateSummary, DEFAULT_TOKEN_NAME,
     EXPIRED_TOKEN_KEPT, IndexFile, Invitation, NewToken, NewVersion, OwnerActor, PendingChange,
-    SearchHit, SearchPage, StoredToken, TokenDetails, TokenId, TokenInfo, TokenScope, User,
-    UserCredentials, UserId, VersionSummary, max_version, search_matches, search_rank, version_key,
+    PendingSummary, SearchHit, SearchPage, StoredToken, TokenDetails, TokenId, TokenInfo,
+    TokenScope, User, UserCredentials, UserId, VersionSummary, max_version, search_matches,
+    search_rank, version_key,
 };
 
 /// The layout version of the file; a future migration reads it first.
@@ -58,6 +59,9 @@ const INVITATIONS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("inv
 const AUDIT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("audit");
 /// Canonical crate name to the revision the indexer has not acknowledged.
 const PENDING: TableDefinition<'_, &str, u64> = TableDefinition::new("pending");
+/// When each crate in `pending` got its mark, in milliseconds since the epoch: the change the
+/// indexer has waited for longest. Marks from before this table have no entry.
+const PENDING_SINCE: TableDefinition<'_, &str, i64> = TableDefinition::new("pending_since");
 
 #[derive(Debug, Serialize, Deserialize)]
 struct UserRecord {
@@ -232,6 +236,7 @@ impl EmbeddedStore {
             txn.open_table(VERSIONS).map_err(internal)?;
             txn.open_table(INDEX_FILES).map_err(internal)?;
             txn.open_table(PENDING).map_err(internal)?;
+            txn.open_table(PENDING_SINCE).map_err(internal)?;
             txn.open_table(INVITATIONS).map_err(internal)?;
             txn.open_table(AUDIT).map_err(internal)?;
         }
@@ -515,10 +520,18 @@ fn commit_crate_change(
         .map_err(internal)?
         .insert(canonical, encode(&record)?.as_slice())
         .map_err(internal)?;
-    txn.open_table(PENDING)
+    let newly_marked = txn
+        .open_table(PENDING)
         .map_err(internal)?
         .insert(canonical, record.revision)
-        .map_err(internal)?;
+        .map_err(internal)?
+        .is_none();
+    if newly_marked {
+        txn.open_table(PENDING_SINCE)
+            .map_err(internal)?
+            .insert(canonical, now.timestamp_millis())
+            .map_err(internal)?;
+    }
     Ok(IndexFile {
         name: record.name,
         content: Bytes::from(content),
@@ -1173,6 +1186,31 @@ impl MetadataStore for EmbeddedStore {
         .await
     }
 
+    async fn pending_summary(&self) -> Result<PendingSummary, StoreError> {
+        self.scan(move |txn| {
+            let crates = txn
+                .open_table(PENDING)
+                .map_err(internal)?
+                .len()
+                .map_err(internal)?;
+            let mut oldest: Option<i64> = None;
+            for entry in txn
+                .open_table(PENDING_SINCE)
+                .map_err(internal)?
+                .iter()
+                .map_err(internal)?
+            {
+                let since = entry.map_err(internal)?.1.value();
+                oldest = Some(oldest.map_or(since, |current| current.min(since)));
+            }
+            Ok(PendingSummary {
+                crates,
+                oldest: oldest.and_then(DateTime::from_timestamp_millis),
+            })
+        })
+        .await
+    }
+
     async fn acknowledge(&self, canonical: &str, revision: u64) -> Result<bool, StoreError> {
         let canonical = canonical.to_owned();
         self.write(move |txn| {
@@ -1184,6 +1222,10 @@ impl MetadataStore for EmbeddedStore {
             match waiting {
                 Some(waiting) if waiting <= revision => {
                     pending.remove(canonical.as_str()).map_err(internal)?;
+                    txn.open_table(PENDING_SINCE)
+                        .map_err(internal)?
+                        .remove(canonical.as_str())
+                        .map_err(internal)?;
                     Ok(true)
                 }
                 _ => Ok(false),

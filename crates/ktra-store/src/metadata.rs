@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use crate::error::StoreError;
 use crate::model::{
     AuditEvent, AuditRecord, CrateFileRef, CrateSummary, IndexFile, Invitation, NewToken,
-    NewVersion, OwnerActor, PendingChange, SearchPage, StoredToken, TokenId, TokenInfo, User,
-    UserCredentials, UserId,
+    NewVersion, OwnerActor, PendingChange, PendingSummary, SearchPage, StoredToken, TokenId,
+    TokenInfo, User, UserCredentials, UserId,
 };
 
 /// Users, tokens, owners, crates and index entries.
@@ -199,6 +199,10 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
 
     /// Returns up to `limit` crates whose latest revision is not acknowledged by the indexer.
     async fn pending_changes(&self, limit: usize) -> Result<Vec<PendingChange>, StoreError>;
+
+    /// Counts the crates waiting for the indexer and finds when the oldest waiting change was
+    /// made, cheaply enough for every metrics scrape.
+    async fn pending_summary(&self) -> Result<PendingSummary, StoreError>;
 
     /// Records that the indexer holds `revision` of a crate; clears the crate's mark unless a
     /// newer revision arrived meanwhile. Returns whether the mark was cleared.

@@ -438,6 +438,16 @@ pub struct PendingChange {
     pub revision: u64,
 }
 
+/// How far the indexer lags the store: what [`crate::MetadataStore::pending_summary`] counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingSummary {
+    /// Crates whose latest revision the indexer has not acknowledged.
+    pub crates: u64,
+    /// When the oldest of those changes was made (the change that marked its crate); `None`
+    /// when nothing waits, or only marks older than this measure do.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
 /// Returns the highest non-yanked version among `versions`, or `0.0.0` when none qualifies.
 pub fn max_version<'a>(versions: impl IntoIterator<Item = &'a VersionSummary>) -> String {
     versions

@@ -21,8 +21,6 @@ use ktra_store::model::IndexFile;
 use tonic::transport::{Channel, Endpoint};
 use tracing::Instrument;
 
-use crate::metrics::ApiMetrics;
-
 /// The largest gRPC message sent: a chunk of a rebuild, or a crate with many versions.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -162,7 +160,6 @@ fn by_size(files: &[IndexFile], max_bytes: usize) -> Vec<&[IndexFile]> {
 #[derive(Debug, Clone)]
 pub struct IndexSync {
     client: Option<IndexerClient<Channel>>,
-    metrics: Arc<ApiMetrics>,
     ack_timeout: Duration,
     resend_interval: Duration,
     store: Arc<dyn MetadataStore>,
@@ -188,7 +185,6 @@ impl IndexSync {
     pub fn new(
         config: &IndexerEndpointConfig,
         store: Arc<dyn MetadataStore>,
-        metrics: Arc<ApiMetrics>,
     ) -> anyhow::Result<Self> {
         let client = match &config.url {
             Some(url) => {
@@ -208,7 +204,6 @@ impl IndexSync {
         rand::fill(&mut nonce);
         Ok(Self {
             client,
-            metrics,
             ack_timeout: Duration::from_millis(config.ack_timeout_ms),
             resend_interval: Duration::from_secs(config.resend_interval_secs),
             store,
@@ -389,14 +384,9 @@ impl IndexSync {
             return Ok(0);
         }
         let mut total = 0;
-        let mut first_page = true;
         loop {
             let pending = self.store.pending_changes(RESEND_BATCH).await?;
             if pending.is_empty() {
-                if first_page {
-                    self.metrics.index_unacknowledged.set(0);
-                    self.metrics.index_unacknowledged_oldest_age.set(0.0);
-                }
                 return Ok(total);
             }
             let mut files = Vec::with_capacity(pending.len());
@@ -404,18 +394,6 @@ impl IndexSync {
                 if let Some(file) = self.store.index_file(&change.canonical).await? {
                     files.push(file);
                 }
-            }
-            if first_page {
-                // From the first page: exact below RESEND_BATCH crates, a floor above.
-                self.metrics
-                    .index_unacknowledged
-                    .set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
-                let oldest = files.iter().map(|file| file.last_modified).min();
-                let age = oldest.map_or(0.0, |time| {
-                    (chrono::Utc::now() - time).num_milliseconds().max(0) as f64 / 1000.0
-                });
-                self.metrics.index_unacknowledged_oldest_age.set(age);
-                first_page = false;
             }
             let mut acknowledged = 0;
             for batch in by_size(&files, MAX_REQUEST_BYTES) {

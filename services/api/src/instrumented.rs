@@ -188,6 +188,11 @@ impl MetadataStore for InstrumentedStore {
         .await
     }
 
+    async fn pending_summary(&self) -> Result<ktra_store::model::PendingSummary, StoreError> {
+        self.observe("pending_summary", self.inner.pending_summary())
+            .await
+    }
+
     async fn owners(&self, canonical: &str) -> Result<Option<Vec<User>>, StoreError> {
         self.observe("owners", self.inner.owners(canonical)).await
     }

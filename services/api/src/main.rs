@@ -68,8 +68,7 @@ async fn main() -> anyhow::Result<ExitCode> {
 
 async fn index_command(config: &Config, verify_only: bool) -> anyhow::Result<ExitCode> {
     let store = ktra_api::state::open_metadata_store(config).await?;
-    let metrics = std::sync::Arc::new(ktra_api::metrics::ApiMetrics::new());
-    let report = IndexSync::new(&config.indexer, store, metrics)?
+    let report = IndexSync::new(&config.indexer, store)?
         .rebuild(verify_only)
         .await?;
     println!(

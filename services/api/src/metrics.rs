@@ -330,8 +330,10 @@ pub async fn track(
     response
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`. The git index's lag is read from the store at each scrape, so every
+/// replica reports it, current to the scrape.
 pub async fn scrape(State(state): State<AppState>) -> Response {
+    refresh_index_lag(&state).await;
     (
         [(
             CONTENT_TYPE,
@@ -340,4 +342,22 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// Sets the unacknowledged-crates gauges from the store; a store that does not answer leaves
+/// them as they were (`ktra_metadata_store_up` says why).
+async fn refresh_index_lag(state: &AppState) {
+    match state.store.pending_summary().await {
+        Ok(summary) => {
+            state
+                .metrics
+                .index_unacknowledged
+                .set(i64::try_from(summary.crates).unwrap_or(i64::MAX));
+            let age = summary.oldest.map_or(0.0, |since| {
+                (chrono::Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            state.metrics.index_unacknowledged_oldest_age.set(age);
+        }
+        Err(error) => tracing::debug!(%error, "cannot read the index lag for /metrics"),
+    }
 }

@@ -97,7 +97,7 @@ impl AppState {
             store,
             Arc::clone(&metrics),
         ));
-        let index_sync = IndexSync::new(&config.indexer, Arc::clone(&store), Arc::clone(&metrics))?;
+        let index_sync = IndexSync::new(&config.indexer, Arc::clone(&store))?;
         let index_config = config.registry.index_config(config.http.port);
         let login_challenge = http::HeaderValue::from_str(&format!(
             "Cargo login_url=\"{}/me\"",

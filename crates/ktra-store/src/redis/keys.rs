@@ -110,6 +110,12 @@ impl Keys {
         format!("{}:pending", self.base)
     }
 
+    /// When each crate in [`Keys::pending`] got its mark (sorted set, scores in milliseconds
+    /// since the epoch): the oldest change still waiting for the indexer comes first.
+    pub fn pending_since(&self) -> String {
+        format!("{}:pending_since", self.base)
+    }
+
     /// Every canonical crate name (sorted set, all scores 0, for lexical ranges).
     pub fn crate_names(&self) -> String {
         format!("{}:crates", self.base)

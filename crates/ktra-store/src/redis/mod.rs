@@ -31,8 +31,8 @@ use crate::metadata::MetadataStore;
 use crate::model::{
     AUDIT_RETAIN, AuditEvent, AuditRecord, CrateFileRef, CrateSummary, DEFAULT_TOKEN_NAME,
     EXPIRED_TOKEN_KEPT, IndexFile, Invitation, MIN_SUBSTRING_QUERY, NewToken, NewVersion,
-    OwnerActor, PendingChange, SearchHit, SearchPage, StoredToken, TokenDetails, TokenId,
-    TokenInfo, User, UserCredentials, UserId, VersionSummary, max_version, search_matches,
+    OwnerActor, PendingChange, PendingSummary, SearchHit, SearchPage, StoredToken, TokenDetails,
+    TokenId, TokenInfo, User, UserCredentials, UserId, VersionSummary, max_version, search_matches,
     search_rank, trigrams, version_key, words,
 };
 use keys::{Keys, SCHEMA};
@@ -668,7 +668,8 @@ impl MetadataStore for RedisStore {
             .key(self.keys.owners(&canonical))
             .key(self.keys.pending())
             .key(self.keys.crate_names())
-            .key(self.keys.audit());
+            .key(self.keys.audit())
+            .key(self.keys.pending_since());
         for gram in trigrams(&canonical) {
             invocation.key(self.keys.name_trigram(&gram));
         }
@@ -738,6 +739,7 @@ impl MetadataStore for RedisStore {
             .key(self.keys.owners(canonical))
             .key(self.keys.pending())
             .key(self.keys.audit())
+            .key(self.keys.pending_since())
             .arg(canonical)
             .arg(version_key(version))
             .arg(if yanked { "1" } else { "0" })
@@ -781,6 +783,7 @@ impl MetadataStore for RedisStore {
             .replace_index
             .key(self.keys.krate(canonical))
             .key(self.keys.pending())
+            .key(self.keys.pending_since())
             .arg(canonical)
             .arg(revision)
             .arg(content.as_ref())
@@ -970,11 +973,27 @@ impl MetadataStore for RedisStore {
         }
     }
 
+    async fn pending_summary(&self) -> Result<PendingSummary, StoreError> {
+        let (crates, oldest): (u64, Vec<(String, i64)>) = redis::pipe()
+            .hlen(self.keys.pending())
+            .zrange_withscores(self.keys.pending_since(), 0, 0)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        Ok(PendingSummary {
+            crates,
+            oldest: oldest
+                .first()
+                .and_then(|(_, since)| DateTime::from_timestamp_millis(*since)),
+        })
+    }
+
     async fn acknowledge(&self, canonical: &str, revision: u64) -> Result<bool, StoreError> {
         let cleared: i64 = self
             .scripts
             .acknowledge
             .key(self.keys.pending())
+            .key(self.keys.pending_since())
             .arg(canonical)
             .arg(revision)
             .invoke_async(&mut self.connection())

@@ -3,7 +3,7 @@
 --
 -- KEYS[1] crate hash (its `index` field is the index file), KEYS[2] versions hash,
 -- KEYS[3] owners set, KEYS[4] pending hash, KEYS[5] crate names sorted set,
--- KEYS[6] audit stream, KEYS[7..] search index sets.
+-- KEYS[6] audit stream, KEYS[7] pending-since sorted set, KEYS[8..] search index sets.
 -- ARGV[1] canonical name, ARGV[2] name as published, ARGV[3] version key, ARGV[4] version,
 -- ARGV[5] checksum, ARGV[6] blob key, ARGV[7] index line, ARGV[8] publisher id,
 -- ARGV[9] description, ARGV[10] '1' when there is a description, ARGV[11] time in ms,
@@ -44,10 +44,11 @@ else
   redis.call('HDEL', KEYS[1], 'description')
 end
 redis.call('HSET', KEYS[4], ARGV[1], revision)
+redis.call('ZADD', KEYS[7], 'NX', ARGV[11], ARGV[1])
 if ARGV[12] ~= '' then
   redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[13], '*', 'event', ARGV[12])
 end
-for i = 7, #KEYS do
+for i = 8, #KEYS do
   redis.call('SADD', KEYS[i], ARGV[1])
 end
 return {'ok', revision, content, etag, ARGV[11], ARGV[2]}

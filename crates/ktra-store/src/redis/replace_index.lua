@@ -1,7 +1,8 @@
 -- Replaces a crate's whole index file if its revision is still the expected one, bumping the
 -- revision and marking it unacknowledged, as a publish does.
 --
--- KEYS[1] crate hash (its `index` field is the index file), KEYS[2] pending hash.
+-- KEYS[1] crate hash (its `index` field is the index file), KEYS[2] pending hash, KEYS[3]
+-- pending-since sorted set.
 -- ARGV[1] canonical name, ARGV[2] expected revision, ARGV[3] new content, ARGV[4] time in ms.
 local current = redis.call('HMGET', KEYS[1], 'name', 'revision')
 local name = current[1]
@@ -17,4 +18,5 @@ local etag = '"' .. redis.sha1hex(content) .. '"'
 local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
 redis.call('HSET', KEYS[1], 'etag', etag, 'last_modified', ARGV[4])
 redis.call('HSET', KEYS[2], ARGV[1], revision)
+redis.call('ZADD', KEYS[3], 'NX', ARGV[4], ARGV[1])
 return {'ok', revision, content, etag, ARGV[4], name}

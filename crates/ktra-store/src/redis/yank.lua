@@ -3,7 +3,8 @@
 -- and returns the current file with the status 'unchanged'.
 --
 -- KEYS[1] crate hash (its `index` field is the index file), KEYS[2] versions hash,
--- KEYS[3] owners set, KEYS[4] pending hash, KEYS[5] audit stream.
+-- KEYS[3] owners set, KEYS[4] pending hash, KEYS[5] audit stream, KEYS[6] pending-since
+-- sorted set.
 -- ARGV[1] canonical name, ARGV[2] version key, ARGV[3] '1' to yank or '0' to unyank,
 -- ARGV[4] actor id, ARGV[5] time in ms, ARGV[6] audit event (JSON, or '' for none),
 -- ARGV[7] audit events kept.
@@ -56,6 +57,7 @@ local etag = '"' .. redis.sha1hex(content) .. '"'
 local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
 redis.call('HSET', KEYS[1], 'etag', etag, 'last_modified', ARGV[5])
 redis.call('HSET', KEYS[4], ARGV[1], revision)
+redis.call('ZADD', KEYS[6], 'NX', ARGV[5], ARGV[1])
 if ARGV[6] ~= '' then
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', 'event', ARGV[6])
 end

@@ -8,7 +8,7 @@ use ktra_core::index::IndexLine;
 use ktra_core::name::canonical_crate_name;
 use ktra_store::model::{
     ApiToken, AuditEvent, EndpointScope, IndexFile, Invitation, NewToken, NewVersion, OwnerActor,
-    TokenDetails, TokenScope, UserId,
+    PendingSummary, TokenDetails, TokenScope, UserId,
 };
 use ktra_store::{MetadataStore, StoreError};
 
@@ -339,6 +339,11 @@ pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
 pub(crate) async fn pending_changes_and_acknowledgements(store: Arc<dyn MetadataStore>) {
     let alice = store.create_user("alice", "h", token()).await.unwrap();
     assert!(store.pending_changes(10).await.unwrap().is_empty());
+    assert_eq!(
+        store.pending_summary().await.unwrap(),
+        PendingSummary::default()
+    );
+    let before = Utc::now() - TimeDelta::seconds(1);
     publish_one(&*store, "one", "1.0.0", alice.id)
         .await
         .unwrap();
@@ -356,13 +361,23 @@ pub(crate) async fn pending_changes_and_acknowledgements(store: Arc<dyn Metadata
         .collect();
     assert_eq!(summary, [("one".into(), 1), ("two".into(), 2)]);
     assert_eq!(store.pending_changes(1).await.unwrap().len(), 1);
+    let lag = store.pending_summary().await.unwrap();
+    assert_eq!(lag.crates, 2);
+    let oldest = lag.oldest.expect("the first publish's mark has a time");
+    assert!(oldest >= before && oldest <= Utc::now(), "{oldest}");
 
     // An acknowledgement of an older revision leaves the mark.
     assert!(!store.acknowledge("two", second.revision - 1).await.unwrap());
     assert!(store.acknowledge("two", second.revision).await.unwrap());
+    // The second publish of `two` kept the time its crate was first marked.
+    assert_eq!(store.pending_summary().await.unwrap().oldest, Some(oldest));
     assert!(store.acknowledge("one", 1).await.unwrap());
     assert!(!store.acknowledge("one", 1).await.unwrap());
     assert!(store.pending_changes(10).await.unwrap().is_empty());
+    assert_eq!(
+        store.pending_summary().await.unwrap(),
+        PendingSummary::default()
+    );
 
     // A yank marks the crate again.
     store

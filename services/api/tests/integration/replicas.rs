@@ -168,3 +168,38 @@ async fn s3_restart_mid_burst_answers_503_and_loses_nothing() {
         assert!(accepted.contains_key(&crate_dir) || app.index_lines(&crate_dir).await.is_none());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_replica_reports_the_git_index_lag_from_the_store() {
+    // No indexer: the change stays unacknowledged until the test acknowledges it.
+    let first = TestApp::start_on(Backend::RedisS3, &[]).await;
+    let second = first.replica().await;
+    let token = first.create_user("alice").await;
+    assert_eq!(second.metric("ktra_index_unacknowledged_crates").await, 0.0);
+    let (status, body) = first
+        .publish(Some(&token), CrateFixture::new("lagging", "1.0.0").body())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The replica that served nothing of it reports it at once.
+    assert_eq!(second.metric("ktra_index_unacknowledged_crates").await, 1.0);
+    let age = second
+        .metric("ktra_index_unacknowledged_oldest_age_seconds")
+        .await;
+    assert!((1.0..30.0).contains(&age), "{age}");
+    let file = first.store.index_file("lagging").await.unwrap().unwrap();
+    assert!(
+        first
+            .store
+            .acknowledge("lagging", file.revision)
+            .await
+            .unwrap()
+    );
+    assert_eq!(second.metric("ktra_index_unacknowledged_crates").await, 0.0);
+    assert_eq!(
+        second
+            .metric("ktra_index_unacknowledged_oldest_age_seconds")
+            .await,
+        0.0
+    );
+}
