@@ -9,12 +9,14 @@ cd "$(dirname "$0")/.."
 #   openssh-server  git over ssh
 #   git             the daemon (git://), git-http-backend, and foreign commits in tests
 #   redis-server    the Redis metadata store
+#   redis-sentinel  Redis Sentinel, for the failover tests
 #   python3-venv    the virtual environment for the Python-packaged tools below
 #   nginx           the reference server of the benchmarks
 #   g++             libfuzzer-sys compiles libFuzzer (C++) for the fuzz targets
 missing=()
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v lighttpd >/dev/null 2>&1 || [ -x /usr/sbin/lighttpd ] || missing+=(lighttpd)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)

@@ -1,6 +1,7 @@
 //! End-to-end tests: both services as processes, real git remotes, the real cargo.
 
 mod deploy;
+mod failover;
 mod faults;
 mod foreign_index;
 mod git_index;

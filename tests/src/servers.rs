@@ -22,6 +22,24 @@ impl RedisServer {
     /// Starts redis-server; with `durable`, every write is in the append-only file before
     /// Redis answers, so a restart loses nothing that was acknowledged.
     pub fn start_with(dir: &Path, durable: bool) -> Self {
+        let persistence: &[&str] = if durable {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
+        Self::start_args(dir, persistence)
+    }
+
+    /// Starts redis-server without persistence as a replica of the server on `primary_port`.
+    pub fn start_replica_of(dir: &Path, primary_port: u16) -> Self {
+        let primary = primary_port.to_string();
+        Self::start_args(
+            dir,
+            &["--appendonly", "no", "--replicaof", "127.0.0.1", &primary],
+        )
+    }
+
+    fn start_args(dir: &Path, extra: &[&str]) -> Self {
         let port = free_port();
         let data = dir.join(format!("redis-{port}"));
         std::fs::create_dir_all(&data).expect("the redis directory");
@@ -37,17 +55,30 @@ impl RedisServer {
             "--dir",
             &data_text,
         ];
-        if durable {
-            args.extend(["--appendonly", "yes", "--appendfsync", "always"]);
-        } else {
-            args.extend(["--appendonly", "no"]);
-        }
-        let service = Service::new("redis", "redis-server", &args, Vec::new(), dir, port);
+        args.extend(extra);
+        let service = Service::new(
+            &format!("redis-{port}"),
+            "redis-server",
+            &args,
+            Vec::new(),
+            dir,
+            port,
+        );
         service.start();
         Self {
             service,
             url: format!("redis://127.0.0.1:{port}"),
         }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.service.port
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.service.pid()
     }
 
     /// Starts redis-server speaking TLS only (a fresh self-signed certificate) and requiring
@@ -116,6 +147,121 @@ impl RedisServer {
     /// Starts it again on the same port and data directory.
     pub fn restart(&self) {
         self.service.start();
+    }
+}
+
+/// A Redis primary with one replica, watched by three Sentinels (`redis-sentinel`), owned by
+/// a test. Sentinel declares the primary down after 2 s without an answer.
+#[derive(Debug)]
+pub struct SentinelRedis {
+    /// The primary at start.
+    pub primary: RedisServer,
+    /// Its replica, which Sentinel promotes when the primary dies.
+    pub replica: RedisServer,
+    sentinels: Vec<Service>,
+    /// Replicas started later, as an orchestrator replaces a dead server.
+    added: std::sync::Mutex<Vec<RedisServer>>,
+    dir: PathBuf,
+}
+
+impl SentinelRedis {
+    /// The name the Sentinels know the primary by.
+    pub const MASTER: &'static str = "ktra-test";
+
+    /// Starts the primary, the replica (in sync before this returns) and three Sentinels.
+    pub fn start(dir: &Path) -> Self {
+        let primary = RedisServer::start(dir);
+        let replica = RedisServer::start_replica_of(dir, primary.port());
+        wait_until(Duration::from_secs(20), "the replica to sync", || {
+            redis_cli(replica.port(), &["INFO", "replication"]).contains("master_link_status:up")
+        });
+        let sentinels = (0..3)
+            .map(|_| {
+                let port = free_port();
+                let config = dir.join(format!("sentinel-{port}.conf"));
+                std::fs::write(
+                    &config,
+                    format!(
+                        "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                         sentinel resolve-hostnames no\n\
+                         sentinel monitor {master} 127.0.0.1 {primary} 2\n\
+                         sentinel down-after-milliseconds {master} 2000\n\
+                         sentinel failover-timeout {master} 5000\n\
+                         sentinel parallel-syncs {master} 1\n",
+                        dir = dir.display(),
+                        master = Self::MASTER,
+                        primary = primary.port(),
+                    ),
+                )
+                .expect("the sentinel configuration");
+                let config_text = config.display().to_string();
+                let service = Service::new(
+                    &format!("sentinel-{port}"),
+                    "redis-sentinel",
+                    &[&config_text],
+                    Vec::new(),
+                    dir,
+                    port,
+                );
+                service.start();
+                service
+            })
+            .collect();
+        Self {
+            primary,
+            replica,
+            sentinels,
+            added: std::sync::Mutex::default(),
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// Starts a new replica of the current primary, as an orchestrator replaces a dead server
+    /// (it asks Sentinel for the primary first: a restarted server that came back as an empty
+    /// primary could be promoted over the data).
+    pub fn add_replica(&self) {
+        let primary = self.primary_port().expect("Sentinel names a primary");
+        let replica = RedisServer::start_replica_of(&self.dir, primary);
+        self.added
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(replica);
+    }
+
+    /// `KTRA_DB_REDIS_SENTINELS` for these Sentinels.
+    pub fn addresses(&self) -> String {
+        self.sentinels
+            .iter()
+            .map(|sentinel| format!("127.0.0.1:{}", sentinel.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The port of the server the Sentinels name as primary now.
+    pub fn primary_port(&self) -> Option<u16> {
+        let answer = redis_cli(
+            self.sentinels[0].port,
+            &["SENTINEL", "get-master-addr-by-name", Self::MASTER],
+        );
+        answer.lines().nth(1)?.trim().parse().ok()
+    }
+}
+
+/// Runs `redis-cli` against a loopback port; returns its output.
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let output = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "waited {timeout:?} for {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

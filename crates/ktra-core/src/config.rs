@@ -67,6 +67,27 @@ pub const KTRA_TOML_KEYS: &[(&str, &str)] = &[
     ("crate_files_config.dl_path", "KTRA_REGISTRY_DL_PATH"),
     ("db_config.db_dir_path", "KTRA_DB_DIR_PATH"),
     ("db_config.redis_url", "KTRA_DB_REDIS_URL"),
+    ("db_config.redis_sentinels", "KTRA_DB_REDIS_SENTINELS"),
+    (
+        "db_config.redis_sentinel_master",
+        "KTRA_DB_REDIS_SENTINEL_MASTER",
+    ),
+    (
+        "db_config.redis_sentinel_username",
+        "KTRA_DB_REDIS_SENTINEL_USERNAME",
+    ),
+    (
+        "db_config.redis_sentinel_password",
+        "KTRA_DB_REDIS_SENTINEL_PASSWORD",
+    ),
+    (
+        "db_config.redis_wait_replicas",
+        "KTRA_DB_REDIS_WAIT_REPLICAS",
+    ),
+    (
+        "db_config.redis_wait_timeout_ms",
+        "KTRA_DB_REDIS_WAIT_TIMEOUT_MS",
+    ),
     ("db_config.mongodb_url", "KTRA_DB_MONGODB_URL"),
     ("db_config.login_prefix", "KTRA_DB_LOGIN_PREFIX"),
     ("server_config.address", "KTRA_HTTP_ADDRESS"),

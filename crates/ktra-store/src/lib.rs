@@ -22,4 +22,4 @@ pub use embedded::EmbeddedStore;
 pub use error::{BlobError, StoreError};
 pub use metadata::MetadataStore;
 #[cfg(feature = "redis")]
-pub use redis::RedisStore;
+pub use redis::{RedisOptions, RedisStore};

@@ -99,6 +99,28 @@ pub struct DbConfig {
     /// `KTRA_DB_KEY_PREFIX`: the prefix of every Redis key, so registries can share a Redis.
     #[serde(default = "default_key_prefix")]
     pub key_prefix: String,
+    /// `KTRA_DB_REDIS_SENTINELS`: Redis Sentinel addresses, `host:port,host:port`. Set, the
+    /// primary is the one Sentinel names and a failover is followed without a restart;
+    /// `KTRA_DB_REDIS_URL` then gives only credentials, database and TLS.
+    #[serde(default)]
+    pub redis_sentinels: Option<String>,
+    /// `KTRA_DB_REDIS_SENTINEL_MASTER`: the name Sentinel knows the primary by.
+    #[serde(default = "default_sentinel_master")]
+    pub redis_sentinel_master: String,
+    /// `KTRA_DB_REDIS_SENTINEL_USERNAME`: the user name Sentinel asks for, if it does.
+    #[serde(default)]
+    pub redis_sentinel_username: Option<String>,
+    /// `KTRA_DB_REDIS_SENTINEL_PASSWORD`: the password Sentinel asks for, if it does.
+    #[serde(default)]
+    pub redis_sentinel_password: Option<secrecy::SecretString>,
+    /// `KTRA_DB_REDIS_WAIT_REPLICAS`: how many Redis replicas must hold a change before it is
+    /// answered (`WAIT`); 0 waits for none. With 1, a failover loses no answered publish.
+    #[serde(default)]
+    pub redis_wait_replicas: u32,
+    /// `KTRA_DB_REDIS_WAIT_TIMEOUT_MS`: how long a change waits for them; a change they do not
+    /// confirm in time is answered 503 (the client's retry then succeeds without change).
+    #[serde(default = "default_wait_timeout_ms")]
+    pub redis_wait_timeout_ms: u64,
     /// `KTRA_DB_MONGODB_URL`: accepted for Ktra compatibility; MongoDB is not supported.
     #[serde(default)]
     pub mongodb_url: Option<String>,
@@ -122,6 +144,28 @@ fn default_redis_url() -> String {
 
 fn default_key_prefix() -> String {
     "ktra".to_owned()
+}
+
+fn default_sentinel_master() -> String {
+    "mymaster".to_owned()
+}
+
+fn default_wait_timeout_ms() -> u64 {
+    1000
+}
+
+impl DbConfig {
+    /// Returns the Sentinel addresses, empty when Sentinel is not used.
+    pub fn sentinels(&self) -> Vec<String> {
+        self.redis_sentinels
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|address| !address.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 fn default_login_prefix() -> String {
@@ -621,6 +665,13 @@ impl Config {
         }
         if config.blob.kind == BlobKind::Url && config.blob.url.is_none() {
             bail!("setting KTRA_BLOB_URL: required when KTRA_BLOB_KIND=url");
+        }
+        if config.db.sentinels().iter().any(|address| {
+            address
+                .rsplit_once(':')
+                .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+        }) {
+            bail!("setting KTRA_DB_REDIS_SENTINELS: expected host:port[,host:port...]");
         }
         if config.db.key_prefix.is_empty() || config.db.key_prefix.contains(char::is_whitespace) {
             bail!("setting KTRA_DB_KEY_PREFIX: must be non-empty and without spaces");

@@ -168,10 +168,29 @@ pub async fn open_metadata_store(config: &Config) -> anyhow::Result<Arc<dyn Meta
         }
         #[cfg(feature = "db-redis")]
         DbKind::Redis => {
-            let store =
-                ktra_store::RedisStore::connect(&config.db.redis_url, &config.db.key_prefix)
-                    .await
-                    .map_err(|error| anyhow::anyhow!("Redis at KTRA_DB_REDIS_URL: {error}"))?;
+            use secrecy::ExposeSecret;
+            let options = ktra_store::RedisOptions {
+                url: config.db.redis_url.clone(),
+                prefix: config.db.key_prefix.clone(),
+                sentinels: config.db.sentinels(),
+                sentinel_master: config.db.redis_sentinel_master.clone(),
+                sentinel_username: config.db.redis_sentinel_username.clone(),
+                sentinel_password: config
+                    .db
+                    .redis_sentinel_password
+                    .as_ref()
+                    .map(|password| password.expose_secret().to_owned()),
+                wait_replicas: config.db.redis_wait_replicas,
+                wait_timeout: std::time::Duration::from_millis(config.db.redis_wait_timeout_ms),
+            };
+            let named = if options.sentinels.is_empty() {
+                "Redis at KTRA_DB_REDIS_URL"
+            } else {
+                "Redis through KTRA_DB_REDIS_SENTINELS"
+            };
+            let store = ktra_store::RedisStore::connect_with(&options)
+                .await
+                .map_err(|error| anyhow::anyhow!("{named}: {error}"))?;
             Ok(Arc::new(store))
         }
         #[allow(unreachable_patterns, reason = "reached when a store's feature is off")]

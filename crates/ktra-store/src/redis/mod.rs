@@ -13,16 +13,18 @@
 //! [`keys::Keys::token_prefix`] and [`keys::Keys::user_tokens_prefix`]; the store
 //! therefore runs on a single Redis (or a replicated primary), not on Redis Cluster.
 
+mod connection;
 pub mod keys;
 
+pub use connection::RedisOptions;
+
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use ktra_core::name::canonical_crate_name;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, ErrorKind, RedisError, Script, ServerErrorKind, Value};
 use serde::Deserialize;
 
@@ -36,12 +38,6 @@ use crate::model::{
     search_rank, trigrams, version_key, words,
 };
 use keys::{Keys, SCHEMA};
-
-/// How long a command may wait for Redis before the request fails with 503.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The Lua scripts, loaded once per process (EVALSHA, falling back to EVAL).
 #[derive(Debug)]
@@ -82,7 +78,7 @@ impl Scripts {
 /// The Redis-backed metadata store.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    primary: connection::Primary,
     keys: Keys,
     scripts: std::sync::Arc<Scripts>,
 }
@@ -214,19 +210,20 @@ impl RedisStore {
     ///
     /// Fails when Redis cannot be reached or the data under the prefix has another layout.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|error| StoreError::Unavailable(format!("invalid Redis URL: {error}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(classify)?;
+        Self::connect_with(&RedisOptions::new(url, prefix)).await
+    }
+
+    /// Connects as `options` say: to one server, or to the primary Sentinel names (followed
+    /// across failovers), and checks the layout under the prefix.
+    ///
+    /// # Errors
+    ///
+    /// Fails when Redis (or every sentinel) cannot be reached or the data under the prefix has
+    /// another layout.
+    pub async fn connect_with(options: &RedisOptions) -> Result<Self, StoreError> {
         let store = Self {
-            connection,
-            keys: Keys::new(prefix),
+            primary: connection::Primary::connect(options).await?,
+            keys: Keys::new(&options.prefix),
             scripts: std::sync::Arc::new(Scripts::new()),
         };
         store.check_schema().await?;
@@ -234,7 +231,7 @@ impl RedisStore {
     }
 
     async fn check_schema(&self) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let key = self.keys.schema();
         let _: bool = connection.set_nx(&key, SCHEMA).await.map_err(classify)?;
         let found: u32 = connection.get(&key).await.map_err(classify)?;
@@ -247,7 +244,7 @@ impl RedisStore {
     }
 
     fn connection(&self) -> ConnectionManager {
-        self.connection.clone()
+        self.primary.connection()
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<User, StoreError> {
@@ -299,10 +296,12 @@ impl RedisStore {
         for user in &users {
             invocation.arg(user.id);
         }
+        let mut connection = self.primary.writer().await;
         let reply: Vec<Value> = invocation
-            .invoke_async(&mut self.connection())
+            .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
+        self.primary.replicated(&mut connection).await?;
         let status: String = reply
             .first()
             .cloned()
@@ -442,6 +441,7 @@ impl MetadataStore for RedisStore {
             .map_err(|_| internal("invitation expiry before 1970"))?;
         let code = hex::encode(invitation.code_hash);
         let issued = self.keys.user_invitations(invitation.created_by);
+        let mut connection = self.primary.writer().await;
         let _: () = redis::pipe()
             .atomic()
             .cmd("SET")
@@ -463,10 +463,10 @@ impl MetadataStore for RedisStore {
             .arg(expires_at)
             .arg("NX")
             .ignore()
-            .query_async(&mut self.connection())
+            .query_async(&mut connection)
             .await
             .map_err(classify)?;
-        Ok(())
+        self.primary.replicated(&mut connection).await
     }
 
     async fn user_credentials(&self, name: &str) -> Result<Option<UserCredentials>, StoreError> {
@@ -496,6 +496,7 @@ impl MetadataStore for RedisStore {
 
     async fn add_token(&self, user: UserId, token: NewToken) -> Result<(), StoreError> {
         let owner = self.user_by_id(user).await?;
+        let mut connection = self.primary.writer().await;
         let status: String = self
             .scripts
             .add_token
@@ -506,9 +507,10 @@ impl MetadataStore for RedisStore {
             .arg(hex::encode(token.secret_hash))
             .arg(millis(token.details.created_at))
             .arg(&token_fields(&token.details)?[..])
-            .invoke_async(&mut self.connection())
+            .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
+        self.primary.replicated(&mut connection).await?;
         match status.as_str() {
             "ok" => Ok(()),
             "disabled" => Err(StoreError::UserDisabled(owner.name)),
@@ -549,15 +551,17 @@ impl MetadataStore for RedisStore {
     }
 
     async fn revoke_token(&self, user: UserId, id: TokenId) -> Result<(), StoreError> {
+        let mut connection = self.primary.writer().await;
         let revoked: i64 = self
             .scripts
             .revoke_token
             .key(self.keys.user_tokens(user))
             .key(self.keys.token(&id.to_hex()))
             .arg(id.to_hex())
-            .invoke_async(&mut self.connection())
+            .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
+        self.primary.replicated(&mut connection).await?;
         if revoked == 1 {
             Ok(())
         } else {
@@ -566,6 +570,7 @@ impl MetadataStore for RedisStore {
     }
 
     async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<User, StoreError> {
+        let mut connection = self.primary.writer().await;
         let reply: Vec<String> = self
             .scripts
             .disable_user
@@ -575,9 +580,10 @@ impl MetadataStore for RedisStore {
             .arg(self.keys.token_prefix())
             .arg(self.keys.user_invitations_prefix())
             .arg(self.keys.invitation_prefix())
-            .invoke_async(&mut self.connection())
+            .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
+        self.primary.replicated(&mut connection).await?;
         match reply.as_slice() {
             [status, id, name] if status == "ok" => Ok(User {
                 id: id.parse().map_err(internal)?,
@@ -596,6 +602,7 @@ impl MetadataStore for RedisStore {
         token: NewToken,
     ) -> Result<(), StoreError> {
         let owner = self.user_by_id(user).await?;
+        let mut connection = self.primary.writer().await;
         let changed: i64 = self
             .scripts
             .change_password
@@ -609,9 +616,10 @@ impl MetadataStore for RedisStore {
             .arg(hex::encode(token.secret_hash))
             .arg(millis(token.details.created_at))
             .arg(&token_fields(&token.details)?[..])
-            .invoke_async(&mut self.connection())
+            .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
+        self.primary.replicated(&mut connection).await?;
         match changed {
             1 => Ok(()),
             -1 => Err(StoreError::UserDisabled(owner.name)),
@@ -698,10 +706,12 @@ impl MetadataStore for RedisStore {
                 Some(false) => "0",
                 None => "",
             });
+        let mut connection = self.primary.writer().await;
         let reply: Vec<Value> = invocation
-            .invoke_async(&mut self.connection())
+            .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
+        self.primary.replicated(&mut connection).await?;
         match index_file_reply(reply)? {
             Ok(file) => Ok(file),
             Err((status, detail)) => {
@@ -731,6 +741,7 @@ impl MetadataStore for RedisStore {
         actor: UserId,
         audit: Option<AuditEvent>,
     ) -> Result<(IndexFile, bool), StoreError> {
+        let mut connection = self.primary.writer().await;
         let mut reply: Vec<Value> = self
             .scripts
             .yank
@@ -750,9 +761,10 @@ impl MetadataStore for RedisStore {
                 None => String::new(),
             })
             .arg(AUDIT_RETAIN)
-            .invoke_async(&mut self.connection())
+            .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
+        self.primary.replicated(&mut connection).await?;
         let unchanged =
             matches!(reply.first(), Some(Value::BulkString(status)) if status == b"unchanged");
         if unchanged {
@@ -778,6 +790,7 @@ impl MetadataStore for RedisStore {
         revision: u64,
         content: Bytes,
     ) -> Result<Option<IndexFile>, StoreError> {
+        let mut connection = self.primary.writer().await;
         let reply: Vec<Value> = self
             .scripts
             .replace_index
@@ -788,9 +801,10 @@ impl MetadataStore for RedisStore {
             .arg(revision)
             .arg(content.as_ref())
             .arg(millis(Utc::now()))
-            .invoke_async(&mut self.connection())
+            .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
+        self.primary.replicated(&mut connection).await?;
         match index_file_reply(reply)? {
             Ok(file) => Ok(Some(file)),
             Err((status, _)) => match status.as_str() {
@@ -1122,7 +1136,7 @@ impl RedisStore {
         password_hash: &str,
         token: NewToken,
     ) -> Result<User, StoreError> {
-        let mut connection = self.connection();
+        let mut connection = self.primary.writer().await;
         let lower = name.to_lowercase();
         if let Some(code_hash) = invitation {
             let known: bool = connection
@@ -1167,6 +1181,7 @@ impl RedisStore {
             .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
+        self.primary.replicated(&mut connection).await?;
         match created {
             1 => Ok(User {
                 id,
