@@ -18,6 +18,9 @@ pub(crate) enum Configuration {
     RedisS3,
     /// redis-server and a local directory.
     Redis,
+    /// redis-server with a replica, every change waiting for it (`WAIT`), and a local
+    /// directory: what surviving a failover costs.
+    RedisWait,
 }
 
 impl Configuration {
@@ -27,6 +30,7 @@ impl Configuration {
             Self::Embedded => "embedded",
             Self::RedisS3 => "redis+s3",
             Self::Redis => "redis+local",
+            Self::RedisWait => "redis+wait",
         }
     }
 
@@ -36,6 +40,7 @@ impl Configuration {
             "embedded" => Some(Self::Embedded),
             "redis-s3" | "redis+s3" => Some(Self::RedisS3),
             "redis" | "redis+local" => Some(Self::Redis),
+            "redis-wait" | "redis+wait" => Some(Self::RedisWait),
             _ => None,
         }
     }
@@ -55,6 +60,7 @@ pub(crate) struct System {
     pub(crate) address: SocketAddr,
     _servers: (
         Option<tempfile::TempDir>,
+        Option<RedisServer>,
         Option<RedisServer>,
         Option<S3Server>,
     ),
@@ -78,13 +84,23 @@ impl System {
             .env("KTRA_LIMITS_PUBLISH_PER_USER_PER_MINUTE", "1000000000")
             .env("KTRA_LIMITS_PUBLISH_PER_IP_PER_MINUTE", "1000000000");
         let dir = tempfile::Builder::new().disable_cleanup(true).tempdir()?;
-        let redis = matches!(configuration, Configuration::RedisS3 | Configuration::Redis)
-            .then(|| RedisServer::start(dir.path()));
+        let redis = matches!(
+            configuration,
+            Configuration::RedisS3 | Configuration::Redis | Configuration::RedisWait
+        )
+        .then(|| RedisServer::start(dir.path()));
         if let Some(redis) = &redis {
             builder = builder
                 .env("KTRA_DB_KIND", "redis")
                 .env("KTRA_DB_REDIS_URL", &redis.url);
         }
+        let replica = match (&redis, configuration) {
+            (Some(primary), Configuration::RedisWait) => {
+                builder = builder.env("KTRA_DB_REDIS_WAIT_REPLICAS", "1");
+                Some(RedisServer::start_replica_of(dir.path(), primary.port()))
+            }
+            _ => None,
+        };
         let s3 = (configuration == Configuration::RedisS3).then(|| S3Server::start(dir.path()));
         if let Some(s3) = &s3 {
             s3.create_bucket("crates");
@@ -92,7 +108,7 @@ impl System {
                 builder = builder.env(&name, &value);
             }
         }
-        let servers = (Some(dir), redis, s3);
+        let servers = (Some(dir), redis, replica, s3);
         let registry = builder.start().await;
         let token = registry.create_user("bench").await;
         let address: SocketAddr = registry.base.trim_start_matches("http://").parse()?;

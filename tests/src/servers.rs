@@ -30,13 +30,18 @@ impl RedisServer {
         Self::start_args(dir, persistence)
     }
 
-    /// Starts redis-server without persistence as a replica of the server on `primary_port`.
+    /// Starts redis-server without persistence as a replica of the server on `primary_port`,
+    /// and waits until it is in sync.
     pub fn start_replica_of(dir: &Path, primary_port: u16) -> Self {
         let primary = primary_port.to_string();
-        Self::start_args(
+        let replica = Self::start_args(
             dir,
             &["--appendonly", "no", "--replicaof", "127.0.0.1", &primary],
-        )
+        );
+        wait_until(Duration::from_secs(20), "the replica to sync", || {
+            redis_cli(replica.port(), &["INFO", "replication"]).contains("master_link_status:up")
+        });
+        replica
     }
 
     fn start_args(dir: &Path, extra: &[&str]) -> Self {
@@ -172,9 +177,6 @@ impl SentinelRedis {
     pub fn start(dir: &Path) -> Self {
         let primary = RedisServer::start(dir);
         let replica = RedisServer::start_replica_of(dir, primary.port());
-        wait_until(Duration::from_secs(20), "the replica to sync", || {
-            redis_cli(replica.port(), &["INFO", "replication"]).contains("master_link_status:up")
-        });
         let sentinels = (0..3)
             .map(|_| {
                 let port = free_port();
