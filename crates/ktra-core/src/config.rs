@@ -94,6 +94,15 @@ pub const KTRA_TOML_KEYS: &[(&str, &str)] = &[
     ("server_config.port", "KTRA_HTTP_PORT"),
 ];
 
+/// Names a setting for a message: the variable, and Ktra's TOML key when it has one
+/// (`KTRA_DB_REDIS_URL (db_config.redis_url)`), so users find it the way they wrote it.
+pub fn setting_name(variable: &str) -> String {
+    match KTRA_TOML_KEYS.iter().find(|(_, name)| *name == variable) {
+        Some((key, _)) => format!("{variable} ({key})"),
+        None => variable.to_owned(),
+    }
+}
+
 fn toml_shape(key: &str) -> TomlShape {
     match key {
         "server_config.address" => TomlShape::Address,
@@ -213,6 +222,12 @@ impl Settings {
     pub fn with(mut self, name: &str, value: &str) -> Self {
         self.vars.insert(name.to_owned(), value.to_owned());
         self
+    }
+
+    /// Returns whether the variable was given (in the environment or, through its TOML key, in
+    /// the file), not left to its default.
+    pub fn is_set(&self, variable: &str) -> bool {
+        self.vars.contains_key(variable)
     }
 
     /// Parses the variables under `prefix` (e.g. `KTRA_HTTP_`) into a section struct.

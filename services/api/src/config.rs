@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use ktra_core::config::{ConfigError, Settings};
+use ktra_core::config::{ConfigError, Settings, setting_name};
 use ktra_core::registry::{DEFAULT_API_PORT, IndexerEndpointConfig, RegistryConfig};
 use serde::Deserialize;
 
@@ -121,7 +121,8 @@ pub struct DbConfig {
     /// confirm in time is answered 503 (the client's retry then succeeds without change).
     #[serde(default = "default_wait_timeout_ms")]
     pub redis_wait_timeout_ms: u64,
-    /// `KTRA_DB_MONGODB_URL`: accepted for Ktra compatibility; MongoDB is not supported.
+    /// `KTRA_DB_MONGODB_URL` (Ktra's `db_config.mongodb_url`): refused at start with a message
+    /// saying what to do, since this registry has no MongoDB store.
     #[serde(default)]
     pub mongodb_url: Option<String>,
     /// `KTRA_DB_LOGIN_PREFIX`: the prefix Ktra put before user names in owner logins
@@ -647,6 +648,13 @@ impl Config {
             limits: section(settings, "KTRA_LIMITS_")?,
             mirror: section(settings, "KTRA_MIRROR_")?,
         };
+        if settings.is_set("KTRA_DB_MONGODB_URL") {
+            bail!(
+                "setting {}: this registry has no MongoDB store; run with KTRA_DB_KIND=embedded \
+                 or redis and remove the setting (data in a MongoDB is not read)",
+                setting_name("KTRA_DB_MONGODB_URL")
+            );
+        }
         config.limits.validate()?;
         config.mirror.validate()?;
         if config.mirror.enabled && config.registry.dl_segments().first() == Some(&"mirror") {
@@ -683,6 +691,37 @@ impl Config {
     }
 }
 
+/// Settings that were given but that this configuration does not use, each with what to do;
+/// `ktra-api` logs them at start instead of ignoring them silently.
+pub fn unused_settings(settings: &Settings, config: &Config) -> Vec<String> {
+    let mut unused = Vec::new();
+    if config.db.kind != DbKind::Redis {
+        for variable in [
+            "KTRA_DB_REDIS_URL",
+            "KTRA_DB_REDIS_SENTINELS",
+            "KTRA_DB_REDIS_WAIT_REPLICAS",
+        ] {
+            if settings.is_set(variable) {
+                unused.push(format!(
+                    "{} is set but the metadata store is {:?}: it is not used; set \
+                     KTRA_DB_KIND=redis to use Redis",
+                    setting_name(variable),
+                    config.db.kind
+                ));
+            }
+        }
+    }
+    if config.indexer.url.is_none() && settings.is_set("KTRA_GIT_REMOTE_URL") {
+        unused.push(format!(
+            "{} is set but KTRA_INDEXER_URL is not: this API hands nothing to an indexer, so the \
+             git index never changes (cargo reading it waits for new versions in vain); start \
+             ktra-indexer and set KTRA_INDEXER_URL",
+            setting_name("KTRA_GIT_REMOTE_URL")
+        ));
+    }
+    unused
+}
+
 fn section<T: serde::de::DeserializeOwned>(settings: &Settings, prefix: &str) -> anyhow::Result<T> {
     settings
         .section(prefix)
@@ -702,6 +741,44 @@ mod tests {
         assert_eq!(config.registry.dl_segments(), ["dl"]);
         assert_eq!(config.db.kind, DbKind::Embedded);
         assert!(config.auth.hash_permits() >= 1);
+    }
+
+    #[test]
+    fn settings_that_would_be_ignored_are_refused_or_named() {
+        let mongo = Settings::from_pairs([("KTRA_DB_MONGODB_URL", "mongodb://db")]);
+        let error = format!("{:#}", Config::from_settings(&mongo).unwrap_err());
+        assert!(
+            error.contains("KTRA_DB_MONGODB_URL (db_config.mongodb_url)")
+                && error.contains("KTRA_DB_KIND"),
+            "{error}"
+        );
+
+        let settings = Settings::from_pairs([
+            ("KTRA_DB_REDIS_URL", "redis://cache"),
+            ("KTRA_GIT_REMOTE_URL", "https://git.example/index.git"),
+        ]);
+        let config = Config::from_settings(&settings).unwrap();
+        let unused = unused_settings(&settings, &config);
+        assert_eq!(unused.len(), 2, "{unused:?}");
+        assert!(
+            unused[0].contains("KTRA_DB_REDIS_URL (db_config.redis_url)"),
+            "{unused:?}"
+        );
+        assert!(unused[0].contains("KTRA_DB_KIND=redis"), "{unused:?}");
+        assert!(
+            unused[1].contains("KTRA_GIT_REMOTE_URL (index_config.remote_url)"),
+            "{unused:?}"
+        );
+        assert!(unused[1].contains("KTRA_INDEXER_URL"), "{unused:?}");
+
+        let used = Settings::from_pairs([
+            ("KTRA_DB_KIND", "redis"),
+            ("KTRA_DB_REDIS_URL", "redis://cache"),
+            ("KTRA_GIT_REMOTE_URL", "https://git.example/index.git"),
+            ("KTRA_INDEXER_URL", "http://indexer:8001"),
+        ]);
+        let config = Config::from_settings(&used).unwrap();
+        assert!(unused_settings(&used, &config).is_empty());
     }
 
     #[test]

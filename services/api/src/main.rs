@@ -50,6 +50,9 @@ async fn main() -> anyhow::Result<ExitCode> {
     let config = Config::from_settings(&settings)?;
     let result = match args.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            for warning in ktra_api::config::unused_settings(&settings, &config) {
+                tracing::warn!("{warning}");
+            }
             let listener = tokio::net::TcpListener::bind(config.http.socket_addr()).await?;
             ktra_api::run(config, listener, ktra_core::shutdown::signal())
                 .await
