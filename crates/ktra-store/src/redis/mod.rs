@@ -59,9 +59,18 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Self {
-            publish: Script::new(include_str!("publish.lua")),
-            yank: Script::new(include_str!("yank.lua")),
-            replace_index: Script::new(include_str!("replace_index.lua")),
+            publish: Script::new(concat!(
+                include_str!("commit_index_file.lua"),
+                include_str!("publish.lua")
+            )),
+            yank: Script::new(concat!(
+                include_str!("commit_index_file.lua"),
+                include_str!("yank.lua")
+            )),
+            replace_index: Script::new(concat!(
+                include_str!("commit_index_file.lua"),
+                include_str!("replace_index.lua")
+            )),
             owners: Script::new(include_str!("owners.lua")),
             create_user: Script::new(include_str!("create_user.lua")),
             change_password: Script::new(include_str!("change_password.lua")),

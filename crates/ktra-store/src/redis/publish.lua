@@ -34,17 +34,13 @@ redis.call('HSET', KEYS[2], ARGV[3], cjson.encode({
   vers = ARGV[4], line = line_number, cksum = ARGV[5], blob_key = ARGV[6], yanked = false
 }))
 local content = (redis.call('HGET', KEYS[1], 'index') or '') .. ARGV[7] .. '\n'
-redis.call('HSET', KEYS[1], 'index', content)
-local etag = '"' .. redis.sha1hex(content) .. '"'
-local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-redis.call('HSET', KEYS[1], 'version_count', line_number + 1, 'etag', etag, 'last_modified', ARGV[11])
+local revision, etag = commit_index_file(KEYS[1], KEYS[4], KEYS[7], ARGV[1], content, ARGV[11])
+redis.call('HSET', KEYS[1], 'version_count', line_number + 1)
 if ARGV[10] == '1' then
   redis.call('HSET', KEYS[1], 'description', ARGV[9])
 else
   redis.call('HDEL', KEYS[1], 'description')
 end
-redis.call('HSET', KEYS[4], ARGV[1], revision)
-redis.call('ZADD', KEYS[7], 'NX', ARGV[11], ARGV[1])
 if ARGV[12] ~= '' then
   redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[13], '*', 'event', ARGV[12])
 end

@@ -13,10 +13,5 @@ if tonumber(current[2]) ~= tonumber(ARGV[2]) then
   return {'moved', name}
 end
 local content = ARGV[3]
-redis.call('HSET', KEYS[1], 'index', content)
-local etag = '"' .. redis.sha1hex(content) .. '"'
-local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-redis.call('HSET', KEYS[1], 'etag', etag, 'last_modified', ARGV[4])
-redis.call('HSET', KEYS[2], ARGV[1], revision)
-redis.call('ZADD', KEYS[3], 'NX', ARGV[4], ARGV[1])
+local revision, etag = commit_index_file(KEYS[1], KEYS[2], KEYS[3], ARGV[1], content, ARGV[4])
 return {'ok', revision, content, etag, ARGV[4], name}

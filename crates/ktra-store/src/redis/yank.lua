@@ -52,12 +52,7 @@ end
 content = table.concat(lines, '\n') .. '\n'
 record['yanked'] = wanted
 redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(record))
-redis.call('HSET', KEYS[1], 'index', content)
-local etag = '"' .. redis.sha1hex(content) .. '"'
-local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-redis.call('HSET', KEYS[1], 'etag', etag, 'last_modified', ARGV[5])
-redis.call('HSET', KEYS[4], ARGV[1], revision)
-redis.call('ZADD', KEYS[6], 'NX', ARGV[5], ARGV[1])
+local revision, etag = commit_index_file(KEYS[1], KEYS[4], KEYS[6], ARGV[1], content, ARGV[5])
 if ARGV[6] ~= '' then
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', 'event', ARGV[6])
 end
