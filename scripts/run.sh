@@ -4,6 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The binaries are where cargo put them: CARGO_TARGET_DIR or build.target-dir when set.
+target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+bin="${target_dir:-./target}/release"
+
+# Loopback only unless told otherwise: this registry accepts anyone's registration, and the
+# indexer's metrics need no token. Set KTRA_HTTP_ADDRESS=0.0.0.0 (and a public URL) to share it.
+export KTRA_HTTP_ADDRESS="${KTRA_HTTP_ADDRESS:-127.0.0.1}"
+export KTRA_INDEXER_METRICS_LISTEN="${KTRA_INDEXER_METRICS_LISTEN:-127.0.0.1:8002}"
 export KTRA_HTTP_PORT="${KTRA_HTTP_PORT:-8000}"
 base="${KTRA_REGISTRY_PUBLIC_URL:-http://127.0.0.1:${KTRA_HTTP_PORT}}"
 export KTRA_REGISTRY_PUBLIC_URL="$base"
@@ -17,7 +26,7 @@ mkdir -p ./data
 # creates it on first start).
 export KTRA_GIT_REMOTE_URL="${KTRA_GIT_REMOTE_URL:-file://$(pwd)/data/index.git}"
 
-./target/release/ktra-indexer &
+"$bin/ktra-indexer" &
 indexer=$!
 trap 'kill "$indexer" 2>/dev/null; wait "$indexer" 2>/dev/null' EXIT
 
@@ -51,4 +60,4 @@ Ktra is starting on ${base} (data under ./data/).
 Stop with Ctrl-C.
 
 MSG
-./target/release/ktra-api "$@"
+"$bin/ktra-api" "$@"
