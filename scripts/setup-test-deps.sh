@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 #   python3-venv    the virtual environment for the Python-packaged tools below
 #   nginx           the reference server of the benchmarks
 #   g++             libfuzzer-sys compiles libFuzzer (C++) for the fuzz targets
+#   docker.io       the container engine that builds and runs our images (`make compose-test`)
+#   debootstrap     builds the local stand-ins for the base images (scripts/docker-base-images.sh)
 missing=()
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
@@ -23,12 +25,33 @@ command -v lighttpd >/dev/null 2>&1 || [ -x /usr/sbin/lighttpd ] || missing+=(li
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v git >/dev/null 2>&1 || missing+=(git)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The container engine. Nothing starts daemons on our machines (no systemd, and apt does not
+# start them), so start dockerd when no engine answers. It keeps running after this script:
+# it is the machine's engine, not the tests'. An engine that already runs is left alone.
+if ! docker info >/dev/null 2>&1; then
+    echo "setup: starting dockerd (log: /var/log/dockerd.log)"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo sh -c 'setsid dockerd >>/var/log/dockerd.log 2>&1 </dev/null &'
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 1
+    done
+    if ! docker info >/dev/null 2>&1; then
+        echo "setup: dockerd did not answer within 60 s; the end of /var/log/dockerd.log:" >&2
+        tail -n 20 /var/log/dockerd.log >&2 || true
+        exit 1
+    fi
 fi
 
 # Python-packaged tools, pinned, in a virtual environment inside the project (ignored by git):
