@@ -169,9 +169,17 @@ EOF
 build_image "$DEBIAN_SLIM_IMAGE" "$context" $PREFIX/rootfs-slim:$SUITE
 
 # redis:7.4-alpine: Debian's Redis 7.0, run as its user in /data, as the upstream image does.
+# The upstream image compiles protected mode off (the container's network is the boundary);
+# Debian's build would refuse every client from another container.
 context=$(new_workdir)
+cat >"$context/redis-server" <<'EOF'
+#!/bin/sh
+exec /usr/bin/redis-server "$@" --protected-mode no
+EOF
+chmod +x "$context/redis-server"
 cat >"$context/Dockerfile" <<EOF
 FROM $PREFIX/rootfs-tools:$SUITE
+COPY redis-server /usr/local/bin/redis-server
 RUN mkdir -p /data && chown redis:redis /data
 WORKDIR /data
 VOLUME /data
