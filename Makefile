@@ -49,6 +49,14 @@ docker-build: ## Build both images (needs a Docker engine); DB_FEATURE=default|r
 	docker build -f Dockerfile.api --build-arg DB_FEATURE=$(DB_FEATURE) --build-arg REVISION=$$(git rev-parse HEAD) -t ktra-api:dev .
 	docker build -f Dockerfile.indexer --build-arg REVISION=$$(git rev-parse HEAD) -t ktra-indexer:dev .
 
+.PHONY: docker-base-images
+docker-base-images: setup ## Build local stand-ins for every base image our files name (no registry reachable here)
+	scripts/docker-base-images.sh
+
+.PHONY: compose-test
+compose-test: ## Build both images, start compose.yaml and test it with the real cargo (about 15 min cold)
+	scripts/compose-test.sh
+
 .PHONY: compose-up
 compose-up: ## Start the whole system with docker compose (needs a Docker engine)
 	test -f deploy/compose/.env || cp deploy/compose/.env.example deploy/compose/.env
