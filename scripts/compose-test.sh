@@ -113,6 +113,7 @@ clone_git_index() {
 json() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
 
 phase "compose up"
+volumes_before=$(docker volume ls -q | sort)
 compose up -d --wait --wait-timeout 300 >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; fail "compose up"; }
 say "project $project: API at $api, git index at $git_url"
 
@@ -440,4 +441,8 @@ phase "down -v"
 compose down -v --timeout 10 >/dev/null 2>&1
 left=$(docker volume ls -q --filter "label=com.docker.compose.project=$project")
 [ -z "$left" ] || fail "volumes left after down -v: $left"
+# Anonymous volumes too (an image's VOLUME that compose does not mount): `down` without -v
+# leaves them behind, one per `up`.
+left=$(comm -13 <(echo "$volumes_before") <(docker volume ls -q | sort))
+[ -z "$left" ] || fail "anonymous volumes left behind: $left"
 say "PASSED in $(($(date +%s) - started)) s"
