@@ -57,6 +57,14 @@ docker-base-images: setup ## Build local stand-ins for every base image our file
 compose-test: ## Build both images, start compose.yaml and test it with the real cargo (about 15 min cold)
 	scripts/compose-test.sh
 
+.PHONY: chart-docker-run
+chart-docker-run: ## Run the images built by compose-test as the Helm chart runs them (env, user, read-only root, volumes)
+	scripts/chart-docker-run.sh
+
+.PHONY: docker-matrix
+docker-matrix: ## Build the API in every variant (default, redis, embedded) and the indexer; each runs --version
+	scripts/docker-matrix.sh
+
 .PHONY: compose-up
 compose-up: ## Start the whole system with docker compose (needs a Docker engine)
 	test -f deploy/compose/.env || cp deploy/compose/.env.example deploy/compose/.env
