@@ -83,6 +83,10 @@ helm-lint: setup ## Lint the Helm chart (strict) for its default values and ever
 deploy-check: setup helm-lint ## Every static check of the deployment files
 	$(VENV)/docker-compose -f $(COMPOSE) --env-file deploy/compose/.env.example config --quiet
 	$(VENV)/hadolint Dockerfile.api Dockerfile.indexer
+	# The build stages must stay the same text in both Dockerfiles (comments aside): then the
+	# layer cache compiles the workspace once for both images.
+	diff <(sed -n '/^FROM .* AS chef$$/,/^FROM \$${RUNTIME_IMAGE}/p' Dockerfile.api | grep -v '^#') \
+		<(sed -n '/^FROM .* AS chef$$/,/^FROM \$${RUNTIME_IMAGE}/p' Dockerfile.indexer | grep -v '^#')
 	$(HELM) template ktra $(CHART) | $(VENV)/kubernetes-validate --strict --quiet -
 	for values in $(CHART)/ci/*.yaml; do \
 		$(HELM) template ktra $(CHART) -f $$values | $(VENV)/kubernetes-validate --strict --quiet - || exit 1; \
