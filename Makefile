@@ -127,4 +127,4 @@ fuzz-seeds: ## Regenerate the committed seed corpus under fuzz/corpus/
 	$(CARGO) run --locked -p ktra-publish --example fuzz_seeds -- fuzz/corpus
 
 .PHONY: ci
-ci: fmt-check lint doc test deploy-check bench-smoke fuzz-smoke compose-test ## Everything CI runs
+ci: fmt-check lint doc test deploy-check bench-smoke fuzz-smoke compose-test chart-docker-run ## Everything CI runs
