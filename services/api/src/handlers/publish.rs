@@ -274,9 +274,7 @@ async fn store_version(
             Ok(Stored::Published(file))
         }
         Err(error) => {
-            if let Err(cleanup) = state.blobs.delete(&blob_key).await {
-                tracing::warn!(%cleanup, blob_key, "cannot delete the crate file of a failed publish");
-            }
+            remove_unless_committed(&state, &canonical, &version, &blob_key).await;
             match error {
                 // Another request published it meanwhile: the same file is a retry too.
                 StoreError::DuplicateVersion {
@@ -285,6 +283,34 @@ async fn store_version(
                 } => already_there(&state, &canonical, &version, &cksum, (name, existing)).await,
                 other => Err(other.into()),
             }
+        }
+    }
+}
+
+/// Deletes the crate file of a publish that failed, unless the store committed the version
+/// with it after all: a change can commit and still fail (no replica confirmed it, or the
+/// answer timed out), and its file is then the version's. When the store cannot say, the file
+/// stays: an orphan is harmless, a version without its file is not.
+async fn remove_unless_committed(
+    state: &AppState,
+    canonical: &str,
+    version: &semver::Version,
+    blob_key: &str,
+) {
+    match state.store.crate_file(canonical, version).await {
+        Ok(Some(file)) if file.blob_key == blob_key => {
+            tracing::warn!(
+                blob_key,
+                "the publish failed after its version was committed; its crate file stays"
+            );
+        }
+        Ok(_) => {
+            if let Err(cleanup) = state.blobs.delete(blob_key).await {
+                tracing::warn!(%cleanup, blob_key, "cannot delete the crate file of a failed publish");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, blob_key, "cannot tell whether a failed publish committed; its crate file stays");
         }
     }
 }

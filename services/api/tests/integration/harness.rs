@@ -104,7 +104,11 @@ impl TestApp {
         Self::start_with(servers, &[], faults).await
     }
 
-    async fn start_over(servers: Option<Arc<SharedServers>>, extra: &[(&str, &str)]) -> Self {
+    /// Starts the service over `servers` (a new replica of another app's, say) with `extra`.
+    pub(crate) async fn start_over(
+        servers: Option<Arc<SharedServers>>,
+        extra: &[(&str, &str)],
+    ) -> Self {
         Self::start_with(servers, extra, Faults::default()).await
     }
 

@@ -73,3 +73,32 @@ async fn a_publish_whose_answer_was_lost_succeeds_when_retried(backend: Backend)
         assert_eq!(lines[0]["yanked"], yanked, "{action}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_publish_committed_but_unconfirmed_keeps_its_crate_file() {
+    // A replica whose changes wait for a Redis replica, and there is none: the publish
+    // commits, then fails. (The user is created through one that does not wait.)
+    let plain = TestApp::start_on(Backend::RedisS3, &[]).await;
+    let token = plain.create_user("alice").await;
+    let app = TestApp::start_over(
+        plain.servers.clone(),
+        &[
+            ("KTRA_DB_REDIS_WAIT_REPLICAS", "1"),
+            ("KTRA_DB_REDIS_WAIT_TIMEOUT_MS", "50"),
+        ],
+    )
+    .await;
+    let fixture = CrateFixture::new("unconfirmed", "1.0.0");
+    let (status, body) = app.publish(Some(&token), fixture.body()).await;
+    assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "");
+    // The version is in the store, so its file must be too: it downloads.
+    assert_eq!(app.index_lines("unconfirmed").await.unwrap().len(), 1);
+    let download = app
+        .client
+        .get(app.url("/dl/unconfirmed/1.0.0/download"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), StatusCode::OK);
+    assert_eq!(download.bytes().await.unwrap(), fixture.crate_file());
+}
