@@ -681,6 +681,10 @@ impl Config {
         }) {
             bail!("setting KTRA_DB_REDIS_SENTINELS: expected host:port[,host:port...]");
         }
+        if config.db.redis_wait_timeout_ms == 0 || config.db.redis_wait_timeout_ms > 60_000 {
+            // Redis reads a `WAIT` timeout of 0 as "forever".
+            bail!("setting KTRA_DB_REDIS_WAIT_TIMEOUT_MS: must be between 1 and 60000");
+        }
         if config.db.key_prefix.is_empty() || config.db.key_prefix.contains(char::is_whitespace) {
             bail!("setting KTRA_DB_KEY_PREFIX: must be non-empty and without spaces");
         }

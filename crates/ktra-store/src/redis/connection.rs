@@ -148,22 +148,29 @@ impl Drop for FollowerTask {
     }
 }
 
-fn connection_config() -> ConnectionManagerConfig {
+fn connection_config(response_timeout: Duration) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_response_timeout(Some(response_timeout))
         .set_number_of_retries(2)
         .set_max_delay(Duration::from_millis(500))
 }
 
-async fn manage(client: redis::Client, writers: usize) -> Result<Current, StoreError> {
+async fn manage(
+    client: redis::Client,
+    writers: usize,
+    wait_timeout: Duration,
+) -> Result<Current, StoreError> {
     let address = client.get_connection_info().addr().to_string();
-    let connection = ConnectionManager::new_with_config(client.clone(), connection_config())
-        .await
-        .map_err(classify)?;
+    let connection =
+        ConnectionManager::new_with_config(client.clone(), connection_config(RESPONSE_TIMEOUT))
+            .await
+            .map_err(classify)?;
     let mut held = Vec::with_capacity(writers);
     for _ in 0..writers {
-        let writer = ConnectionManager::new_with_config(client.clone(), connection_config())
+        // A held writer's `WAIT` may take the whole wait: the client waits longer.
+        let config = connection_config(RESPONSE_TIMEOUT + wait_timeout);
+        let writer = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(classify)?;
         held.push(Arc::new(tokio::sync::Mutex::new(writer)));
@@ -189,9 +196,11 @@ impl Primary {
         let invalid = |error: redis::RedisError| {
             StoreError::Unavailable(format!("invalid Redis URL: {error}"))
         };
+        let writers = writers_for(options);
         let (current, follower) = if options.sentinels.is_empty() {
             let client = redis::Client::open(options.url.as_str()).map_err(invalid)?;
-            (manage(client, writers_for(options)).await?, None)
+            let current = manage(client, writers, options.wait_timeout).await?;
+            (Arc::new(RwLock::new(current)), None)
         } else {
             let mut sentinel = sentinel_client(options).map_err(invalid)?;
             let client = sentinel.async_get_client().await.map_err(|error| {
@@ -201,18 +210,14 @@ impl Primary {
                     options.sentinel_master
                 ))
             })?;
-            let current = Arc::new(RwLock::new(manage(client, writers_for(options)).await?));
+            let current = Arc::new(RwLock::new(
+                manage(client, writers, options.wait_timeout).await?,
+            ));
             let task = tokio::spawn(follow(options.clone(), sentinel, Arc::downgrade(&current)));
-            return Ok(Self {
-                current,
-                turn: Arc::default(),
-                wait_replicas: options.wait_replicas,
-                wait_timeout: options.wait_timeout,
-                _follower: Some(Arc::new(FollowerTask(task))),
-            });
+            (current, Some(Arc::new(FollowerTask(task))))
         };
         Ok(Self {
-            current: Arc::new(RwLock::new(current)),
+            current,
             turn: Arc::default(),
             wait_replicas: options.wait_replicas,
             wait_timeout: options.wait_timeout,
@@ -285,7 +290,9 @@ impl Primary {
 }
 
 fn sentinel_client(options: &RedisOptions) -> Result<SentinelClient, redis::RedisError> {
-    let credentials = match (&options.sentinel_username, &options.sentinel_password) {
+    let user = options.sentinel_username.as_deref().map(percent_encoded);
+    let password = options.sentinel_password.as_deref().map(percent_encoded);
+    let credentials = match (user, password) {
         (Some(user), Some(password)) => format!("{user}:{password}@"),
         (None, Some(password)) => format!(":{password}@"),
         (Some(user), None) => format!("{user}@"),
@@ -312,6 +319,20 @@ fn sentinel_client(options: &RedisOptions) -> Result<SentinelClient, redis::Redi
         Some(node),
         SentinelServerType::Master,
     )
+}
+
+/// Encodes a user name or password for the user-info part of a URL: everything but
+/// unreserved characters, so `@`, `:`, `/`, `#` and `%` in a secret cannot be misread.
+fn percent_encoded(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 /// Asks Sentinel which server is the primary every [`FOLLOW_INTERVAL`], and moves the store's
@@ -358,8 +379,8 @@ async fn follow(
         if address == known {
             continue;
         }
-        match tokio::time::timeout(CONNECT_TIMEOUT * 2, manage(client, writers_for(&options))).await
-        {
+        let next = manage(client, writers_for(&options), options.wait_timeout);
+        match tokio::time::timeout(CONNECT_TIMEOUT * 2, next).await {
             Ok(Ok(next)) => {
                 tracing::warn!(from = known, to = address, "following a Redis failover");
                 *shared
@@ -376,5 +397,16 @@ async fn follow(
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_encoded_for_urls() {
+        assert_eq!(percent_encoded("plain-Pass_1.~"), "plain-Pass_1.~");
+        assert_eq!(percent_encoded("a@b:c/d#e%f"), "a%40b%3Ac%2Fd%23e%25f");
     }
 }
