@@ -520,15 +520,14 @@ fn commit_crate_change(
         .map_err(internal)?
         .insert(canonical, encode(&record)?.as_slice())
         .map_err(internal)?;
-    let newly_marked = txn
-        .open_table(PENDING)
+    txn.open_table(PENDING)
         .map_err(internal)?
         .insert(canonical, record.revision)
-        .map_err(internal)?
-        .is_none();
-    if newly_marked {
-        txn.open_table(PENDING_SINCE)
-            .map_err(internal)?
+        .map_err(internal)?;
+    // The time the mark was first set stays (marks from before the table get one now).
+    let mut since = txn.open_table(PENDING_SINCE).map_err(internal)?;
+    if since.get(canonical).map_err(internal)?.is_none() {
+        since
             .insert(canonical, now.timestamp_millis())
             .map_err(internal)?;
     }

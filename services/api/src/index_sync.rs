@@ -405,7 +405,18 @@ impl IndexSync {
                 {
                     return Ok(total + acknowledged);
                 }
-                acknowledged += self.send(batch, RESEND_TIMEOUT).await?;
+                match self.send(batch, RESEND_TIMEOUT).await {
+                    Ok(count) => acknowledged += count,
+                    // Every crate of the batch was refused (files another registry wrote, see
+                    // the indexer's `foreign`): they stay marked; the other batches go on.
+                    Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                        tracing::warn!(
+                            message = status.message(),
+                            "the indexer refused index files; they stay unacknowledged"
+                        );
+                    }
+                    Err(status) => return Err(status.into()),
+                }
             }
             total += acknowledged;
             if acknowledged < pending.len() {

@@ -52,6 +52,10 @@ async fn rewrite_one(store: &dyn MetadataStore, canonical: &str) -> Result<bool,
         let Some(content) = without_nulls(&file) else {
             return Ok(false);
         };
+        if content == file.content {
+            // The pattern was inside a string value: nothing to rewrite.
+            return Ok(false);
+        }
         if store
             .replace_index_file(canonical, file.revision, content.into())
             .await?
