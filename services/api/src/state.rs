@@ -51,7 +51,7 @@ pub struct Shared {
 }
 
 /// Points where the integration tests make a request fail as if the process died there
-/// (feature `fault-injection`, which only the tests enable).
+/// (feature `fault-injection`, which only the test builds enable; it has no setting).
 #[cfg(feature = "fault-injection")]
 #[derive(Default)]
 pub struct Faults {
