@@ -4,7 +4,6 @@
 //! the same names (see [`ktra_core::config::KTRA_TOML_KEYS`]). The README lists them all.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use ktra_core::config::{ConfigError, Settings, setting_name};
@@ -12,6 +11,12 @@ use ktra_core::registry::{DEFAULT_API_PORT, IndexerEndpointConfig, RegistryConfi
 use serde::Deserialize;
 
 use ktra_publish::PublishLimits;
+
+mod mirror;
+mod storage;
+
+pub use mirror::MirrorConfig;
+pub use storage::{BlobConfig, BlobKind, DbConfig, DbKind, S3Config};
 
 /// `KTRA_HTTP_*`: the listener and the URLs cargo is told about.
 #[derive(Debug, Clone, Deserialize)]
@@ -70,190 +75,6 @@ impl HttpConfig {
         }
         Ok(())
     }
-}
-
-/// Which metadata store to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DbKind {
-    /// The embedded redb file under `KTRA_DB_DIR_PATH`: one API process.
-    Embedded,
-    /// Redis at `KTRA_DB_REDIS_URL`: any number of API replicas.
-    Redis,
-}
-
-/// `KTRA_DB_*`: the metadata store.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DbConfig {
-    /// `KTRA_DB_KIND`: `embedded` (default) or `redis`.
-    #[serde(default = "default_db_kind")]
-    pub kind: DbKind,
-    /// `KTRA_DB_DIR_PATH`: the embedded database's directory (Ktra's `db_config.db_dir_path`).
-    #[serde(default = "default_db_dir")]
-    pub dir_path: PathBuf,
-    /// `KTRA_DB_REDIS_URL`: the Redis URL (Ktra's `db_config.redis_url`): `redis://` or
-    /// `rediss://` (TLS), with `user:password@` when Redis asks for them.
-    #[serde(default = "default_redis_url")]
-    pub redis_url: String,
-    /// `KTRA_DB_KEY_PREFIX`: the prefix of every Redis key, so registries can share a Redis.
-    #[serde(default = "default_key_prefix")]
-    pub key_prefix: String,
-    /// `KTRA_DB_REDIS_SENTINELS`: Redis Sentinel addresses, `host:port,host:port`. Set, the
-    /// primary is the one Sentinel names and a failover is followed without a restart;
-    /// `KTRA_DB_REDIS_URL` then gives only credentials, database and TLS.
-    #[serde(default)]
-    pub redis_sentinels: Option<String>,
-    /// `KTRA_DB_REDIS_SENTINEL_MASTER`: the name Sentinel knows the primary by.
-    #[serde(default = "default_sentinel_master")]
-    pub redis_sentinel_master: String,
-    /// `KTRA_DB_REDIS_SENTINEL_USERNAME`: the user name Sentinel asks for, if it does.
-    #[serde(default)]
-    pub redis_sentinel_username: Option<String>,
-    /// `KTRA_DB_REDIS_SENTINEL_PASSWORD`: the password Sentinel asks for, if it does.
-    #[serde(default)]
-    pub redis_sentinel_password: Option<secrecy::SecretString>,
-    /// `KTRA_DB_REDIS_WAIT_REPLICAS`: how many Redis replicas must hold a change before it is
-    /// answered (`WAIT`); 0 waits for none. With 1, a failover loses no answered publish.
-    #[serde(default)]
-    pub redis_wait_replicas: u32,
-    /// `KTRA_DB_REDIS_WAIT_TIMEOUT_MS`: how long a change waits for them; a change they do not
-    /// confirm in time is answered 503 (the client's retry then succeeds without change).
-    #[serde(default = "default_wait_timeout_ms")]
-    pub redis_wait_timeout_ms: u64,
-    /// `KTRA_DB_MONGODB_URL` (Ktra's `db_config.mongodb_url`): refused at start with a message
-    /// saying what to do, since this registry has no MongoDB store.
-    #[serde(default)]
-    pub mongodb_url: Option<String>,
-    /// `KTRA_DB_LOGIN_PREFIX`: the prefix Ktra put before user names in owner logins
-    /// (`ktra-secure-auth:`); owner commands accept names with or without it.
-    #[serde(default = "default_login_prefix")]
-    pub login_prefix: String,
-}
-
-fn default_db_kind() -> DbKind {
-    DbKind::Embedded
-}
-
-fn default_db_dir() -> PathBuf {
-    PathBuf::from("./data/db")
-}
-
-fn default_redis_url() -> String {
-    "redis://localhost".to_owned()
-}
-
-fn default_key_prefix() -> String {
-    "ktra".to_owned()
-}
-
-fn default_sentinel_master() -> String {
-    "mymaster".to_owned()
-}
-
-fn default_wait_timeout_ms() -> u64 {
-    1000
-}
-
-impl DbConfig {
-    /// Returns the Sentinel addresses, empty when Sentinel is not used.
-    pub fn sentinels(&self) -> Vec<String> {
-        self.redis_sentinels
-            .as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|address| !address.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-fn default_login_prefix() -> String {
-    "ktra-secure-auth:".to_owned()
-}
-
-/// Which blob store holds crate files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BlobKind {
-    /// A local directory, `KTRA_BLOB_DIR_PATH`.
-    Local,
-    /// An S3 bucket, `KTRA_S3_*`.
-    S3,
-    /// Any `object_store` backend named by `KTRA_BLOB_URL` (`gs://`, `az://`, ...).
-    Url,
-}
-
-/// `KTRA_BLOB_*`: where crate files live.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BlobConfig {
-    /// `KTRA_BLOB_KIND`: `local` (default), `s3` or `url`.
-    #[serde(default = "default_blob_kind")]
-    pub kind: BlobKind,
-    /// `KTRA_BLOB_DIR_PATH`: the local directory (Ktra's `crate_files_config.dl_dir_path`).
-    #[serde(default = "default_blob_dir")]
-    pub dir_path: PathBuf,
-    /// `KTRA_BLOB_URL`: the store's URL when the kind is `url`, e.g. `gs://bucket/crates`;
-    /// credentials come from the backend's standard variables (`GOOGLE_*`, `AZURE_*`).
-    #[serde(default)]
-    pub url: Option<String>,
-}
-
-/// `KTRA_S3_*`: the S3 bucket when `KTRA_BLOB_KIND=s3`. Credentials come from the standard
-/// `AWS_*` variables and the AWS credential chain (web identity, container and instance
-/// metadata), so an IAM role needs no keys here.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct S3Config {
-    /// `KTRA_S3_BUCKET`: the bucket.
-    #[serde(default)]
-    pub bucket: Option<String>,
-    /// `KTRA_S3_REGION`: the region.
-    #[serde(default = "default_region")]
-    pub region: String,
-    /// `KTRA_S3_ENDPOINT`: the endpoint of an S3-compatible server; unset for AWS.
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// `KTRA_S3_ALLOW_HTTP`: allow a plain `http://` endpoint.
-    #[serde(default)]
-    pub allow_http: bool,
-    /// `KTRA_S3_VIRTUAL_HOSTED_STYLE`: `bucket.host` requests instead of `host/bucket`.
-    #[serde(default)]
-    pub virtual_hosted_style: bool,
-    /// `KTRA_S3_PREFIX`: a key prefix inside the bucket.
-    #[serde(default)]
-    pub prefix: Option<String>,
-    /// `KTRA_S3_ACCESS_KEY_ID`: a static access key; unset (preferred) uses the AWS chain.
-    #[serde(default)]
-    pub access_key_id: Option<String>,
-    /// `KTRA_S3_SECRET_ACCESS_KEY`: the secret of `KTRA_S3_ACCESS_KEY_ID`.
-    #[serde(default)]
-    pub secret_access_key: Option<secrecy::SecretString>,
-    /// `KTRA_S3_PRESIGNED_DOWNLOADS`: answer downloads with a redirect to a presigned URL, so
-    /// crate bytes flow from S3 straight to cargo.
-    #[serde(default)]
-    pub presigned_downloads: bool,
-    /// `KTRA_S3_PRESIGN_EXPIRY_SECS`: how long a presigned URL stays valid.
-    #[serde(default = "default_presign_expiry_secs")]
-    pub presign_expiry_secs: u64,
-}
-
-fn default_region() -> String {
-    "us-east-1".to_owned()
-}
-
-fn default_presign_expiry_secs() -> u64 {
-    300
-}
-
-fn default_blob_kind() -> BlobKind {
-    BlobKind::Local
-}
-
-fn default_blob_dir() -> PathBuf {
-    PathBuf::from("./data/crates")
 }
 
 /// `KTRA_AUTH_*`: passwords and tokens.
@@ -367,119 +188,6 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The pull-through mirror of an upstream registry.
     pub mirror: MirrorConfig,
-}
-
-/// `KTRA_MIRROR_*`: the pull-through mirror of an upstream sparse registry (crates.io by
-/// default), served under `/mirror/` and at Ktra's `/ktra/api/v1/mirror/...` download route.
-/// Needs the `crates-io-mirroring` cargo feature (on by default).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MirrorConfig {
-    /// `KTRA_MIRROR_ENABLED`: serve the mirror routes.
-    #[serde(default)]
-    pub enabled: bool,
-    /// `KTRA_MIRROR_UPSTREAM_INDEX`: the upstream's sparse index (with or without `sparse+`);
-    /// its `config.json` says where crate files download from.
-    #[serde(default = "default_upstream_index")]
-    pub upstream_index: String,
-    /// `KTRA_MIRROR_FRESHNESS_SECS`: how long a cached index file is served without asking the
-    /// upstream; after that it is revalidated with a conditional request.
-    #[serde(default = "default_mirror_freshness_secs")]
-    pub freshness_secs: u64,
-    /// `KTRA_MIRROR_NOT_FOUND_SECS`: how long the upstream's "no such crate" is remembered.
-    #[serde(default = "default_mirror_not_found_secs")]
-    pub not_found_secs: u64,
-    /// `KTRA_MIRROR_UPSTREAM_TIMEOUT_SECS`: the longest one upstream request may take (a whole
-    /// crate fetch also stays within 90% of `KTRA_HTTP_REQUEST_TIMEOUT_SECS`).
-    #[serde(default = "default_mirror_upstream_timeout_secs")]
-    pub upstream_timeout_secs: u64,
-    /// `KTRA_MIRROR_MAX_CRATE_BYTES`: the largest crate file fetched from the upstream.
-    #[serde(default = "default_mirror_max_crate_bytes")]
-    pub max_crate_bytes: u64,
-    /// `KTRA_MIRROR_ALLOW`: comma-separated crate-name patterns (`*` and `?` wildcards, case
-    /// and `-`/`_` ignored) that may be mirrored; empty allows every crate.
-    #[serde(default)]
-    pub allow: Vec<String>,
-    /// `KTRA_MIRROR_DENY`: patterns that may not be mirrored; they win over `KTRA_MIRROR_ALLOW`.
-    #[serde(default)]
-    pub deny: Vec<String>,
-    /// `KTRA_MIRROR_CACHE_DIR_PATH`: with the local blob store, the directory of the mirror's
-    /// cache (Ktra's `crate_files_config.cache_dir_path`); other stores keep it under `mirror/`.
-    #[serde(default = "default_mirror_cache_dir")]
-    pub cache_dir_path: PathBuf,
-    /// `KTRA_MIRROR_UPSTREAM_TOKEN`: the token of a private upstream (sent as cargo sends it,
-    /// in `Authorization`), to its index and to downloads on the index's host only.
-    #[serde(default)]
-    pub upstream_token: Option<secrecy::SecretString>,
-}
-
-fn default_upstream_index() -> String {
-    "https://index.crates.io/".to_owned()
-}
-
-fn default_mirror_freshness_secs() -> u64 {
-    60
-}
-
-fn default_mirror_not_found_secs() -> u64 {
-    30
-}
-
-fn default_mirror_upstream_timeout_secs() -> u64 {
-    30
-}
-
-fn default_mirror_max_crate_bytes() -> u64 {
-    64 * 1024 * 1024
-}
-
-fn default_mirror_cache_dir() -> PathBuf {
-    PathBuf::from("./data/crates_io_caches")
-}
-
-impl MirrorConfig {
-    /// Returns the upstream index URL without `sparse+`, ending with `/`.
-    pub fn upstream_index_url(&self) -> String {
-        let bare = self
-            .upstream_index
-            .trim()
-            .strip_prefix("sparse+")
-            .unwrap_or(self.upstream_index.trim());
-        format!("{}/", bare.trim_end_matches('/'))
-    }
-
-    fn validate(&self) -> anyhow::Result<()> {
-        if self.enabled && !cfg!(feature = "crates-io-mirroring") {
-            bail!(
-                "setting KTRA_MIRROR_ENABLED: this build has no mirror (built without the crates-io-mirroring feature)"
-            );
-        }
-        let upstream = self.upstream_index_url();
-        match url::Url::parse(&upstream) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-            _ => bail!("setting KTRA_MIRROR_UPSTREAM_INDEX: not an http(s) URL: {upstream}"),
-        }
-        if self.upstream_timeout_secs == 0 {
-            bail!("setting KTRA_MIRROR_UPSTREAM_TIMEOUT_SECS: must be at least 1");
-        }
-        for (variable, patterns) in [
-            ("KTRA_MIRROR_ALLOW", &self.allow),
-            ("KTRA_MIRROR_DENY", &self.deny),
-        ] {
-            if let Some(bad) = patterns.iter().find(|pattern| {
-                pattern.trim().is_empty()
-                    || !pattern
-                        .trim()
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '*' | '?'))
-            }) {
-                bail!(
-                    "setting {variable}: `{bad}` is not a crate-name pattern (letters, digits, `-`, `_`, `*`, `?`)"
-                );
-            }
-        }
-        Ok(())
-    }
 }
 
 /// `KTRA_LIMITS_*`: rate limits on the requests a flood would target, counted in the metadata
