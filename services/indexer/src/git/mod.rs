@@ -1,5 +1,6 @@
 //! The git side of the indexer: the clone, its remote and host keys.
 
+mod auth;
 pub mod known_hosts;
 pub mod maintenance;
 pub mod repo;
