@@ -720,9 +720,12 @@ impl MetadataStore for RedisStore {
             .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
-        self.primary.replicated(&mut connection).await?;
         match index_file_reply(reply)? {
-            Ok(file) => Ok(file),
+            Ok(file) => {
+                // Only a change waits for replicas: a refusal wrote nothing.
+                self.primary.replicated(&mut connection).await?;
+                Ok(file)
+            }
             Err((status, detail)) => {
                 let detail = detail.unwrap_or_default();
                 Err(match status.as_str() {
@@ -773,14 +776,19 @@ impl MetadataStore for RedisStore {
             .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
-        self.primary.replicated(&mut connection).await?;
         let unchanged =
             matches!(reply.first(), Some(Value::BulkString(status)) if status == b"unchanged");
         if unchanged {
             reply[0] = Value::SimpleString("ok".to_owned());
         }
         match index_file_reply(reply)? {
-            Ok(file) => Ok((file, !unchanged)),
+            Ok(file) => {
+                // Only a change waits for replicas: an unchanged flag or a refusal wrote nothing.
+                if !unchanged {
+                    self.primary.replicated(&mut connection).await?;
+                }
+                Ok((file, !unchanged))
+            }
             Err((status, detail)) => Err(match status.as_str() {
                 "no_crate" => StoreError::CrateNotFound(canonical.to_owned()),
                 "not_owner" => StoreError::NotOwner(detail.unwrap_or_default()),

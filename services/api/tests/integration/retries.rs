@@ -101,4 +101,18 @@ async fn a_publish_committed_but_unconfirmed_keeps_its_crate_file() {
         .unwrap();
     assert_eq!(download.status(), StatusCode::OK);
     assert_eq!(download.bytes().await.unwrap(), fixture.crate_file());
+    // What changes nothing does not wait for a replica: a refusal is still a 400 and an
+    // unchanged flag a 200, not 503s.
+    let other_file = CrateFixture::new("unconfirmed", "1.0.0").with_payload(8);
+    let (status, body) = app.publish(Some(&token), other_file.body()).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "already");
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/api/v1/crates/unconfirmed/1.0.0/unyank",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
