@@ -79,7 +79,7 @@ async fn run_failover(wait_for_replica: bool) -> AfterFailover {
     let token = Arc::new(registry.create_user("alice").await);
 
     let answered = Arc::new(AtomicUsize::new(0));
-    let killed_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let killed: Arc<tokio::sync::Notify> = Arc::default();
     let promoted_at: Arc<Mutex<Option<Instant>>> = Arc::default();
     let outcome: Arc<Mutex<Outcome>> = Arc::default();
     let client = reqwest::Client::builder()
@@ -88,11 +88,11 @@ async fn run_failover(wait_for_replica: bool) -> AfterFailover {
         .unwrap();
     let mut tasks = JoinSet::new();
     for worker in 0..CLIENTS {
-        let (bases, token, answered, killed_at, promoted_at, outcome, client) = (
+        let (bases, token, answered, killed, promoted_at, outcome, client) = (
             Arc::clone(&bases),
             Arc::clone(&token),
             Arc::clone(&answered),
-            Arc::clone(&killed_at),
+            Arc::clone(&killed),
             Arc::clone(&promoted_at),
             Arc::clone(&outcome),
             client.clone(),
@@ -131,7 +131,7 @@ async fn run_failover(wait_for_replica: bool) -> AfterFailover {
                 drop(seen);
                 if answered.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER {
                     redis.primary.kill();
-                    *killed_at.lock().await = Some(Instant::now());
+                    killed.notify_one();
                 }
             }
         });
@@ -139,15 +139,13 @@ async fn run_failover(wait_for_replica: bool) -> AfterFailover {
     // As an orchestrator would, a new replica replaces the dead server once Sentinel has
     // promoted the old replica, so changes can wait for a replica again.
     let watcher = {
-        let (redis, killed_at, promoted_at) = (
+        let (redis, killed, promoted_at) = (
             Arc::clone(&redis),
-            Arc::clone(&killed_at),
+            Arc::clone(&killed),
             Arc::clone(&promoted_at),
         );
         tokio::spawn(async move {
-            while killed_at.lock().await.is_none() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            killed.notified().await;
             let old = redis.primary.port();
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {

@@ -81,11 +81,6 @@ impl RedisServer {
         self.service.port
     }
 
-    /// The process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.service.pid()
-    }
-
     /// Starts redis-server speaking TLS only (a fresh self-signed certificate) and requiring
     /// `password`; the URL is `rediss://:password@127.0.0.1:{port}/#insecure` (the certificate
     /// is not verified: it is the test's own).
