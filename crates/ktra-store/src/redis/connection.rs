@@ -66,6 +66,7 @@ impl RedisOptions {
 }
 
 /// The connection to the primary, replaced when Sentinel names another one.
+#[derive(Clone)]
 pub(super) struct Primary {
     current: Arc<RwLock<Current>>,
     /// Which held writer a change waits for when all are busy.
@@ -74,18 +75,6 @@ pub(super) struct Primary {
     wait_timeout: Duration,
     /// Stops following Sentinel when the store is dropped.
     _follower: Option<Arc<FollowerTask>>,
-}
-
-impl Clone for Primary {
-    fn clone(&self) -> Self {
-        Self {
-            current: Arc::clone(&self.current),
-            turn: Arc::clone(&self.turn),
-            wait_replicas: self.wait_replicas,
-            wait_timeout: self.wait_timeout,
-            _follower: self._follower.clone(),
-        }
-    }
 }
 
 struct Current {
