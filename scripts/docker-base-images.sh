@@ -32,6 +32,8 @@ DEBIAN_SLIM_IMAGE=$PREFIX/debian:12.12-slim
 REDIS_IMAGE=$PREFIX/redis:7
 SEAWEEDFS_IMAGE=$PREFIX/seaweedfs:4.48
 GIT_DAEMON_IMAGE=$PREFIX/git-daemon:bookworm
+# Not a stand-in: the ssh and https git remotes `make chart-docker-run` pushes to.
+GIT_SERVERS_IMAGE=$PREFIX/git-servers:bookworm
 
 workdirs=()
 cleanup() {
@@ -93,6 +95,7 @@ build_image() {
 rootfs_image $PREFIX/rootfs-build:$SUITE build-essential,pkg-config,libssl-dev,cmake,git,ca-certificates
 rootfs_image $PREFIX/rootfs-slim:$SUITE ca-certificates,libssl3,zlib1g,libstdc++6,libgomp1,tzdata,netbase
 rootfs_image $PREFIX/rootfs-tools:$SUITE ca-certificates,redis-server,redis-tools,git,wget
+rootfs_image $PREFIX/rootfs-git-servers:$SUITE ca-certificates,git,openssh-server,lighttpd,lighttpd-mod-openssl
 
 # rust:1.95.0-bookworm: the machine's pinned toolchain (no rustup inside: it would download),
 # and the machine's CA bundle, so cargo reaches crates.io through this network's TLS proxy.
@@ -221,6 +224,19 @@ RUN git config --system --add safe.directory '*' \\
 EOF
 build_image "$GIT_DAEMON_IMAGE" "$context" $PREFIX/rootfs-tools:$SUITE
 
+# sshd and lighttpd (git-http-backend over TLS with basic authentication) serving bare
+# repositories, configured by files mounted at /config; see the script's header.
+new_workdir
+context=$workdir
+cp scripts/git-servers.sh "$context/git-servers"
+cat >"$context/Dockerfile" <<EOF
+FROM $PREFIX/rootfs-git-servers:$SUITE
+COPY git-servers /usr/local/bin/git-servers
+EXPOSE 22 443
+ENTRYPOINT ["/usr/local/bin/git-servers"]
+EOF
+build_image "$GIT_SERVERS_IMAGE" "$context" $PREFIX/rootfs-git-servers:$SUITE
+
 cat <<EOF
 RUST_IMAGE=$RUST_IMAGE
 API_RUNTIME_IMAGE=$DISTROLESS_IMAGE
@@ -228,4 +244,5 @@ INDEXER_RUNTIME_IMAGE=$DEBIAN_SLIM_IMAGE
 REDIS_IMAGE=$REDIS_IMAGE
 SEAWEEDFS_IMAGE=$SEAWEEDFS_IMAGE
 GIT_DAEMON_IMAGE=$GIT_DAEMON_IMAGE
+GIT_SERVERS_IMAGE=$GIT_SERVERS_IMAGE
 EOF

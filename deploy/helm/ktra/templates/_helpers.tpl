@@ -92,6 +92,16 @@ Secret is expected to hold both ssh keys for an ssh remote and neither for any o
 {{- end -}}
 {{- end -}}
 
+{{/* The ConfigMap holding the CA bundle for an https git remote, or nothing. */}}
+{{- define "ktra.gitCaConfigMap" -}}
+{{- $git := .Values.indexer.git -}}
+{{- if $git.caBundleConfigMap -}}
+{{- $git.caBundleConfigMap -}}
+{{- else if $git.caBundle -}}
+{{- printf "%s-indexer-ca" (include "ktra.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The settings both services read. */}}
 {{- define "ktra.sharedSettings" -}}
 KTRA_REGISTRY_PUBLIC_URL: {{ required "publicUrl is required" .Values.publicUrl | quote }}
