@@ -84,9 +84,12 @@ impl ApiToken {
         }
     }
 
-    /// Parses a token presented by a client; `None` when it is not of Ktra's form.
+    /// Parses a token presented by a client: one of ours, or one imported from Ktra (see
+    /// [`ApiToken::from_imported`]); `None` when it is of neither form.
     pub fn parse(text: &str) -> Option<Self> {
-        let body = text.strip_prefix(Self::PREFIX)?;
+        let Some(body) = text.strip_prefix(Self::PREFIX) else {
+            return Self::from_imported(text);
+        };
         if body.len() != 16 + 64 || !body.is_ascii() {
             return None;
         }
@@ -97,6 +100,31 @@ impl ApiToken {
         Some(Self {
             id: TokenId(id),
             secret,
+        })
+    }
+
+    /// Derives a token from one that Ktra (moriturus/ktra) issued: 16 to 128 ASCII letters and
+    /// digits (Ktra's are 32), which Ktra kept in plain text. Its id and secret are two
+    /// domain-separated SHA-256 digests of the text, so the import stores only the secret's
+    /// hash, as for our own tokens, and the holder keeps presenting the same text. Our tokens
+    /// contain `_`, so the two forms never overlap.
+    pub fn from_imported(text: &str) -> Option<Self> {
+        if !(16..=128).contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return None;
+        }
+        let digest = |domain: &[u8]| -> [u8; 32] {
+            Sha256::new()
+                .chain_update(domain)
+                .chain_update(text.as_bytes())
+                .finalize()
+                .into()
+        };
+        let id_digest = digest(b"ktra imported token id\0");
+        let mut id = [0_u8; 8];
+        id.copy_from_slice(&id_digest[..8]);
+        Some(Self {
+            id: TokenId(id),
+            secret: digest(b"ktra imported token secret\0"),
         })
     }
 
@@ -627,5 +655,30 @@ mod tests {
         assert!(ApiToken::parse(&format!("{}zz", &text[..text.len() - 2])).is_none());
         assert!(ApiToken::parse("").is_none());
         assert!(ApiToken::parse("ktra_\u{e9}").is_none());
+    }
+
+    #[test]
+    fn tokens_imported_from_ktra_parse_as_they_were_issued() {
+        // The form Ktra 0.7 issues: 32 letters and digits.
+        let text = "aQkGKnM77Wa1SYkXiPPIqbkWvcIM5G8U";
+        let imported = ApiToken::from_imported(text).unwrap();
+        let presented = ApiToken::parse(text).unwrap();
+        assert_eq!(presented.id(), imported.id());
+        assert!(presented.matches(&imported.secret_hash()));
+        // Another text, even one character apart, is another token.
+        let other = ApiToken::parse("aQkGKnM77Wa1SYkXiPPIqbkWvcIM5G8V").unwrap();
+        assert_ne!(other.id(), imported.id());
+        assert!(!other.matches(&imported.secret_hash()));
+        // Id and secret are not the same digest.
+        assert_ne!(&imported.secret_hash()[..8], &imported.id().0[..]);
+        for refused in [
+            "short15charsabc",
+            "Bearer aQkGKnM77Wa1SYkXiPPIqbkWvcIM5G8U",
+            "aQkGKnM77Wa1SYkX-PPIqbkWvcIM5G8U",
+        ] {
+            assert!(ApiToken::parse(refused).is_none(), "{refused}");
+        }
+        assert!(ApiToken::parse(&"a".repeat(129)).is_none());
+        assert!(ApiToken::parse(&"a".repeat(128)).is_some());
     }
 }
