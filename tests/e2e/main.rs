@@ -6,6 +6,7 @@ mod faults;
 mod foreign_index;
 mod git_index;
 mod index_readers;
+mod ktra_import;
 mod observability;
 mod private;
 mod remotes;

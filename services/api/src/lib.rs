@@ -10,9 +10,12 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+#[cfg(feature = "import-ktra")]
+pub mod import;
 pub mod index_sync;
 pub mod index_upgrade;
 pub mod instrumented;
+pub mod ktra_data;
 pub mod limits;
 pub mod metrics;
 #[cfg(feature = "crates-io-mirroring")]

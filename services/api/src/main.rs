@@ -37,9 +37,24 @@ enum Command {
         /// The lockfile.
         lockfile: PathBuf,
     },
+    /// Import another registry's users, tokens, owners, crates and index lines into this one.
+    #[cfg(feature = "import-ktra")]
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
     /// Exit 0 when the API on this machine answers `/readyz` with 200 (for container health
     /// checks; the images have no shell or curl).
     Healthcheck,
+}
+
+#[cfg(feature = "import-ktra")]
+#[derive(Debug, Subcommand)]
+enum ImportFrom {
+    /// A Ktra installation (0.3 to 0.7): its sled or Redis database, crate files and index.
+    /// Read-only on Ktra's side; safe to run again. Exit codes: 0 everything imported, 2 a
+    /// problem left something out (or stopped the import), 1 the import could not run.
+    Ktra(ktra_api::import::KtraImportArgs),
 }
 
 #[tokio::main]
@@ -60,6 +75,10 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         Command::VerifyIndex => index_command(&config, true).await,
         Command::RebuildIndex => index_command(&config, false).await,
+        #[cfg(feature = "import-ktra")]
+        Command::Import {
+            from: ImportFrom::Ktra(import),
+        } => ktra_api::import::import_ktra(&config, &import).await,
         Command::Healthcheck => healthcheck(&config).map(|()| ExitCode::SUCCESS),
         #[cfg(feature = "crates-io-mirroring")]
         Command::MirrorPrefetch { lockfile } => mirror_prefetch(&config, &lockfile).await,

@@ -156,6 +156,7 @@ pub async fn open_metadata_store(config: &Config) -> anyhow::Result<Arc<dyn Meta
     match config.db.kind {
         #[cfg(feature = "db-embedded")]
         DbKind::Embedded => {
+            crate::ktra_data::refuse_sled_database(&config.db.dir_path)?;
             let dir = config.db.dir_path.clone();
             let store = tokio::task::spawn_blocking(move || ktra_store::EmbeddedStore::open(&dir))
                 .await?

@@ -431,6 +431,11 @@ pub fn unused_settings(settings: &Settings, config: &Config) -> Vec<String> {
             setting_name("KTRA_GIT_REMOTE_URL")
         ));
     }
+    if config.blob.kind == BlobKind::Local
+        && let Some(warning) = crate::ktra_data::crate_files_warning(&config.blob.dir_path)
+    {
+        unused.push(warning);
+    }
     unused
 }
 

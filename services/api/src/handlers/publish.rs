@@ -15,7 +15,7 @@ use http::header::CONTENT_LENGTH;
 use ktra_core::name::canonical_crate_name;
 use ktra_publish::CheckedPublish;
 use ktra_store::model::{EndpointScope, IndexFile, NewVersion, version_key};
-use ktra_store::{BlobStore, StoreError};
+use ktra_store::{BlobStore, MetadataStore, StoreError};
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -274,7 +274,14 @@ async fn store_version(
             Ok(Stored::Published(file))
         }
         Err(error) => {
-            remove_unless_committed(&state, &canonical, &version, &blob_key).await;
+            remove_unless_committed(
+                state.store.as_ref(),
+                &state.blobs,
+                &canonical,
+                &version,
+                &blob_key,
+            )
+            .await;
             match error {
                 // Another request published it meanwhile: the same file is a retry too.
                 StoreError::DuplicateVersion {
@@ -290,14 +297,16 @@ async fn store_version(
 /// Deletes the crate file of a publish that failed, unless the store committed the version
 /// with it after all: a change can commit and still fail (no replica confirmed it, or the
 /// answer timed out), and its file is then the version's. When the store cannot say, the file
-/// stays: an orphan is harmless, a version without its file is not.
-async fn remove_unless_committed(
-    state: &AppState,
+/// stays: an orphan is harmless, a version without its file is not. (The import commits
+/// versions the same way.)
+pub(crate) async fn remove_unless_committed(
+    store: &dyn MetadataStore,
+    blobs: &BlobStore,
     canonical: &str,
     version: &semver::Version,
     blob_key: &str,
 ) {
-    match state.store.crate_file(canonical, version).await {
+    match store.crate_file(canonical, version).await {
         Ok(Some(file)) if file.blob_key == blob_key => {
             tracing::warn!(
                 blob_key,
@@ -305,7 +314,7 @@ async fn remove_unless_committed(
             );
         }
         Ok(_) => {
-            if let Err(cleanup) = state.blobs.delete(blob_key).await {
+            if let Err(cleanup) = blobs.delete(blob_key).await {
                 tracing::warn!(%cleanup, blob_key, "cannot delete the crate file of a failed publish");
             }
         }

@@ -1,0 +1,332 @@
+//! Moving from Ktra: the real Ktra 0.7.0 (sled, a `file://` git remote) is used with the real
+//! cargo, stopped, and imported; cargo then carries on against this registry with the same
+//! tokens and the same index URL (the remote is kept).
+
+use std::path::{Path, PathBuf};
+
+use ktra_e2e::cargo::{CargoHome, library_manifest, package};
+use ktra_e2e::git::{branch_files, git, init_bare};
+use ktra_e2e::process::{Service, free_port};
+use ktra_e2e::registry::Registry;
+use serde_json::{Value, json};
+
+/// Where `scripts/setup-test-deps.sh` installs Ktra.
+fn ktra_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/ktra-0.7.0/bin/ktra");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/setup-test-deps.sh (make setup)",
+        path.display()
+    );
+    path
+}
+
+/// A Ktra installation as its book sets one up: a bare remote holding the operator's
+/// `config.json`, and a `ktra.toml` with absolute paths.
+struct Ktra {
+    service: Service,
+    toml: PathBuf,
+    remote: PathBuf,
+    base: String,
+}
+
+impl Ktra {
+    fn start(dir: &Path) -> Self {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let remote = dir.join("index.git");
+        init_bare(&remote);
+        let seed = dir.join("seed");
+        std::fs::create_dir_all(&seed).unwrap();
+        git(&seed, &["init", "--quiet", "--initial-branch=main", "."]);
+        std::fs::write(
+            seed.join("config.json"),
+            json!({"dl": format!("{base}/dl"), "api": base}).to_string(),
+        )
+        .unwrap();
+        git(&seed, &["add", "config.json"]);
+        git(&seed, &["commit", "--quiet", "-m", "initial commit"]);
+        git(
+            &seed,
+            &[
+                "push",
+                "--quiet",
+                &format!("file://{}", remote.display()),
+                "HEAD:main",
+            ],
+        );
+        let toml = dir.join("ktra.toml");
+        std::fs::write(
+            &toml,
+            format!(
+                "[index_config]\nremote_url = \"file://{remote}\"\nlocal_path = \"{dir}/index\"\n\
+                 branch = \"main\"\nname = \"ktra\"\nemail = \"ktra@example.com\"\n\n\
+                 [crate_files_config]\ndl_dir_path = \"{dir}/crates\"\n\
+                 cache_dir_path = \"{dir}/crates_io_caches\"\n\n\
+                 [db_config]\ndb_dir_path = \"{dir}/db\"\n\n\
+                 [server_config]\naddress = [127, 0, 0, 1]\nport = {port}\n",
+                remote = remote.display(),
+                dir = dir.display(),
+            ),
+        )
+        .unwrap();
+        let service = Service::new(
+            "ktra",
+            ktra_binary(),
+            &["-c", &toml.display().to_string()],
+            vec![("RUST_LOG".to_owned(), "info".to_owned())],
+            dir,
+            port,
+        );
+        service.start();
+        Self {
+            service,
+            toml,
+            remote,
+            base,
+        }
+    }
+
+    /// Registers a user through Ktra's API; returns the token.
+    async fn new_user(&self, name: &str, password: &str) -> String {
+        let body: Value = reqwest::Client::new()
+            .post(format!("{}/ktra/api/v1/new_user/{name}", self.base))
+            .json(&json!({"password": password}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("Ktra gave no token: {body}"))
+            .to_owned()
+    }
+}
+
+/// Runs `ktra-api` with `args` and the registry's environment (its API stopped: the embedded
+/// store is one process's).
+fn api(registry: &Registry, args: &[&str]) -> (i32, String) {
+    registry.api_command(args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote() {
+    let dir = tempfile::tempdir().unwrap();
+    let ktra = Ktra::start(dir.path());
+    let alice_token = ktra.new_user("alice", "alice's password").await;
+    let bob_token = ktra.new_user("bob", "bob's password").await;
+    let index_url = format!("file://{}", ktra.remote.display());
+    let alice = CargoHome::new(&[("ktra", &index_url)]);
+    let bob = CargoHome::new(&[("ktra", &index_url)]);
+    let work = dir.path().join("work");
+    alice.login(dir.path(), "ktra", &alice_token).await;
+    bob.login(dir.path(), "ktra", &bob_token).await;
+
+    // An upper-case name; a crate with two versions, the first yanked, and a second owner; a
+    // dependent with a renamed optional dependency behind a `dep:` feature.
+    let upper = package(
+        &work,
+        "upper",
+        &library_manifest("Upper_Crate", "1.0.0", ""),
+        &[("src/lib.rs", "pub fn upper() -> u32 { 1 }\n")],
+    );
+    alice.publish(&upper, "ktra").await;
+    let tiny = package(
+        &work,
+        "tiny",
+        &library_manifest("tiny-crate", "0.1.0", ""),
+        &[("src/lib.rs", "pub fn tiny() -> u32 { 10 }\n")],
+    );
+    alice.publish(&tiny, "ktra").await;
+    std::fs::write(
+        tiny.join("Cargo.toml"),
+        library_manifest("tiny-crate", "0.2.0", "\n[features]\nextra = []\n"),
+    )
+    .unwrap();
+    std::fs::write(tiny.join("src/lib.rs"), "pub fn tiny() -> u32 { 20 }\n").unwrap();
+    alice.publish(&tiny, "ktra").await;
+    let dependent = package(
+        &work,
+        "dependent",
+        &library_manifest(
+            "dependent",
+            "0.1.0",
+            "\n[dependencies]\ntiny = { package = \"tiny-crate\", version = \"0.2\", registry = \"ktra\", optional = true }\n\
+             upper = { package = \"Upper_Crate\", version = \"1\", registry = \"ktra\" }\n\n\
+             [features]\nfast = [\"dep:tiny\"]\n",
+        ),
+        &[(
+            "src/lib.rs",
+            "pub fn total() -> u32 { upper::upper() + extra() }\n\
+             #[cfg(feature = \"fast\")] fn extra() -> u32 { tiny::tiny() }\n\
+             #[cfg(not(feature = \"fast\"))] fn extra() -> u32 { 0 }\n",
+        )],
+    );
+    alice.publish(&dependent, "ktra").await;
+    alice
+        .ok(
+            dir.path(),
+            &["yank", "--registry", "ktra", "tiny-crate@0.1.0"],
+        )
+        .await;
+    alice
+        .ok(
+            dir.path(),
+            &[
+                "owner",
+                "--registry",
+                "ktra",
+                "--add",
+                "ktra-secure-auth:bob",
+                "tiny-crate",
+            ],
+        )
+        .await;
+    let ktra_lines = branch_files(&ktra.remote, "main");
+    ktra.service.terminate();
+
+    // Our registry, pointed at Ktra's remote. Its API stops for the import (the embedded
+    // store is one process's); the indexer stays up to write what is imported.
+    let registry = Registry::builder().remote(&index_url).start().await;
+    registry.api.terminate();
+    let toml = ktra.toml.display().to_string();
+    let (code, dry_run) = api(&registry, &["import", "ktra", &toml, "--dry-run"]);
+    assert_eq!(code, 0, "{dry_run}");
+    for expected in [
+        "2 user(s), 3 crate(s), 4 version(s) to import",
+        "crate tiny-crate: 0.1.0, 0.2.0 (1 yanked), owners alice, bob",
+        "crate Upper_Crate: 1.0.0 (0 yanked), owners alice",
+        "No problems found.",
+        "Dry run: nothing was changed.",
+    ] {
+        assert!(dry_run.contains(expected), "no `{expected}` in:\n{dry_run}");
+    }
+    let (code, imported) = api(&registry, &["import", "ktra", &toml]);
+    assert_eq!(code, 0, "{imported}");
+    assert!(
+        imported.contains("Imported: 2 user(s), 4 version(s) of 3 crate(s), 1 version(s) yanked again, 1 owner(s) added."),
+        "{imported}"
+    );
+    assert!(
+        imported.contains("The indexer wrote 3 crate(s)"),
+        "{imported}"
+    );
+    // Safe to repeat: the second run finds everything there.
+    let (code, again) = api(&registry, &["import", "ktra", &toml]);
+    assert_eq!(code, 0, "{again}");
+    assert!(
+        again.contains("Imported: 0 user(s), 0 version(s) of 0 crate(s), 0 version(s) yanked again, 0 owner(s) added.")
+            && again.contains("Already there (an earlier run): 2 user(s), 4 version(s)."),
+        "{again}"
+    );
+    let (code, verify) = api(&registry, &["verify-index"]);
+    assert_eq!(code, 0, "{verify}");
+
+    // Every line Ktra served is in the kept remote, the same but for its null keys; and
+    // config.json now sends cargo here.
+    let ours = branch_files(&ktra.remote, "main");
+    for (path, text) in &ktra_lines {
+        if path == "config.json" {
+            continue;
+        }
+        let theirs: Vec<Value> = text
+            .lines()
+            .map(|line| without_nulls(serde_json::from_str(line).unwrap()))
+            .collect();
+        let now: Vec<Value> = ours[path]
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(now, theirs, "{path}");
+        assert!(!ours[path].contains("null"), "{}", ours[path]);
+    }
+    let config: Value = serde_json::from_str(&ours["config.json"]).unwrap();
+    assert_eq!(config["dl"], format!("{}/dl", registry.base).as_str());
+
+    registry.api.start();
+    registry.wait_ready().await;
+
+    // A fresh cargo, with the same index URL, builds the dependent from crate files served here.
+    let consumer = CargoHome::new(&[("ktra", &index_url)]);
+    let app = package(
+        &work,
+        "app",
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [dependencies]\ndependent = { version = \"0.1\", registry = \"ktra\", features = [\"fast\"] }\n",
+        &[(
+            "src/main.rs",
+            "fn main() { println!(\"total={}\", dependent::total()); }\n",
+        )],
+    );
+    let run = consumer.ok(&app, &["run", "--quiet"]).await;
+    assert!(run.contains("total=21"), "{run}");
+
+    // Alice's Ktra token publishes; Bob, a second owner in Ktra, still owns the crate.
+    std::fs::write(
+        upper.join("Cargo.toml"),
+        library_manifest("Upper_Crate", "1.1.0", ""),
+    )
+    .unwrap();
+    alice.publish(&upper, "ktra").await;
+    std::fs::write(
+        tiny.join("Cargo.toml"),
+        library_manifest("tiny-crate", "0.3.0", ""),
+    )
+    .unwrap();
+    bob.publish(&tiny, "ktra").await;
+    let owners = alice
+        .ok(
+            dir.path(),
+            &["owner", "--registry", "ktra", "--list", "tiny-crate"],
+        )
+        .await;
+    assert!(
+        owners.contains("alice") && owners.contains("bob"),
+        "{owners}"
+    );
+    // The yank survived, and an upper-case crate can be yanked now (Ktra could not).
+    let sparse = registry.sparse_file("ti/ny/tiny-crate").await.unwrap();
+    assert!(
+        sparse.lines().next().unwrap().contains("\"yanked\":true"),
+        "{sparse}"
+    );
+    alice
+        .ok(
+            dir.path(),
+            &["yank", "--registry", "ktra", "Upper_Crate@1.0.0"],
+        )
+        .await;
+
+    // Ktra's passwords log in.
+    for (name, password) in [("alice", "alice's password"), ("bob", "bob's password")] {
+        let response = registry
+            .client
+            .post(registry.url(&format!("/ktra/api/v1/login/{name}")))
+            .json(&json!({"password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "{name}: {}",
+            response.text().await.unwrap()
+        );
+    }
+}
+
+/// Drops the keys whose value is `null` from a line and its dependencies, as we write them.
+fn without_nulls(mut line: Value) -> Value {
+    fn strip(object: &mut Value) {
+        if let Some(map) = object.as_object_mut() {
+            map.retain(|_, value| !value.is_null());
+        }
+    }
+    strip(&mut line);
+    if let Some(deps) = line["deps"].as_array_mut() {
+        deps.iter_mut().for_each(strip);
+    }
+    line
+}
