@@ -788,6 +788,40 @@ impl MetadataStore for EmbeddedStore {
         .await
     }
 
+    async fn rehash_password(
+        &self,
+        user: UserId,
+        old_password_hash: &str,
+        new_password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let old_password_hash = old_password_hash.to_owned();
+        let new_password_hash = new_password_hash.to_owned();
+        self.write(move |txn| {
+            let Some(key) = txn
+                .open_table(USER_IDS)
+                .map_err(internal)?
+                .get(user)
+                .map_err(internal)?
+                .map(|value| value.value().to_owned())
+            else {
+                return Ok(false);
+            };
+            let mut users = txn.open_table(USERS).map_err(internal)?;
+            let Some(mut record) = user_record(&users, &key)? else {
+                return Ok(false);
+            };
+            if record.password_hash != old_password_hash {
+                return Ok(false);
+            }
+            record.password_hash = new_password_hash;
+            users
+                .insert(key.as_str(), encode(&record)?.as_slice())
+                .map_err(internal)?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn token(&self, id: TokenId) -> Result<Option<StoredToken>, StoreError> {
         self.read(move |txn| {
             let tokens = txn.open_table(TOKENS).map_err(internal)?;

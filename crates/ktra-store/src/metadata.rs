@@ -95,6 +95,16 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
         token: NewToken,
     ) -> Result<(), StoreError>;
 
+    /// Replaces the password hash with a new hash of the same password (new parameters),
+    /// provided the stored hash is still `old_password_hash`; tokens are kept. Returns whether
+    /// it was replaced (not when another change won the race, or the user is gone).
+    async fn rehash_password(
+        &self,
+        user: UserId,
+        old_password_hash: &str,
+        new_password_hash: &str,
+    ) -> Result<bool, StoreError>;
+
     /// Returns a token's record and the user it belongs to; the caller verifies the secret.
     async fn token(&self, id: TokenId) -> Result<Option<StoredToken>, StoreError>;
 

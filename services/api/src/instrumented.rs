@@ -146,6 +146,20 @@ impl MetadataStore for InstrumentedStore {
         .await
     }
 
+    async fn rehash_password(
+        &self,
+        user: UserId,
+        old_password_hash: &str,
+        new_password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        self.observe(
+            "rehash_password",
+            self.inner
+                .rehash_password(user, old_password_hash, new_password_hash),
+        )
+        .await
+    }
+
     async fn token(&self, id: TokenId) -> Result<Option<StoredToken>, StoreError> {
         self.observe("token", self.inner.token(id)).await
     }

@@ -88,6 +88,22 @@ impl PasswordHasher {
         .await?
     }
 
+    /// Returns whether a stored hash was made with other parameters than the configured ones
+    /// (another Argon2 variant, version or cost, such as a hash imported from Ktra): the next
+    /// successful login replaces it.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return true;
+        };
+        let ours = self.argon2.params();
+        parsed.algorithm != Algorithm::Argon2id.ident()
+            || parsed.version != Some(Version::V0x13.into())
+            || Params::try_from(&parsed).map_or(true, |theirs| {
+                (theirs.m_cost(), theirs.t_cost(), theirs.p_cost())
+                    != (ours.m_cost(), ours.t_cost(), ours.p_cost())
+            })
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
@@ -133,5 +149,17 @@ mod tests {
         );
         assert!(!hasher.verify("wrong".into(), Some(hash)).await.unwrap());
         assert!(!hasher.verify("anything".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn only_hashes_with_other_parameters_need_a_rehash() {
+        let hasher = PasswordHasher::new(&cheap()).unwrap();
+        let ours = hasher.hash("correct horse".into()).await.unwrap();
+        assert!(!hasher.needs_rehash(&ours));
+        // Ktra's parameters, and Argon2i: both replaced at the next login.
+        let ktra = "$argon2id$v=19$m=4096,t=3,p=4$bFVncFBmSEY3OVo5ampzSTAyZ05lTlRqREltNkNVeDE$Aub2mPt+Utw8YMZolcHKOfJ3Fh0zAa4hdKKfT3+e/L4";
+        assert!(hasher.needs_rehash(ktra));
+        assert!(hasher.needs_rehash(&ours.replace("$argon2id$", "$argon2i$")));
+        assert!(hasher.needs_rehash("not a hash"));
     }
 }

@@ -48,6 +48,7 @@ struct Scripts {
     owners: Script,
     create_user: Script,
     change_password: Script,
+    rehash_password: Script,
     add_token: Script,
     disable_user: Script,
     revoke_token: Script,
@@ -74,6 +75,7 @@ impl Scripts {
             owners: Script::new(include_str!("owners.lua")),
             create_user: Script::new(include_str!("create_user.lua")),
             change_password: Script::new(include_str!("change_password.lua")),
+            rehash_password: Script::new(include_str!("rehash_password.lua")),
             add_token: Script::new(include_str!("add_token.lua")),
             disable_user: Script::new(include_str!("disable_user.lua")),
             revoke_token: Script::new(include_str!("revoke_token.lua")),
@@ -634,6 +636,34 @@ impl MetadataStore for RedisStore {
             -1 => Err(StoreError::UserDisabled(owner.name)),
             _ => Err(StoreError::PasswordChanged),
         }
+    }
+
+    async fn rehash_password(
+        &self,
+        user: UserId,
+        old_password_hash: &str,
+        new_password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let lower: Option<String> = self
+            .connection()
+            .get(self.keys.user_name(user))
+            .await
+            .map_err(classify)?;
+        let Some(lower) = lower else {
+            return Ok(false);
+        };
+        let mut connection = self.primary.writer().await;
+        let replaced: i64 = self
+            .scripts
+            .rehash_password
+            .key(self.keys.user(&lower))
+            .arg(old_password_hash)
+            .arg(new_password_hash)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        self.primary.replicated(&mut connection).await?;
+        Ok(replaced == 1)
     }
 
     async fn token(&self, id: TokenId) -> Result<Option<StoredToken>, StoreError> {

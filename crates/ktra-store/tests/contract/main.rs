@@ -8,6 +8,7 @@ macro_rules! contract_tests {
         contract_tests!(
             $open:
             users_and_tokens,
+            rehashing_a_password_keeps_the_tokens,
             publish_appends_and_refuses,
             yank_flips_one_line,
             owners_never_run_out,

@@ -130,6 +130,40 @@ pub(crate) async fn users_and_tokens(store: Arc<dyn MetadataStore>) {
     assert!(store.user_credentials("bob").await.unwrap().is_some());
 }
 
+pub(crate) async fn rehashing_a_password_keeps_the_tokens(store: Arc<dyn MetadataStore>) {
+    let first = ApiToken::generate();
+    let alice = store
+        .create_user(
+            "alice",
+            "old-params",
+            first.to_new_token("login", Utc::now()),
+        )
+        .await
+        .unwrap();
+    // A stale hash loses the race and changes nothing.
+    assert!(
+        !store
+            .rehash_password(alice.id, "stale", "new-params")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .rehash_password(alice.id, "old-params", "new-params")
+            .await
+            .unwrap()
+    );
+    let credentials = store.user_credentials("alice").await.unwrap().unwrap();
+    assert_eq!(credentials.password_hash, "new-params");
+    assert_eq!(store.token(first.id()).await.unwrap().unwrap().user, alice);
+    assert!(
+        !store
+            .rehash_password(u32::MAX, "new-params", "x")
+            .await
+            .unwrap()
+    );
+}
+
 pub(crate) async fn publish_appends_and_refuses(store: Arc<dyn MetadataStore>) {
     let alice = store.create_user("alice", "h", token()).await.unwrap();
     let bob = store.create_user("bob", "h", token()).await.unwrap();

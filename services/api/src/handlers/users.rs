@@ -218,6 +218,40 @@ async fn verify_login(
     }
 }
 
+/// Replaces a hash made with other parameters than ours (one imported from Ktra, or from
+/// before a change of `KTRA_AUTH_ARGON2_*`) with one of the password just checked. Tokens are
+/// kept; a failure is logged, and the next login tries again.
+async fn rehash_if_outdated(
+    state: &AppState,
+    credentials: &UserCredentials,
+    password: &SecretString,
+) {
+    if !state.passwords.needs_rehash(&credentials.password_hash) {
+        return;
+    }
+    let rehashed = async {
+        let new_hash = state
+            .passwords
+            .hash(password.expose_secret().to_owned())
+            .await?;
+        let replaced = state
+            .store
+            .rehash_password(credentials.user.id, &credentials.password_hash, &new_hash)
+            .await?;
+        Ok::<_, ApiError>(replaced)
+    };
+    match rehashed.await {
+        Ok(true) => tracing::info!(
+            user_id = credentials.user.id,
+            "password hash replaced by one with the configured parameters"
+        ),
+        Ok(false) => {}
+        Err(error) => {
+            tracing::warn!(%error, "cannot rehash a password; the next login tries again")
+        }
+    }
+}
+
 /// `POST /ktra/api/v1/login/{name}`.
 #[tracing::instrument(skip_all, fields(user = %name))]
 pub async fn login(
@@ -236,9 +270,9 @@ pub async fn login(
         Some(wanted) => wanted.into_details(now)?,
         None => TokenDetails::unrestricted(DEFAULT_TOKEN_NAME, now),
     };
-    let user = verify_login(&state, &client, &name, &request.password)
-        .await?
-        .user;
+    let credentials = verify_login(&state, &client, &name, &request.password).await?;
+    rehash_if_outdated(&state, &credentials, &request.password).await;
+    let user = credentials.user;
     let (token, view) = tokens::issue(&state, user.id, details.clone()).await?;
     tracing::info!(user_id = user.id, "token issued");
     tokens::record_created(&state, &user.name, &client, &view, &details).await;
