@@ -330,3 +330,155 @@ fn without_nulls(mut line: Value) -> Value {
     }
     line
 }
+
+/// Runs `redis-cli -x` with `args`, `value` (raw bytes) as the last argument: writes a key
+/// as Ktra's Redis store does.
+fn redis_cli(url: &str, args: &[&str], value: &[u8]) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("redis-cli")
+        .args(["-u", url, "-x"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("redis-cli runs");
+    child.stdin.take().unwrap().write_all(value).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+}
+
+/// Ktra's Redis store (0.4 to 0.7) has no build that compiles with our Rust, so its data is
+/// written as its source writes it (`redis_db_manager.rs`: JSON strings under `ktra:` keys,
+/// crates in the `ktra:__ENTRIES__` hash), with a custom login prefix. Imported into a
+/// registry with a new remote; one crate file is not gzip and is reported, the rest imported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ktra_on_redis_moves_to_a_new_remote_and_a_bad_file_is_reported() {
+    use ktra_core::testing::CrateFixture;
+    use sha2::{Digest, Sha256};
+
+    let dir = tempfile::tempdir().unwrap();
+    let redis = ktra_e2e::servers::RedisServer::start(dir.path());
+    let crates = dir.path().join("crates");
+    let index = dir.path().join("index");
+    let mut entries = Vec::new();
+    for (name, vers, bytes) in [
+        (
+            "corp-lib",
+            "1.0.0",
+            CrateFixture::new("corp-lib", "1.0.0").crate_file(),
+        ),
+        (
+            "corp-lib",
+            "1.1.0",
+            CrateFixture::new("corp-lib", "1.1.0").crate_file(),
+        ),
+        ("broken", "0.1.0", b"not gzip".to_vec()),
+    ] {
+        let file = crates.join(name).join(vers);
+        std::fs::create_dir_all(&file).unwrap();
+        std::fs::write(file.join("download"), &bytes).unwrap();
+        let cksum: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        let path = index.join(ktra_core::index::index_path(name));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let line = json!({"name": name, "vers": vers, "deps": [], "cksum": cksum,
+            "features": {}, "yanked": false, "links": null})
+        .to_string();
+        let text =
+            std::fs::read_to_string(&path).map_or(line.clone(), |old| format!("{old}\n{line}"));
+        std::fs::write(&path, text).unwrap();
+        entries.push((name, vers));
+    }
+    let metadata = |name: &str, vers: &str| {
+        json!({"name": name, "vers": vers, "deps": [], "features": {}, "authors": [],
+            "description": "from Ktra", "documentation": null, "homepage": null, "readme": null,
+            "readme_file": null, "keywords": [], "categories": [], "license": "MIT",
+            "license_file": null, "repository": null, "badges": {}, "links": null,
+            "yanked": false})
+    };
+    let password = "$argon2id$v=19$m=4096,t=3,p=4$bFVncFBmSEY3OVo5ampzSTAyZ05lTlRqREltNkNVeDE$Aub2mPt+Utw8YMZolcHKOfJ3Fh0zAa4hdKKfT3+e/L4";
+    redis_cli(
+        &redis.url,
+        &["SET", "ktra:__SCHEMA_VERSION__"],
+        &[0, 0, 0, 0, 0, 0, 0, 1],
+    );
+    let users = json!([{"id": 0, "login": "corp:carol", "name": "carol"}]);
+    redis_cli(
+        &redis.url,
+        &["SET", "ktra:__USERS__"],
+        users.to_string().as_bytes(),
+    );
+    let passwords = json!({"0": password});
+    redis_cli(
+        &redis.url,
+        &["SET", "ktra:__PASSWORDS__"],
+        passwords.to_string().as_bytes(),
+    );
+    let tokens = json!({"0": "nhINw1RGyMgARLWcG4JlXk1EJyGAQI1i"});
+    redis_cli(
+        &redis.url,
+        &["SET", "ktra:__TOKENS__"],
+        tokens.to_string().as_bytes(),
+    );
+    let corp = json!({"versions": {"1.0.0": metadata("corp-lib", "1.0.0"),
+        "1.1.0": metadata("corp-lib", "1.1.0")}, "owner_ids": [0]});
+    let broken = json!({"versions": {"0.1.0": metadata("broken", "0.1.0")}, "owner_ids": [0]});
+    for (key, entry) in [("corp=lib", corp), ("broken", broken)] {
+        redis_cli(
+            &redis.url,
+            &["HSET", "ktra:__ENTRIES__", key],
+            entry.to_string().as_bytes(),
+        );
+    }
+
+    let registry = Registry::start().await;
+    registry.api.terminate();
+    let args = [
+        "import",
+        "ktra",
+        "--db",
+        "redis",
+        "--redis-url",
+        &redis.url,
+        "--login-prefix",
+        "corp:",
+        "--dl-dir-path",
+        &crates.display().to_string(),
+        "--local-path",
+        &index.display().to_string(),
+    ];
+    let (code, output) = api(&registry, &args);
+    assert_eq!(code, 2, "{output}");
+    assert!(
+        output.contains("broken@0.1.0: crate file")
+            && output.contains("not a readable gzipped tarball"),
+        "{output}"
+    );
+    assert!(
+        output.contains("Imported: 1 user(s), 2 version(s) of 1 crate(s)"),
+        "{output}"
+    );
+    let (code, verify) = api(&registry, &["verify-index"]);
+    assert_eq!(code, 0, "{verify}");
+    registry.api.start();
+    registry.wait_ready().await;
+    let file = registry.sparse_file("co/rp/corp-lib").await.unwrap();
+    assert_eq!(file.lines().count(), 2, "{file}");
+    assert!(registry.sparse_file("br/ok/broken").await.is_none());
+    let files = branch_files(&registry.remote_path, "main");
+    assert_eq!(files["co/rp/corp-lib"].lines().count(), 2);
+    // The user is named without the prefix and keeps Ktra's token.
+    let owners: Value = registry
+        .client
+        .get(registry.url("/api/v1/crates/corp-lib/owners"))
+        .header("Authorization", "nhINw1RGyMgARLWcG4JlXk1EJyGAQI1i")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(owners["users"][0]["login"], "carol", "{owners}");
+}
