@@ -7,6 +7,7 @@ mod foreign_index;
 mod git_index;
 mod index_readers;
 mod ktra_import;
+mod launcher;
 mod observability;
 mod private;
 mod remotes;

@@ -57,6 +57,9 @@ pub const KTRA_TOML_KEYS: &[(&str, &str)] = &[
     ),
     ("index_config.ssh_pubkey_path", "KTRA_GIT_SSH_PUBKEY_PATH"),
     ("index_config.ssh_username", "KTRA_GIT_SSH_USERNAME"),
+    // Ktra reads `name` and `email`; its book says `git_name` and `git_email`: both work.
+    ("index_config.email", "KTRA_GIT_EMAIL"),
+    ("index_config.name", "KTRA_GIT_NAME"),
     ("index_config.git_email", "KTRA_GIT_EMAIL"),
     ("index_config.git_name", "KTRA_GIT_NAME"),
     ("crate_files_config.dl_dir_path", "KTRA_BLOB_DIR_PATH"),
@@ -92,6 +95,16 @@ pub const KTRA_TOML_KEYS: &[(&str, &str)] = &[
     ("db_config.login_prefix", "KTRA_DB_LOGIN_PREFIX"),
     ("server_config.address", "KTRA_HTTP_ADDRESS"),
     ("server_config.port", "KTRA_HTTP_PORT"),
+    // Settings Ktra had no key for (it was one process with no public URL or database kind
+    // to name); in the file so that one Ktra-style file can run both services.
+    ("server_config.public_url", "KTRA_REGISTRY_PUBLIC_URL"),
+    ("db_config.kind", "KTRA_DB_KIND"),
+    ("indexer_config.url", "KTRA_INDEXER_URL"),
+    ("indexer_config.listen", "KTRA_INDEXER_LISTEN"),
+    (
+        "indexer_config.metrics_listen",
+        "KTRA_INDEXER_METRICS_LISTEN",
+    ),
 ];
 
 /// Names a setting for a message: the variable, and Ktra's TOML key when it has one
@@ -418,6 +431,49 @@ mod tests {
         );
         let registry = crate::registry::RegistryConfig::from_settings(&settings).unwrap();
         assert_eq!(registry.dl_segments(), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_file_ktra_0_7_reads_is_read_whole() {
+        // Every section and key of the file the real Ktra 0.7.0 ran with in our tests.
+        let (_dir, path) = write(
+            r#"
+            [index_config]
+            remote_url = "file:///srv/index.git"
+            local_path = "/srv/index"
+            branch = "main"
+            name = "ktra"
+            email = "ktra@example.com"
+            [crate_files_config]
+            dl_dir_path = "/srv/crates"
+            cache_dir_path = "/srv/crates_io_caches"
+            dl_path = ["dl"]
+            [db_config]
+            db_dir_path = "/srv/db"
+            login_prefix = "ktra-secure-auth:"
+            [server_config]
+            address = [127, 0, 0, 1]
+            port = 18080
+            "#,
+        );
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        struct Git {
+            name: String,
+            email: String,
+        }
+        let settings = Settings::load(Some(&path), []).unwrap();
+        let git: Git = settings.section("KTRA_GIT_").unwrap();
+        assert_eq!(
+            git,
+            Git {
+                name: "ktra".into(),
+                email: "ktra@example.com".into()
+            }
+        );
+        assert_eq!(
+            setting_name("KTRA_GIT_EMAIL"),
+            "KTRA_GIT_EMAIL (index_config.email)"
+        );
     }
 
     #[test]

@@ -1,0 +1,77 @@
+//! `ktra -c ktra.toml`: one command and one Ktra-style file run both services, as Ktra ran.
+
+use std::net::TcpStream;
+
+use ktra_e2e::cargo::{CargoHome, library_manifest, package};
+use ktra_e2e::git::{branch_files, init_bare};
+use ktra_e2e::process::{Service, free_port, workspace_binary};
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_command_runs_both_services_from_a_ktra_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = dir.path().join("index.git");
+    init_bare(&remote);
+    let (port, indexer_port) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{port}");
+    let root = dir.path().display();
+    // Ktra's keys as Ktra 0.7 reads them (`name`, `email`), and the indexer's address, which
+    // Ktra had no key for.
+    let toml = dir.path().join("ktra.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[index_config]\nremote_url = \"file://{remote}\"\nlocal_path = \"{root}/index\"\n\
+             branch = \"main\"\nname = \"ktra\"\nemail = \"ktra@example.com\"\n\n\
+             [crate_files_config]\ndl_dir_path = \"{root}/crates\"\n\n\
+             [db_config]\ndb_dir_path = \"{root}/db\"\n\n\
+             [server_config]\naddress = [127, 0, 0, 1]\nport = {port}\n\n\
+             [indexer_config]\nlisten = \"127.0.0.1:{indexer_port}\"\n\
+             metrics_listen = \"127.0.0.1:{metrics}\"\n",
+            remote = remote.display(),
+            metrics = free_port(),
+        ),
+    )
+    .unwrap();
+    let ktra = Service::new(
+        "ktra",
+        workspace_binary("ktra"),
+        &["-c", &toml.display().to_string()],
+        vec![("RUST_LOG".to_owned(), "info".to_owned())],
+        dir.path(),
+        port,
+    );
+    ktra.start();
+    let body: Value = reqwest::Client::new()
+        .post(format!("{base}/ktra/api/v1/new_user/alice"))
+        .json(&json!({"password": "a long password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = body["token"].as_str().expect("a token").to_owned();
+
+    // Through the git index: cargo waits until the version is there, so the indexer runs and
+    // the API hands it the publish.
+    let index = format!("file://{}", remote.display());
+    let cargo = CargoHome::new(&[("ktra", &index)]);
+    cargo.login(dir.path(), "ktra", &token).await;
+    let lib = package(
+        dir.path(),
+        "lib",
+        &library_manifest("one_command", "0.1.0", ""),
+        &[("src/lib.rs", "")],
+    );
+    cargo.publish(&lib, "ktra").await;
+    let files = branch_files(&remote, "main");
+    assert!(files.contains_key("on/e_/one_command"), "{files:?}");
+    let config: Value = serde_json::from_str(&files["config.json"]).unwrap();
+    assert_eq!(config["api"], base.as_str(), "from server_config.port");
+
+    // One signal stops both.
+    ktra.terminate();
+    assert!(TcpStream::connect(("127.0.0.1", indexer_port)).is_err());
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
