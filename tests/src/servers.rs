@@ -276,6 +276,48 @@ pub struct S3Server {
     master_port: u16,
 }
 
+/// A MongoDB-wire server: SecantusDB (PyPI `secantusdb`, installed in the project's virtual
+/// environment by `scripts/setup-test-deps.sh`), in memory, on loopback.
+#[derive(Debug)]
+pub struct MongoServer {
+    _service: Service,
+    /// `mongodb://127.0.0.1:{port}`.
+    pub url: String,
+}
+
+impl MongoServer {
+    /// Starts the server and waits until it listens.
+    pub fn start(dir: &Path) -> Self {
+        let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/secantusd-py");
+        assert!(
+            binary.is_file(),
+            "{} is missing: run scripts/setup-test-deps.sh",
+            binary.display()
+        );
+        let port = free_port();
+        let service = Service::new(
+            &format!("secantus-{port}"),
+            binary,
+            &[
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--storage-path",
+                ":memory:",
+            ],
+            Vec::new(),
+            dir,
+            port,
+        );
+        service.start();
+        Self {
+            _service: service,
+            url: format!("mongodb://127.0.0.1:{port}"),
+        }
+    }
+}
+
 /// Returns the `weed` binary: from the project's virtual environment (installed by
 /// `scripts/setup-test-deps.sh`) or from `PATH`.
 pub fn weed_binary() -> PathBuf {

@@ -1,7 +1,8 @@
 //! Reading an existing Ktra installation (moriturus/ktra 0.3 to 0.7) into an import plan.
 //!
 //! Ktra keeps users, passwords, tokens, owners and publish metadata in a database (sled by
-//! default, or Redis), crate files under `dl_dir_path`, and cargo's index in a git checkout.
+//! default, Redis or MongoDB), crate files under `dl_dir_path`, and cargo's index in a git
+//! checkout.
 //! This crate reads all three without changing them ([`config`], [`database`], [`index`]),
 //! cross-checks them and builds an [`ImportPlan`] ([`plan`]) that says what would be imported
 //! and every problem found. `ktra-api import ktra` prints it (`--dry-run`) or applies it to the

@@ -63,6 +63,9 @@ pub struct KtraImportArgs {
     /// Overrides db_config.redis_url.
     #[arg(long)]
     pub redis_url: Option<String>,
+    /// Overrides db_config.mongodb_url (the database is the URL's path, else `ktra`).
+    #[arg(long)]
+    pub mongodb_url: Option<String>,
     /// Overrides db_config.login_prefix.
     #[arg(long)]
     pub login_prefix: Option<String>,
@@ -114,6 +117,9 @@ impl KtraImportArgs {
         }
         if let Some(url) = &self.redis_url {
             source.redis_url.clone_from(url);
+        }
+        if let Some(url) = &self.mongodb_url {
+            source.mongodb_url.clone_from(url);
         }
         if let Some(prefix) = &self.login_prefix {
             source.login_prefix.clone_from(prefix);

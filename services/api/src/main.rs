@@ -51,7 +51,8 @@ enum Command {
 #[cfg(feature = "import-ktra")]
 #[derive(Debug, Subcommand)]
 enum ImportFrom {
-    /// A Ktra installation (0.3 to 0.7): its sled or Redis database, crate files and index.
+    /// A Ktra installation (0.3 to 0.7): its sled, Redis or MongoDB database, crate files
+    /// and index.
     /// Read-only on Ktra's side; safe to run again. Exit codes: 0 everything imported, 2 a
     /// problem left something out (or stopped the import), 1 the import could not run.
     Ktra(ktra_api::import::KtraImportArgs),
