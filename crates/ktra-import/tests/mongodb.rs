@@ -67,11 +67,19 @@ fn ktras_mongodb_is_read_into_the_same_plan() {
         "owner_ids": [0_i64, 1_i64]}},
     );
 
+    // A document Ktra did not write: reported, the rest imported.
+    insert(
+        "__ENTRIES__",
+        doc! {"name": "garbled", "entry": {"versions": 3_i64}},
+    );
+
     let mut file = KtraFile::default();
     file.db_config.mongodb_url = url;
     let source = file.into_source(KtraDatabaseKind::Mongodb, dir.path());
     let plan = read_plan(&source).unwrap();
-    assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+    let problems: Vec<String> = plan.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].starts_with("crate `garbled`"), "{problems:?}");
     let users: Vec<_> = plan
         .users
         .iter()

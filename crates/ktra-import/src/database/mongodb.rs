@@ -2,14 +2,26 @@
 //! `{id, login, name}` users, `{id, password}` and `{id, token}` documents, and `{name, entry}`
 //! crates (Ktra's `mongo_db_manager.rs`; `docs/ktra-data-layout.md`, section 3).
 
-use mongodb::bson::{Bson, Document, doc};
+use mongodb::bson::{Document, deserialize_from_document, doc};
 use mongodb::sync::{Client, Database};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-use crate::records::{DatabaseError, KtraDatabase, PASSWORDS_KEY, TOKENS_KEY, USERS_KEY};
+use crate::records::{DatabaseError, KtraDatabase, KtraEntry, KtraUser};
 
-/// The crates' collection.
-const ENTRIES: &str = "__ENTRIES__";
+/// `__PASSWORDS__`: one document per user.
+#[derive(Deserialize)]
+struct PasswordDocument {
+    id: u32,
+    password: String,
+}
+
+/// `__TOKENS__`: one document per user.
+#[derive(Deserialize)]
+struct TokenDocument {
+    id: u32,
+    token: String,
+}
 
 /// The database Ktra used: the URL's path, or `ktra` without one.
 fn database_name(url: &str) -> String {
@@ -33,63 +45,58 @@ pub(super) fn read(url: &str) -> Result<KtraDatabase, DatabaseError> {
     };
     let client = Client::with_uri_str(url).map_err(unavailable)?;
     let database = client.database(&database_name(url));
-    let all = |collection: &str| -> Result<Vec<Value>, DatabaseError> {
-        documents(&database, collection).map_err(unavailable)
-    };
-    let users: Vec<Value> = all(USERS_KEY)?
+    let users = documents(&database, "__USERS__")
+        .map_err(unavailable)?
         .into_iter()
-        .map(|mut user| {
-            if let Some(user) = user.as_object_mut() {
-                user.remove("_id");
-            }
-            user
-        })
-        .collect();
-    let by_id = |documents: Vec<Value>, field: &str| -> Value {
-        let map: Map<String, Value> = documents
-            .into_iter()
-            .filter_map(|document| {
-                let id = document.get("id")?.as_u64()?;
-                Some((id.to_string(), document.get(field)?.clone()))
-            })
-            .collect();
-        Value::Object(map)
-    };
-    let mut records = vec![
-        (
-            USERS_KEY.as_bytes().to_vec(),
-            Value::Array(users).to_string().into_bytes(),
-        ),
-        (
-            PASSWORDS_KEY.as_bytes().to_vec(),
-            by_id(all(PASSWORDS_KEY)?, "password")
-                .to_string()
-                .into_bytes(),
-        ),
-        (
-            TOKENS_KEY.as_bytes().to_vec(),
-            by_id(all(TOKENS_KEY)?, "token").to_string().into_bytes(),
-        ),
-    ];
-    for crate_document in all(ENTRIES)? {
-        let (Some(Value::String(name)), Some(entry)) =
-            (crate_document.get("name"), crate_document.get("entry"))
-        else {
-            continue;
-        };
-        records.push((name.as_bytes().to_vec(), entry.to_string().into_bytes()));
+        .map(|user| typed(user, "__USERS__"))
+        .collect::<Result<Vec<KtraUser>, _>>()?;
+    let mut passwords = std::collections::BTreeMap::new();
+    for document in documents(&database, "__PASSWORDS__").map_err(unavailable)? {
+        let PasswordDocument { id, password } = typed(document, "__PASSWORDS__")?;
+        passwords.insert(id, password);
     }
-    KtraDatabase::from_records(records)
+    let mut tokens = std::collections::BTreeMap::new();
+    for document in documents(&database, "__TOKENS__").map_err(unavailable)? {
+        let TokenDocument { id, token } = typed(document, "__TOKENS__")?;
+        tokens.insert(id, token);
+    }
+    let mut entries = std::collections::BTreeMap::new();
+    for document in documents(&database, "__ENTRIES__").map_err(unavailable)? {
+        // A crate that does not read is reported by the plan; the others are imported.
+        let name = document.get_str("name").map_or_else(
+            |_| format!("(a document without a name: {:?})", document.get("_id")),
+            str::to_owned,
+        );
+        let entry = match document.get_document("entry") {
+            Ok(entry) => deserialize_from_document::<KtraEntry>(entry.clone())
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        entries.insert(name, entry);
+    }
+    Ok(KtraDatabase {
+        users,
+        passwords,
+        tokens,
+        entries,
+    })
 }
 
-/// Every document of a collection, as relaxed extended JSON (numbers as numbers).
-fn documents(database: &Database, collection: &str) -> mongodb::error::Result<Vec<Value>> {
+/// Every document of a collection.
+fn documents(database: &Database, collection: &str) -> mongodb::error::Result<Vec<Document>> {
     database
         .collection::<Document>(collection)
         .find(doc! {})
         .run()?
-        .map(|document| document.map(|document| Bson::Document(document).into_relaxed_extjson()))
         .collect()
+}
+
+fn typed<T: DeserializeOwned>(document: Document, collection: &str) -> Result<T, DatabaseError> {
+    deserialize_from_document(document).map_err(|error| {
+        DatabaseError::Unavailable(format!(
+            "Ktra's `{collection}` collection holds a document it did not write: {error}"
+        ))
+    })
 }
 
 #[cfg(test)]

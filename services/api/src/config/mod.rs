@@ -359,7 +359,8 @@ impl Config {
         if settings.is_set("KTRA_DB_MONGODB_URL") {
             bail!(
                 "setting {}: this registry has no MongoDB store; run with KTRA_DB_KIND=embedded \
-                 or redis and remove the setting (data in a MongoDB is not read)",
+                 or redis and remove the setting. To bring a Ktra MongoDB's users and crates \
+                 here, run `ktra-api import ktra <ktra.toml> --db mongodb` once",
                 setting_name("KTRA_DB_MONGODB_URL")
             );
         }
@@ -466,7 +467,8 @@ mod tests {
         let error = format!("{:#}", Config::from_settings(&mongo).unwrap_err());
         assert!(
             error.contains("KTRA_DB_MONGODB_URL (db_config.mongodb_url)")
-                && error.contains("KTRA_DB_KIND"),
+                && error.contains("KTRA_DB_KIND")
+                && error.contains("ktra-api import ktra"),
             "{error}"
         );
 
