@@ -218,7 +218,8 @@ async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote(
     assert_eq!(code, 0, "{again}");
     assert!(
         again.contains("Imported: 0 user(s), 0 version(s) of 0 crate(s), 0 version(s) yanked again, 0 owner(s) added.")
-            && again.contains("Already there (an earlier run): 2 user(s), 4 version(s)."),
+            && again.contains("Already there (an earlier run): 2 user(s), 4 version(s);")
+            && !again.contains("note:"),
         "{again}"
     );
     let (code, verify) = api(&registry, &["verify-index"]);
@@ -373,6 +374,11 @@ async fn ktra_on_redis_moves_to_a_new_remote_and_a_bad_file_is_reported() {
             CrateFixture::new("corp-lib", "1.1.0").crate_file(),
         ),
         ("broken", "0.1.0", b"not gzip".to_vec()),
+        (
+            "taken",
+            "0.1.0",
+            CrateFixture::new("taken", "0.1.0").crate_file(),
+        ),
     ] {
         let file = crates.join(name).join(vers);
         std::fs::create_dir_all(&file).unwrap();
@@ -404,19 +410,21 @@ async fn ktra_on_redis_moves_to_a_new_remote_and_a_bad_file_is_reported() {
         &["SET", "ktra:__SCHEMA_VERSION__"],
         &[0, 0, 0, 0, 0, 0, 0, 1],
     );
-    let users = json!([{"id": 0, "login": "corp:carol", "name": "carol"}]);
+    let users = json!([{"id": 0, "login": "corp:carol", "name": "carol"},
+        {"id": 1, "login": "corp:mallory", "name": "mallory"}]);
     redis_cli(
         &redis.url,
         &["SET", "ktra:__USERS__"],
         users.to_string().as_bytes(),
     );
-    let passwords = json!({"0": password});
+    let passwords = json!({"0": password, "1": password});
     redis_cli(
         &redis.url,
         &["SET", "ktra:__PASSWORDS__"],
         passwords.to_string().as_bytes(),
     );
-    let tokens = json!({"0": "nhINw1RGyMgARLWcG4JlXk1EJyGAQI1i"});
+    let tokens = json!({"0": "nhINw1RGyMgARLWcG4JlXk1EJyGAQI1i",
+        "1": "MALLORYmalloryMALLORYmallory1234"});
     redis_cli(
         &redis.url,
         &["SET", "ktra:__TOKENS__"],
@@ -425,7 +433,9 @@ async fn ktra_on_redis_moves_to_a_new_remote_and_a_bad_file_is_reported() {
     let corp = json!({"versions": {"1.0.0": metadata("corp-lib", "1.0.0"),
         "1.1.0": metadata("corp-lib", "1.1.0")}, "owner_ids": [0]});
     let broken = json!({"versions": {"0.1.0": metadata("broken", "0.1.0")}, "owner_ids": [0]});
-    for (key, entry) in [("corp=lib", corp), ("broken", broken)] {
+    // A crate whose name someone here already published: Ktra's owners gain nothing on it.
+    let taken = json!({"versions": {"0.1.0": metadata("taken", "0.1.0")}, "owner_ids": [0, 1]});
+    for (key, entry) in [("corp=lib", corp), ("broken", broken), ("taken", taken)] {
         redis_cli(
             &redis.url,
             &["HSET", "ktra:__ENTRIES__", key],
@@ -434,6 +444,12 @@ async fn ktra_on_redis_moves_to_a_new_remote_and_a_bad_file_is_reported() {
     }
 
     let registry = Registry::start().await;
+    let zoe = registry.create_user("zoe").await;
+    let (status, body) = registry
+        .publish(&zoe, CrateFixture::new("taken", "0.2.0").body())
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
     registry.api.terminate();
     let args = [
         "import",
@@ -457,7 +473,8 @@ async fn ktra_on_redis_moves_to_a_new_remote_and_a_bad_file_is_reported() {
         "{output}"
     );
     assert!(
-        output.contains("Imported: 1 user(s), 2 version(s) of 1 crate(s)"),
+        output.contains("Imported: 2 user(s), 2 version(s) of 1 crate(s)")
+            && output.contains("problem: taken@0.1.0"),
         "{output}"
     );
     let (code, verify) = api(&registry, &["verify-index"]);
@@ -481,4 +498,21 @@ async fn ktra_on_redis_moves_to_a_new_remote_and_a_bad_file_is_reported() {
         .await
         .unwrap();
     assert_eq!(owners["users"][0]["login"], "carol", "{owners}");
+    let owners: Value = registry
+        .client
+        .get(registry.url("/api/v1/crates/taken/owners"))
+        .header("Authorization", zoe.as_str())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let logins: Vec<&str> = owners["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|user| user["login"].as_str().unwrap())
+        .collect();
+    assert_eq!(logins, ["zoe"], "{owners}");
 }

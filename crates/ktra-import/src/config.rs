@@ -192,9 +192,35 @@ impl KtraFile {
     }
 }
 
+/// A database URL fit for output: the password, if any, replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let user = rest[..at].split(':').next().unwrap_or_default();
+    format!("{scheme}://{user}:***{}", &rest[at..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_in_database_urls_are_not_shown() {
+        assert_eq!(
+            redacted("redis://:s3cret@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
+        assert_eq!(
+            redacted("mongodb://ktra:pw@h1,h2/db?authSource=admin"),
+            "mongodb://ktra:***@h1,h2/db?authSource=admin"
+        );
+        assert_eq!(redacted("redis://localhost"), "redis://localhost");
+    }
 
     #[test]
     fn ktra_defaults_apply_to_missing_keys_and_paths_resolve_from_ktras_directory() {

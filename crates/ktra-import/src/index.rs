@@ -126,6 +126,8 @@ pub struct FoundLine {
 pub struct KtraIndex {
     /// File name to its lines, in file order (Ktra appended, so: publish order).
     pub files: BTreeMap<String, Vec<FoundLine>>,
+    /// Files found outside cargo's index layout, left out.
+    pub ignored: Vec<String>,
 }
 
 impl KtraIndex {
@@ -162,18 +164,33 @@ impl KtraIndex {
                 if kind.is_dir() {
                     pending.push(path);
                 } else if kind.is_file() {
-                    let text = std::fs::read_to_string(entry.path())?;
                     let file = path.to_string_lossy().replace('\\', "/");
-                    let lines = text
-                        .split('\n')
-                        .enumerate()
-                        .filter(|(_, line)| !line.trim().is_empty())
-                        .map(|(at, line)| FoundLine {
+                    // Only files where cargo looks for a crate: a README or anything else
+                    // committed beside them is not part of the index.
+                    if ktra_core::index::index_path(&name) != file
+                        || name.to_ascii_lowercase() != name
+                    {
+                        index.ignored.push(file);
+                        continue;
+                    }
+                    let bytes = std::fs::read(entry.path())?;
+                    let lines = match String::from_utf8(bytes) {
+                        Ok(text) => text
+                            .split('\n')
+                            .enumerate()
+                            .filter(|(_, line)| !line.trim().is_empty())
+                            .map(|(at, line)| FoundLine {
+                                file: file.clone(),
+                                number: at + 1,
+                                line: serde_json::from_str(line).map_err(|error| error.to_string()),
+                            })
+                            .collect::<Vec<_>>(),
+                        Err(_) => vec![FoundLine {
                             file: file.clone(),
-                            number: at + 1,
-                            line: serde_json::from_str(line).map_err(|error| error.to_string()),
-                        })
-                        .collect::<Vec<_>>();
+                            number: 1,
+                            line: Err("the file is not UTF-8".to_owned()),
+                        }],
+                    };
                     index.files.entry(name).or_default().extend(lines);
                 }
             }
@@ -203,6 +220,7 @@ mod tests {
         std::fs::create_dir_all(root.path().join(".git")).unwrap();
         std::fs::write(root.path().join(".git/HEAD"), "ref").unwrap();
         std::fs::write(root.path().join("config.json"), "{}").unwrap();
+        std::fs::write(root.path().join("README.md"), "# our index\n").unwrap();
         std::fs::write(
             root.path().join("ti/ny/tiny-crate"),
             "{\"name\":\"tiny-crate\",\"vers\":\"0.1.0\",\"deps\":[],\"cksum\":\"ab\",\"features\":{},\"yanked\":true,\"links\":null}\nnot json",
@@ -210,6 +228,7 @@ mod tests {
         .unwrap();
         let index = KtraIndex::read(root.path()).unwrap();
         assert_eq!(index.files.keys().collect::<Vec<_>>(), ["tiny-crate"]);
+        assert_eq!(index.ignored, ["README.md"]);
         let lines = &index.files["tiny-crate"];
         assert!(lines[0].line.as_ref().unwrap().yanked);
         assert_eq!(lines[1].number, 2);

@@ -103,6 +103,11 @@ impl ImportPlan {
 pub fn build(source: &KtraSource, database: &KtraDatabase, index: &KtraIndex) -> ImportPlan {
     let mut plan = ImportPlan::default();
     let user_names = plan_users(source, database, &mut plan);
+    for file in &index.ignored {
+        plan.notes.push(format!(
+            "index file {file} is not where cargo looks for a crate; left out"
+        ));
+    }
     let mut lines_by_key: BTreeMap<String, Vec<(String, KtraIndexLine)>> = BTreeMap::new();
     for (file, lines) in &index.files {
         for found in lines {
@@ -174,7 +179,8 @@ fn plan_users(
             plan.problem(subject, format!("refused as a user name here: {error}"));
             continue;
         }
-        if !taken.insert(name.to_owned()) {
+        // User names here are unique without regard to case.
+        if !taken.insert(name.to_ascii_lowercase()) {
             plan.problem(subject, format!("a second user named `{name}`"));
             continue;
         }

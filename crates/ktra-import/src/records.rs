@@ -107,14 +107,18 @@ impl KtraDatabase {
         records: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
     ) -> Result<Self, DatabaseError> {
         let mut database = Self::default();
-        let mut legacy_tokens = None;
+        let mut tokens_record = None;
+        let mut current_tokens = false;
         for (key, value) in records {
             let key = String::from_utf8_lossy(&key).into_owned();
             match key.as_str() {
                 USERS_KEY => database.users = parse(USERS_KEY, &value)?,
                 PASSWORDS_KEY => database.passwords = parse(PASSWORDS_KEY, &value)?,
-                TOKENS_KEY => database.tokens = parse(TOKENS_KEY, &value)?,
-                LEGACY_TOKENS_KEY => legacy_tokens = Some(parse(LEGACY_TOKENS_KEY, &value)?),
+                TOKENS_KEY => {
+                    database.tokens = parse(TOKENS_KEY, &value)?;
+                    current_tokens = true;
+                }
+                LEGACY_TOKENS_KEY => tokens_record = Some(value),
                 other if other.starts_with("__") => {}
                 _ => {
                     let entry = serde_json::from_slice(&value).map_err(|error| error.to_string());
@@ -122,12 +126,17 @@ impl KtraDatabase {
                 }
             }
         }
-        // Ktra 0.4.1 and later moved `tokens` to `__TOKENS__` on open; a database Ktra never
-        // opened since still has it.
-        if database.tokens.is_empty()
-            && let Some(tokens) = legacy_tokens
-        {
-            database.tokens = tokens;
+        // Before 0.4.1 the token map was `tokens`; Ktra 0.4.1 and later moved it to
+        // `__TOKENS__` on open and deleted it, after which a crate named `tokens` may hold the
+        // key. So `tokens` is the old map only where there is no new one and it reads as one.
+        if let Some(value) = tokens_record {
+            match serde_json::from_slice::<BTreeMap<u32, String>>(&value) {
+                Ok(tokens) if !current_tokens => database.tokens = tokens,
+                _ => {
+                    let entry = serde_json::from_slice(&value).map_err(|error| error.to_string());
+                    database.entries.insert(LEGACY_TOKENS_KEY.to_owned(), entry);
+                }
+            }
         }
         Ok(database)
     }
@@ -190,6 +199,20 @@ mod tests {
         .unwrap();
         assert_eq!(database.tokens[&3], "abcdefghijklmnopqrstuvwxyzABCDEF");
         assert!(database.entries.is_empty());
+    }
+
+    #[test]
+    fn a_crate_named_tokens_is_a_crate_once_the_token_map_moved() {
+        let database = KtraDatabase::from_records([
+            record("__TOKENS__", r#"{"0":"abcdefghijklmnopqrstuvwxyzABCDEF"}"#),
+            record(
+                "tokens",
+                r#"{"versions":{"0.1.0":{"name":"tokens","vers":"0.1.0"}},"owner_ids":[0]}"#,
+            ),
+        ])
+        .unwrap();
+        assert_eq!(database.tokens.len(), 1);
+        assert!(database.entries["tokens"].is_ok());
     }
 
     #[test]

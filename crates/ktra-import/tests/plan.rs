@@ -319,3 +319,16 @@ fn renamed_dependencies_written_backwards_by_old_ktra_are_turned_round() {
         ("tiny", Some("tiny-crate"))
     );
 }
+
+#[test]
+fn a_database_ktra_holds_open_is_refused() {
+    let mut ktra = Installation::new();
+    ktra.record("__USERS__", json!([]));
+    ktra.write_database();
+    let running = sled::open(ktra.path().join("db")).unwrap();
+    let source = KtraFile::default().into_source(KtraDatabaseKind::Sled, ktra.path());
+    let error = read_plan(&source).unwrap_err().to_string();
+    assert!(error.contains("stop Ktra first"), "{error}");
+    drop(running);
+    read_plan(&source).unwrap();
+}

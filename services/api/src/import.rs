@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use ktra_core::name::canonical_crate_name;
+use ktra_import::config::redacted;
 use ktra_import::{ImportPlan, KtraDatabaseKind, KtraFile, PlannedCrate, PlannedVersion};
 use ktra_store::model::{ApiToken, NewVersion, OwnerActor, UserId, version_key};
 use ktra_store::{BlobStore, MetadataStore, StoreError};
@@ -139,8 +140,8 @@ pub async fn import_ktra(config: &Config, args: &KtraImportArgs) -> anyhow::Resu
         "Reading Ktra's {} database, its index at {} and its crate files at {}",
         match source.database {
             KtraDatabaseKind::Sled => format!("sled ({})", source.db_dir_path.display()),
-            KtraDatabaseKind::Redis => format!("Redis ({})", source.redis_url),
-            KtraDatabaseKind::Mongodb => format!("MongoDB ({})", source.mongodb_url),
+            KtraDatabaseKind::Redis => format!("Redis ({})", redacted(&source.redis_url)),
+            KtraDatabaseKind::Mongodb => format!("MongoDB ({})", redacted(&source.mongodb_url)),
         },
         source.index_path.display(),
         source.dl_dir_path.display()
@@ -180,7 +181,8 @@ pub async fn import_ktra(config: &Config, args: &KtraImportArgs) -> anyhow::Resu
     finished?;
     println!(
         "\nImported: {} user(s), {} version(s) of {} crate(s), {} version(s) yanked again, {} \
-         owner(s) added.\nAlready there (an earlier run): {} user(s), {} version(s).",
+         owner(s) added.\nAlready there (an earlier run): {} user(s), {} version(s); {} newer \
+         Ktra token(s) added.",
         report.users_created,
         report.versions_imported,
         report.crates_touched,
@@ -188,6 +190,7 @@ pub async fn import_ktra(config: &Config, args: &KtraImportArgs) -> anyhow::Resu
         report.owners_added,
         report.users_present,
         report.versions_present,
+        report.tokens_added,
     );
     let problems = plan.problems.len() + report.problems.len();
     for problem in &report.problems {
@@ -195,8 +198,14 @@ pub async fn import_ktra(config: &Config, args: &KtraImportArgs) -> anyhow::Resu
     }
     let sync = IndexSync::new(&config.indexer, store)?;
     if sync.is_enabled() {
-        let handed = sync.resend_pending().await?;
-        println!("The indexer wrote {handed} crate(s) to the git index.");
+        match sync.resend_pending().await {
+            Ok(handed) => println!("The indexer wrote {handed} crate(s) to the git index."),
+            // Everything is imported; the marks stay in the store for the API's resender.
+            Err(error) => println!(
+                "The indexer could not be reached ({error}): the imported crates reach the git \
+                 index when the API runs with an indexer."
+            ),
+        }
     } else {
         println!(
             "No indexer is configured here (KTRA_INDEXER_URL): the git index is written when \
@@ -287,6 +296,7 @@ struct Report {
     crates_touched: usize,
     yanked: usize,
     owners_added: usize,
+    tokens_added: usize,
     /// Problems found while applying (a name taken here already, a file changed since).
     problems: Vec<String>,
 }
@@ -322,6 +332,11 @@ impl Import {
         }
     }
 
+    /// Prints something worth knowing that leaves nothing out.
+    fn note(&self, note: String) {
+        self.progress.suspend(|| println!("  note: {note}"));
+    }
+
     /// Records a problem found while applying; with `Stop`, ends the import.
     fn problem(&mut self, subject: &str, detail: impl std::fmt::Display) -> anyhow::Result<()> {
         let problem = format!("{subject}: {detail}");
@@ -353,18 +368,33 @@ impl Import {
             Err(StoreError::UserExists(_)) => {
                 let existing = self.store.user_credentials(&user.name).await?;
                 let stored = self.store.token(token.id()).await?;
+                let holds_token = stored
+                    .as_ref()
+                    .zip(existing.as_ref())
+                    .is_some_and(|(stored, existing)| stored.user.id == existing.user.id);
                 match existing {
-                    // Imported by an earlier run: the token Ktra issued is this user's.
+                    // Imported by an earlier run: the token Ktra issued is this user's, or the
+                    // hash is still Ktra's.
                     Some(existing)
-                        if stored.is_some_and(|stored| stored.user.id == existing.user.id)
-                            || existing.password_hash == user.password_hash =>
+                        if holds_token || existing.password_hash == user.password_hash =>
                     {
                         self.report.users_present += 1;
                         self.user_ids.insert(user.name.clone(), existing.user.id);
+                        // Logged in to Ktra since: its newer token works here too.
+                        if user.token.is_some() && stored.is_none() {
+                            self.store
+                                .add_token(
+                                    existing.user.id,
+                                    token.to_new_token(TOKEN_NAME, Utc::now()),
+                                )
+                                .await?;
+                            self.report.tokens_added += 1;
+                        }
                     }
                     _ => self.problem(
                         &format!("user `{}`", user.name),
-                        "a different user of that name exists in this registry already",
+                        "exists in this registry and matches neither Ktra's token nor its \
+                         password hash (another user, or changed here since an earlier import)",
                     )?,
                 }
             }
@@ -386,6 +416,19 @@ impl Import {
             );
         };
         let canonical = canonical_crate_name(&planned.name);
+        // Yanked flags as they are here, for versions an earlier run imported.
+        let yanked_here: BTreeMap<String, bool> = self
+            .store
+            .crate_summary(&canonical)
+            .await?
+            .map(|summary| {
+                summary
+                    .versions
+                    .into_iter()
+                    .map(|version| (version.version, version.yanked))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut touched = false;
         for version in &planned.versions {
             self.progress
@@ -395,21 +438,49 @@ impl Import {
                 .await?;
             self.progress.inc(1);
             touched |= imported;
-        }
-        if touched {
-            self.report.crates_touched += 1;
+            let here = yanked_here.get(&version.line.vers).copied();
+            if !imported && here.is_some_and(|yanked| yanked != version.line.yanked) {
+                self.note(format!(
+                    "{}@{}: yanked={} in Ktra but {} here (changed since an earlier import, or \
+                     one interrupted): left as it is here",
+                    planned.name, version.line.vers, version.line.yanked, !version.line.yanked
+                ));
+            }
         }
         let others: Vec<String> = owners
             .iter()
             .skip(1)
             .map(|(name, _)| (*name).clone())
             .collect();
-        if !others.is_empty() && self.store.crate_summary(&canonical).await?.is_some() {
-            let added = self
-                .store
-                .add_owners(&canonical, OwnerActor::Admin, &others)
-                .await?;
-            self.report.owners_added += added.len();
+        if !touched {
+            // Owners are this registry's business once imported: a re-run adds none back.
+            return Ok(());
+        }
+        self.report.crates_touched += 1;
+        if others.is_empty() {
+            return Ok(());
+        }
+        match self
+            .store
+            .add_owners(&canonical, OwnerActor::Owner(publisher), &others)
+            .await
+        {
+            Ok(added) => {
+                for user in &added {
+                    let audit = event("crate.owner_add", publisher_name, &planned.name);
+                    self.store
+                        .record_audit(ktra_store::model::AuditEvent {
+                            detail: Some(format!("`{}` imported from Ktra", user.name)),
+                            ..audit
+                        })
+                        .await?;
+                }
+                self.report.owners_added += added.len();
+            }
+            Err(error @ StoreError::NotOwner(_)) => {
+                self.problem(&format!("crate `{}`", planned.name), error)?;
+            }
+            Err(other) => return Err(other.into()),
         }
         Ok(())
     }
@@ -444,14 +515,16 @@ impl Import {
                 true
             }
         };
-        if version.line.yanked {
+        if imported && version.line.yanked {
             let audit = event("crate.yank", publisher_name, &subject);
-            let (_, changed) = self
+            match self
                 .store
                 .set_yanked(canonical, &version.version, true, publisher, Some(audit))
-                .await?;
-            if changed {
-                self.report.yanked += 1;
+                .await
+            {
+                Ok((_, changed)) => self.report.yanked += usize::from(changed),
+                Err(error @ StoreError::NotOwner(_)) => self.problem(&subject, error)?,
+                Err(other) => return Err(other.into()),
             }
         }
         Ok(imported)

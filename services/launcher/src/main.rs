@@ -5,7 +5,9 @@
 //! they must agree on and a Ktra file does not say: the indexer listens on loopback
 //! (`127.0.0.1:8001`, metrics on `:8002`) unless `[indexer_config]` or `KTRA_INDEXER_*` say
 //! otherwise, and the API is given that address as `KTRA_INDEXER_URL`. SIGINT or SIGTERM
-//! stops both; when one exits, the other is stopped and `ktra` exits with a failure.
+//! stops both, the API first; when one exits, the other is stopped and `ktra` exits with a
+//! failure. A `ktra` killed with SIGKILL leaves them running (they are in a process group of
+//! their own): stop them by that group, or run `ktra` under a supervisor that kills its cgroup.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use clap::Parser;
 use ktra_core::config::Settings;
 use ktra_core::registry::IndexerEndpointConfig;
 use tokio::process::{Child, Command};
+use tokio::signal::unix::{SignalKind, signal};
 
 /// Runs Ktra's registry (the git indexer and the API) from one Ktra configuration file.
 #[derive(Debug, Parser)]
@@ -38,6 +41,9 @@ async fn main() -> anyhow::Result<ExitCode> {
         Some(path) => vec!["-c".into(), path.clone().into_os_string()],
         None => Vec::new(),
     };
+    // Listening before the children exist: a signal in between must not kill `ktra` alone.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     let mut indexer = spawn("ktra-indexer", &config_args, &env)?;
     let mut api = match spawn("ktra-api", &config_args, &env) {
         Ok(api) => api,
@@ -46,8 +52,14 @@ async fn main() -> anyhow::Result<ExitCode> {
             return Err(error);
         }
     };
+    let stop_requested = async {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    };
     let code = tokio::select! {
-        () = ktra_core::shutdown::signal() => {
+        () = stop_requested => {
             // The API first, so that it hands the indexer what it still holds.
             stop(&mut api).await;
             stop(&mut indexer).await;
@@ -118,6 +130,9 @@ fn spawn(name: &str, args: &[OsString], env: &[(String, String)]) -> anyhow::Res
         .args(args)
         .envs(env.iter().map(|(key, value)| (key, value)))
         .kill_on_drop(true)
+        // A group of its own: a terminal's Ctrl-C (or a process-group signal) reaches `ktra`
+        // alone, which stops the API first so that it hands the indexer what it holds.
+        .process_group(0)
         .spawn()
         .map_err(|error| anyhow::anyhow!("cannot start {}: {error}", display(&path)))
 }

@@ -40,7 +40,8 @@ fn database_name(url: &str) -> String {
 pub(super) fn read(url: &str) -> Result<KtraDatabase, DatabaseError> {
     let unavailable = |error: mongodb::error::Error| {
         DatabaseError::Unavailable(format!(
-            "cannot read Ktra's MongoDB at {url} (db_config.mongodb_url): {error}"
+            "cannot read Ktra's MongoDB at {} (db_config.mongodb_url): {error}",
+            crate::config::redacted(url)
         ))
     };
     let client = Client::with_uri_str(url).map_err(unavailable)?;

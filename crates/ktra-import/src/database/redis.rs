@@ -12,7 +12,8 @@ const ENTRIES: &str = "ktra:__ENTRIES__";
 pub(super) fn read(url: &str) -> Result<KtraDatabase, DatabaseError> {
     let unavailable = |error: redis::RedisError| {
         DatabaseError::Unavailable(format!(
-            "cannot read Ktra's Redis at {url} (db_config.redis_url): {error}"
+            "cannot read Ktra's Redis at {} (db_config.redis_url): {error}",
+            crate::config::redacted(url)
         ))
     };
     let client = redis::Client::open(url).map_err(unavailable)?;

@@ -10,10 +10,11 @@ pub(super) fn read(dir: &Path) -> Result<KtraDatabase, DatabaseError> {
     if !dir.join("conf").is_file() || !dir.join("db").is_file() {
         return Err(DatabaseError::Unavailable(format!(
             "no Ktra sled database at {} (db_config.db_dir_path): give the path Ktra used, or \
-             --db redis if Ktra ran with Redis",
+             --db redis or --db mongodb if Ktra ran with those",
             dir.display()
         )));
     }
+    refuse_while_open(dir)?;
     let copy = tempfile::tempdir().map_err(|error| {
         DatabaseError::Unavailable(format!("cannot create a temporary directory: {error}"))
     })?;
@@ -49,4 +50,25 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Refuses a database a running Ktra holds: sled locks its `db` file while open, and a copy
+/// taken meanwhile may miss or tear its latest writes.
+fn refuse_while_open(dir: &Path) -> Result<(), DatabaseError> {
+    let file = std::fs::File::open(dir.join("db")).map_err(|error| {
+        DatabaseError::Unavailable(format!("cannot open {}: {error}", dir.join("db").display()))
+    })?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+        Ok(()) => Ok(()),
+        Err(error) if error == rustix::io::Errno::WOULDBLOCK => {
+            Err(DatabaseError::Unavailable(format!(
+                "Ktra's sled database at {} is open (Ktra is running): stop Ktra first",
+                dir.display()
+            )))
+        }
+        Err(error) => Err(DatabaseError::Unavailable(format!(
+            "cannot lock {}: {error}",
+            dir.join("db").display()
+        ))),
+    }
 }
