@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use ktra_e2e::cargo::{CargoHome, library_manifest, package};
 use ktra_e2e::git::{branch_files, git, init_bare};
 use ktra_e2e::process::{Service, free_port};
-use ktra_e2e::registry::Registry;
+use ktra_e2e::registry::{Registry, new_user};
 use serde_json::{Value, json};
 
 /// Where `scripts/setup-test-deps.sh` installs Ktra.
@@ -89,26 +89,8 @@ impl Ktra {
 
     /// Registers a user through Ktra's API; returns the token.
     async fn new_user(&self, name: &str, password: &str) -> String {
-        let body: Value = reqwest::Client::new()
-            .post(format!("{}/ktra/api/v1/new_user/{name}", self.base))
-            .json(&json!({"password": password}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("Ktra gave no token: {body}"))
-            .to_owned()
+        new_user(&self.base, name, password).await
     }
-}
-
-/// Runs `ktra-api` with `args` and the registry's environment (its API stopped: the embedded
-/// store is one process's).
-fn api(registry: &Registry, args: &[&str]) -> (i32, String) {
-    registry.api_command(args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,7 +174,7 @@ async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote(
     let registry = Registry::builder().remote(&index_url).start().await;
     registry.api.terminate();
     let toml = ktra.toml.display().to_string();
-    let (code, dry_run) = api(&registry, &["import", "ktra", &toml, "--dry-run"]);
+    let (code, dry_run) = registry.api_command(&["import", "ktra", &toml, "--dry-run"]);
     assert_eq!(code, 0, "{dry_run}");
     for expected in [
         "2 user(s), 3 crate(s), 4 version(s) to import",
@@ -203,7 +185,7 @@ async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote(
     ] {
         assert!(dry_run.contains(expected), "no `{expected}` in:\n{dry_run}");
     }
-    let (code, imported) = api(&registry, &["import", "ktra", &toml]);
+    let (code, imported) = registry.api_command(&["import", "ktra", &toml]);
     assert_eq!(code, 0, "{imported}");
     assert!(
         imported.contains("Imported: 2 user(s), 4 version(s) of 3 crate(s), 1 version(s) yanked again, 1 owner(s) added."),
@@ -214,7 +196,7 @@ async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote(
         "{imported}"
     );
     // Safe to repeat: the second run finds everything there.
-    let (code, again) = api(&registry, &["import", "ktra", &toml]);
+    let (code, again) = registry.api_command(&["import", "ktra", &toml]);
     assert_eq!(code, 0, "{again}");
     assert!(
         again.contains("Imported: 0 user(s), 0 version(s) of 0 crate(s), 0 version(s) yanked again, 0 owner(s) added.")
@@ -222,7 +204,7 @@ async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote(
             && !again.contains("note:"),
         "{again}"
     );
-    let (code, verify) = api(&registry, &["verify-index"]);
+    let (code, verify) = registry.api_command(&["verify-index"]);
     assert_eq!(code, 0, "{verify}");
 
     // Every line Ktra served is in the kept remote, the same but for its null keys; and
@@ -465,7 +447,7 @@ async fn ktra_on_redis_moves_to_a_new_remote_and_a_bad_file_is_reported() {
         "--local-path",
         &index.display().to_string(),
     ];
-    let (code, output) = api(&registry, &args);
+    let (code, output) = registry.api_command(&args);
     assert_eq!(code, 2, "{output}");
     assert!(
         output.contains("broken@0.1.0: crate file")
@@ -477,7 +459,7 @@ async fn ktra_on_redis_moves_to_a_new_remote_and_a_bad_file_is_reported() {
             && output.contains("problem: taken@0.1.0"),
         "{output}"
     );
-    let (code, verify) = api(&registry, &["verify-index"]);
+    let (code, verify) = registry.api_command(&["verify-index"]);
     assert_eq!(code, 0, "{verify}");
     registry.api.start();
     registry.wait_ready().await;

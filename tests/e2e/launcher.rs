@@ -5,7 +5,8 @@ use std::net::TcpStream;
 use ktra_e2e::cargo::{CargoHome, library_manifest, package};
 use ktra_e2e::git::{branch_files, init_bare};
 use ktra_e2e::process::{Service, free_port, workspace_binary};
-use serde_json::{Value, json};
+use ktra_e2e::registry::new_user;
+use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_command_runs_both_services_from_a_ktra_file() {
@@ -42,16 +43,7 @@ async fn one_command_runs_both_services_from_a_ktra_file() {
         port,
     );
     ktra.start();
-    let body: Value = reqwest::Client::new()
-        .post(format!("{base}/ktra/api/v1/new_user/alice"))
-        .json(&json!({"password": "a long password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = body["token"].as_str().expect("a token").to_owned();
+    let token = new_user(&base, "alice", "a long password").await;
 
     // Through the git index: cargo waits until the version is there, so the indexer runs and
     // the API hands it the publish.

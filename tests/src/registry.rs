@@ -220,18 +220,7 @@ impl Registry {
 
     /// Creates a user with password `password123`; returns the token.
     pub async fn create_user(&self, name: &str) -> String {
-        let response = self
-            .client
-            .post(self.url(&format!("/ktra/api/v1/new_user/{name}")))
-            .json(&serde_json::json!({"password": "password123"}))
-            .send()
-            .await
-            .expect("the API answers");
-        let body: Value = response.json().await.expect("a JSON answer");
-        body["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no token: {body}"))
-            .to_owned()
+        new_user(&self.base, name, "password123").await
     }
 
     /// Sends a publish body; returns the status and JSON answer, or `None` when the request
@@ -398,6 +387,22 @@ impl Registry {
             format!("{stdout}{stderr}"),
         )
     }
+}
+
+/// Registers a user through Ktra's user API at `base` (this registry's, or Ktra's own);
+/// returns the token from the answer.
+pub async fn new_user(base: &str, name: &str, password: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/ktra/api/v1/new_user/{name}"))
+        .json(&serde_json::json!({"password": password}))
+        .send()
+        .await
+        .expect("the API answers");
+    let body: Value = response.json().await.expect("a JSON answer");
+    body["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {body}"))
+        .to_owned()
 }
 
 /// Returns whether a path is one the index manages: `config.json` or a crate file at its
