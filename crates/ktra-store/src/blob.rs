@@ -28,6 +28,7 @@ use object_store::{
 };
 
 use crate::error::BlobError;
+use crate::instrumented::{StoreKind, StoreObserver, observe};
 
 /// A crate file read from the blob store.
 pub struct BlobRead {
@@ -76,6 +77,8 @@ pub struct BlobStore {
     local_root: Option<std::path::PathBuf>,
     /// Signs download URLs (S3 only), and the key prefix it must add.
     signer: Option<(Arc<AmazonS3>, Option<String>)>,
+    /// Where every operation is reported, once [`BlobStore::observed_by`] set it.
+    observer: Option<Arc<dyn StoreObserver>>,
 }
 
 fn classify(key: &str, error: object_store::Error) -> BlobError {
@@ -97,6 +100,34 @@ impl BlobStore {
             inner,
             signer: None,
             local_root: None,
+            observer: None,
+        }
+    }
+
+    /// Reports every operation to `observer`, each in a `store` span.
+    #[must_use]
+    pub fn observed_by(mut self, observer: Arc<dyn StoreObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    async fn observed<T>(
+        &self,
+        operation: &'static str,
+        work: impl Future<Output = Result<T, BlobError>>,
+    ) -> Result<T, BlobError> {
+        match &self.observer {
+            Some(observer) => {
+                observe(
+                    observer.as_ref(),
+                    StoreKind::Blob,
+                    operation,
+                    work,
+                    |error: &BlobError| matches!(error, BlobError::Unavailable(_)),
+                )
+                .await
+            }
+            None => work.await,
         }
     }
 
@@ -149,6 +180,7 @@ impl BlobStore {
             inner,
             signer: Some((s3, prefix)),
             local_root: None,
+            observer: None,
         })
     }
 
@@ -214,22 +246,25 @@ impl BlobStore {
     /// [`BlobError::AlreadyExists`] when the key is taken, [`BlobError::Unavailable`] when the
     /// store fails.
     pub async fn put_new(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
-        let options = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        self.inner
-            .put_opts(&ObjectPath::from(key), PutPayload::from(bytes), options)
-            .await
-            .map(|_| ())
-            .map_err(|error| match error {
-                // A refused write is a configuration problem, never a missing key.
-                object_store::Error::PermissionDenied { .. }
-                | object_store::Error::Unauthenticated { .. } => {
-                    BlobError::Unavailable(error.to_string())
-                }
-                other => classify(key, other),
-            })
+        self.observed("put_new", async {
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            self.inner
+                .put_opts(&ObjectPath::from(key), PutPayload::from(bytes), options)
+                .await
+                .map(|_| ())
+                .map_err(|error| match error {
+                    // A refused write is a configuration problem, never a missing key.
+                    object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. } => {
+                        BlobError::Unavailable(error.to_string())
+                    }
+                    other => classify(key, other),
+                })
+        })
+        .await
     }
 
     /// Stores `bytes` under `key`, replacing what is there. Only for cache entries that are
@@ -241,11 +276,14 @@ impl BlobStore {
     ///
     /// [`BlobError::Unavailable`] when the store fails.
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
-        self.inner
-            .put(&ObjectPath::from(key), PutPayload::from(bytes))
-            .await
-            .map(|_| ())
-            .map_err(|error| BlobError::Unavailable(error.to_string()))
+        self.observed("put", async {
+            self.inner
+                .put(&ObjectPath::from(key), PutPayload::from(bytes))
+                .await
+                .map(|_| ())
+                .map_err(|error| BlobError::Unavailable(error.to_string()))
+        })
+        .await
     }
 
     /// Opens a file for reading.
@@ -254,10 +292,13 @@ impl BlobStore {
     ///
     /// [`BlobError::NotFound`] when there is no such file.
     pub async fn get(&self, key: &str) -> Result<BlobRead, BlobError> {
-        if let Some(root) = &self.local_root {
-            return Self::get_local(root, key).await;
-        }
-        self.read(key, GetOptions::default()).await
+        self.observed("get", async {
+            if let Some(root) = &self.local_root {
+                return Self::get_local(root, key).await;
+            }
+            self.read(key, GetOptions::default()).await
+        })
+        .await
     }
 
     async fn get_local(root: &Path, key: &str) -> Result<BlobRead, BlobError> {
@@ -286,11 +327,14 @@ impl BlobStore {
         key: &str,
         range: std::ops::Range<u64>,
     ) -> Result<BlobRead, BlobError> {
-        let options = GetOptions {
-            range: Some(GetRange::Bounded(range)),
-            ..GetOptions::default()
-        };
-        self.read(key, options).await
+        self.observed("get_range", async {
+            let options = GetOptions {
+                range: Some(GetRange::Bounded(range)),
+                ..GetOptions::default()
+            };
+            self.read(key, options).await
+        })
+        .await
     }
 
     /// Reads through `object_store`: the bytes `options` select, and how many they are.
@@ -315,11 +359,14 @@ impl BlobStore {
     ///
     /// [`BlobError::NotFound`] when there is no such file.
     pub async fn size(&self, key: &str) -> Result<u64, BlobError> {
-        self.inner
-            .head(&ObjectPath::from(key))
-            .await
-            .map(|meta| meta.size)
-            .map_err(|error| classify(key, error))
+        self.observed("size", async {
+            self.inner
+                .head(&ObjectPath::from(key))
+                .await
+                .map(|meta| meta.size)
+                .map_err(|error| classify(key, error))
+        })
+        .await
     }
 
     /// Returns a URL that lets its holder download a file for `expires_in` without
@@ -333,18 +380,21 @@ impl BlobStore {
         key: &str,
         expires_in: std::time::Duration,
     ) -> Result<Option<url::Url>, BlobError> {
-        let Some((signer, prefix)) = &self.signer else {
-            return Ok(None);
-        };
-        let full_key = match prefix {
-            Some(prefix) => format!("{prefix}/{key}"),
-            None => key.to_owned(),
-        };
-        signer
-            .signed_url(http::Method::GET, &ObjectPath::from(full_key), expires_in)
-            .await
-            .map(Some)
-            .map_err(|error| BlobError::Unavailable(format!("signing a download URL: {error}")))
+        self.observed("signed_download_url", async {
+            let Some((signer, prefix)) = &self.signer else {
+                return Ok(None);
+            };
+            let full_key = match prefix {
+                Some(prefix) => format!("{prefix}/{key}"),
+                None => key.to_owned(),
+            };
+            signer
+                .signed_url(http::Method::GET, &ObjectPath::from(full_key), expires_in)
+                .await
+                .map(Some)
+                .map_err(|error| BlobError::Unavailable(format!("signing a download URL: {error}")))
+        })
+        .await
     }
 
     /// Reads a whole file into memory.
@@ -353,12 +403,15 @@ impl BlobStore {
     ///
     /// As [`BlobStore::get`].
     pub async fn get_bytes(&self, key: &str) -> Result<Bytes, BlobError> {
-        let result = self
-            .inner
-            .get(&ObjectPath::from(key))
-            .await
-            .map_err(|error| classify(key, error))?;
-        result.bytes().await.map_err(|error| classify(key, error))
+        self.observed("get_bytes", async {
+            let result = self
+                .inner
+                .get(&ObjectPath::from(key))
+                .await
+                .map_err(|error| classify(key, error))?;
+            result.bytes().await.map_err(|error| classify(key, error))
+        })
+        .await
     }
 
     /// Deletes a file; deleting a missing file succeeds.
@@ -367,10 +420,13 @@ impl BlobStore {
     ///
     /// [`BlobError::Unavailable`] when the store fails.
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
-        match self.inner.delete(&ObjectPath::from(key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(classify(key, error)),
-        }
+        self.observed("delete", async {
+            match self.inner.delete(&ObjectPath::from(key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(error) => Err(classify(key, error)),
+            }
+        })
+        .await
     }
 
     /// Lists every key under `prefix`, for tests and sweeps.
@@ -379,13 +435,16 @@ impl BlobStore {
     ///
     /// [`BlobError::Unavailable`] when the store fails.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
-        let prefix = ObjectPath::from(prefix);
-        self.inner
-            .list(Some(&prefix))
-            .map_ok(|meta| meta.location.to_string())
-            .try_collect()
-            .await
-            .map_err(|error| classify(prefix.as_ref(), error))
+        self.observed("list", async {
+            let prefix = ObjectPath::from(prefix);
+            self.inner
+                .list(Some(&prefix))
+                .map_ok(|meta| meta.location.to_string())
+                .try_collect()
+                .await
+                .map_err(|error| classify(prefix.as_ref(), error))
+        })
+        .await
     }
 
     /// Checks that the store answers: a read of a key that does not exist must say "not found".
@@ -394,13 +453,16 @@ impl BlobStore {
     ///
     /// [`BlobError::Unavailable`] when the store fails.
     pub async fn ping(&self) -> Result<(), BlobError> {
-        match self
-            .inner
-            .head(&ObjectPath::from("ktra-readiness-probe"))
-            .await
-        {
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(classify("ktra-readiness-probe", error)),
-        }
+        self.observed("ping", async {
+            match self
+                .inner
+                .head(&ObjectPath::from("ktra-readiness-probe"))
+                .await
+            {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(error) => Err(classify("ktra-readiness-probe", error)),
+            }
+        })
+        .await
     }
 }

@@ -10,16 +10,20 @@ pub mod blob;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod error;
+pub mod instrumented;
 mod local_read;
-pub mod metadata;
 pub mod model;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod traits;
 
 pub use blob::BlobStore;
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStore;
 pub use error::{BlobError, StoreError};
-pub use metadata::MetadataStore;
+pub use instrumented::{InstrumentedStore, StoreKind, StoreObserver};
 #[cfg(feature = "redis")]
 pub use redis::{RedisOptions, RedisStore};
+pub use traits::{
+    AccountStore, AuditLog, CoordinationStore, CrateStore, IndexStore, MetadataStore,
+};

@@ -466,7 +466,7 @@ pub struct PendingChange {
     pub revision: u64,
 }
 
-/// How far the indexer lags the store: what [`crate::MetadataStore::pending_summary`] counts.
+/// How far the indexer lags the store: what [`crate::IndexStore::pending_summary`] counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PendingSummary {
     /// Crates whose latest revision the indexer has not acknowledged.

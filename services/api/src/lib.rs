@@ -14,7 +14,6 @@ pub mod handlers;
 pub mod import;
 pub mod index_sync;
 pub mod index_upgrade;
-pub mod instrumented;
 pub mod ktra_data;
 pub mod limits;
 pub mod metrics;

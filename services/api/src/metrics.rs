@@ -1,13 +1,11 @@
 //! The API's Prometheus metrics, served on `/metrics`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use http::HeaderValue;
-use http::header::CONTENT_TYPE;
+use axum::response::Response;
 use ktra_core::metrics::{latency_histogram, render};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -16,7 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::state::AppState;
+use ktra_store::{StoreKind, StoreObserver};
 
 /// Labels of an HTTP request.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -265,19 +263,30 @@ impl ApiMetrics {
     pub fn render(&self) -> String {
         render(&self.registry)
     }
+}
 
-    /// Records one storage operation.
-    pub fn storage(&self, store: &str, operation: &str, started: Instant, failed: bool) {
+impl StoreObserver for ApiMetrics {
+    fn operation(
+        &self,
+        store: StoreKind,
+        operation: &'static str,
+        elapsed: Duration,
+        failed: bool,
+    ) {
         let labels = StorageLabels {
-            store: store.to_owned(),
+            store: store.as_str().to_owned(),
             operation: operation.to_owned(),
         };
         self.storage_duration
             .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
+            .observe(elapsed.as_secs_f64());
         if failed {
             self.storage_errors.get_or_create(&labels).inc();
         }
+    }
+
+    fn metadata_up(&self, up: bool) {
+        self.metadata_store_up.set(i64::from(up));
     }
 }
 
@@ -328,36 +337,4 @@ pub async fn track(
         })
         .inc();
     response
-}
-
-/// `GET /metrics`. The git index's lag is read from the store at each scrape, so every
-/// replica reports it, current to the scrape.
-pub async fn scrape(State(state): State<AppState>) -> Response {
-    refresh_index_lag(&state).await;
-    (
-        [(
-            CONTENT_TYPE,
-            HeaderValue::from_static(ktra_core::metrics::CONTENT_TYPE),
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
-}
-
-/// Sets the unacknowledged-crates gauges from the store; a store that does not answer leaves
-/// them as they were (`ktra_metadata_store_up` says why).
-async fn refresh_index_lag(state: &AppState) {
-    match state.store.pending_summary().await {
-        Ok(summary) => {
-            state
-                .metrics
-                .index_unacknowledged
-                .set(i64::try_from(summary.crates).unwrap_or(i64::MAX));
-            let age = summary.oldest.map_or(0.0, |since| {
-                (chrono::Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0
-            });
-            state.metrics.index_unacknowledged_oldest_age.set(age);
-        }
-        Err(error) => tracing::debug!(%error, "cannot read the index lag for /metrics"),
-    }
 }

@@ -8,8 +8,7 @@ use http::StatusCode;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{method_not_allowed, route_not_found};
-use crate::handlers::{admin, crates, download, health, index, publish, tokens, users};
-use crate::metrics;
+use crate::handlers::{admin, crates, download, health, index, metrics, publish, tokens, users};
 use crate::state::AppState;
 
 /// Builds the router.
@@ -97,7 +96,7 @@ pub fn router(state: AppState) -> Router {
         // Applied to each route (after routing), so the route pattern is known.
         .layer(axum::middleware::from_fn_with_state(
             std::sync::Arc::clone(&state.metrics),
-            metrics::track,
+            crate::metrics::track,
         ))
         .layer(axum::middleware::from_fn_with_state(timeout, time_limit))
         .layer(

@@ -93,10 +93,11 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         let passwords = PasswordHasher::new(&config.auth)?;
         let metrics = Arc::new(crate::metrics::ApiMetrics::new());
-        let store: Arc<dyn MetadataStore> = Arc::new(crate::instrumented::InstrumentedStore::new(
+        let store: Arc<dyn MetadataStore> = Arc::new(ktra_store::InstrumentedStore::new(
             store,
-            Arc::clone(&metrics),
+            Arc::clone(&metrics) as Arc<dyn ktra_store::StoreObserver>,
         ));
+        let blobs = blobs.observed_by(Arc::clone(&metrics) as Arc<dyn ktra_store::StoreObserver>);
         let index_sync = IndexSync::new(&config.indexer, Arc::clone(&store))?;
         let index_config = config.registry.index_config(config.http.port);
         let login_challenge = http::HeaderValue::from_str(&format!(

@@ -1,11 +1,17 @@
 //! The blob store against a real S3-compatible server (SeaweedFS) and a local directory.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use ktra_e2e::servers::S3Server;
 use ktra_store::blob::S3Options;
-use ktra_store::{BlobError, BlobStore};
+use ktra_store::{BlobError, BlobStore, StoreKind};
+
+use crate::recorder::Recorder;
 
 async fn exercise(store: &BlobStore) {
+    let recorder = Arc::new(Recorder::default());
+    let store = &store.clone().observed_by(Arc::clone(&recorder) as _);
     store.ping().await.unwrap();
     let key = BlobStore::new_crate_key("demo", "1.0.0");
     let content = Bytes::from(
@@ -36,6 +42,34 @@ async fn exercise(store: &BlobStore) {
         store.size(&key).await,
         Err(BlobError::NotFound(_))
     ));
+
+    // Every call was reported; a taken key and a missing file are refusals, not failures.
+    let reported = recorder.reported();
+    assert!(
+        reported
+            .iter()
+            .all(|reported| reported.store == StoreKind::Blob)
+    );
+    assert!(
+        reported.iter().all(|reported| !reported.failed),
+        "{reported:?}"
+    );
+    assert_eq!(
+        recorder.operations(StoreKind::Blob),
+        [
+            "ping",
+            "put_new",
+            "put_new",
+            "get_bytes",
+            "size",
+            "get_range",
+            "list",
+            "delete",
+            "delete",
+            "get",
+            "size"
+        ]
+    );
 }
 
 #[tokio::test]

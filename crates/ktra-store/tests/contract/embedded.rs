@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ktra_store::{EmbeddedStore, MetadataStore};
+use ktra_store::{AccountStore, EmbeddedStore, IndexStore, MetadataStore};
 use tempfile::TempDir;
 
 use crate::suite;

@@ -1,8 +1,9 @@
 //! The metadata store contract, run against every backend.
 
 /// Runs every function of `suite` against a fresh store from `$open` (an async function
-/// returning what must live as long as the store, and the store). One list, so every backend
-/// runs the whole contract.
+/// returning what must live as long as the store, and the store), seen through the
+/// instrumentation decorator, which must report every call and no failure. One list, so every
+/// backend runs the whole contract.
 macro_rules! contract_tests {
     ($open:ident) => {
         contract_tests!(
@@ -30,7 +31,13 @@ macro_rules! contract_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let (_keep, store) = $open().await;
-                crate::suite::$name(store).await;
+                let recorder = std::sync::Arc::new(crate::recorder::Recorder::default());
+                let observed = ktra_store::InstrumentedStore::new(
+                    store,
+                    std::sync::Arc::clone(&recorder) as _,
+                );
+                crate::suite::$name(std::sync::Arc::new(observed)).await;
+                recorder.assert_metadata_reported_without_failures();
             }
         )*
     };
@@ -38,5 +45,6 @@ macro_rules! contract_tests {
 
 mod blob;
 mod embedded;
+mod recorder;
 mod redis;
 mod suite;

@@ -3,9 +3,12 @@
 use std::sync::Arc;
 
 use ktra_e2e::servers::RedisServer;
-use ktra_store::{MetadataStore, RedisStore, StoreError};
+use ktra_store::{
+    AccountStore, IndexStore, InstrumentedStore, MetadataStore, RedisStore, StoreError, StoreKind,
+};
 use tempfile::TempDir;
 
+use crate::recorder::Recorder;
 use crate::suite;
 
 async fn open() -> ((TempDir, RedisServer), Arc<dyn MetadataStore>) {
@@ -116,4 +119,47 @@ async fn tls_and_passwords() {
         !message.contains("wrong"),
         "the password leaks into the error: {message}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_decorator_counts_store_failures_but_not_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start(dir.path());
+    let recorder = Arc::new(Recorder::default());
+    let store = InstrumentedStore::new(
+        Arc::new(RedisStore::connect(&server.url, "ktra-test").await.unwrap()),
+        Arc::clone(&recorder) as _,
+    );
+    store.ping().await.unwrap();
+    store
+        .create_user("alice", "h", suite::token())
+        .await
+        .unwrap();
+    let refused = store.create_user("alice", "h", suite::token()).await;
+    assert!(
+        matches!(refused, Err(StoreError::UserExists(_))),
+        "{refused:?}"
+    );
+    server.kill();
+    let error = store.index_file("any").await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(store.ping().await.is_err());
+
+    let reported: Vec<(&str, bool)> = recorder
+        .reported()
+        .into_iter()
+        .map(|reported| {
+            assert_eq!(reported.store, StoreKind::Metadata);
+            (reported.operation, reported.failed)
+        })
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            ("create_user", false),
+            ("create_user", false),
+            ("index_file", true)
+        ]
+    );
+    assert_eq!(recorder.pings(), [true, false]);
 }

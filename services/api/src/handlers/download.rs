@@ -185,10 +185,11 @@ pub async fn download(
             .into_response());
     }
 
-    let started = std::time::Instant::now();
-    let read = state.blobs.get(&file.blob_key).await;
-    state.metrics.storage("blob", "get", started, read.is_err());
-    let read = read.map_err(missing_file)?;
+    let read = state
+        .blobs
+        .get(&file.blob_key)
+        .await
+        .map_err(missing_file)?;
     state.metrics.downloaded_bytes.inc_by(read.size);
     Ok((
         common,

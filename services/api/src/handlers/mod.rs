@@ -5,6 +5,7 @@ pub mod crates;
 pub mod download;
 pub mod health;
 pub mod index;
+pub mod metrics;
 #[cfg(feature = "crates-io-mirroring")]
 pub mod mirror;
 pub mod publish;

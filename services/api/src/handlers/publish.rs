@@ -237,16 +237,11 @@ async fn store_version(
         }
     }
     let blob_key = BlobStore::new_crate_key(&canonical, &key);
-    let started = std::time::Instant::now();
-    let stored = state
+    state
         .blobs
         .put_new(&blob_key, crate_file)
         .instrument(tracing::info_span!("blob.put", key = blob_key.as_str()))
-        .await;
-    state
-        .metrics
-        .storage("blob", "put", started, stored.is_err());
-    stored?;
+        .await?;
     let published_at = Utc::now();
     let new = NewVersion {
         crate_exists,

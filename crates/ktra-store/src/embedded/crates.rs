@@ -1,0 +1,422 @@
+//! Crates, versions and owners in the embedded store: publish, yank, owner changes and search.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use ktra_core::index::IndexLine;
+use ktra_core::name::canonical_crate_name;
+use redb::ReadableTable;
+
+use super::EmbeddedStore;
+use super::accounts::{resolve_users, user_by_id};
+use super::audit::append_audit;
+use super::index::{commit_crate_change, index_file_of};
+use super::schema::{
+    CRATES, CrateRecord, INDEX_FILES, USER_IDS, USERS, VERSIONS, VersionRecord, decode, encode,
+    internal,
+};
+use crate::error::StoreError;
+use crate::model::{
+    AuditEvent, CrateFileRef, CrateSummary, IndexFile, NewVersion, OwnerActor, SearchHit,
+    SearchPage, User, UserId, VersionSummary, max_version, search_matches, search_rank,
+    version_key,
+};
+use crate::traits::CrateStore;
+
+pub(super) fn crate_record(
+    crates: &impl ReadableTable<&'static str, &'static [u8]>,
+    canonical: &str,
+) -> Result<Option<CrateRecord>, StoreError> {
+    crates
+        .get(canonical)
+        .map_err(internal)?
+        .map(|value| decode(value.value()))
+        .transpose()
+}
+
+/// Returns a crate's versions in publish order.
+pub(super) fn version_records(
+    versions: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    canonical: &str,
+) -> Result<Vec<VersionRecord>, StoreError> {
+    let mut records = Vec::new();
+    for entry in versions.range((canonical, "")..).map_err(internal)? {
+        let (key, value) = entry.map_err(internal)?;
+        if key.value().0 != canonical {
+            break;
+        }
+        records.push(decode::<VersionRecord>(value.value())?);
+    }
+    records.sort_by_key(|record| record.line);
+    Ok(records)
+}
+
+pub(super) fn require_owner(record: &CrateRecord, actor: UserId) -> Result<(), StoreError> {
+    if record.owners.contains(&actor) {
+        Ok(())
+    } else {
+        Err(StoreError::NotOwner(record.name.clone()))
+    }
+}
+
+pub(super) fn require_owner_or_admin(
+    record: &CrateRecord,
+    actor: OwnerActor,
+) -> Result<(), StoreError> {
+    match actor {
+        OwnerActor::Owner(user) => require_owner(record, user),
+        OwnerActor::Admin => Ok(()),
+    }
+}
+
+#[async_trait]
+impl CrateStore for EmbeddedStore {
+    async fn crate_summary(&self, canonical: &str) -> Result<Option<CrateSummary>, StoreError> {
+        let canonical = canonical.to_owned();
+        self.read(move |txn| {
+            let crates = txn.open_table(CRATES).map_err(internal)?;
+            let Some(record) = crate_record(&crates, &canonical)? else {
+                return Ok(None);
+            };
+            let versions = txn.open_table(VERSIONS).map_err(internal)?;
+            let versions = version_records(&versions, &canonical)?
+                .into_iter()
+                .map(|version| VersionSummary {
+                    version: version.vers,
+                    yanked: version.yanked,
+                })
+                .collect();
+            Ok(Some(CrateSummary {
+                name: record.name,
+                owners: record.owners,
+                versions,
+            }))
+        })
+        .await
+    }
+
+    async fn publish(&self, new: NewVersion) -> Result<IndexFile, StoreError> {
+        self.write(move |txn| {
+            let canonical = canonical_crate_name(&new.line.name);
+            let key = version_key(&new.version);
+            let crates = txn.open_table(CRATES).map_err(internal)?;
+            let existing = crate_record(&crates, &canonical)?;
+            drop(crates);
+            if new
+                .crate_exists
+                .is_some_and(|expected| expected != existing.is_some())
+            {
+                return Err(StoreError::CrateChanged(new.line.name.clone()));
+            }
+            let mut versions = txn.open_table(VERSIONS).map_err(internal)?;
+            let mut record = match existing {
+                Some(record) => {
+                    if record.name != new.line.name {
+                        return Err(StoreError::NameTaken {
+                            name: new.line.name.clone(),
+                            existing: record.name,
+                        });
+                    }
+                    require_owner(&record, new.publisher)?;
+                    if let Some(duplicate) = versions
+                        .get((canonical.as_str(), key.as_str()))
+                        .map_err(internal)?
+                    {
+                        let duplicate: VersionRecord = decode(duplicate.value())?;
+                        return Err(StoreError::DuplicateVersion {
+                            name: record.name,
+                            version: duplicate.vers,
+                        });
+                    }
+                    record
+                }
+                None => CrateRecord {
+                    name: new.line.name.clone(),
+                    owners: vec![new.publisher],
+                    description: None,
+                    version_count: 0,
+                    revision: 0,
+                    etag: String::new(),
+                    last_modified: new.published_at,
+                },
+            };
+            let version = VersionRecord {
+                vers: new.line.vers.clone(),
+                line: record.version_count,
+                cksum: new.line.cksum.clone(),
+                blob_key: new.blob_key.clone(),
+                yanked: false,
+            };
+            versions
+                .insert(
+                    (canonical.as_str(), key.as_str()),
+                    encode(&version)?.as_slice(),
+                )
+                .map_err(internal)?;
+            drop(versions);
+            record.version_count += 1;
+            record.description = new.description.clone();
+            let mut content = txn
+                .open_table(INDEX_FILES)
+                .map_err(internal)?
+                .get(canonical.as_str())
+                .map_err(internal)?
+                .map(|value| value.value().to_vec())
+                .unwrap_or_default();
+            content.extend_from_slice(new.line.to_json().as_bytes());
+            content.push(b'\n');
+            if let Some(event) = &new.audit {
+                append_audit(txn, event)?;
+            }
+            commit_crate_change(txn, &canonical, record, content, new.published_at)
+        })
+        .await
+    }
+
+    async fn set_yanked(
+        &self,
+        canonical: &str,
+        version: &semver::Version,
+        yanked: bool,
+        actor: UserId,
+        audit: Option<AuditEvent>,
+    ) -> Result<(IndexFile, bool), StoreError> {
+        let canonical = canonical.to_owned();
+        let key = version_key(version);
+        let version_text = version.to_string();
+        self.write(move |txn| {
+            let crates = txn.open_table(CRATES).map_err(internal)?;
+            let record = crate_record(&crates, &canonical)?
+                .ok_or_else(|| StoreError::CrateNotFound(canonical.clone()))?;
+            drop(crates);
+            require_owner(&record, actor)?;
+            let mut versions = txn.open_table(VERSIONS).map_err(internal)?;
+            let mut version: VersionRecord = versions
+                .get((canonical.as_str(), key.as_str()))
+                .map_err(internal)?
+                .map(|value| decode(value.value()))
+                .transpose()?
+                .ok_or_else(|| StoreError::VersionNotFound {
+                    name: record.name.clone(),
+                    version: version_text,
+                })?;
+            let files = txn.open_table(INDEX_FILES).map_err(internal)?;
+            if version.yanked == yanked {
+                return Ok((index_file_of(&record, &files, &canonical)?, false));
+            }
+            let old = index_file_of(&record, &files, &canonical)?;
+            drop(files);
+            let mut lines: Vec<&[u8]> = old.content.split(|byte| *byte == b'\n').collect();
+            // The file ends with a newline, so the split leaves an empty last piece.
+            lines.pop();
+            let slot = usize::try_from(version.line).map_err(internal)?;
+            let Some(line) = lines.get(slot) else {
+                return Err(StoreError::Internal(format!(
+                    "crate `{canonical}` has no line {slot}"
+                )));
+            };
+            let mut parsed: IndexLine = serde_json::from_slice(line).map_err(internal)?;
+            parsed.yanked = yanked;
+            let replaced = parsed.to_json();
+            lines[slot] = replaced.as_bytes();
+            let mut content = Vec::with_capacity(old.content.len() + 1);
+            for line in lines {
+                content.extend_from_slice(line);
+                content.push(b'\n');
+            }
+            version.yanked = yanked;
+            versions
+                .insert(
+                    (canonical.as_str(), key.as_str()),
+                    encode(&version)?.as_slice(),
+                )
+                .map_err(internal)?;
+            drop(versions);
+            if let Some(event) = &audit {
+                append_audit(txn, event)?;
+            }
+            Ok((
+                commit_crate_change(txn, &canonical, record, content, Utc::now())?,
+                true,
+            ))
+        })
+        .await
+    }
+
+    async fn owners(&self, canonical: &str) -> Result<Option<Vec<User>>, StoreError> {
+        let canonical = canonical.to_owned();
+        self.read(move |txn| {
+            let crates = txn.open_table(CRATES).map_err(internal)?;
+            let Some(record) = crate_record(&crates, &canonical)? else {
+                return Ok(None);
+            };
+            let user_ids = txn.open_table(USER_IDS).map_err(internal)?;
+            let users = txn.open_table(USERS).map_err(internal)?;
+            record
+                .owners
+                .iter()
+                .map(|id| user_by_id(&user_ids, &users, *id))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+        })
+        .await
+    }
+
+    async fn add_owners(
+        &self,
+        canonical: &str,
+        actor: OwnerActor,
+        names: &[String],
+    ) -> Result<Vec<User>, StoreError> {
+        let canonical = canonical.to_owned();
+        let names = names.to_vec();
+        self.write(move |txn| {
+            let mut crates = txn.open_table(CRATES).map_err(internal)?;
+            let mut record = crate_record(&crates, &canonical)?
+                .ok_or_else(|| StoreError::CrateNotFound(canonical.clone()))?;
+            require_owner_or_admin(&record, actor)?;
+            let mut added = Vec::new();
+            for user in resolve_users(txn, &names)? {
+                if !record.owners.contains(&user.id) {
+                    record.owners.push(user.id);
+                    added.push(user);
+                }
+            }
+            crates
+                .insert(canonical.as_str(), encode(&record)?.as_slice())
+                .map_err(internal)?;
+            Ok(added)
+        })
+        .await
+    }
+
+    async fn remove_owners(
+        &self,
+        canonical: &str,
+        actor: OwnerActor,
+        names: &[String],
+    ) -> Result<Vec<User>, StoreError> {
+        let canonical = canonical.to_owned();
+        let names = names.to_vec();
+        self.write(move |txn| {
+            let mut crates = txn.open_table(CRATES).map_err(internal)?;
+            let mut record = crate_record(&crates, &canonical)?
+                .ok_or_else(|| StoreError::CrateNotFound(canonical.clone()))?;
+            require_owner_or_admin(&record, actor)?;
+            let mut removed = Vec::new();
+            for user in resolve_users(txn, &names)? {
+                if let Some(position) = record.owners.iter().position(|id| *id == user.id) {
+                    record.owners.remove(position);
+                    removed.push(user);
+                }
+            }
+            if record.owners.is_empty() {
+                return Err(StoreError::LastOwner(record.name));
+            }
+            crates
+                .insert(canonical.as_str(), encode(&record)?.as_slice())
+                .map_err(internal)?;
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn search(&self, query: &str, offset: u64, limit: u64) -> Result<SearchPage, StoreError> {
+        let query = query.to_lowercase();
+        self.scan(move |txn| {
+            let crates = txn.open_table(CRATES).map_err(internal)?;
+            let mut matches = Vec::new();
+            for entry in crates.iter().map_err(internal)? {
+                let (key, value) = entry.map_err(internal)?;
+                let record: CrateRecord = decode(value.value())?;
+                if search_matches(&query, key.value(), record.description.as_deref()) {
+                    matches.push((search_rank(&query, key.value()), record));
+                }
+            }
+            matches.sort_by(|a, b| a.0.cmp(&b.0));
+            let total = u64::try_from(matches.len()).map_err(internal)?;
+            let versions = txn.open_table(VERSIONS).map_err(internal)?;
+            let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+            let take = usize::try_from(limit).unwrap_or(usize::MAX);
+            let hits = matches
+                .into_iter()
+                .skip(skip)
+                .take(take)
+                .map(|((_, canonical), record)| {
+                    let summaries: Vec<VersionSummary> = version_records(&versions, &canonical)?
+                        .into_iter()
+                        .map(|version| VersionSummary {
+                            version: version.vers,
+                            yanked: version.yanked,
+                        })
+                        .collect();
+                    Ok(SearchHit {
+                        name: record.name,
+                        max_version: max_version(&summaries),
+                        description: record.description,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(SearchPage { hits, total })
+        })
+        .await
+    }
+
+    async fn crate_file(
+        &self,
+        canonical: &str,
+        version: &semver::Version,
+    ) -> Result<Option<CrateFileRef>, StoreError> {
+        let canonical = canonical.to_owned();
+        let key = version_key(version);
+        self.read(move |txn| {
+            let crates = txn.open_table(CRATES).map_err(internal)?;
+            let Some(record) = crate_record(&crates, &canonical)? else {
+                return Ok(None);
+            };
+            let versions = txn.open_table(VERSIONS).map_err(internal)?;
+            let Some(version) = versions
+                .get((canonical.as_str(), key.as_str()))
+                .map_err(internal)?
+                .map(|value| decode::<VersionRecord>(value.value()))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            Ok(Some(CrateFileRef {
+                name: record.name,
+                version: version.vers,
+                blob_key: version.blob_key,
+                cksum: version.cksum,
+            }))
+        })
+        .await
+    }
+
+    async fn crate_names(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let after = after.map(str::to_owned);
+        self.scan(move |txn| {
+            let crates = txn.open_table(CRATES).map_err(internal)?;
+            let range = match &after {
+                Some(after) => crates.range::<&str>((
+                    std::ops::Bound::Excluded(after.as_str()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => crates.range::<&str>(..),
+            }
+            .map_err(internal)?;
+            range
+                .take(limit)
+                .map(|entry| {
+                    entry
+                        .map(|(key, _)| key.value().to_owned())
+                        .map_err(internal)
+                })
+                .collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,428 @@
+//! Crates, versions and owners in Redis: publish, yank, owner changes and search.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use ktra_core::name::canonical_crate_name;
+use redis::{AsyncCommands, Value};
+use serde::Deserialize;
+
+use super::RedisStore;
+use super::index::index_file_reply;
+use super::{classify, internal, millis};
+use crate::error::StoreError;
+use crate::model::{
+    AUDIT_RETAIN, AuditEvent, CrateFileRef, CrateSummary, IndexFile, MIN_SUBSTRING_QUERY,
+    NewVersion, OwnerActor, SearchHit, SearchPage, User, UserId, VersionSummary, max_version,
+    search_matches, search_rank, trigrams, version_key, words,
+};
+use crate::traits::CrateStore;
+
+/// The version record a script stores as JSON.
+#[derive(Debug, Deserialize)]
+pub(super) struct VersionRecord {
+    pub(super) vers: String,
+    pub(super) cksum: String,
+    pub(super) blob_key: String,
+    pub(super) yanked: bool,
+}
+
+impl RedisStore {
+    /// Returns a crate's name and its owners' ids in ascending order.
+    pub(super) async fn name_and_owners(
+        &self,
+        canonical: &str,
+    ) -> Result<Option<(String, Vec<UserId>)>, StoreError> {
+        let (name, mut owners): (Option<String>, Vec<UserId>) = redis::pipe()
+            .hget(self.keys.krate(canonical), "name")
+            .smembers(self.keys.owners(canonical))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        owners.sort_unstable();
+        Ok(name.map(|name| (name, owners)))
+    }
+
+    pub(super) async fn change_owners(
+        &self,
+        canonical: &str,
+        actor: OwnerActor,
+        names: &[String],
+        add: bool,
+    ) -> Result<Vec<User>, StoreError> {
+        let users = self.users_by_name(names).await?;
+        let mut invocation = self.scripts.owners.prepare_invoke();
+        invocation
+            .key(self.keys.krate(canonical))
+            .key(self.keys.owners(canonical))
+            .arg(if add { "add" } else { "remove" })
+            .arg(match actor {
+                OwnerActor::Owner(user) => user.to_string(),
+                OwnerActor::Admin => String::new(),
+            });
+        for user in &users {
+            invocation.arg(user.id);
+        }
+        let mut connection = self.primary.writer().await;
+        let reply: Vec<Value> = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        self.primary.replicated(&mut connection).await?;
+        let status: String = reply
+            .first()
+            .cloned()
+            .map(redis::from_redis_value)
+            .transpose()
+            .map_err(internal)?
+            .unwrap_or_default();
+        let detail = || -> Result<String, StoreError> {
+            reply
+                .get(1)
+                .cloned()
+                .map(redis::from_redis_value::<String>)
+                .transpose()
+                .map_err(internal)
+                .map(Option::unwrap_or_default)
+        };
+        match status.as_str() {
+            "ok" => {
+                let changed: Vec<UserId> = reply
+                    .get(1)
+                    .cloned()
+                    .map(redis::from_redis_value)
+                    .transpose()
+                    .map_err(internal)?
+                    .unwrap_or_default();
+                Ok(users
+                    .into_iter()
+                    .filter(|user| changed.contains(&user.id))
+                    .fold(Vec::new(), |mut unique, user| {
+                        if !unique.contains(&user) {
+                            unique.push(user);
+                        }
+                        unique
+                    }))
+            }
+            "no_crate" => Err(StoreError::CrateNotFound(canonical.to_owned())),
+            "not_owner" => Err(StoreError::NotOwner(detail()?)),
+            "last_owner" => Err(StoreError::LastOwner(detail()?)),
+            other => Err(internal(format!("owners script answered {other}"))),
+        }
+    }
+
+    /// Returns the canonical names that may match a query, from the search indexes.
+    pub(super) async fn search_candidates(
+        &self,
+        query: &str,
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let mut connection = self.connection();
+        let folded = canonical_crate_name(query);
+        let mut candidates = BTreeSet::new();
+        if folded.chars().count() < MIN_SUBSTRING_QUERY {
+            if !folded.is_empty() {
+                let start = format!("[{folded}");
+                let end = format!("[{folded}\u{ff}");
+                let names: Vec<String> = connection
+                    .zrangebylex(self.keys.crate_names(), start, end)
+                    .await
+                    .map_err(classify)?;
+                candidates.extend(names);
+            }
+        } else {
+            let grams: Vec<String> = trigrams(&folded)
+                .iter()
+                .map(|gram| self.keys.name_trigram(gram))
+                .collect();
+            let names: Vec<String> = connection.sinter(grams).await.map_err(classify)?;
+            candidates.extend(names);
+        }
+        let query_words = words(query);
+        if !query_words.is_empty() {
+            let word_keys: Vec<String> = query_words
+                .iter()
+                .map(|word| self.keys.description_word(word))
+                .collect();
+            let names: Vec<String> = connection.sinter(word_keys).await.map_err(classify)?;
+            candidates.extend(names);
+        }
+        Ok(candidates)
+    }
+
+    pub(super) async fn version_summaries(
+        &self,
+        canonical: &str,
+    ) -> Result<Vec<VersionSummary>, StoreError> {
+        let raw: Vec<String> = self
+            .connection()
+            .hvals(self.keys.versions(canonical))
+            .await
+            .map_err(classify)?;
+        let mut records: Vec<(u64, VersionSummary)> = raw
+            .iter()
+            .map(|text| {
+                let value: serde_json::Value = serde_json::from_str(text).map_err(internal)?;
+                let record: VersionRecord =
+                    serde_json::from_value(value.clone()).map_err(internal)?;
+                let line = value["line"].as_u64().unwrap_or(u64::MAX);
+                Ok((
+                    line,
+                    VersionSummary {
+                        version: record.vers,
+                        yanked: record.yanked,
+                    },
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        records.sort_by_key(|(line, _)| *line);
+        Ok(records.into_iter().map(|(_, summary)| summary).collect())
+    }
+}
+
+#[async_trait]
+impl CrateStore for RedisStore {
+    async fn crate_summary(&self, canonical: &str) -> Result<Option<CrateSummary>, StoreError> {
+        let Some((name, owners)) = self.name_and_owners(canonical).await? else {
+            return Ok(None);
+        };
+        Ok(Some(CrateSummary {
+            name,
+            owners,
+            versions: self.version_summaries(canonical).await?,
+        }))
+    }
+
+    async fn publish(&self, new: NewVersion) -> Result<IndexFile, StoreError> {
+        let canonical = canonical_crate_name(&new.line.name);
+        let key = version_key(&new.version);
+        let mut invocation = self.scripts.publish.prepare_invoke();
+        invocation
+            .key(self.keys.krate(&canonical))
+            .key(self.keys.versions(&canonical))
+            .key(self.keys.owners(&canonical))
+            .key(self.keys.pending())
+            .key(self.keys.crate_names())
+            .key(self.keys.audit())
+            .key(self.keys.pending_since());
+        for gram in trigrams(&canonical) {
+            invocation.key(self.keys.name_trigram(&gram));
+        }
+        for word in words(new.description.as_deref().unwrap_or_default()) {
+            invocation.key(self.keys.description_word(&word));
+        }
+        invocation
+            .arg(&canonical)
+            .arg(&new.line.name)
+            .arg(&key)
+            .arg(&new.line.vers)
+            .arg(&new.line.cksum)
+            .arg(&new.blob_key)
+            .arg(new.line.to_json())
+            .arg(new.publisher)
+            .arg(new.description.as_deref().unwrap_or_default())
+            .arg(if new.description.is_some() { "1" } else { "0" })
+            .arg(millis(new.published_at))
+            .arg(match &new.audit {
+                Some(event) => serde_json::to_string(event).map_err(internal)?,
+                None => String::new(),
+            })
+            .arg(AUDIT_RETAIN)
+            .arg(match new.crate_exists {
+                Some(true) => "1",
+                Some(false) => "0",
+                None => "",
+            });
+        let mut connection = self.primary.writer().await;
+        let reply: Vec<Value> = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        match index_file_reply(reply)? {
+            Ok(file) => {
+                // Only a change waits for replicas: a refusal wrote nothing.
+                self.primary.replicated(&mut connection).await?;
+                Ok(file)
+            }
+            Err((status, detail)) => {
+                let detail = detail.unwrap_or_default();
+                Err(match status.as_str() {
+                    "taken" => StoreError::NameTaken {
+                        name: new.line.name,
+                        existing: detail,
+                    },
+                    "not_owner" => StoreError::NotOwner(detail),
+                    "changed" => StoreError::CrateChanged(detail),
+                    "duplicate" => StoreError::DuplicateVersion {
+                        name: new.line.name,
+                        version: detail,
+                    },
+                    other => internal(format!("publish script answered {other}")),
+                })
+            }
+        }
+    }
+
+    async fn set_yanked(
+        &self,
+        canonical: &str,
+        version: &semver::Version,
+        yanked: bool,
+        actor: UserId,
+        audit: Option<AuditEvent>,
+    ) -> Result<(IndexFile, bool), StoreError> {
+        let mut connection = self.primary.writer().await;
+        let mut reply: Vec<Value> = self
+            .scripts
+            .yank
+            .key(self.keys.krate(canonical))
+            .key(self.keys.versions(canonical))
+            .key(self.keys.owners(canonical))
+            .key(self.keys.pending())
+            .key(self.keys.audit())
+            .key(self.keys.pending_since())
+            .arg(canonical)
+            .arg(version_key(version))
+            .arg(if yanked { "1" } else { "0" })
+            .arg(actor)
+            .arg(millis(Utc::now()))
+            .arg(match &audit {
+                Some(event) => serde_json::to_string(event).map_err(internal)?,
+                None => String::new(),
+            })
+            .arg(AUDIT_RETAIN)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        let unchanged =
+            matches!(reply.first(), Some(Value::BulkString(status)) if status == b"unchanged");
+        if unchanged {
+            reply[0] = Value::SimpleString("ok".to_owned());
+        }
+        match index_file_reply(reply)? {
+            Ok(file) => {
+                // Only a change waits for replicas: an unchanged flag or a refusal wrote nothing.
+                if !unchanged {
+                    self.primary.replicated(&mut connection).await?;
+                }
+                Ok((file, !unchanged))
+            }
+            Err((status, detail)) => Err(match status.as_str() {
+                "no_crate" => StoreError::CrateNotFound(canonical.to_owned()),
+                "not_owner" => StoreError::NotOwner(detail.unwrap_or_default()),
+                "no_version" => StoreError::VersionNotFound {
+                    name: detail.unwrap_or_default(),
+                    version: version.to_string(),
+                },
+                other => internal(format!("yank script answered {other}")),
+            }),
+        }
+    }
+
+    async fn owners(&self, canonical: &str) -> Result<Option<Vec<User>>, StoreError> {
+        let Some((_, owners)) = self.name_and_owners(canonical).await? else {
+            return Ok(None);
+        };
+        let mut users = Vec::with_capacity(owners.len());
+        for id in owners {
+            users.push(self.user_by_id(id).await?);
+        }
+        Ok(Some(users))
+    }
+
+    async fn add_owners(
+        &self,
+        canonical: &str,
+        actor: OwnerActor,
+        names: &[String],
+    ) -> Result<Vec<User>, StoreError> {
+        self.change_owners(canonical, actor, names, true).await
+    }
+
+    async fn remove_owners(
+        &self,
+        canonical: &str,
+        actor: OwnerActor,
+        names: &[String],
+    ) -> Result<Vec<User>, StoreError> {
+        self.change_owners(canonical, actor, names, false).await
+    }
+
+    async fn search(&self, query: &str, offset: u64, limit: u64) -> Result<SearchPage, StoreError> {
+        let query_lower = query.to_lowercase();
+        let candidates = self.search_candidates(&query_lower).await?;
+        let mut connection = self.connection();
+        let mut matches = Vec::new();
+        for canonical in candidates {
+            let (name, description): (Option<String>, Option<String>) = connection
+                .hmget(self.keys.krate(&canonical), &["name", "description"])
+                .await
+                .map_err(classify)?;
+            let Some(name) = name else {
+                continue;
+            };
+            // The indexes may hold stale words; the current description decides.
+            if search_matches(&query_lower, &canonical, description.as_deref()) {
+                matches.push((search_rank(&query_lower, &canonical), name, description));
+            }
+        }
+        matches.sort_by(|a, b| a.0.cmp(&b.0));
+        let total = u64::try_from(matches.len()).map_err(internal)?;
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut hits = Vec::new();
+        for ((_, canonical), name, description) in matches.into_iter().skip(skip).take(take) {
+            let versions = self.version_summaries(&canonical).await?;
+            hits.push(SearchHit {
+                name,
+                max_version: max_version(&versions),
+                description,
+            });
+        }
+        Ok(SearchPage { hits, total })
+    }
+
+    async fn crate_file(
+        &self,
+        canonical: &str,
+        version: &semver::Version,
+    ) -> Result<Option<CrateFileRef>, StoreError> {
+        let (name, record): (Option<String>, Option<String>) = redis::pipe()
+            .hget(self.keys.krate(canonical), "name")
+            .hget(self.keys.versions(canonical), version_key(version))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        let (Some(name), Some(record)) = (name, record) else {
+            return Ok(None);
+        };
+        let record: VersionRecord = serde_json::from_str(&record).map_err(internal)?;
+        Ok(Some(CrateFileRef {
+            name,
+            version: record.vers,
+            blob_key: record.blob_key,
+            cksum: record.cksum,
+        }))
+    }
+
+    async fn crate_names(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let start = match after {
+            Some(after) => format!("({after}"),
+            None => "-".to_owned(),
+        };
+        self.connection()
+            .zrangebylex_limit(
+                self.keys.crate_names(),
+                start,
+                "+",
+                0,
+                isize::try_from(limit).unwrap_or(isize::MAX),
+            )
+            .await
+            .map_err(classify)
+    }
+}

@@ -1,0 +1,304 @@
+//! The metadata store seam, one trait per domain.
+//!
+//! The store is the registry's source of truth. Every method that changes more than one record
+//! does so atomically, and checks its preconditions (ownership, version uniqueness, name
+//! collisions) inside the same atomic step, so that several API replicas may call it at once
+//! without read-modify-write races. A method that returns an error has written nothing.
+//!
+//! [`MetadataStore`] is every domain together, as the API holds it; a backend implements each
+//! domain trait in its own file (`embedded/accounts.rs`, `redis/accounts.rs`, ...).
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::instrumented::InstrumentedStore;
+use crate::model::{
+    AuditEvent, AuditRecord, CrateFileRef, CrateSummary, IndexFile, Invitation, NewToken,
+    NewVersion, OwnerActor, PendingChange, PendingSummary, SearchPage, StoredToken, TokenId,
+    TokenInfo, User, UserCredentials, UserId,
+};
+
+/// Defines each domain trait, and with it how [`InstrumentedStore`] passes every method on, so
+/// that a method's signature is written down once.
+macro_rules! store_domains {
+    ($(
+        $(#[$trait_meta:meta])*
+        pub trait $trait:ident {
+            $(
+                $(#[$method_meta:meta])*
+                async fn $method:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;
+            )*
+        }
+    )*) => {
+        $(
+            $(#[$trait_meta])*
+            #[async_trait]
+            pub trait $trait: Send + Sync {
+                $(
+                    $(#[$method_meta])*
+                    async fn $method(&self $(, $arg: $ty)*) -> $ret;
+                )*
+            }
+
+            #[async_trait]
+            impl $trait for InstrumentedStore {
+                $(
+                    async fn $method(&self $(, $arg: $ty)*) -> $ret {
+                        self.observe(stringify!($method), self.inner.$method($($arg),*))
+                            .await
+                    }
+                )*
+            }
+        )*
+    };
+}
+
+/// Every domain of the metadata store: what the API service holds.
+#[async_trait]
+pub trait MetadataStore:
+    AccountStore + CrateStore + IndexStore + AuditLog + CoordinationStore + std::fmt::Debug
+{
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+store_domains! {
+    /// Users, their password hashes, tokens and invitations.
+    pub trait AccountStore {
+        /// Creates a user holding one token.
+        ///
+        /// # Errors
+        ///
+        /// [`StoreError::UserExists`] when the name is taken.
+        async fn create_user(
+            &self,
+            name: &str,
+            password_hash: &str,
+            token: NewToken,
+        ) -> Result<User, StoreError>;
+
+        /// Creates a user holding one token and uses up the invitation whose code hashes to
+        /// `invitation`, in one atomic step. The invitation is checked before the name, so a
+        /// guessed code learns nothing about which names exist.
+        ///
+        /// # Errors
+        ///
+        /// [`StoreError::InvitationInvalid`] when the invitation is unknown, used, or expired at
+        /// the token's creation time; [`StoreError::UserExists`] when the name is taken (the
+        /// invitation is kept then).
+        async fn create_invited_user(
+            &self,
+            invitation: [u8; 32],
+            name: &str,
+            password_hash: &str,
+            token: NewToken,
+        ) -> Result<User, StoreError>;
+
+        /// Stores a single-use invitation.
+        async fn create_invitation(&self, invitation: Invitation) -> Result<(), StoreError>;
+
+        /// Returns a user and their password hash.
+        async fn user_credentials(&self, name: &str) -> Result<Option<UserCredentials>, StoreError>;
+
+        /// Adds a token to a user, keeping the others.
+        ///
+        /// # Errors
+        ///
+        /// [`StoreError::UserDisabled`] when the user is disabled, checked in the same step.
+        async fn add_token(&self, user: UserId, token: NewToken) -> Result<(), StoreError>;
+
+        /// Lists a user's tokens, oldest first.
+        async fn list_tokens(&self, user: UserId) -> Result<Vec<TokenInfo>, StoreError>;
+
+        /// Revokes one of a user's tokens.
+        ///
+        /// # Errors
+        ///
+        /// [`StoreError::TokenNotFound`] when the user has no such token.
+        async fn revoke_token(&self, user: UserId, id: TokenId) -> Result<(), StoreError>;
+
+        /// Disables a user (revoking every token and unused invitation of theirs in the same step)
+        /// or enables them again. Returns the user.
+        ///
+        /// # Errors
+        ///
+        /// [`StoreError::UserNotFound`] when the name is unknown.
+        async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<User, StoreError>;
+
+        /// Replaces the password, revokes every token of the user and stores `token` as the only
+        /// one, provided the stored hash is still `old_password_hash`.
+        ///
+        /// # Errors
+        ///
+        /// [`StoreError::PasswordChanged`] when another change won the race,
+        /// [`StoreError::UserDisabled`] when the user was disabled meanwhile.
+        async fn change_password(
+            &self,
+            user: UserId,
+            old_password_hash: &str,
+            new_password_hash: &str,
+            token: NewToken,
+        ) -> Result<(), StoreError>;
+
+        /// Replaces the password hash with a new hash of the same password (new parameters),
+        /// provided the stored hash is still `old_password_hash`; tokens are kept. Returns whether
+        /// it was replaced (not when another change won the race, or the user is gone).
+        async fn rehash_password(
+            &self,
+            user: UserId,
+            old_password_hash: &str,
+            new_password_hash: &str,
+        ) -> Result<bool, StoreError>;
+
+        /// Returns a token's record and the user it belongs to; the caller verifies the secret.
+        async fn token(&self, id: TokenId) -> Result<Option<StoredToken>, StoreError>;
+    }
+
+    /// Crates, their versions and owners: publishing, yanking, owner changes and search.
+    pub trait CrateStore {
+        /// Returns a crate's name, owners and versions, by canonical name.
+        async fn crate_summary(&self, canonical: &str) -> Result<Option<CrateSummary>, StoreError>;
+
+        /// Publishes a version: checks that the name does not collide with another crate, that the
+        /// version is new and that the publisher owns the crate (or creates it and becomes its
+        /// owner), appends the index line, bumps the crate's revision and marks it unacknowledged,
+        /// all in one atomic step. Returns the new index file.
+        async fn publish(&self, version: NewVersion) -> Result<IndexFile, StoreError>;
+
+        /// Sets or clears a version's yanked flag if `actor` owns the crate, appending `audit` to
+        /// the audit log in the same step when the flag changed. Returns the index file, with a
+        /// new revision only when the flag changed, and whether it changed.
+        async fn set_yanked(
+            &self,
+            canonical: &str,
+            version: &semver::Version,
+            yanked: bool,
+            actor: UserId,
+            audit: Option<AuditEvent>,
+        ) -> Result<(IndexFile, bool), StoreError>;
+
+        /// Returns a crate's owners, or `None` when the crate does not exist.
+        async fn owners(&self, canonical: &str) -> Result<Option<Vec<User>>, StoreError>;
+
+        /// Adds owners by user name if `actor` owns the crate or is an administrator. Returns the
+        /// users added (owners already present are skipped).
+        ///
+        /// # Errors
+        ///
+        /// [`StoreError::UserNotFound`] when a name is unknown; nothing is added then.
+        async fn add_owners(
+            &self,
+            canonical: &str,
+            actor: OwnerActor,
+            names: &[String],
+        ) -> Result<Vec<User>, StoreError>;
+
+        /// Removes owners by user name if `actor` owns the crate or is an administrator. Returns
+        /// the users removed.
+        ///
+        /// # Errors
+        ///
+        /// [`StoreError::LastOwner`] when no owner would remain; nothing is removed then.
+        async fn remove_owners(
+            &self,
+            canonical: &str,
+            actor: OwnerActor,
+            names: &[String],
+        ) -> Result<Vec<User>, StoreError>;
+
+        /// Finds crates whose name (or description) contains `query`, ranked by
+        /// [`crate::model::search_rank`].
+        async fn search(
+            &self,
+            query: &str,
+            offset: u64,
+            limit: u64,
+        ) -> Result<SearchPage, StoreError>;
+
+        /// Returns where a version's crate file lives.
+        async fn crate_file(
+            &self,
+            canonical: &str,
+            version: &semver::Version,
+        ) -> Result<Option<CrateFileRef>, StoreError>;
+
+        /// Returns up to `limit` canonical crate names after `after`, in order, for walking every
+        /// crate (index rebuilds).
+        async fn crate_names(
+            &self,
+            after: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<String>, StoreError>;
+    }
+
+    /// Each crate's index file, its revisions and the marks the indexer acknowledges.
+    pub trait IndexStore {
+        /// Returns a crate's index file by canonical name.
+        async fn index_file(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError>;
+
+        /// Returns a crate's index file without its content (empty), for answering revalidations
+        /// without moving the file.
+        async fn index_validators(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError>;
+
+        /// Replaces a crate's whole index file with `content` if its revision is still
+        /// `revision`: bumps the revision and marks it unacknowledged, as a publish does. Returns
+        /// the new file, or `None` when the revision moved meanwhile (nothing is written then).
+        ///
+        /// # Errors
+        ///
+        /// [`StoreError::CrateNotFound`] when the crate does not exist.
+        async fn replace_index_file(
+            &self,
+            canonical: &str,
+            revision: u64,
+            content: bytes::Bytes,
+        ) -> Result<Option<IndexFile>, StoreError>;
+
+        /// Returns up to `limit` crates whose latest revision is not acknowledged by the indexer.
+        async fn pending_changes(&self, limit: usize) -> Result<Vec<PendingChange>, StoreError>;
+
+        /// Counts the crates waiting for the indexer and finds when the oldest waiting change was
+        /// made, cheaply enough for every metrics scrape.
+        async fn pending_summary(&self) -> Result<PendingSummary, StoreError>;
+
+        /// Records that the indexer holds `revision` of a crate; clears the crate's mark unless a
+        /// newer revision arrived meanwhile. Returns whether the mark was cleared.
+        async fn acknowledge(&self, canonical: &str, revision: u64) -> Result<bool, StoreError>;
+    }
+
+    /// The bounded log of who changed what.
+    pub trait AuditLog {
+        /// Appends an event to the audit log, which keeps the latest
+        /// [`crate::model::AUDIT_RETAIN`] events.
+        async fn record_audit(&self, event: AuditEvent) -> Result<(), StoreError>;
+
+        /// Returns up to `limit` audit events older than the cursor `before` (or the newest),
+        /// newest first.
+        async fn audit_events(
+            &self,
+            before: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<AuditRecord>, StoreError>;
+    }
+
+    /// What replicas share to coordinate: leases and rate-limit windows.
+    pub trait CoordinationStore {
+        /// Takes or renews the lease `name` for `holder` for `ttl`; returns whether `holder` holds
+        /// it now. A lease another holder took and has not let expire is refused.
+        async fn try_lease(
+            &self,
+            name: &str,
+            holder: &str,
+            ttl: std::time::Duration,
+        ) -> Result<bool, StoreError>;
+
+        /// Counts one hit against the rate-limit `bucket`, a fixed window of `window` that starts
+        /// with its first hit; returns the hits in the current window (this one included) and the
+        /// time until it ends. Shared by every replica using the same store.
+        async fn count_hit(
+            &self,
+            bucket: &str,
+            window: std::time::Duration,
+        ) -> Result<(u64, std::time::Duration), StoreError>;
+    }
+}
