@@ -28,7 +28,7 @@ use object_store::{
 };
 
 use crate::error::BlobError;
-use crate::instrumented::{StoreKind, StoreObserver, observe};
+use crate::observer::{StoreKind, StoreObserver, observe};
 
 /// A crate file read from the blob store.
 pub struct BlobRead {

@@ -10,9 +10,9 @@ pub mod blob;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod error;
-pub mod instrumented;
 mod local_read;
 pub mod model;
+pub mod observer;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod traits;
@@ -21,9 +21,10 @@ pub use blob::BlobStore;
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStore;
 pub use error::{BlobError, StoreError};
-pub use instrumented::{InstrumentedStore, StoreKind, StoreObserver};
+pub use observer::{StoreKind, StoreObserver};
 #[cfg(feature = "redis")]
 pub use redis::{RedisOptions, RedisStore};
 pub use traits::{
-    AccountStore, AuditLog, CoordinationStore, CrateStore, IndexStore, MetadataStore,
+    AccountStore, AuditLog, CoordinationStore, CrateStore, IndexStore, InstrumentedStore,
+    MetadataStore,
 };

@@ -8,15 +8,17 @@
 //! [`MetadataStore`] is every domain together, as the API holds it; a backend implements each
 //! domain trait in its own file (`embedded/accounts.rs`, `redis/accounts.rs`, ...).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::error::StoreError;
-use crate::instrumented::InstrumentedStore;
 use crate::model::{
     AuditEvent, AuditRecord, CrateFileRef, CrateSummary, IndexFile, Invitation, NewToken,
     NewVersion, OwnerActor, PendingChange, PendingSummary, SearchPage, StoredToken, TokenId,
     TokenInfo, User, UserCredentials, UserId,
 };
+use crate::observer::{StoreKind, StoreObserver, observe};
 
 /// Defines each domain trait, and with it how [`InstrumentedStore`] passes every method on, so
 /// that a method's signature is written down once.
@@ -300,5 +302,44 @@ store_domains! {
             bucket: &str,
             window: std::time::Duration,
         ) -> Result<(u64, std::time::Duration), StoreError>;
+    }
+}
+
+/// Wraps a metadata store: every operation gets a `store` span and is reported. The domain
+/// traits pass each method on (see `store_domains!`), so no method is restated.
+#[derive(Debug)]
+pub struct InstrumentedStore {
+    inner: Arc<dyn MetadataStore>,
+    observer: Arc<dyn StoreObserver>,
+}
+
+impl InstrumentedStore {
+    /// Wraps `inner`, reporting to `observer`.
+    pub fn new(inner: Arc<dyn MetadataStore>, observer: Arc<dyn StoreObserver>) -> Self {
+        Self { inner, observer }
+    }
+
+    async fn observe<T>(
+        &self,
+        operation: &'static str,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        observe(
+            self.observer.as_ref(),
+            StoreKind::Metadata,
+            operation,
+            work,
+            |error: &StoreError| error.code().is_server_error(),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl MetadataStore for InstrumentedStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let result = self.inner.ping().await;
+        self.observer.metadata_up(result.is_ok());
+        result
     }
 }

@@ -11,8 +11,8 @@ use super::accounts::{resolve_users, user_by_id};
 use super::audit::append_audit;
 use super::index::{commit_crate_change, index_file_of};
 use super::schema::{
-    CRATES, CrateRecord, INDEX_FILES, USER_IDS, USERS, VERSIONS, VersionRecord, decode, encode,
-    internal,
+    CRATES, CrateRecord, INDEX_FILES, USER_IDS, USERS, VERSIONS, VersionRecord, crate_record,
+    decode, encode, internal,
 };
 use crate::error::StoreError;
 use crate::model::{
@@ -21,17 +21,6 @@ use crate::model::{
     version_key,
 };
 use crate::traits::CrateStore;
-
-pub(super) fn crate_record(
-    crates: &impl ReadableTable<&'static str, &'static [u8]>,
-    canonical: &str,
-) -> Result<Option<CrateRecord>, StoreError> {
-    crates
-        .get(canonical)
-        .map_err(internal)?
-        .map(|value| decode(value.value()))
-        .transpose()
-}
 
 /// Returns a crate's versions in publish order.
 pub(super) fn version_records(

@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::EmbeddedStore;
-use super::crates::crate_record;
-use super::schema::{CRATES, CrateRecord, INDEX_FILES, PENDING, PENDING_SINCE, encode, internal};
+use super::schema::{
+    CRATES, CrateRecord, INDEX_FILES, PENDING, PENDING_SINCE, crate_record, encode, internal,
+};
 use crate::error::StoreError;
 use crate::model::{IndexFile, PendingChange, PendingSummary};
 use crate::traits::IndexStore;

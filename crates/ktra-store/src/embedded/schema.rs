@@ -1,7 +1,7 @@
 //! The file's tables and the records they hold (JSON), and how errors of redb become store errors.
 
 use chrono::{DateTime, Utc};
-use redb::{MultimapTableDefinition, TableDefinition};
+use redb::{MultimapTableDefinition, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
@@ -117,4 +117,16 @@ pub(super) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
 
 pub(super) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(internal)
+}
+
+/// Reads a crate's record.
+pub(super) fn crate_record(
+    crates: &impl ReadableTable<&'static str, &'static [u8]>,
+    canonical: &str,
+) -> Result<Option<CrateRecord>, StoreError> {
+    crates
+        .get(canonical)
+        .map_err(internal)?
+        .map(|value| decode(value.value()))
+        .transpose()
 }
