@@ -1,43 +1,9 @@
-//! The records the metadata store keeps and returns.
+//! API tokens: their wire form, scopes and what the store keeps of them.
 
-use bytes::Bytes;
+use super::accounts::User;
 use chrono::{DateTime, Utc};
-use ktra_core::index::IndexLine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-/// A user's numeric id; it fits in `u32` because cargo parses owner ids that way.
-pub type UserId = u32;
-
-/// A registered user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// The user's id.
-    pub id: UserId,
-    /// The user's login name.
-    pub name: String,
-}
-
-/// A user together with the password hash needed to log in.
-#[derive(Debug, Clone)]
-pub struct UserCredentials {
-    /// The user.
-    pub user: User,
-    /// The argon2 PHC string of the password.
-    pub password_hash: String,
-    /// Whether an administrator disabled the user: no login, no tokens.
-    pub disabled: bool,
-}
-
-/// Who changes a crate's owners: an owner (checked by the store) or an administrator (not
-/// checked; a crate still never loses its last owner).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OwnerActor {
-    /// A user who must own the crate.
-    Owner(UserId),
-    /// An administrator, who may change the owners of any crate.
-    Admin,
-}
 
 /// The public half of an API token: a random id used to find the token's record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,14 +25,6 @@ impl TokenId {
 pub struct ApiToken {
     id: TokenId,
     secret: [u8; 32],
-}
-
-impl std::fmt::Debug for ApiToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiToken")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
 }
 
 impl ApiToken {
@@ -166,6 +124,14 @@ impl ApiToken {
             secret_hash: self.secret_hash(),
             details,
         }
+    }
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -309,294 +275,9 @@ pub struct TokenInfo {
     pub details: TokenDetails,
 }
 
-/// A single-use invitation to register, by the SHA-256 of its code.
-#[derive(Debug, Clone)]
-pub struct Invitation {
-    /// SHA-256 of the code handed to the invitee.
-    pub code_hash: [u8; 32],
-    /// The administrator who issued it.
-    pub created_by: UserId,
-    /// When it stops working.
-    pub expires_at: DateTime<Utc>,
-}
-
-/// How many audit events a store keeps; older ones are dropped as new ones arrive.
-pub const AUDIT_RETAIN: u64 = 100_000;
-
-/// A security-relevant event: who did what to what, when and from where.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEvent {
-    /// When it happened.
-    pub at: DateTime<Utc>,
-    /// The user who acted, when known (`None` for anonymous failures).
-    pub actor: Option<String>,
-    /// What happened: `user.create`, `login.failure`, `token.create`, `crate.publish`, ...
-    pub action: String,
-    /// What it happened to: a user name, `crate@version`, a token id.
-    pub target: String,
-    /// The client's address, as the API saw it.
-    pub client: Option<String>,
-    /// More, when useful: owners added, a token's scope.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// A stored audit event with its position, newest first in listings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRecord {
-    /// The event's position; pass it as `before` to page further back.
-    pub cursor: String,
-    /// The event.
-    pub event: AuditEvent,
-}
-
-/// Returns the key under which a version is unique: the version without build metadata
-/// (`1.0.7` and `1.0.7+x` are the same version for cargo).
-pub fn version_key(version: &semver::Version) -> String {
-    let mut key = version.clone();
-    key.build = semver::BuildMetadata::EMPTY;
-    key.to_string()
-}
-
-/// A version to publish, fully validated by the caller.
-#[derive(Debug, Clone)]
-pub struct NewVersion {
-    /// The index line, with `yanked` false.
-    pub line: IndexLine,
-    /// The parsed version (`line.vers`).
-    pub version: semver::Version,
-    /// Where the crate file was stored.
-    pub blob_key: String,
-    /// The crate's description, for search.
-    pub description: Option<String>,
-    /// The publishing user; becomes the owner of a new crate and must own an existing one.
-    pub publisher: UserId,
-    /// The publication time.
-    pub published_at: DateTime<Utc>,
-    /// The audit event, recorded in the same atomic step as the version.
-    pub audit: Option<AuditEvent>,
-    /// Whether the crate must already exist (`Some(true)`) or must be new (`Some(false)`),
-    /// checked in the same atomic step: a token allowed only one of the two cannot do the
-    /// other because the crate appeared or went meanwhile. `None` accepts either.
-    pub crate_exists: Option<bool>,
-}
-
-/// A crate's index file as the sparse index serves it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexFile {
-    /// The crate's name as first published.
-    pub name: String,
-    /// The file: one JSON line per version, each ending in `\n`.
-    pub content: Bytes,
-    /// A strong validator of the content (quoted, ready for the `ETag` header).
-    pub etag: String,
-    /// When the content last changed.
-    pub last_modified: DateTime<Utc>,
-    /// Bumped by every change; the indexer acknowledges revisions.
-    pub revision: u64,
-}
-
-impl IndexFile {
-    /// Computes the entity tag of a file's content.
-    pub fn etag_of(content: &[u8]) -> String {
-        let digest = Sha256::digest(content);
-        format!("\"{}\"", hex::encode(&digest[..16]))
-    }
-}
-
-/// A crate's name, owners and versions, as checks before a publish need them.
-#[derive(Debug, Clone)]
-pub struct CrateSummary {
-    /// The name as first published.
-    pub name: String,
-    /// The owners' ids.
-    pub owners: Vec<UserId>,
-    /// The versions, in publish order.
-    pub versions: Vec<VersionSummary>,
-}
-
-/// One version of a crate, briefly.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VersionSummary {
-    /// The version as published.
-    pub version: String,
-    /// Whether it is yanked.
-    pub yanked: bool,
-}
-
-/// Where a version's crate file lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CrateFileRef {
-    /// The crate's name as published.
-    pub name: String,
-    /// The version as published.
-    pub version: String,
-    /// The blob store key.
-    pub blob_key: String,
-    /// SHA-256 of the file, hex.
-    pub cksum: String,
-}
-
-/// One search result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SearchHit {
-    /// The crate name.
-    pub name: String,
-    /// The highest version that is not yanked (`0.0.0` when all are).
-    pub max_version: String,
-    /// The latest published description.
-    pub description: Option<String>,
-}
-
-/// A page of search results.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SearchPage {
-    /// The hits on this page.
-    pub hits: Vec<SearchHit>,
-    /// How many crates match in all.
-    pub total: u64,
-}
-
-/// A crate whose latest revision the indexer has not acknowledged yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingChange {
-    /// The crate's canonical name.
-    pub canonical: String,
-    /// The revision waiting for acknowledgement.
-    pub revision: u64,
-}
-
-/// How far the indexer lags the store: what [`crate::IndexStore::pending_summary`] counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PendingSummary {
-    /// Crates whose latest revision the indexer has not acknowledged.
-    pub crates: u64,
-    /// When the oldest of those changes was made (the change that marked its crate); `None`
-    /// when nothing waits, or only marks older than this measure do.
-    pub oldest: Option<DateTime<Utc>>,
-}
-
-/// Returns the highest non-yanked version among `versions`, or `0.0.0` when none qualifies.
-pub fn max_version<'a>(versions: impl IntoIterator<Item = &'a VersionSummary>) -> String {
-    versions
-        .into_iter()
-        .filter(|summary| !summary.yanked)
-        .filter_map(|summary| semver::Version::parse(&summary.version).ok())
-        .max_by(|a, b| a.cmp_precedence(b).then_with(|| a.cmp(b)))
-        .map_or_else(|| "0.0.0".to_owned(), |version| version.to_string())
-}
-
-/// Orders search hits: the exact name first, then names starting with the query, then the rest,
-/// each group alphabetically.
-pub fn search_rank(query_lower: &str, canonical: &str) -> (u8, String) {
-    let query = ktra_core::name::canonical_crate_name(query_lower);
-    let group = if canonical == query {
-        0
-    } else if canonical.starts_with(&query) {
-        1
-    } else {
-        2
-    };
-    (group, canonical.to_owned())
-}
-
-/// The shortest query matched anywhere in a name; shorter queries match name prefixes.
-pub const MIN_SUBSTRING_QUERY: usize = 3;
-
-/// Splits text into the lower-case words search matches descriptions by.
-pub fn words(text: &str) -> Vec<String> {
-    let mut words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .map(str::to_lowercase)
-        .collect();
-    words.sort();
-    words.dedup();
-    words
-}
-
-/// Returns the three-character windows of a canonical name, the keys of the name index.
-pub fn trigrams(canonical: &str) -> Vec<String> {
-    let chars: Vec<char> = canonical.chars().collect();
-    let mut grams: Vec<String> = chars
-        .windows(3)
-        .map(|window| window.iter().collect())
-        .collect();
-    grams.sort();
-    grams.dedup();
-    grams
-}
-
-/// Returns whether a crate matches a search query: the query, folded like crate names, occurs
-/// in the name (for queries shorter than [`MIN_SUBSTRING_QUERY`], starts it), or every word of
-/// the query is a word of the description.
-pub fn search_matches(query: &str, canonical: &str, description: Option<&str>) -> bool {
-    let folded = ktra_core::name::canonical_crate_name(query);
-    let name_matches = if folded.chars().count() < MIN_SUBSTRING_QUERY {
-        canonical.starts_with(&folded)
-    } else {
-        canonical.contains(&folded)
-    };
-    if name_matches {
-        return true;
-    }
-    let wanted = words(query);
-    !wanted.is_empty()
-        && description.is_some_and(|text| {
-            let have = words(text);
-            wanted.iter().all(|word| have.binary_search(word).is_ok())
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn version_key_drops_build_metadata_only() {
-        let version = semver::Version::parse("1.0.7-rc.1+build.5").unwrap();
-        assert_eq!(version_key(&version), "1.0.7-rc.1");
-    }
-
-    #[test]
-    fn search_matches_names_and_description_words() {
-        assert!(search_matches("Serde", "serde_json", None));
-        assert!(search_matches("json", "serde_json", None));
-        assert!(!search_matches("js", "serde_json", None));
-        assert!(search_matches("se", "serde_json", None));
-        assert!(search_matches(
-            "fast JSON",
-            "simd",
-            Some("A fast json parser.")
-        ));
-        assert!(!search_matches(
-            "fast xml",
-            "simd",
-            Some("A fast json parser.")
-        ));
-        assert_eq!(trigrams("serde"), ["erd", "rde", "ser"]);
-        assert_eq!(words("Fast, FAST json!"), ["fast", "json"]);
-    }
-
-    #[test]
-    fn max_version_skips_yanked() {
-        let versions = [
-            VersionSummary {
-                version: "1.0.0".into(),
-                yanked: false,
-            },
-            VersionSummary {
-                version: "2.0.0".into(),
-                yanked: true,
-            },
-            VersionSummary {
-                version: "1.5.0-beta".into(),
-                yanked: false,
-            },
-        ];
-        assert_eq!(max_version(&versions), "1.5.0-beta");
-        assert_eq!(max_version(&versions[1..2]), "0.0.0");
-    }
 
     #[test]
     fn tokens_round_trip_and_verify() {

@@ -1,0 +1,111 @@
+//! Crates and versions: what a publish brings and what the store answers about them.
+
+use super::accounts::UserId;
+use super::audit::AuditEvent;
+use chrono::{DateTime, Utc};
+use ktra_core::index::IndexLine;
+
+/// Returns the key under which a version is unique: the version without build metadata
+/// (`1.0.7` and `1.0.7+x` are the same version for cargo).
+pub fn version_key(version: &semver::Version) -> String {
+    let mut key = version.clone();
+    key.build = semver::BuildMetadata::EMPTY;
+    key.to_string()
+}
+
+/// A version to publish, fully validated by the caller.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    /// The index line, with `yanked` false.
+    pub line: IndexLine,
+    /// The parsed version (`line.vers`).
+    pub version: semver::Version,
+    /// Where the crate file was stored.
+    pub blob_key: String,
+    /// The crate's description, for search.
+    pub description: Option<String>,
+    /// The publishing user; becomes the owner of a new crate and must own an existing one.
+    pub publisher: UserId,
+    /// The publication time.
+    pub published_at: DateTime<Utc>,
+    /// The audit event, recorded in the same atomic step as the version.
+    pub audit: Option<AuditEvent>,
+    /// Whether the crate must already exist (`Some(true)`) or must be new (`Some(false)`),
+    /// checked in the same atomic step: a token allowed only one of the two cannot do the
+    /// other because the crate appeared or went meanwhile. `None` accepts either.
+    pub crate_exists: Option<bool>,
+}
+
+/// A crate's name, owners and versions, as checks before a publish need them.
+#[derive(Debug, Clone)]
+pub struct CrateSummary {
+    /// The name as first published.
+    pub name: String,
+    /// The owners' ids.
+    pub owners: Vec<UserId>,
+    /// The versions, in publish order.
+    pub versions: Vec<VersionSummary>,
+}
+
+/// One version of a crate, briefly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionSummary {
+    /// The version as published.
+    pub version: String,
+    /// Whether it is yanked.
+    pub yanked: bool,
+}
+
+/// Where a version's crate file lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrateFileRef {
+    /// The crate's name as published.
+    pub name: String,
+    /// The version as published.
+    pub version: String,
+    /// The blob store key.
+    pub blob_key: String,
+    /// SHA-256 of the file, hex.
+    pub cksum: String,
+}
+
+/// Returns the highest non-yanked version among `versions`, or `0.0.0` when none qualifies.
+pub fn max_version<'a>(versions: impl IntoIterator<Item = &'a VersionSummary>) -> String {
+    versions
+        .into_iter()
+        .filter(|summary| !summary.yanked)
+        .filter_map(|summary| semver::Version::parse(&summary.version).ok())
+        .max_by(|a, b| a.cmp_precedence(b).then_with(|| a.cmp(b)))
+        .map_or_else(|| "0.0.0".to_owned(), |version| version.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_key_drops_build_metadata_only() {
+        let version = semver::Version::parse("1.0.7-rc.1+build.5").unwrap();
+        assert_eq!(version_key(&version), "1.0.7-rc.1");
+    }
+
+    #[test]
+    fn max_version_skips_yanked() {
+        let versions = [
+            VersionSummary {
+                version: "1.0.0".into(),
+                yanked: false,
+            },
+            VersionSummary {
+                version: "2.0.0".into(),
+                yanked: true,
+            },
+            VersionSummary {
+                version: "1.5.0-beta".into(),
+                yanked: false,
+            },
+        ];
+        assert_eq!(max_version(&versions), "1.5.0-beta");
+        assert_eq!(max_version(&versions[1..2]), "0.0.0");
+    }
+}

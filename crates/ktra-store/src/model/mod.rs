@@ -1,0 +1,15 @@
+//! The records the metadata store keeps and returns, by domain.
+
+mod accounts;
+mod audit;
+mod crates;
+mod index;
+mod search;
+mod tokens;
+
+pub use accounts::*;
+pub use audit::*;
+pub use crates::*;
+pub use index::*;
+pub use search::*;
+pub use tokens::*;
