@@ -1,9 +1,10 @@
 //! Crates and versions: what a publish brings and what the store answers about them.
 
-use super::accounts::UserId;
-use super::audit::AuditEvent;
 use chrono::{DateTime, Utc};
 use ktra_core::index::IndexLine;
+
+use super::accounts::UserId;
+use super::audit::AuditEvent;
 
 /// Returns the key under which a version is unique: the version without build metadata
 /// (`1.0.7` and `1.0.7+x` are the same version for cargo).

@@ -1,9 +1,10 @@
 //! API tokens: their wire form, scopes and what the store keeps of them.
 
-use super::accounts::User;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use super::accounts::User;
 
 /// The public half of an API token: a random id used to find the token's record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
