@@ -1,5 +1,7 @@
 //! The gRPC schema between Ktra's API service and its indexer, generated from
-//! `ktra/indexer/v1/indexer.proto`.
+//! `ktra/indexer/v1/indexer.proto`, and how a trace crosses it ([`trace`]).
+
+pub mod trace;
 
 /// Version 1 of the indexer protocol.
 pub mod indexer {

@@ -134,6 +134,48 @@ async fn one_cargo_publish_is_one_trace_across_both_services() {
     assert_eq!(joined.parent_span_id, proxy_span);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_rebuild_is_one_trace_across_both_services() {
+    let collector = Collector::start().await;
+    let registry = Registry::builder()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint)
+        .start()
+        .await;
+    // The embedded store is held by the running API; the command runs beside a stopped one.
+    registry.api.terminate();
+    let (code, output) = registry.api_command(&["verify-index"]);
+    assert_eq!(code, 0, "{output}");
+    registry.indexer().terminate();
+    let spans = collector.spans();
+
+    let rebuild = spans
+        .iter()
+        .find(|span| span.service == "ktra-api" && span.name == "index.rebuild")
+        .unwrap_or_else(|| panic!("no index.rebuild span among {} spans", spans.len()));
+    let trace: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|span| span.trace_id == rebuild.trace_id)
+        .collect();
+    // The indexer's request span is a child of the API's, through the gRPC metadata.
+    let request = trace
+        .iter()
+        .find(|span| span.service == "ktra-indexer" && span.name == "grpc")
+        .unwrap_or_else(|| panic!("the indexer did not join:\n{}", describe(&trace)));
+    assert_eq!(
+        request.attributes["rpc"],
+        "/ktra.indexer.v1.Indexer/Rebuild",
+        "{}",
+        describe(&trace)
+    );
+    assert!(
+        trace
+            .iter()
+            .any(|span| span.service == "ktra-indexer" && span.name == "rebuild"),
+        "{}",
+        describe(&trace)
+    );
+}
+
 fn describe(trace: &[&ReceivedSpan]) -> String {
     trace
         .iter()

@@ -16,9 +16,10 @@ use ktra_core::name::canonical_crate_name;
 use ktra_core::registry::IndexerEndpointConfig;
 use ktra_proto::indexer::v1::indexer_client::IndexerClient;
 use ktra_proto::indexer::v1::{ApplyRequest, CrateState, RebuildRequest, RebuildResponse};
+use ktra_proto::trace::{SendTraceContext, TracedChannel};
 use ktra_store::MetadataStore;
 use ktra_store::model::IndexFile;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tracing::Instrument;
 
 /// The largest gRPC message sent: a chunk of a rebuild, or a crate with many versions.
@@ -159,7 +160,7 @@ fn by_size(files: &[IndexFile], max_bytes: usize) -> Vec<&[IndexFile]> {
 /// A connection to the indexer, or nothing when no indexer is configured.
 #[derive(Debug, Clone)]
 pub struct IndexSync {
-    client: Option<IndexerClient<Channel>>,
+    client: Option<IndexerClient<TracedChannel>>,
     ack_timeout: Duration,
     resend_interval: Duration,
     store: Arc<dyn MetadataStore>,
@@ -193,7 +194,8 @@ impl IndexSync {
                     .tcp_nodelay(true)
                     .connect_lazy();
                 Some(
-                    IndexerClient::new(channel)
+                    // The indexer's spans join the caller's trace, for every RPC.
+                    IndexerClient::with_interceptor(channel, SendTraceContext)
                         .max_decoding_message_size(MAX_MESSAGE_BYTES)
                         .max_encoding_message_size(MAX_MESSAGE_BYTES),
                 )
@@ -228,16 +230,6 @@ impl IndexSync {
                 crates: files.iter().map(state_of).collect(),
             });
             request.set_timeout(timeout);
-            // The indexer's spans join this trace.
-            let metadata = request.metadata_mut();
-            ktra_core::telemetry::inject(&mut |key, value| {
-                if let (Ok(key), Ok(value)) = (
-                    tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
-                    tonic::metadata::MetadataValue::try_from(value.as_str()),
-                ) {
-                    metadata.insert(key, value);
-                }
-            });
             client.clone().apply(request).await
         }
         .instrument(span)
@@ -453,6 +445,7 @@ impl IndexSync {
     /// # Errors
     ///
     /// Fails when no indexer is configured, or the store or the indexer fails.
+    #[tracing::instrument(name = "index.rebuild", skip(self))]
     pub async fn rebuild(&self, verify_only: bool) -> anyhow::Result<RebuildResponse> {
         let Some(client) = &self.client else {
             anyhow::bail!("KTRA_INDEXER_URL is not set: there is no indexer to rebuild");

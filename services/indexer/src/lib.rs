@@ -110,6 +110,7 @@ pub async fn run(
         let _ = stop.send(true);
     });
     tonic::transport::Server::builder()
+        .trace_fn(ktra_proto::trace::request_span)
         .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, until_stopped(stopped))

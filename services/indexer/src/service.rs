@@ -52,15 +52,8 @@ impl Indexer for IndexerService {
         &self,
         request: Request<ApplyRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        // A child of the API's trace: the request carries its `traceparent`.
+        // A child of the request's `grpc` span, which joins the API's trace (see lib.rs).
         let span = tracing::info_span!("indexer.apply", crates = request.get_ref().crates.len());
-        ktra_core::telemetry::set_parent(&span, &|key| {
-            request
-                .metadata()
-                .get(key)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        });
         self.apply_traced(request).instrument(span).await
     }
 
