@@ -49,7 +49,7 @@ impl CargoHome {
     pub async fn output(&self, cwd: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         let mut command = self.command(cwd, args);
         let stdin = stdin.map(str::to_owned);
-        tokio::task::spawn_blocking(move || {
+        ktra_core::task::spawn_blocking(move || {
             command.stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {

@@ -35,7 +35,7 @@ pub(crate) async fn open(
     path: std::path::PathBuf,
     key: &str,
 ) -> Result<(u64, BoxStream<'static, Result<Bytes, BlobError>>), BlobError> {
-    let opened = tokio::task::spawn_blocking(move || {
+    let opened = ktra_core::task::spawn_blocking(move || {
         let file = File::open(&path)?;
         let size = file.metadata()?.len();
         Ok::<_, std::io::Error>((file, size))
@@ -65,7 +65,7 @@ pub(crate) async fn open(
             None => {
                 let file = Arc::clone(&position.file);
                 let offset = position.offset;
-                tokio::task::spawn_blocking(move || read_blocking(&file, offset, len))
+                ktra_core::task::spawn_blocking(move || read_blocking(&file, offset, len))
                     .await
                     .map_err(std::io::Error::other)??
             }

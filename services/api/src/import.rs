@@ -146,7 +146,7 @@ pub async fn import_ktra(config: &Config, args: &KtraImportArgs) -> anyhow::Resu
         source.index_path.display(),
         source.dl_dir_path.display()
     );
-    let plan = tokio::task::spawn_blocking(move || ktra_import::read_plan(&source)).await??;
+    let plan = ktra_core::task::spawn_blocking(move || ktra_import::read_plan(&source)).await??;
     if plan.users.is_empty() && plan.crates.is_empty() && plan.problems.is_empty() {
         anyhow::bail!(
             "Ktra's database holds no users and no crates: is this the database Ktra used?"

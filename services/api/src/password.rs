@@ -113,7 +113,7 @@ impl PasswordHasher {
             .acquire()
             .await
             .map_err(|_| ApiError::internal("the password hasher is closed"))?;
-        tokio::task::spawn_blocking(work)
+        ktra_core::task::spawn_blocking(work)
             .await
             .map_err(|error| ApiError::internal(format!("password hashing task failed: {error}")))
     }

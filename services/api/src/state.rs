@@ -159,13 +159,14 @@ pub async fn open_metadata_store(config: &Config) -> anyhow::Result<Arc<dyn Meta
         DbKind::Embedded => {
             crate::ktra_data::refuse_sled_database(&config.db.dir_path)?;
             let dir = config.db.dir_path.clone();
-            let store = tokio::task::spawn_blocking(move || ktra_store::EmbeddedStore::open(&dir))
-                .await?
-                .map_err(|error| {
-                    anyhow::anyhow!(
-                        "{error} (the embedded database can be open in one process only)"
-                    )
-                })?;
+            let store =
+                ktra_core::task::spawn_blocking(move || ktra_store::EmbeddedStore::open(&dir))
+                    .await?
+                    .map_err(|error| {
+                        anyhow::anyhow!(
+                            "{error} (the embedded database can be open in one process only)"
+                        )
+                    })?;
             Ok(Arc::new(store))
         }
         #[cfg(feature = "db-redis")]

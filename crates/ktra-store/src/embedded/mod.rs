@@ -126,7 +126,7 @@ impl EmbeddedStore {
         F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || {
+        ktra_core::task::spawn_blocking(move || {
             let txn = db.begin_read().map_err(internal)?;
             work(&txn)
         })
@@ -141,7 +141,7 @@ impl EmbeddedStore {
         F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || {
+        ktra_core::task::spawn_blocking(move || {
             let txn = db.begin_write().map_err(internal)?;
             // Dropping an uncommitted transaction aborts it, so an error writes nothing.
             let value = work(&txn)?;

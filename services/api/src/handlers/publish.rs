@@ -112,9 +112,9 @@ async fn publish_version(
     let limits = state.config.publish_limits();
     let span = tracing::Span::current();
     span.record("bytes", body.len());
-    let check_span = tracing::info_span!("publish.check", bytes = body.len());
-    let checked = tokio::task::spawn_blocking(move || {
-        check_span.in_scope(|| ktra_publish::check(body, &limits))
+    let checked = ktra_core::task::spawn_blocking(move || {
+        tracing::info_span!("publish.check", bytes = body.len())
+            .in_scope(|| ktra_publish::check(body, &limits))
     })
     .await
     .map_err(|error| ApiError::internal(format!("publish check task failed: {error}")))?

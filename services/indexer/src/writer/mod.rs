@@ -147,7 +147,7 @@ impl Writer {
     ) -> Result<(Self, WriterHandle), IndexerError> {
         let git_config = config.clone();
         let git_metrics = Arc::clone(&metrics);
-        let (git, current_config) = tokio::task::spawn_blocking(move || {
+        let (git, current_config) = ktra_core::task::spawn_blocking(move || {
             let repo = IndexRepo::open(git_config.clone())?;
             let revisions = Revisions::open(&git_config.local_path)?;
             let current = repo.read_file(CONFIG_PATH)?;
@@ -335,7 +335,7 @@ impl Writer {
                 "the clone was lost by an earlier panic".to_owned(),
             ));
         };
-        let joined = tokio::task::spawn_blocking(move || {
+        let joined = ktra_core::task::spawn_blocking(move || {
             let result = work(&mut git);
             (git, result)
         })
