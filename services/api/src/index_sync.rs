@@ -511,7 +511,6 @@ mod tests {
         let content = Bytes::from(vec![b'x'; size]);
         IndexFile {
             name: name.to_owned(),
-            etag: IndexFile::etag_of(&content),
             content,
             last_modified: chrono::Utc::now(),
             revision,

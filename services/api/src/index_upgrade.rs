@@ -119,7 +119,6 @@ mod tests {
         IndexFile {
             name: "demo".to_owned(),
             content: bytes::Bytes::from(content.to_owned()),
-            etag: String::new(),
             last_modified: chrono::Utc::now(),
             revision: 1,
         }

@@ -124,7 +124,6 @@ impl CrateStore for EmbeddedStore {
                     description: None,
                     version_count: 0,
                     revision: 0,
-                    etag: String::new(),
                     last_modified: new.published_at,
                 },
             };

@@ -26,7 +26,6 @@ pub(super) fn index_file_of(
     Ok(IndexFile {
         name: record.name.clone(),
         content,
-        etag: record.etag.clone(),
         last_modified: record.last_modified,
         revision: record.revision,
     })
@@ -41,7 +40,6 @@ pub(super) fn commit_crate_change(
     now: DateTime<Utc>,
 ) -> Result<IndexFile, StoreError> {
     record.revision += 1;
-    record.etag = IndexFile::etag_of(&content);
     record.last_modified = now;
     txn.open_table(INDEX_FILES)
         .map_err(internal)?
@@ -65,7 +63,6 @@ pub(super) fn commit_crate_change(
     Ok(IndexFile {
         name: record.name,
         content: Bytes::from(content),
-        etag: record.etag,
         last_modified: record.last_modified,
         revision: record.revision,
     })
@@ -93,7 +90,6 @@ impl IndexStore for EmbeddedStore {
             Ok(crate_record(&crates, &canonical)?.map(|record| IndexFile {
                 name: record.name,
                 content: Bytes::new(),
-                etag: record.etag,
                 last_modified: record.last_modified,
                 revision: record.revision,
             }))

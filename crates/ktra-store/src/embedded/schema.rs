@@ -93,7 +93,6 @@ pub(super) struct CrateRecord {
     pub(super) description: Option<String>,
     pub(super) version_count: u32,
     pub(super) revision: u64,
-    pub(super) etag: String,
     pub(super) last_modified: DateTime<Utc>,
 }
 

@@ -2,7 +2,6 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 /// A crate's index file as the sparse index serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,8 +10,6 @@ pub struct IndexFile {
     pub name: String,
     /// The file: one JSON line per version, each ending in `\n`.
     pub content: Bytes,
-    /// A strong validator of the content (quoted, ready for the `ETag` header).
-    pub etag: String,
     /// When the content last changed.
     pub last_modified: DateTime<Utc>,
     /// Bumped by every change; the indexer acknowledges revisions.
@@ -20,10 +17,16 @@ pub struct IndexFile {
 }
 
 impl IndexFile {
-    /// Computes the entity tag of a file's content.
-    pub fn etag_of(content: &[u8]) -> String {
-        let digest = Sha256::digest(content);
-        format!("\"{}\"", hex::encode(&digest[..16]))
+    /// The file's entity tag (quoted, ready for the `ETag` header), the one definition for
+    /// every store: a strong validator, because the store bumps the revision with every change
+    /// of the content and never reuses a revision, and the time of the change tells apart two
+    /// histories of one crate (a store restored from a backup, then changed again).
+    pub fn etag(&self) -> String {
+        format!(
+            "\"{}-{}\"",
+            self.revision,
+            self.last_modified.timestamp_millis()
+        )
     }
 }
 

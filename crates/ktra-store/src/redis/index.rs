@@ -11,7 +11,7 @@ use crate::error::StoreError;
 use crate::model::{IndexFile, PendingChange, PendingSummary};
 use crate::traits::IndexStore;
 
-/// Reads the `{'ok', revision, content, etag, last_modified, name}` reply of the publish and
+/// Reads the `{'ok', revision, content, last_modified, name}` reply of the publish and
 /// yank scripts, or their refusal.
 pub(super) fn index_file_reply(
     reply: Vec<Value>,
@@ -24,7 +24,7 @@ pub(super) fn index_file_reply(
         let detail = reply.get(1).map(text).transpose()?;
         return Ok(Err((status, detail)));
     }
-    let [_, revision, content, etag, last_modified, name] = reply.as_slice() else {
+    let [_, revision, content, last_modified, name] = reply.as_slice() else {
         return Err(internal("the script answered an unexpected shape"));
     };
     let revision: u64 = redis::from_redis_value(revision.clone()).map_err(internal)?;
@@ -32,7 +32,6 @@ pub(super) fn index_file_reply(
     Ok(Ok(IndexFile {
         name: text(name)?,
         content: Bytes::from(content),
-        etag: text(etag)?,
         last_modified: from_millis(&text(last_modified)?)?,
         revision,
     }))
@@ -42,57 +41,48 @@ pub(super) fn index_file_reply(
 impl IndexStore for RedisStore {
     async fn index_file(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError> {
         // One command reads the file and its validators together, so they always agree.
-        let (name, revision, etag, last_modified, content): (
+        let (name, revision, last_modified, content): (
             Option<String>,
             Option<u64>,
-            Option<String>,
             Option<String>,
             Option<Vec<u8>>,
         ) = self
             .connection()
             .hmget(
                 self.keys.krate(canonical),
-                &["name", "revision", "etag", "last_modified", "index"],
+                &["name", "revision", "last_modified", "index"],
             )
             .await
             .map_err(classify)?;
-        let (Some(name), Some(revision), Some(etag), Some(last_modified), Some(content)) =
-            (name, revision, etag, last_modified, content)
+        let (Some(name), Some(revision), Some(last_modified), Some(content)) =
+            (name, revision, last_modified, content)
         else {
             return Ok(None);
         };
         Ok(Some(IndexFile {
             name,
             content: Bytes::from(content),
-            etag,
             last_modified: from_millis(&last_modified)?,
             revision,
         }))
     }
 
     async fn index_validators(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError> {
-        let (name, revision, etag, last_modified): (
-            Option<String>,
-            Option<u64>,
-            Option<String>,
-            Option<String>,
-        ) = self
+        let (name, revision, last_modified): (Option<String>, Option<u64>, Option<String>) = self
             .connection()
             .hmget(
                 self.keys.krate(canonical),
-                &["name", "revision", "etag", "last_modified"],
+                &["name", "revision", "last_modified"],
             )
             .await
             .map_err(classify)?;
-        let (Some(name), Some(revision), Some(etag), Some(last_modified)) =
-            (name, revision, etag, last_modified)
+        let (Some(name), Some(revision), Some(last_modified)) = (name, revision, last_modified)
         else {
             return Ok(None);
         };
         Ok(Some(IndexFile {
             name,
             content: Bytes::new(),
-            etag,
             last_modified: from_millis(&last_modified)?,
             revision,
         }))

@@ -89,7 +89,7 @@ impl Keys {
         format!("{}:token:", self.base)
     }
 
-    /// A crate's record (hash): name, description, revision, version count, etag,
+    /// A crate's record (hash): name, description, revision, version count,
     /// last_modified, and `index`, the crate's index file.
     pub fn krate(&self, canonical: &str) -> String {
         format!("{}:crate:{canonical}", self.base)

@@ -177,7 +177,7 @@ pub(crate) async fn publish_appends_and_refuses(store: Arc<dyn MetadataStore>) {
         .await
         .unwrap();
     assert_eq!(second.revision, 2);
-    assert_ne!(second.etag, first.etag);
+    assert_ne!(second.etag(), first.etag());
     assert!(second.last_modified >= first.last_modified);
     assert!(second.content.starts_with(&first.content));
     let versions: Vec<String> = lines(&second).into_iter().map(|line| line.vers).collect();
@@ -280,7 +280,15 @@ pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
         )
         .await
         .unwrap();
-    assert_eq!(again, (yanked, false));
+    assert_eq!(again, (yanked.clone(), false));
+    // The validators answer revalidations without the content, and agree with the file.
+    let validators = store.index_validators("yanky").await.unwrap().unwrap();
+    assert!(validators.content.is_empty());
+    assert_eq!(
+        (validators.etag(), validators.last_modified, validators.revision),
+        (yanked.etag(), yanked.last_modified, yanked.revision)
+    );
+    assert!(store.index_validators("absent").await.unwrap().is_none());
     let recorded = store.audit_events(None, 10).await.unwrap();
     let targets: Vec<&str> = recorded.iter().map(|r| r.event.target.as_str()).collect();
     assert_eq!(targets, ["yanky@0.2.0"]);

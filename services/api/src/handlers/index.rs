@@ -1,7 +1,7 @@
 //! The sparse index: `GET /index/config.json` and `GET /index/{path}`.
 //!
 //! Files are rendered from the metadata store, so they are exact the moment a publish commits,
-//! on every replica. Each carries an `ETag` (a hash of the content) and `Last-Modified`, and a
+//! on every replica. Each carries an `ETag` (from the file's revision, see `IndexFile::etag`) and `Last-Modified`, and a
 //! revalidation that matches either gets `304` without a body.
 
 use axum::body::Body;
@@ -65,9 +65,8 @@ pub(crate) fn http_date(time: DateTime<Utc>) -> HeaderValue {
 
 /// Returns the headers that let cargo revalidate a file.
 fn validators(file: &IndexFile) -> Result<[(http::HeaderName, HeaderValue); 3], ApiError> {
-    let etag = HeaderValue::from_str(&file.etag).map_err(|_| {
-        ApiError::internal(format!("stored etag of `{}` is not a header", file.name))
-    })?;
+    let etag = HeaderValue::from_str(&file.etag())
+        .map_err(|_| ApiError::internal(format!("the etag of `{}` is not a header", file.name)))?;
     Ok([
         (ETAG, etag),
         (LAST_MODIFIED, http_date(file.last_modified)),
@@ -104,7 +103,7 @@ pub async fn crate_file(
     if file.name.to_ascii_lowercase() != name {
         return Err(not_found());
     }
-    if not_modified(&headers, &file.etag, file.last_modified) {
+    if not_modified(&headers, &file.etag(), file.last_modified) {
         return Ok((StatusCode::NOT_MODIFIED, validators(&file)?).into_response());
     }
     if conditional {

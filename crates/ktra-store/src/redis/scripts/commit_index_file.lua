@@ -1,15 +1,15 @@
 -- Prepended to every script that changes a crate's index file: the one way a change is
 -- committed, as the embedded store's commit_crate_change does it.
 
--- Stores a crate's new index file and its ETag, bumps its revision, and marks the crate
--- unacknowledged (keeping when the mark was first set). Returns the new revision and ETag.
+-- Stores a crate's new index file, bumps its revision, and marks the crate unacknowledged
+-- (keeping when the mark was first set). Returns the new revision. (The ETag is derived from
+-- the revision and the time by the API: IndexFile::etag.)
 local function commit_index_file(crate_key, pending_key, since_key, canonical, content, now_ms)
   redis.call('HSET', crate_key, 'index', content)
-  local etag = '"' .. redis.sha1hex(content) .. '"'
   local revision = redis.call('HINCRBY', crate_key, 'revision', 1)
-  redis.call('HSET', crate_key, 'etag', etag, 'last_modified', now_ms)
+  redis.call('HSET', crate_key, 'last_modified', now_ms)
   redis.call('HSET', pending_key, canonical, revision)
   redis.call('ZADD', since_key, 'NX', now_ms, canonical)
-  return revision, etag
+  return revision
 end
 

@@ -34,7 +34,7 @@ redis.call('HSET', KEYS[2], ARGV[3], cjson.encode({
   vers = ARGV[4], line = line_number, cksum = ARGV[5], blob_key = ARGV[6], yanked = false
 }))
 local content = (redis.call('HGET', KEYS[1], 'index') or '') .. ARGV[7] .. '\n'
-local revision, etag = commit_index_file(KEYS[1], KEYS[4], KEYS[7], ARGV[1], content, ARGV[11])
+local revision = commit_index_file(KEYS[1], KEYS[4], KEYS[7], ARGV[1], content, ARGV[11])
 redis.call('HSET', KEYS[1], 'version_count', line_number + 1)
 if ARGV[10] == '1' then
   redis.call('HSET', KEYS[1], 'description', ARGV[9])
@@ -47,4 +47,4 @@ end
 for i = 8, #KEYS do
   redis.call('SADD', KEYS[i], ARGV[1])
 end
-return {'ok', revision, content, etag, ARGV[11], ARGV[2]}
+return {'ok', revision, content, ARGV[11], ARGV[2]}

@@ -13,5 +13,5 @@ if tonumber(current[2]) ~= tonumber(ARGV[2]) then
   return {'moved', name}
 end
 local content = ARGV[3]
-local revision, etag = commit_index_file(KEYS[1], KEYS[2], KEYS[3], ARGV[1], content, ARGV[4])
-return {'ok', revision, content, etag, ARGV[4], name}
+local revision = commit_index_file(KEYS[1], KEYS[2], KEYS[3], ARGV[1], content, ARGV[4])
+return {'ok', revision, content, ARGV[4], name}

@@ -23,8 +23,8 @@ local record = cjson.decode(raw)
 local wanted = ARGV[3] == '1'
 local content = redis.call('HGET', KEYS[1], 'index')
 if record['yanked'] == wanted then
-  local current = redis.call('HMGET', KEYS[1], 'revision', 'etag', 'last_modified')
-  return {'unchanged', tonumber(current[1]), content, current[2], current[3], name}
+  local current = redis.call('HMGET', KEYS[1], 'revision', 'last_modified')
+  return {'unchanged', tonumber(current[1]), content, current[2], name}
 end
 local from, to = '"yanked":false', '"yanked":true'
 if not wanted then
@@ -52,8 +52,8 @@ end
 content = table.concat(lines, '\n') .. '\n'
 record['yanked'] = wanted
 redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(record))
-local revision, etag = commit_index_file(KEYS[1], KEYS[4], KEYS[6], ARGV[1], content, ARGV[5])
+local revision = commit_index_file(KEYS[1], KEYS[4], KEYS[6], ARGV[1], content, ARGV[5])
 if ARGV[6] ~= '' then
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', 'event', ARGV[6])
 end
-return {'ok', revision, content, etag, ARGV[5], name}
+return {'ok', revision, content, ARGV[5], name}
