@@ -25,18 +25,14 @@ mod cache;
 mod not_found;
 pub mod patterns;
 pub mod prefetch;
+mod single_flight;
 mod upstream;
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use http::StatusCode;
 use http::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use ktra_core::error::ErrorCode;
@@ -45,11 +41,11 @@ use ktra_core::name::validate_crate_name;
 use ktra_store::blob::BlobRead;
 use ktra_store::{BlobError, BlobStore};
 use sha2::{Digest, Sha256};
-use tracing::Instrument;
 
 pub use cache::IndexEntry;
 pub use patterns::CratePatterns;
 
+use self::single_flight::{FlightFailed, SingleFlight};
 use crate::config::{BlobKind, Config, MirrorConfig};
 use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
@@ -155,104 +151,15 @@ impl From<MirrorError> for ApiError {
     }
 }
 
-type Flight<T> = Shared<BoxFuture<'static, Result<T, MirrorError>>>;
-
-/// The fetches in flight, by key; each with the id of the task that removes it when done.
-type Flights<T> = Arc<Mutex<HashMap<String, (u64, Flight<T>)>>>;
-
-/// Runs at most one fetch per key at a time; callers arriving meanwhile share its result.
-///
-/// The fetch task removes its own entry when it finishes, whether or not anyone still waits
-/// for it: a waiter may be cancelled (the request timed out, the client went away), and an
-/// entry left behind would hand its old result, bytes and all, to every later caller.
-struct SingleFlight<T> {
-    flights: Flights<T>,
-    next_id: AtomicU64,
-}
-
-impl<T> std::fmt::Debug for SingleFlight<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let count = self
-            .flights
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
-        f.debug_struct("SingleFlight")
-            .field("in_flight", &count)
-            .finish()
-    }
-}
-
-impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
-    fn new() -> Self {
-        Self {
-            flights: Arc::new(Mutex::new(HashMap::new())),
-            next_id: AtomicU64::new(0),
-        }
-    }
-
-    /// Joins the fetch of `key` in flight, or starts `work` as a task when there is none.
-    async fn run(
-        &self,
-        key: &str,
-        work: impl Future<Output = Result<T, MirrorError>> + Send + 'static,
-    ) -> Result<T, MirrorError> {
-        let flight = {
-            let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-            match flights.get(key) {
-                Some((_, flight)) => flight.clone(),
-                None => {
-                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    let landing = Landing {
-                        flights: Arc::clone(&self.flights),
-                        key: key.to_owned(),
-                        id,
-                    };
-                    let task = tokio::spawn(
-                        async move {
-                            // Dropped when the fetch ends, even by a panic.
-                            let _landing = landing;
-                            work.await
-                        }
-                        .in_current_span(),
-                    );
-                    let flight = async move {
-                        task.await.unwrap_or_else(|error| {
-                            Err(MirrorError::new(
-                                MirrorErrorKind::BadAnswer,
-                                "the mirror failed to fetch from the upstream registry",
-                                format!("fetch task: {error}"),
-                            ))
-                        })
-                    }
-                    .boxed()
-                    .shared();
-                    flights.insert(key.to_owned(), (id, flight.clone()));
-                    flight
-                }
-            }
-        };
-        flight.await
-    }
-}
-
-/// Removes a fetch's entry from its [`SingleFlight`] when dropped, unless a newer fetch of
-/// the same key has replaced it.
-struct Landing<T> {
-    flights: Flights<T>,
-    key: String,
-    id: u64,
-}
-
-impl<T> Drop for Landing<T> {
-    fn drop(&mut self) {
-        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-        if flights
-            .get(&self.key)
-            .is_some_and(|(current, _)| *current == self.id)
-        {
-            flights.remove(&self.key);
-        }
+impl From<FlightFailed> for MirrorError {
+    /// The shared fetch's task ended without a result (it panicked, or the runtime is
+    /// shutting down).
+    fn from(failed: FlightFailed) -> Self {
+        Self::new(
+            MirrorErrorKind::BadAnswer,
+            "the mirror failed to fetch from the upstream registry",
+            format!("fetch task: {}", failed.reason),
+        )
     }
 }
 
@@ -281,9 +188,9 @@ pub struct Mirror {
     /// Until when cached index files are served without asking the upstream, which has just
     /// failed to answer (per replica).
     down_until: Mutex<Option<Instant>>,
-    index_flights: SingleFlight<IndexEntry>,
+    index_flights: SingleFlight<Result<IndexEntry, MirrorError>>,
     not_found: not_found::NotFoundCache,
-    crate_flights: SingleFlight<Bytes>,
+    crate_flights: SingleFlight<Result<Bytes, MirrorError>>,
 }
 
 impl Mirror {
@@ -459,6 +366,7 @@ impl Mirror {
                 this.refresh_index(&owned_path, &key, cached).await
             })
             .await
+            .unwrap_or_else(|failed| Err(failed.into()))
     }
 
     /// Asks the upstream for an index file (conditionally when a copy is cached) and stores
@@ -649,6 +557,7 @@ impl Mirror {
                 })
             })
             .await
+            .unwrap_or_else(|failed| Err(failed.into()))
             .map(CrateFile::Fetched)
     }
 
@@ -922,45 +831,6 @@ fn is_downgrade(from: &url::Url, to: &url::Url) -> bool {
 mod tests {
     use super::*;
 
-    fn in_flight<T>(flights: &SingleFlight<T>) -> usize {
-        flights
-            .flights
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    #[tokio::test]
-    async fn a_fetch_whose_waiters_all_went_away_still_clears_its_entry() {
-        let flights = SingleFlight::<u32>::new();
-        let (release, released) = tokio::sync::oneshot::channel::<()>();
-        let (finished, has_finished) = tokio::sync::oneshot::channel::<()>();
-        let waiter = flights.run("k", async move {
-            let _ = released.await;
-            let _ = finished.send(());
-            Ok(1)
-        });
-        // The only waiter is cancelled while the fetch is still running.
-        assert!(
-            tokio::time::timeout(Duration::from_millis(20), waiter)
-                .await
-                .is_err()
-        );
-        assert_eq!(in_flight(&flights), 1);
-        release.send(()).unwrap();
-        has_finished.await.unwrap();
-        for _ in 0..100 {
-            if in_flight(&flights) == 0 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(in_flight(&flights), 0, "the finished fetch left its entry");
-        // A later caller runs its own fetch instead of receiving the old result.
-        assert_eq!(flights.run("k", async { Ok(2) }).await.unwrap(), 2);
-        assert_eq!(in_flight(&flights), 0);
-    }
-
     #[test]
     fn only_https_to_http_redirects_are_refused() {
         let url = |text: &str| url::Url::parse(text).unwrap();
@@ -981,23 +851,5 @@ mod tests {
             hex::encode(digest),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-    }
-
-    #[tokio::test]
-    async fn concurrent_callers_share_one_fetch() {
-        let flights = SingleFlight::<u32>::new();
-        let runs = Arc::new(AtomicU64::new(0));
-        let call = |value| {
-            let runs = Arc::clone(&runs);
-            flights.run("k", async move {
-                runs.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                Ok(value)
-            })
-        };
-        let (first, second) = tokio::join!(call(1), call(2));
-        assert_eq!((first.unwrap(), second.unwrap()), (1, 1));
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
-        assert_eq!(in_flight(&flights), 0);
     }
 }
