@@ -22,6 +22,7 @@
 //!   even when the request that started it goes away.
 
 mod cache;
+mod error;
 mod not_found;
 pub mod patterns;
 pub mod prefetch;
@@ -35,7 +36,6 @@ use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use http::StatusCode;
 use http::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
-use ktra_core::error::ErrorCode;
 use ktra_core::index::index_path;
 use ktra_core::name::validate_crate_name;
 use ktra_store::blob::BlobRead;
@@ -43,11 +43,11 @@ use ktra_store::{BlobError, BlobStore};
 use sha2::{Digest, Sha256};
 
 pub use cache::IndexEntry;
+pub use error::{MirrorError, MirrorErrorKind};
 pub use patterns::CratePatterns;
 
-use self::single_flight::{FlightFailed, SingleFlight};
+use self::single_flight::SingleFlight;
 use crate::config::{BlobKind, Config, MirrorConfig};
-use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
 
 /// Index files larger than this are refused (crates.io's largest are a few MiB).
@@ -60,108 +60,6 @@ const UPSTREAM_BACKOFF: Duration = Duration::from_secs(15);
 /// A download of a version the cached index file does not list refreshes the file once, but
 /// only when the copy is at least this old.
 const REFRESH_FLOOR_SECS: u64 = 3;
-
-/// What went wrong, for metrics and for choosing the status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MirrorErrorKind {
-    /// The upstream does not have it (404).
-    NotFound,
-    /// The allow/deny lists refuse the crate (403).
-    Forbidden,
-    /// The upstream could not be reached (502).
-    Unreachable,
-    /// The upstream did not answer in time (504).
-    Timeout,
-    /// The upstream answered with an unexpected status or an unusable body (502).
-    BadAnswer,
-    /// The crate file's bytes do not match the index's checksum (502).
-    Checksum,
-    /// The mirror's blob store failed (503).
-    Store,
-}
-
-impl MirrorErrorKind {
-    /// Every kind, for the zero-valued series created at startup.
-    const ALL: [Self; 7] = [
-        Self::NotFound,
-        Self::Forbidden,
-        Self::Unreachable,
-        Self::Timeout,
-        Self::BadAnswer,
-        Self::Checksum,
-        Self::Store,
-    ];
-
-    /// The label of `ktra_mirror_upstream_errors_total`.
-    fn label(self) -> &'static str {
-        match self {
-            Self::NotFound => "not_found",
-            Self::Forbidden => "forbidden",
-            Self::Unreachable => "unreachable",
-            Self::Timeout => "timeout",
-            Self::BadAnswer => "bad_answer",
-            Self::Checksum => "checksum",
-            Self::Store => "store",
-        }
-    }
-}
-
-/// A failed mirror request: a message for the person running cargo, and the cause for the logs.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{detail} ({cause})")]
-pub struct MirrorError {
-    /// What went wrong.
-    pub kind: MirrorErrorKind,
-    /// Shown to the client; names the crate, never the upstream's internals.
-    pub detail: String,
-    /// Logged only.
-    pub cause: String,
-}
-
-impl MirrorError {
-    fn new(kind: MirrorErrorKind, detail: impl Into<String>, cause: impl Into<String>) -> Self {
-        Self {
-            kind,
-            detail: detail.into(),
-            cause: cause.into(),
-        }
-    }
-
-    fn store(error: &BlobError) -> Self {
-        Self::new(
-            MirrorErrorKind::Store,
-            "the mirror's storage failed",
-            error.to_string(),
-        )
-    }
-}
-
-impl From<MirrorError> for ApiError {
-    fn from(error: MirrorError) -> Self {
-        let code = match error.kind {
-            MirrorErrorKind::NotFound => ErrorCode::NotFound,
-            MirrorErrorKind::Forbidden => ErrorCode::Forbidden,
-            MirrorErrorKind::Timeout => ErrorCode::GatewayTimeout,
-            MirrorErrorKind::Unreachable
-            | MirrorErrorKind::BadAnswer
-            | MirrorErrorKind::Checksum => ErrorCode::BadGateway,
-            MirrorErrorKind::Store => return ApiError::unavailable(error.cause),
-        };
-        ApiError::new(code, error.detail)
-    }
-}
-
-impl From<FlightFailed> for MirrorError {
-    /// The shared fetch's task ended without a result (it panicked, or the runtime is
-    /// shutting down).
-    fn from(failed: FlightFailed) -> Self {
-        Self::new(
-            MirrorErrorKind::BadAnswer,
-            "the mirror failed to fetch from the upstream registry",
-            format!("fetch task: {}", failed.reason),
-        )
-    }
-}
 
 /// A crate file the mirror serves.
 #[derive(Debug)]
