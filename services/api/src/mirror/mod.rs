@@ -22,6 +22,7 @@
 //!   even when the request that started it goes away.
 
 mod cache;
+mod client;
 mod error;
 mod not_found;
 pub mod patterns;
@@ -32,7 +33,7 @@ mod upstream;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::Utc;
 use http::StatusCode;
 use http::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
@@ -46,6 +47,7 @@ pub use cache::IndexEntry;
 pub use error::{MirrorError, MirrorErrorKind};
 pub use patterns::CratePatterns;
 
+use self::client::{UpstreamClient, read_limited, transport_error};
 use self::single_flight::SingleFlight;
 use crate::config::{BlobKind, Config, MirrorConfig};
 use crate::metrics::ApiMetrics;
@@ -75,9 +77,7 @@ pub enum CrateFile {
 pub struct Mirror {
     config: MirrorConfig,
     upstream: String,
-    /// The upstream's token, and the origin it may be sent to.
-    credentials: Option<(http::HeaderValue, url::Origin)>,
-    client: reqwest::Client,
+    client: UpstreamClient,
     cache: BlobStore,
     metrics: Arc<ApiMetrics>,
     patterns: CratePatterns,
@@ -114,28 +114,8 @@ impl Mirror {
         // the download), inside the request's own limit, so cargo gets our 504, not a 408.
         let fetch_budget = Duration::from_secs(config.http.request_timeout_secs).mul_f64(0.9);
         let timeout = Duration::from_secs(mirror.upstream_timeout_secs).min(fetch_budget);
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("ktra-mirror/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(redirect_policy())
-            .build()?;
         let upstream = mirror.upstream_index_url();
-        let credentials = match &mirror.upstream_token {
-            Some(token) => {
-                let mut value =
-                    http::HeaderValue::from_str(secrecy::ExposeSecret::expose_secret(token))
-                        .map_err(|_| {
-                            anyhow::anyhow!(
-                                "setting KTRA_MIRROR_UPSTREAM_TOKEN: not a header value"
-                            )
-                        })?;
-                value.set_sensitive(true);
-                Some((value, url::Url::parse(&upstream)?.origin()))
-            }
-            None => None,
-        };
+        let client = UpstreamClient::new(mirror, &upstream, timeout)?;
         // Every series exists from the start, at zero: dashboards and alerts (and tests) can
         // tell "none yet" from "not exported". The guards `get_or_create` returns are dropped.
         for (kind, results) in [
@@ -167,7 +147,6 @@ impl Mirror {
             }
         }
         Ok(Self {
-            credentials,
             upstream,
             patterns: CratePatterns::new(&mirror.allow, &mirror.deny),
             config: mirror.clone(),
@@ -276,7 +255,7 @@ impl Mirror {
         cached: Option<IndexEntry>,
     ) -> Result<IndexEntry, MirrorError> {
         let url = format!("{}{path}", self.upstream);
-        let mut request = self.authorised(self.client.get(&url), &url);
+        let mut request = self.client.get(&url);
         let validators = cached.as_ref().filter(|entry| entry.found());
         if let Some(entry) = validators {
             if let Some(etag) = &entry.header.upstream_etag {
@@ -551,7 +530,8 @@ impl Mirror {
 
     async fn download(&self, url: &str, what: &str) -> Result<Bytes, MirrorError> {
         let response = self
-            .authorised(self.client.get(url), url)
+            .client
+            .get(url)
             .send()
             .await
             .map_err(|error| transport_error(&error, what))?;
@@ -564,19 +544,6 @@ impl Mirror {
             ));
         }
         read_limited(response, self.config.max_crate_bytes, what).await
-    }
-
-    /// Adds the upstream's token to a request for the upstream's own host; crate files served
-    /// from elsewhere (a CDN, presigned object store URLs) never see it.
-    fn authorised(&self, request: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
-        match &self.credentials {
-            Some((token, origin))
-                if url::Url::parse(url).is_ok_and(|parsed| parsed.origin() == *origin) =>
-            {
-                request.header(http::header::AUTHORIZATION, token.clone())
-            }
-            _ => request,
-        }
     }
 
     fn count(&self, kind: &str, result: &str) {
@@ -637,60 +604,6 @@ fn no_such_version(name: &str, version: &str, cause: &str) -> MirrorError {
     )
 }
 
-/// Classifies a failed request: a timeout is a 504, anything else a 502.
-fn transport_error(error: &reqwest::Error, what: &str) -> MirrorError {
-    if error.is_timeout() {
-        MirrorError::new(
-            MirrorErrorKind::Timeout,
-            format!(
-                "the upstream registry did not answer in time for {what}, and the mirror has no copy"
-            ),
-            error.to_string(),
-        )
-    } else {
-        MirrorError::new(
-            MirrorErrorKind::Unreachable,
-            format!(
-                "the upstream registry could not be reached for {what}, and the mirror has no copy"
-            ),
-            format!("{error:?}"),
-        )
-    }
-}
-
-/// Reads a body of at most `limit` bytes.
-async fn read_limited(
-    mut response: reqwest::Response,
-    limit: u64,
-    what: &str,
-) -> Result<Bytes, MirrorError> {
-    let too_large = || {
-        MirrorError::new(
-            MirrorErrorKind::BadAnswer,
-            format!("{what} is larger than the mirror accepts"),
-            format!("more than {limit} bytes"),
-        )
-    };
-    if response
-        .content_length()
-        .is_some_and(|length| length > limit)
-    {
-        return Err(too_large());
-    }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|error| transport_error(&error, what))?
-    {
-        if (body.len() + chunk.len()) as u64 > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
 /// Hashes off the async workers (crate files run to megabytes). Always a full digest: if the
 /// blocking task cannot run (the runtime is shutting down), the hash is computed here.
 async fn sha256(bytes: Bytes) -> [u8; 32] {
@@ -702,45 +615,9 @@ async fn sha256(bytes: Bytes) -> [u8; 32] {
     digest.into()
 }
 
-/// Redirects the upstream's answers may follow: at most 10, and never from https to http,
-/// which would send the request (and a same-host token) in clear.
-fn redirect_policy() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        if attempt.previous().len() >= 10 {
-            return attempt.error("too many redirects");
-        }
-        let downgrade = attempt
-            .previous()
-            .last()
-            .is_some_and(|previous| is_downgrade(previous, attempt.url()));
-        if downgrade {
-            attempt.error("refusing a redirect from https to http")
-        } else {
-            attempt.follow()
-        }
-    })
-}
-
-fn is_downgrade(from: &url::Url, to: &url::Url) -> bool {
-    from.scheme() == "https" && to.scheme() != "https"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_https_to_http_redirects_are_refused() {
-        let url = |text: &str| url::Url::parse(text).unwrap();
-        assert!(is_downgrade(&url("https://h/a"), &url("http://h/a")));
-        assert!(is_downgrade(
-            &url("https://h:8443/a"),
-            &url("http://h:8443/a")
-        ));
-        assert!(!is_downgrade(&url("https://h/a"), &url("https://cdn/a")));
-        assert!(!is_downgrade(&url("http://h/a"), &url("https://h/a")));
-        assert!(!is_downgrade(&url("http://h/a"), &url("http://h/b")));
-    }
 
     #[tokio::test]
     async fn digests_are_whole() {
