@@ -24,6 +24,7 @@
 mod cache;
 mod client;
 mod error;
+mod metrics;
 mod not_found;
 pub mod patterns;
 pub mod prefetch;
@@ -48,6 +49,7 @@ pub use error::{MirrorError, MirrorErrorKind};
 pub use patterns::CratePatterns;
 
 use self::client::{UpstreamClient, read_limited, transport_error};
+use self::metrics::MirrorMetrics;
 use self::single_flight::SingleFlight;
 use crate::config::{BlobKind, Config, MirrorConfig};
 use crate::metrics::ApiMetrics;
@@ -79,7 +81,7 @@ pub struct Mirror {
     upstream: String,
     client: UpstreamClient,
     cache: BlobStore,
-    metrics: Arc<ApiMetrics>,
+    metrics: MirrorMetrics,
     patterns: CratePatterns,
     /// The longest a fetch from the upstream may take, all its requests together.
     fetch_budget: Duration,
@@ -116,43 +118,13 @@ impl Mirror {
         let timeout = Duration::from_secs(mirror.upstream_timeout_secs).min(fetch_budget);
         let upstream = mirror.upstream_index_url();
         let client = UpstreamClient::new(mirror, &upstream, timeout)?;
-        // Every series exists from the start, at zero: dashboards and alerts (and tests) can
-        // tell "none yet" from "not exported". The guards `get_or_create` returns are dropped.
-        for (kind, results) in [
-            ("index", &["hit", "revalidated", "miss", "stale"][..]),
-            ("crate", &["hit", "miss"][..]),
-        ] {
-            for result in results {
-                drop(
-                    metrics
-                        .mirror_cache
-                        .get_or_create(&crate::metrics::MirrorCacheLabels {
-                            kind: kind.to_owned(),
-                            result: (*result).to_owned(),
-                        }),
-                );
-            }
-            drop(metrics.mirror_upstream_duration.get_or_create(
-                &crate::metrics::MirrorKindLabels {
-                    kind: kind.to_owned(),
-                },
-            ));
-            for error in MirrorErrorKind::ALL {
-                drop(metrics.mirror_upstream_errors.get_or_create(
-                    &crate::metrics::MirrorErrorLabels {
-                        kind: kind.to_owned(),
-                        error: error.label().to_owned(),
-                    },
-                ));
-            }
-        }
         Ok(Self {
             upstream,
             patterns: CratePatterns::new(&mirror.allow, &mirror.deny),
             config: mirror.clone(),
             client,
             cache,
-            metrics,
+            metrics: MirrorMetrics::new(metrics),
             fetch_budget,
             down_until: Mutex::new(None),
             index_flights: SingleFlight::new(),
@@ -212,7 +184,7 @@ impl Mirror {
             .not_found
             .remembers(path, not_found_for, Instant::now())
         {
-            self.count("index", "hit");
+            self.metrics.count("index", "hit");
             return Ok(IndexEntry::not_found(Utc::now().timestamp()));
         }
         let key = format!("mirror/index/{path}");
@@ -225,14 +197,14 @@ impl Mirror {
         if let Some(entry) = &cached
             && entry.age_secs(Utc::now()) < max_age_secs.unwrap_or(self.config.freshness_secs)
         {
-            self.count("index", "hit");
+            self.metrics.count("index", "hit");
             return Ok(entry.clone());
         }
         if let Some(entry) = &cached
             && self.upstream_is_down()
         {
             // The upstream just failed: answer now rather than wait for it to fail again.
-            self.count("index", "stale");
+            self.metrics.count("index", "stale");
             return Ok(entry.clone());
         }
         let this = Arc::clone(self);
@@ -267,7 +239,7 @@ impl Mirror {
         }
         let started = Instant::now();
         let answer = self.index_answer(request, path, validators).await;
-        self.observe_upstream("index", started);
+        self.metrics.observe_upstream("index", started);
         let (entry, result) = match answer {
             Ok(answer) => answer,
             Err(error) => {
@@ -280,14 +252,14 @@ impl Mirror {
                             cause = %error.cause,
                             "the upstream failed; serving a stale index file"
                         );
-                        self.count("index", "stale");
+                        self.metrics.count("index", "stale");
                         Ok(entry)
                     }
                     None => Err(error),
                 };
             }
         };
-        self.count("index", result);
+        self.metrics.count("index", result);
         *self
             .down_until
             .lock()
@@ -404,7 +376,7 @@ impl Mirror {
         let key = format!("mirror/crates/{lower}/{lower}-{version}.crate");
         match self.cache.get(&key).await {
             Ok(read) => {
-                self.count("crate", "hit");
+                self.metrics.count("crate", "hit");
                 return Ok(CrateFile::Cached(read));
             }
             Err(BlobError::NotFound(_)) => {}
@@ -473,7 +445,7 @@ impl Mirror {
         let what = format!("crate `{name}` {version}");
         let started = Instant::now();
         let fetched = self.download(&url, &what).await;
-        self.observe_upstream("crate", started);
+        self.metrics.observe_upstream("crate", started);
         let bytes = fetched.inspect_err(|error| self.upstream_failed("crate", error, &what))?;
         let actual = hex::encode(sha256(bytes.clone()).await);
         if actual != cksum {
@@ -493,7 +465,7 @@ impl Mirror {
             // The bytes are verified: serve them; the next request tries to cache again.
             Err(error) => tracing::warn!(%error, key, "cannot cache a crate file"),
         }
-        self.count("crate", "miss");
+        self.metrics.count("crate", "miss");
         tracing::info!(
             crate_name = name,
             version,
@@ -546,25 +518,6 @@ impl Mirror {
         read_limited(response, self.config.max_crate_bytes, what).await
     }
 
-    fn count(&self, kind: &str, result: &str) {
-        self.metrics
-            .mirror_cache
-            .get_or_create(&crate::metrics::MirrorCacheLabels {
-                kind: kind.to_owned(),
-                result: result.to_owned(),
-            })
-            .inc();
-    }
-
-    fn observe_upstream(&self, kind: &str, started: Instant) {
-        self.metrics
-            .mirror_upstream_duration
-            .get_or_create(&crate::metrics::MirrorKindLabels {
-                kind: kind.to_owned(),
-            })
-            .observe(started.elapsed().as_secs_f64());
-    }
-
     /// Returns whether the upstream failed to answer (unreachable or too slow) less than
     /// [`UPSTREAM_BACKOFF`] ago, with no good answer since.
     fn upstream_is_down(&self) -> bool {
@@ -585,13 +538,7 @@ impl Mirror {
                 .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + UPSTREAM_BACKOFF);
         }
         tracing::warn!(kind, what, error = error.kind.label(), cause = %error.cause, "upstream request failed");
-        self.metrics
-            .mirror_upstream_errors
-            .get_or_create(&crate::metrics::MirrorErrorLabels {
-                kind: kind.to_owned(),
-                error: error.kind.label().to_owned(),
-            })
-            .inc();
+        self.metrics.upstream_error(kind, error.kind);
     }
 }
 
