@@ -4,286 +4,76 @@
 //! `/mirror/dl/{crate}/{version}/download` (and Ktra's `/ktra/api/v1/mirror/...`). Both go
 //! through [`Mirror`]:
 //!
-//! - Index files are cached in the blob store under `mirror/index/{path}`, with the upstream's
-//!   validators and the fetch time in the same object (see the `cache` module), so every replica shares
-//!   them. A file younger than `KTRA_MIRROR_FRESHNESS_SECS` is served as is; an older one is
-//!   revalidated with a conditional request. Upstream 404s are remembered, in memory (see the
-//!   `not_found` module), for
-//!   `KTRA_MIRROR_NOT_FOUND_SECS`.
-//! - Crate files are fetched once, checked against the SHA-256 the upstream's index lists,
-//!   stored under `mirror/crates/{name}/{name}-{version}.crate` with a create-only write, and
-//!   served from the blob store from then on. Bytes that do not match are never stored.
+//! - Index files (the `index` module) are cached in the blob store under `mirror/index/{path}`,
+//!   with the upstream's validators and the fetch time in the same object (see the `cache`
+//!   module), so every replica shares them. A file younger than `KTRA_MIRROR_FRESHNESS_SECS` is
+//!   served as is; an older one is revalidated with a conditional request. Upstream 404s are
+//!   remembered, in memory (see the `not_found` module), for `KTRA_MIRROR_NOT_FOUND_SECS`.
+//! - Crate files (the `crate_file` module) are fetched once, checked against the SHA-256 the
+//!   upstream's index lists, stored under `mirror/crates/{name}/{name}-{version}.crate` with a
+//!   create-only write, and served from the blob store from then on. Bytes that do not match
+//!   are never stored.
 //! - When the upstream fails, cached index files are served anyway (logged, and counted as
-//!   `stale`); what is not cached fails with 502 (or 504 on a timeout) in cargo's format.
-//!   After the upstream fails to answer, cached index files are served without asking it for
-//!   `UPSTREAM_BACKOFF`.
+//!   `stale`); what is not cached fails with 502 (or 504 on a timeout) in cargo's format (see
+//!   [`MirrorError`]). After the upstream fails to answer, cached index files are served
+//!   without asking it for `UPSTREAM_BACKOFF`.
 //! - Concurrent requests for the same file within a replica share one upstream fetch
-//!   (`SingleFlight`); the fetch runs in its own task, so it completes (and fills the cache)
-//!   even when the request that started it goes away.
-
+//!   (`SingleFlight`, in the `single_flight` module); the fetch runs in its own task, so it
+//!   completes (and fills the cache) even when the request that started it goes away.
+//! - Every request to the upstream goes through one client (the `client` module): its
+//!   timeouts, a redirect policy that never downgrades to http, and the upstream's token sent
+//!   only to the upstream's own origin.
 mod cache;
+mod client;
+mod crate_file;
+mod digest;
+mod error;
+mod index;
+mod metrics;
 mod not_found;
 pub mod patterns;
 pub mod prefetch;
+mod single_flight;
 mod upstream;
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use chrono::Utc;
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
-use http::StatusCode;
-use http::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
-use ktra_core::error::ErrorCode;
-use ktra_core::index::index_path;
-use ktra_core::name::validate_crate_name;
-use ktra_store::blob::BlobRead;
-use ktra_store::{BlobError, BlobStore};
-use sha2::{Digest, Sha256};
-use tracing::Instrument;
+use bytes::Bytes;
+use ktra_store::BlobStore;
 
 pub use cache::IndexEntry;
+pub use crate_file::CrateFile;
+pub use error::{MirrorError, MirrorErrorKind};
 pub use patterns::CratePatterns;
 
+use self::client::UpstreamClient;
+use self::metrics::MirrorMetrics;
+use self::single_flight::SingleFlight;
 use crate::config::{BlobKind, Config, MirrorConfig};
-use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
-
-/// Index files larger than this are refused (crates.io's largest are a few MiB).
-const MAX_INDEX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// After the upstream fails to answer, how long cached index files are served without asking
 /// it, so that each stale read does not wait for a connect or read timeout.
 const UPSTREAM_BACKOFF: Duration = Duration::from_secs(15);
-
-/// A download of a version the cached index file does not list refreshes the file once, but
-/// only when the copy is at least this old.
-const REFRESH_FLOOR_SECS: u64 = 3;
-
-/// What went wrong, for metrics and for choosing the status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MirrorErrorKind {
-    /// The upstream does not have it (404).
-    NotFound,
-    /// The allow/deny lists refuse the crate (403).
-    Forbidden,
-    /// The upstream could not be reached (502).
-    Unreachable,
-    /// The upstream did not answer in time (504).
-    Timeout,
-    /// The upstream answered with an unexpected status or an unusable body (502).
-    BadAnswer,
-    /// The crate file's bytes do not match the index's checksum (502).
-    Checksum,
-    /// The mirror's blob store failed (503).
-    Store,
-}
-
-impl MirrorErrorKind {
-    /// Every kind, for the zero-valued series created at startup.
-    const ALL: [Self; 7] = [
-        Self::NotFound,
-        Self::Forbidden,
-        Self::Unreachable,
-        Self::Timeout,
-        Self::BadAnswer,
-        Self::Checksum,
-        Self::Store,
-    ];
-
-    /// The label of `ktra_mirror_upstream_errors_total`.
-    fn label(self) -> &'static str {
-        match self {
-            Self::NotFound => "not_found",
-            Self::Forbidden => "forbidden",
-            Self::Unreachable => "unreachable",
-            Self::Timeout => "timeout",
-            Self::BadAnswer => "bad_answer",
-            Self::Checksum => "checksum",
-            Self::Store => "store",
-        }
-    }
-}
-
-/// A failed mirror request: a message for the person running cargo, and the cause for the logs.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{detail} ({cause})")]
-pub struct MirrorError {
-    /// What went wrong.
-    pub kind: MirrorErrorKind,
-    /// Shown to the client; names the crate, never the upstream's internals.
-    pub detail: String,
-    /// Logged only.
-    pub cause: String,
-}
-
-impl MirrorError {
-    fn new(kind: MirrorErrorKind, detail: impl Into<String>, cause: impl Into<String>) -> Self {
-        Self {
-            kind,
-            detail: detail.into(),
-            cause: cause.into(),
-        }
-    }
-
-    fn store(error: &BlobError) -> Self {
-        Self::new(
-            MirrorErrorKind::Store,
-            "the mirror's storage failed",
-            error.to_string(),
-        )
-    }
-}
-
-impl From<MirrorError> for ApiError {
-    fn from(error: MirrorError) -> Self {
-        let code = match error.kind {
-            MirrorErrorKind::NotFound => ErrorCode::NotFound,
-            MirrorErrorKind::Forbidden => ErrorCode::Forbidden,
-            MirrorErrorKind::Timeout => ErrorCode::GatewayTimeout,
-            MirrorErrorKind::Unreachable
-            | MirrorErrorKind::BadAnswer
-            | MirrorErrorKind::Checksum => ErrorCode::BadGateway,
-            MirrorErrorKind::Store => return ApiError::unavailable(error.cause),
-        };
-        ApiError::new(code, error.detail)
-    }
-}
-
-type Flight<T> = Shared<BoxFuture<'static, Result<T, MirrorError>>>;
-
-/// The fetches in flight, by key; each with the id of the task that removes it when done.
-type Flights<T> = Arc<Mutex<HashMap<String, (u64, Flight<T>)>>>;
-
-/// Runs at most one fetch per key at a time; callers arriving meanwhile share its result.
-///
-/// The fetch task removes its own entry when it finishes, whether or not anyone still waits
-/// for it: a waiter may be cancelled (the request timed out, the client went away), and an
-/// entry left behind would hand its old result, bytes and all, to every later caller.
-struct SingleFlight<T> {
-    flights: Flights<T>,
-    next_id: AtomicU64,
-}
-
-impl<T> std::fmt::Debug for SingleFlight<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let count = self
-            .flights
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
-        f.debug_struct("SingleFlight")
-            .field("in_flight", &count)
-            .finish()
-    }
-}
-
-impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
-    fn new() -> Self {
-        Self {
-            flights: Arc::new(Mutex::new(HashMap::new())),
-            next_id: AtomicU64::new(0),
-        }
-    }
-
-    /// Joins the fetch of `key` in flight, or starts `work` as a task when there is none.
-    async fn run(
-        &self,
-        key: &str,
-        work: impl Future<Output = Result<T, MirrorError>> + Send + 'static,
-    ) -> Result<T, MirrorError> {
-        let flight = {
-            let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-            match flights.get(key) {
-                Some((_, flight)) => flight.clone(),
-                None => {
-                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    let landing = Landing {
-                        flights: Arc::clone(&self.flights),
-                        key: key.to_owned(),
-                        id,
-                    };
-                    let task = tokio::spawn(
-                        async move {
-                            // Dropped when the fetch ends, even by a panic.
-                            let _landing = landing;
-                            work.await
-                        }
-                        .in_current_span(),
-                    );
-                    let flight = async move {
-                        task.await.unwrap_or_else(|error| {
-                            Err(MirrorError::new(
-                                MirrorErrorKind::BadAnswer,
-                                "the mirror failed to fetch from the upstream registry",
-                                format!("fetch task: {error}"),
-                            ))
-                        })
-                    }
-                    .boxed()
-                    .shared();
-                    flights.insert(key.to_owned(), (id, flight.clone()));
-                    flight
-                }
-            }
-        };
-        flight.await
-    }
-}
-
-/// Removes a fetch's entry from its [`SingleFlight`] when dropped, unless a newer fetch of
-/// the same key has replaced it.
-struct Landing<T> {
-    flights: Flights<T>,
-    key: String,
-    id: u64,
-}
-
-impl<T> Drop for Landing<T> {
-    fn drop(&mut self) {
-        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-        if flights
-            .get(&self.key)
-            .is_some_and(|(current, _)| *current == self.id)
-        {
-            flights.remove(&self.key);
-        }
-    }
-}
-
-/// A crate file the mirror serves.
-#[derive(Debug)]
-pub enum CrateFile {
-    /// Read from the cache.
-    Cached(BlobRead),
-    /// Just fetched and verified.
-    Fetched(Bytes),
-}
 
 /// The pull-through cache; see the module docs.
 #[derive(Debug)]
 pub struct Mirror {
     config: MirrorConfig,
     upstream: String,
-    /// The upstream's token, and the origin it may be sent to.
-    credentials: Option<(http::HeaderValue, url::Origin)>,
-    client: reqwest::Client,
+    client: UpstreamClient,
     cache: BlobStore,
-    metrics: Arc<ApiMetrics>,
+    metrics: MirrorMetrics,
     patterns: CratePatterns,
     /// The longest a fetch from the upstream may take, all its requests together.
     fetch_budget: Duration,
     /// Until when cached index files are served without asking the upstream, which has just
     /// failed to answer (per replica).
     down_until: Mutex<Option<Instant>>,
-    index_flights: SingleFlight<IndexEntry>,
+    index_flights: SingleFlight<Result<IndexEntry, MirrorError>>,
     not_found: not_found::NotFoundCache,
-    crate_flights: SingleFlight<Bytes>,
+    crate_flights: SingleFlight<Result<Bytes, MirrorError>>,
 }
 
 impl Mirror {
@@ -309,66 +99,15 @@ impl Mirror {
         // the download), inside the request's own limit, so cargo gets our 504, not a 408.
         let fetch_budget = Duration::from_secs(config.http.request_timeout_secs).mul_f64(0.9);
         let timeout = Duration::from_secs(mirror.upstream_timeout_secs).min(fetch_budget);
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("ktra-mirror/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(redirect_policy())
-            .build()?;
         let upstream = mirror.upstream_index_url();
-        let credentials = match &mirror.upstream_token {
-            Some(token) => {
-                let mut value =
-                    http::HeaderValue::from_str(secrecy::ExposeSecret::expose_secret(token))
-                        .map_err(|_| {
-                            anyhow::anyhow!(
-                                "setting KTRA_MIRROR_UPSTREAM_TOKEN: not a header value"
-                            )
-                        })?;
-                value.set_sensitive(true);
-                Some((value, url::Url::parse(&upstream)?.origin()))
-            }
-            None => None,
-        };
-        // Every series exists from the start, at zero: dashboards and alerts (and tests) can
-        // tell "none yet" from "not exported". The guards `get_or_create` returns are dropped.
-        for (kind, results) in [
-            ("index", &["hit", "revalidated", "miss", "stale"][..]),
-            ("crate", &["hit", "miss"][..]),
-        ] {
-            for result in results {
-                drop(
-                    metrics
-                        .mirror_cache
-                        .get_or_create(&crate::metrics::MirrorCacheLabels {
-                            kind: kind.to_owned(),
-                            result: (*result).to_owned(),
-                        }),
-                );
-            }
-            drop(metrics.mirror_upstream_duration.get_or_create(
-                &crate::metrics::MirrorKindLabels {
-                    kind: kind.to_owned(),
-                },
-            ));
-            for error in MirrorErrorKind::ALL {
-                drop(metrics.mirror_upstream_errors.get_or_create(
-                    &crate::metrics::MirrorErrorLabels {
-                        kind: kind.to_owned(),
-                        error: error.label().to_owned(),
-                    },
-                ));
-            }
-        }
+        let client = UpstreamClient::new(mirror, &upstream, timeout)?;
         Ok(Self {
-            credentials,
             upstream,
+            client,
             patterns: CratePatterns::new(&mirror.allow, &mirror.deny),
             config: mirror.clone(),
-            client,
             cache,
-            metrics,
+            metrics: MirrorMetrics::new(metrics),
             fetch_budget,
             down_until: Mutex::new(None),
             index_flights: SingleFlight::new(),
@@ -395,402 +134,6 @@ impl Mirror {
         ))
     }
 
-    /// Returns an index file (`config.json` or a crate's file, path relative to the index
-    /// root), from the cache when it is younger than `max_age_secs`.
-    ///
-    /// # Errors
-    ///
-    /// [`MirrorErrorKind::NotFound`] when the upstream has no such file; an upstream error when
-    /// nothing is cached and the upstream fails; [`MirrorErrorKind::Store`].
-    pub async fn index_file(
-        self: &Arc<Self>,
-        path: &str,
-        max_age_secs: Option<u64>,
-    ) -> Result<IndexEntry, MirrorError> {
-        let entry = self.index_entry(path, max_age_secs).await?;
-        if !entry.found() {
-            return Err(MirrorError::new(
-                MirrorErrorKind::NotFound,
-                format!("the upstream registry has no index file at `{path}`"),
-                "upstream 404",
-            ));
-        }
-        Ok(entry)
-    }
-
-    async fn index_entry(
-        self: &Arc<Self>,
-        path: &str,
-        max_age_secs: Option<u64>,
-    ) -> Result<IndexEntry, MirrorError> {
-        let not_found_for = Duration::from_secs(max_age_secs.unwrap_or(self.config.not_found_secs));
-        if self
-            .not_found
-            .remembers(path, not_found_for, Instant::now())
-        {
-            self.count("index", "hit");
-            return Ok(IndexEntry::not_found(Utc::now().timestamp()));
-        }
-        let key = format!("mirror/index/{path}");
-        let cached = match self.cache.get_bytes(&key).await {
-            // Older releases stored 404s in the blob store too: ignore them.
-            Ok(bytes) => IndexEntry::decode(&bytes).filter(IndexEntry::found),
-            Err(BlobError::NotFound(_)) => None,
-            Err(error) => return Err(MirrorError::store(&error)),
-        };
-        if let Some(entry) = &cached
-            && entry.age_secs(Utc::now()) < max_age_secs.unwrap_or(self.config.freshness_secs)
-        {
-            self.count("index", "hit");
-            return Ok(entry.clone());
-        }
-        if let Some(entry) = &cached
-            && self.upstream_is_down()
-        {
-            // The upstream just failed: answer now rather than wait for it to fail again.
-            self.count("index", "stale");
-            return Ok(entry.clone());
-        }
-        let this = Arc::clone(self);
-        let owned_path = path.to_owned();
-        let flight_key = key.clone();
-        self.index_flights
-            .run(&flight_key, async move {
-                this.refresh_index(&owned_path, &key, cached).await
-            })
-            .await
-    }
-
-    /// Asks the upstream for an index file (conditionally when a copy is cached) and stores
-    /// the answer; serves the cached copy when the upstream fails.
-    async fn refresh_index(
-        &self,
-        path: &str,
-        key: &str,
-        cached: Option<IndexEntry>,
-    ) -> Result<IndexEntry, MirrorError> {
-        let url = format!("{}{path}", self.upstream);
-        let mut request = self.authorised(self.client.get(&url), &url);
-        let validators = cached.as_ref().filter(|entry| entry.found());
-        if let Some(entry) = validators {
-            if let Some(etag) = &entry.header.upstream_etag {
-                request = request.header(IF_NONE_MATCH, etag);
-            }
-            if let Some(modified) = &entry.header.upstream_last_modified {
-                request = request.header(IF_MODIFIED_SINCE, modified);
-            }
-        }
-        let started = Instant::now();
-        let answer = self.index_answer(request, path, validators).await;
-        self.observe_upstream("index", started);
-        let (entry, result) = match answer {
-            Ok(answer) => answer,
-            Err(error) => {
-                self.upstream_failed("index", &error, path);
-                return match cached {
-                    Some(entry) => {
-                        tracing::warn!(
-                            path,
-                            age_secs = entry.age_secs(Utc::now()),
-                            cause = %error.cause,
-                            "the upstream failed; serving a stale index file"
-                        );
-                        self.count("index", "stale");
-                        Ok(entry)
-                    }
-                    None => Err(error),
-                };
-            }
-        };
-        self.count("index", result);
-        *self
-            .down_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
-        if !entry.found() {
-            // Kept in memory only: see the `not_found` module.
-            let not_found_for = Duration::from_secs(self.config.not_found_secs);
-            self.not_found.insert(path, not_found_for, Instant::now());
-            if cached.is_some()
-                && let Err(error) = self.cache.delete(key).await
-            {
-                tracing::warn!(path, %error, "cannot forget an index file the upstream dropped");
-            }
-            return Ok(entry);
-        }
-        self.not_found.remove(path);
-        if let Err(error) = self.cache.put(key, entry.encode()).await {
-            // The answer is good; only the next request pays for the lost write.
-            tracing::warn!(path, %error, "cannot cache an index file");
-        }
-        Ok(entry)
-    }
-
-    /// Sends an index request and turns the answer into an entry and its cache result label.
-    async fn index_answer(
-        &self,
-        request: reqwest::RequestBuilder,
-        path: &str,
-        cached: Option<&IndexEntry>,
-    ) -> Result<(IndexEntry, &'static str), MirrorError> {
-        let unusable = |cause: String| {
-            MirrorError::new(
-                MirrorErrorKind::BadAnswer,
-                format!("the upstream registry failed to serve `{path}`"),
-                cause,
-            )
-        };
-        let response = request
-            .send()
-            .await
-            .map_err(|error| transport_error(&error, &format!("the index file `{path}`")))?;
-        let status = response.status();
-        let now = Utc::now().timestamp();
-        if status == StatusCode::NOT_MODIFIED
-            && let Some(entry) = cached
-        {
-            let mut entry = entry.clone();
-            entry.header.fetched_at = now;
-            return Ok((entry, "revalidated"));
-        }
-        if matches!(
-            status,
-            StatusCode::NOT_FOUND | StatusCode::GONE | StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS
-        ) {
-            return Ok((IndexEntry::not_found(now), "miss"));
-        }
-        if status != StatusCode::OK {
-            return Err(unusable(format!("upstream answered {status}")));
-        }
-        let header_text = |name: http::HeaderName| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        };
-        let upstream_etag = header_text(ETAG);
-        let upstream_last_modified = header_text(LAST_MODIFIED);
-        let content = read_limited(
-            response,
-            MAX_INDEX_BYTES,
-            &format!("the index file `{path}`"),
-        )
-        .await?;
-        let checked = if path == "config.json" {
-            upstream::parse_config(&content).map(drop)
-        } else {
-            upstream::check_index_file(&content, path.rsplit('/').next().unwrap_or_default())
-        };
-        checked.map_err(|cause| unusable(format!("upstream answered 200 with {cause}")))?;
-        let digest = sha256(content.clone()).await;
-        let entry = IndexEntry {
-            header: cache::EntryHeader {
-                found: true,
-                fetched_at: now,
-                upstream_etag,
-                upstream_last_modified,
-                etag: format!("\"{}\"", hex::encode(&digest[..16])),
-            },
-            content,
-        };
-        Ok((entry, "miss"))
-    }
-
-    /// Returns a crate file: from the cache, or fetched once from the upstream, checked
-    /// against the index's checksum and cached.
-    ///
-    /// # Errors
-    ///
-    /// 403, 404 and upstream errors as [`MirrorError`]s.
-    pub async fn crate_file(
-        self: &Arc<Self>,
-        name: &str,
-        version: &str,
-    ) -> Result<CrateFile, MirrorError> {
-        if validate_crate_name(name).is_err() {
-            return Err(no_such_version(name, version, "not a crate name"));
-        }
-        let version = semver::Version::parse(version)
-            .map_err(|_| no_such_version(name, version, "not a version"))?
-            .to_string();
-        self.check_allowed(name)?;
-        let lower = name.to_ascii_lowercase();
-        let key = format!("mirror/crates/{lower}/{lower}-{version}.crate");
-        match self.cache.get(&key).await {
-            Ok(read) => {
-                self.count("crate", "hit");
-                return Ok(CrateFile::Cached(read));
-            }
-            Err(BlobError::NotFound(_)) => {}
-            Err(error) => return Err(MirrorError::store(&error)),
-        }
-        let this = Arc::clone(self);
-        let owned_name = name.to_owned();
-        let flight_key = key.clone();
-        self.crate_flights
-            .run(&flight_key, async move {
-                let what = format!("crate `{owned_name}` {version}");
-                tokio::time::timeout(
-                    this.fetch_budget,
-                    this.fetch_crate(&owned_name, &version, &key),
-                )
-                .await
-                .unwrap_or_else(|_| {
-                    let error = MirrorError::new(
-                        MirrorErrorKind::Timeout,
-                        format!(
-                            "the upstream registry did not answer in time for {what}, and the mirror has no copy"
-                        ),
-                        format!("the fetch took longer than {:?}", this.fetch_budget),
-                    );
-                    this.upstream_failed("crate", &error, &what);
-                    Err(error)
-                })
-            })
-            .await
-            .map(CrateFile::Fetched)
-    }
-
-    /// Fetches a crate file the cache lacks: its checksum from the index (refreshed once when
-    /// the cached index does not list the version yet), its bytes from the upstream's `dl`.
-    async fn fetch_crate(
-        self: &Arc<Self>,
-        name: &str,
-        version: &str,
-        key: &str,
-    ) -> Result<Bytes, MirrorError> {
-        let path = index_path(name);
-        let mut entry = self.index_entry(&path, None).await?;
-        let mut listed = upstream::find_version(&entry.content, name, version);
-        if listed.is_none() && entry.found() && entry.age_secs(Utc::now()) >= REFRESH_FLOOR_SECS {
-            // Published upstream after our copy of the index was fetched. Not for a copy
-            // younger than the floor, so asking for a missing version again and again does
-            // not reach the upstream each time.
-            entry = self.index_entry(&path, Some(0)).await?;
-            listed = upstream::find_version(&entry.content, name, version);
-        }
-        let (index_name, cksum) =
-            listed.ok_or_else(|| no_such_version(name, version, "not in the upstream index"))?;
-        if !upstream::is_sha256_hex(&cksum) {
-            // It goes into the download URL's `{sha256-checksum}` and is compared with the bytes.
-            return Err(MirrorError::new(
-                MirrorErrorKind::BadAnswer,
-                format!(
-                    "the upstream registry's index has no valid checksum for crate `{name}` {version}"
-                ),
-                format!("cksum is not 64 hex digits: {cksum:?}"),
-            ));
-        }
-        let template = self.dl_template(name).await?;
-        let url = upstream::download_url(&template, &index_name, version, &cksum);
-        let what = format!("crate `{name}` {version}");
-        let started = Instant::now();
-        let fetched = self.download(&url, &what).await;
-        self.observe_upstream("crate", started);
-        let bytes = fetched.inspect_err(|error| self.upstream_failed("crate", error, &what))?;
-        let actual = hex::encode(sha256(bytes.clone()).await);
-        if actual != cksum {
-            let error = MirrorError::new(
-                MirrorErrorKind::Checksum,
-                format!(
-                    "the upstream registry served {what} with a checksum that does not match its index; refused"
-                ),
-                format!("index says {cksum}, bytes hash to {actual}"),
-            );
-            self.upstream_failed("crate", &error, &what);
-            return Err(error);
-        }
-        match self.cache.put_new(key, bytes.clone()).await {
-            // Another replica stored the same verified bytes first.
-            Ok(()) | Err(BlobError::AlreadyExists(_)) => {}
-            // The bytes are verified: serve them; the next request tries to cache again.
-            Err(error) => tracing::warn!(%error, key, "cannot cache a crate file"),
-        }
-        self.count("crate", "miss");
-        tracing::info!(
-            crate_name = name,
-            version,
-            bytes = bytes.len(),
-            "mirrored a crate file"
-        );
-        Ok(bytes)
-    }
-
-    /// Returns the upstream's `dl` template, from its `config.json`. A missing or unreadable
-    /// file is a bad answer; an upstream that is down or slow keeps its own error.
-    async fn dl_template(self: &Arc<Self>, name: &str) -> Result<String, MirrorError> {
-        let unusable = |cause: String| {
-            MirrorError::new(
-                MirrorErrorKind::BadAnswer,
-                format!(
-                    "the upstream registry's config.json is unusable, so `{name}` cannot be fetched"
-                ),
-                cause,
-            )
-        };
-        let config = match self.index_file("config.json", None).await {
-            Ok(config) => config,
-            Err(error) if error.kind == MirrorErrorKind::NotFound => {
-                return Err(unusable(error.cause));
-            }
-            Err(error) => return Err(error),
-        };
-        // Checked before it was cached; a copy cached by an older release may not be.
-        Ok(upstream::parse_config(&config.content)
-            .map_err(unusable)?
-            .dl)
-    }
-
-    async fn download(&self, url: &str, what: &str) -> Result<Bytes, MirrorError> {
-        let response = self
-            .authorised(self.client.get(url), url)
-            .send()
-            .await
-            .map_err(|error| transport_error(&error, what))?;
-        let status = response.status();
-        if status != StatusCode::OK {
-            return Err(MirrorError::new(
-                MirrorErrorKind::BadAnswer,
-                format!("the upstream registry failed to serve {what}"),
-                format!("upstream answered {status}"),
-            ));
-        }
-        read_limited(response, self.config.max_crate_bytes, what).await
-    }
-
-    /// Adds the upstream's token to a request for the upstream's own host; crate files served
-    /// from elsewhere (a CDN, presigned object store URLs) never see it.
-    fn authorised(&self, request: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
-        match &self.credentials {
-            Some((token, origin))
-                if url::Url::parse(url).is_ok_and(|parsed| parsed.origin() == *origin) =>
-            {
-                request.header(http::header::AUTHORIZATION, token.clone())
-            }
-            _ => request,
-        }
-    }
-
-    fn count(&self, kind: &str, result: &str) {
-        self.metrics
-            .mirror_cache
-            .get_or_create(&crate::metrics::MirrorCacheLabels {
-                kind: kind.to_owned(),
-                result: result.to_owned(),
-            })
-            .inc();
-    }
-
-    fn observe_upstream(&self, kind: &str, started: Instant) {
-        self.metrics
-            .mirror_upstream_duration
-            .get_or_create(&crate::metrics::MirrorKindLabels {
-                kind: kind.to_owned(),
-            })
-            .observe(started.elapsed().as_secs_f64());
-    }
-
     /// Returns whether the upstream failed to answer (unreachable or too slow) less than
     /// [`UPSTREAM_BACKOFF`] ago, with no good answer since.
     fn upstream_is_down(&self) -> bool {
@@ -800,6 +143,16 @@ impl Mirror {
             .is_some_and(|until| Instant::now() < until)
     }
 
+    /// Ends the backoff: the upstream has just given a usable answer.
+    fn upstream_answered(&self) {
+        *self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Logs and counts a failed upstream request of `kind` (`index` or `crate`) for `what`;
+    /// when the upstream did not answer at all, starts the [`UPSTREAM_BACKOFF`].
     fn upstream_failed(&self, kind: &str, error: &MirrorError, what: &str) {
         if matches!(
             error.kind,
@@ -811,193 +164,6 @@ impl Mirror {
                 .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + UPSTREAM_BACKOFF);
         }
         tracing::warn!(kind, what, error = error.kind.label(), cause = %error.cause, "upstream request failed");
-        self.metrics
-            .mirror_upstream_errors
-            .get_or_create(&crate::metrics::MirrorErrorLabels {
-                kind: kind.to_owned(),
-                error: error.kind.label().to_owned(),
-            })
-            .inc();
-    }
-}
-
-/// The 404 of a crate version the upstream does not have; `cause` says how we know.
-fn no_such_version(name: &str, version: &str, cause: &str) -> MirrorError {
-    MirrorError::new(
-        MirrorErrorKind::NotFound,
-        format!("crate `{name}` has no version `{version}` upstream"),
-        cause,
-    )
-}
-
-/// Classifies a failed request: a timeout is a 504, anything else a 502.
-fn transport_error(error: &reqwest::Error, what: &str) -> MirrorError {
-    if error.is_timeout() {
-        MirrorError::new(
-            MirrorErrorKind::Timeout,
-            format!(
-                "the upstream registry did not answer in time for {what}, and the mirror has no copy"
-            ),
-            error.to_string(),
-        )
-    } else {
-        MirrorError::new(
-            MirrorErrorKind::Unreachable,
-            format!(
-                "the upstream registry could not be reached for {what}, and the mirror has no copy"
-            ),
-            format!("{error:?}"),
-        )
-    }
-}
-
-/// Reads a body of at most `limit` bytes.
-async fn read_limited(
-    mut response: reqwest::Response,
-    limit: u64,
-    what: &str,
-) -> Result<Bytes, MirrorError> {
-    let too_large = || {
-        MirrorError::new(
-            MirrorErrorKind::BadAnswer,
-            format!("{what} is larger than the mirror accepts"),
-            format!("more than {limit} bytes"),
-        )
-    };
-    if response
-        .content_length()
-        .is_some_and(|length| length > limit)
-    {
-        return Err(too_large());
-    }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|error| transport_error(&error, what))?
-    {
-        if (body.len() + chunk.len()) as u64 > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
-/// Hashes off the async workers (crate files run to megabytes). Always a full digest: if the
-/// blocking task cannot run (the runtime is shutting down), the hash is computed here.
-async fn sha256(bytes: Bytes) -> [u8; 32] {
-    let span = tracing::Span::current();
-    let copy = bytes.clone();
-    let digest = tokio::task::spawn_blocking(move || span.in_scope(|| Sha256::digest(&copy)))
-        .await
-        .unwrap_or_else(|_| Sha256::digest(&bytes));
-    digest.into()
-}
-
-/// Redirects the upstream's answers may follow: at most 10, and never from https to http,
-/// which would send the request (and a same-host token) in clear.
-fn redirect_policy() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        if attempt.previous().len() >= 10 {
-            return attempt.error("too many redirects");
-        }
-        let downgrade = attempt
-            .previous()
-            .last()
-            .is_some_and(|previous| is_downgrade(previous, attempt.url()));
-        if downgrade {
-            attempt.error("refusing a redirect from https to http")
-        } else {
-            attempt.follow()
-        }
-    })
-}
-
-fn is_downgrade(from: &url::Url, to: &url::Url) -> bool {
-    from.scheme() == "https" && to.scheme() != "https"
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn in_flight<T>(flights: &SingleFlight<T>) -> usize {
-        flights
-            .flights
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    #[tokio::test]
-    async fn a_fetch_whose_waiters_all_went_away_still_clears_its_entry() {
-        let flights = SingleFlight::<u32>::new();
-        let (release, released) = tokio::sync::oneshot::channel::<()>();
-        let (finished, has_finished) = tokio::sync::oneshot::channel::<()>();
-        let waiter = flights.run("k", async move {
-            let _ = released.await;
-            let _ = finished.send(());
-            Ok(1)
-        });
-        // The only waiter is cancelled while the fetch is still running.
-        assert!(
-            tokio::time::timeout(Duration::from_millis(20), waiter)
-                .await
-                .is_err()
-        );
-        assert_eq!(in_flight(&flights), 1);
-        release.send(()).unwrap();
-        has_finished.await.unwrap();
-        for _ in 0..100 {
-            if in_flight(&flights) == 0 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(in_flight(&flights), 0, "the finished fetch left its entry");
-        // A later caller runs its own fetch instead of receiving the old result.
-        assert_eq!(flights.run("k", async { Ok(2) }).await.unwrap(), 2);
-        assert_eq!(in_flight(&flights), 0);
-    }
-
-    #[test]
-    fn only_https_to_http_redirects_are_refused() {
-        let url = |text: &str| url::Url::parse(text).unwrap();
-        assert!(is_downgrade(&url("https://h/a"), &url("http://h/a")));
-        assert!(is_downgrade(
-            &url("https://h:8443/a"),
-            &url("http://h:8443/a")
-        ));
-        assert!(!is_downgrade(&url("https://h/a"), &url("https://cdn/a")));
-        assert!(!is_downgrade(&url("http://h/a"), &url("https://h/a")));
-        assert!(!is_downgrade(&url("http://h/a"), &url("http://h/b")));
-    }
-
-    #[tokio::test]
-    async fn digests_are_whole() {
-        let digest = sha256(Bytes::from_static(b"abc")).await;
-        assert_eq!(
-            hex::encode(digest),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-
-    #[tokio::test]
-    async fn concurrent_callers_share_one_fetch() {
-        let flights = SingleFlight::<u32>::new();
-        let runs = Arc::new(AtomicU64::new(0));
-        let call = |value| {
-            let runs = Arc::clone(&runs);
-            flights.run("k", async move {
-                runs.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                Ok(value)
-            })
-        };
-        let (first, second) = tokio::join!(call(1), call(2));
-        assert_eq!((first.unwrap(), second.unwrap()), (1, 1));
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
-        assert_eq!(in_flight(&flights), 0);
+        self.metrics.upstream_error(kind, error.kind);
     }
 }
