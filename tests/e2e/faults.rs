@@ -141,6 +141,26 @@ async fn indexer_killed_mid_burst_converges() {
     assert_each_version_once(&registry.remote_path, &accepted);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indexer_killed_while_moving_its_branch_starts_again() {
+    let registry = Registry::start().await;
+    let token = registry.create_user("alice").await;
+    let mut names = publish_many(&registry, &token, "before", 1).await;
+    registry
+        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .await;
+    registry.indexer().kill();
+    // What git leaves when the process dies between taking a ref's lock and renaming it.
+    let lock = registry.dir().join("index/repo.git/refs/heads/main.lock");
+    std::fs::write(&lock, "").unwrap();
+    registry.indexer().start();
+    names.extend(publish_many(&registry, &token, "after", 2).await);
+    registry
+        .wait_converged(&registry.remote_path, &names, Duration::from_secs(20))
+        .await;
+    assert!(!lock.is_file(), "the stale lock was removed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn api_killed_mid_stream_converges() {
     let registry = Arc::new(Registry::start().await);

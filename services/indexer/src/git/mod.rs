@@ -4,3 +4,4 @@ mod auth;
 pub mod known_hosts;
 pub mod maintenance;
 pub mod repo;
+pub mod stale_locks;

@@ -101,6 +101,8 @@ fn file_remote_path(url: &str) -> Option<PathBuf> {
 impl IndexRepo {
     /// Opens the clone under `config.local_path` (creating it if needed), creates a missing
     /// `file://` remote, and fetches the remote's branch; the local branch is reset to it.
+    /// Call only while holding the clone's `indexer.lock` (see `lock_clone`): lock files git
+    /// left in the clone are removed as stale.
     ///
     /// # Errors
     ///
@@ -110,6 +112,8 @@ impl IndexRepo {
         std::fs::create_dir_all(&config.local_path).map_err(|error| {
             IndexerError::Setup(format!("{}: {error}", config.local_path.display()))
         })?;
+        // The caller holds `indexer.lock`, so a lock git left in the clone is stale.
+        super::stale_locks::remove_stale_locks(&path)?;
         let repo = match Repository::open_bare(&path) {
             Ok(repo) => repo,
             Err(error) if error.code() == ErrorCode::NotFound => Repository::init_bare(&path)?,
