@@ -11,5 +11,6 @@ pub async fn spawn_blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, tokio::task::JoinError> {
     let span = tracing::Span::current();
+    #[allow(clippy::disallowed_methods, reason = "this is the one call")]
     tokio::task::spawn_blocking(move || span.in_scope(work)).await
 }

@@ -74,7 +74,7 @@ pub struct MirrorKindLabels {
 pub struct MirrorErrorLabels {
     /// `index` or `crate`.
     pub kind: String,
-    /// `unreachable`, `timeout`, `bad_answer` or `checksum`.
+    /// `not_found`, `forbidden`, `unreachable`, `timeout`, `bad_answer`, `checksum` or `store`.
     pub error: String,
 }
 

@@ -285,7 +285,11 @@ pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
     let validators = store.index_validators("yanky").await.unwrap().unwrap();
     assert!(validators.content.is_empty());
     assert_eq!(
-        (validators.etag(), validators.last_modified, validators.revision),
+        (
+            validators.etag(),
+            validators.last_modified,
+            validators.revision
+        ),
         (yanked.etag(), yanked.last_modified, yanked.revision)
     );
     assert!(store.index_validators("absent").await.unwrap().is_none());

@@ -7,9 +7,8 @@ use sha2::{Digest, Sha256};
 /// Hashes off the async workers (crate files run to megabytes). Always a full digest: if the
 /// blocking task cannot run (the runtime is shutting down), the hash is computed here.
 pub(crate) async fn sha256(bytes: Bytes) -> [u8; 32] {
-    let span = tracing::Span::current();
     let copy = bytes.clone();
-    let digest = tokio::task::spawn_blocking(move || span.in_scope(|| Sha256::digest(&copy)))
+    let digest = ktra_core::task::spawn_blocking(move || Sha256::digest(&copy))
         .await
         .unwrap_or_else(|_| Sha256::digest(&bytes));
     digest.into()

@@ -312,7 +312,7 @@ async fn header_floods_and_slow_clients() {
     let app = std::sync::Arc::new(app);
     let run = |request: Vec<u8>, wait: Duration| {
         let app = std::sync::Arc::clone(&app);
-        tokio::task::spawn_blocking(move || raw_exchange(&app, &request, wait))
+        ktra_core::task::spawn_blocking(move || raw_exchange(&app, &request, wait))
     };
 
     // Too many header fields, and one huge field.

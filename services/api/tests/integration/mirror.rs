@@ -249,7 +249,7 @@ pub(crate) async fn prefetch_fills_the_cache_for_a_build_after_the_upstream_is_g
             .args(["mirror-prefetch", "Cargo.lock"])
             .current_dir(&project);
         async move {
-            let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+            let output = ktra_core::task::spawn_blocking(move || command.output().unwrap())
                 .await
                 .unwrap();
             let text = String::from_utf8_lossy(&output.stdout).into_owned();
