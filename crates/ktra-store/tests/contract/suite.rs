@@ -555,7 +555,8 @@ pub(crate) async fn scoped_tokens_list_and_revoke(store: Arc<dyn MetadataStore>)
     let scoped = ApiToken::generate();
     let details = TokenDetails {
         name: "ci".into(),
-        created_at: Utc::now(),
+        // Listed after the login token: stores keep milliseconds, and both may fall in one.
+        created_at: Utc::now() + TimeDelta::milliseconds(2),
         expires_at: Some(Utc::now() + TimeDelta::days(30)),
         scope: TokenScope {
             endpoints: Some(vec![EndpointScope::PublishUpdate]),
