@@ -205,11 +205,22 @@ async fn scopes_admit_what_they_name(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     let tokens = listed["tokens"].as_array().unwrap();
-    let names: Vec<&str> = tokens.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(
-        names,
-        ["login", "new-acme", "ci", "yanker", "owners", "mirror"]
-    );
+    // Oldest first. Stores keep milliseconds, and tokens made within one are listed in either
+    // order, so the names are compared after a stable sort by creation time.
+    let created: Vec<chrono::DateTime<chrono::Utc>> = tokens
+        .iter()
+        .map(|t| t["created_at"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(created.is_sorted(), "{listed}");
+    let mut names: Vec<(i64, &str)> = tokens
+        .iter()
+        .zip(&created)
+        .map(|(t, at)| (at.timestamp_millis(), t["name"].as_str().unwrap()))
+        .collect();
+    let order = ["login", "new-acme", "ci", "yanker", "owners", "mirror"];
+    names.sort_by_key(|(at, name)| (*at, order.iter().position(|n| n == name)));
+    let names: Vec<&str> = names.into_iter().map(|(_, name)| name).collect();
+    assert_eq!(names, order);
     for secret in [&full, &update, &yanker] {
         assert!(!listed.to_string().contains(&secret[21..]), "{listed}");
     }
