@@ -224,14 +224,10 @@ async fn scopes_admit_what_they_name(backend: Backend) {
     for secret in [&full, &update, &yanker] {
         assert!(!listed.to_string().contains(&secret[21..]), "{listed}");
     }
-    assert_eq!(tokens[2]["endpoint_scopes"], json!(["publish-update"]));
-    assert_eq!(tokens[2]["crate_scopes"], json!(["acme-*"]));
-    let id_of = |name: &str| {
-        tokens.iter().find(|token| token["name"] == name).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let named = |name: &str| tokens.iter().find(|token| token["name"] == name).unwrap();
+    assert_eq!(named("ci")["endpoint_scopes"], json!(["publish-update"]));
+    assert_eq!(named("ci")["crate_scopes"], json!(["acme-*"]));
+    let id_of = |name: &str| named(name)["id"].as_str().unwrap().to_owned();
     let (status, body) = app
         .call(
             Method::DELETE,
