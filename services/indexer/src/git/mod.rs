@@ -3,5 +3,9 @@
 mod auth;
 pub mod known_hosts;
 pub mod maintenance;
+pub mod push;
+mod rebase;
 pub mod repo;
 pub mod stale_locks;
+#[cfg(test)]
+mod tests;

@@ -6,18 +6,13 @@
 //! `git_remote_push` returns success even when the server refused the update, and the refusal
 //! arrives only through the `push_update_reference` callback.
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use git2::build::TreeUpdateBuilder;
-use git2::{
-    AutotagOption, Delta, DiffOptions, ErrorCode, FetchOptions, FileMode, ObjectType, Oid,
-    PushOptions, RemoteCallbacks, Repository, Signature, Tree,
-};
+use git2::{ErrorCode, FileMode, ObjectType, Oid, Repository, Signature, Tree};
 
 use crate::config::GitConfig;
 use crate::error::IndexerError;
-use crate::git::auth;
 use crate::git::known_hosts::KnownHosts;
 use crate::git::maintenance;
 
@@ -30,40 +25,28 @@ pub struct FileChange {
     pub content: Option<bytes::Bytes>,
 }
 
-/// Why a push did not land.
-#[derive(Debug, thiserror::Error)]
-pub enum PushError {
-    /// The remote refused the update (it moved, or a hook declined); the message is the
-    /// remote's.
-    #[error("the remote refused the push: {0}")]
-    Refused(String),
-    /// The remote could not be reached or the transfer failed.
-    #[error("the push failed: {0}")]
-    Transport(#[from] git2::Error),
-}
-
 /// The indexer's bare clone and its remote.
 pub struct IndexRepo {
-    repo: Repository,
-    config: GitConfig,
-    known_hosts: Option<KnownHosts>,
-    branch_ref: String,
-    tracking_ref: String,
+    pub(super) repo: Repository,
+    pub(super) config: GitConfig,
+    pub(super) known_hosts: Option<KnownHosts>,
+    pub(super) branch_ref: String,
+    pub(super) tracking_ref: String,
     /// The remote's tip as last seen (after a fetch or our own push); `None` for an empty
     /// remote or when there is no remote.
-    remote_tip: Option<Oid>,
+    pub(super) remote_tip: Option<Oid>,
     /// The remote's directory when it is a `file://` URL: the clone writes its objects into
     /// the remote's database and pushes by moving the branch with a compare-and-swap, which
     /// costs nothing that grows with the index.
-    file_remote: Option<PathBuf>,
+    pub(super) file_remote: Option<PathBuf>,
     /// The `file://` remote, opened once.
-    file_remote_repo: Option<Repository>,
+    pub(super) file_remote_repo: Option<Repository>,
     /// Rounds pushed since start, to space out maintenance.
-    rounds: u64,
+    pub(super) rounds: u64,
     /// `rounds` when maintenance last started.
-    maintained_at: u64,
+    pub(super) maintained_at: u64,
     /// Packs objects in the background.
-    maintainer: maintenance::Maintainer,
+    pub(super) maintainer: maintenance::Maintainer,
 }
 
 impl std::fmt::Debug for IndexRepo {
@@ -80,7 +63,7 @@ impl std::fmt::Debug for IndexRepo {
 const MAINTENANCE_INTERVAL: u64 = 64;
 
 /// Rounds after which a maintenance pass runs even while busy.
-const MAINTENANCE_OVERDUE: u64 = 16_384;
+pub(super) const MAINTENANCE_OVERDUE: u64 = 16_384;
 
 /// Returns whether a path is one the index manages: `config.json` or a crate's file at its
 /// canonical path. Other files (a README someone added) are left alone.
@@ -204,13 +187,13 @@ impl IndexRepo {
         self.has_remote() && self.tip().is_some() && self.tip() != self.remote_tip
     }
 
-    fn set_branch(&self, oid: Oid) -> Result<(), git2::Error> {
+    pub(super) fn set_branch(&self, oid: Oid) -> Result<(), git2::Error> {
         self.repo
             .reference(&self.branch_ref, oid, true, "ktra: move branch")?;
         Ok(())
     }
 
-    fn tree_of(&self, commit: Option<Oid>) -> Result<Tree<'_>, git2::Error> {
+    pub(super) fn tree_of(&self, commit: Option<Oid>) -> Result<Tree<'_>, git2::Error> {
         match commit {
             Some(oid) => self.repo.find_commit(oid)?.tree(),
             None => {
@@ -220,7 +203,7 @@ impl IndexRepo {
         }
     }
 
-    fn signature(&self) -> Result<Signature<'static>, git2::Error> {
+    pub(super) fn signature(&self) -> Result<Signature<'static>, git2::Error> {
         Signature::now(&self.config.name, &self.config.email)
     }
 
@@ -343,186 +326,6 @@ impl IndexRepo {
         Ok(Some(commit))
     }
 
-    fn callbacks(&self) -> RemoteCallbacks<'_> {
-        auth::remote_callbacks(&self.config, self.known_hosts.as_ref())
-    }
-
-    /// Fetches the remote's branch and returns its tip (`None` when the remote has no such
-    /// branch). Neither the local branch nor the remembered remote tip moves.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the remote cannot be reached.
-    pub fn fetch(&self) -> Result<Option<Oid>, git2::Error> {
-        let Some(url) = self.config.remote_url.as_deref() else {
-            return Ok(None);
-        };
-        let mut remote = self.repo.remote_anonymous(url)?;
-        let mut options = FetchOptions::new();
-        options
-            .remote_callbacks(self.callbacks())
-            .download_tags(AutotagOption::None)
-            .prune(git2::FetchPrune::On);
-        remote.fetch(
-            &["+refs/heads/*:refs/remotes/origin/*"],
-            Some(&mut options),
-            None,
-        )?;
-        let tip = self.repo.refname_to_id(&self.tracking_ref).ok();
-        if tip.is_none() {
-            let others = self.remote_branches()?;
-            if !others.is_empty() {
-                return Err(git2::Error::new(
-                    git2::ErrorCode::NotFound,
-                    git2::ErrorClass::Reference,
-                    format!(
-                        "the remote has no branch `{}` but has {}: set KTRA_GIT_BRANCH \
-                         (index_config.branch) to the branch that holds the index; a new \
-                         branch is started only on a remote without branches",
-                        self.config.branch,
-                        others
-                            .iter()
-                            .map(|name| format!("`{name}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
-        }
-        Ok(tip)
-    }
-
-    /// Lists the remote's branches as the last fetch saw them.
-    fn remote_branches(&self) -> Result<Vec<String>, git2::Error> {
-        let mut names = Vec::new();
-        for reference in self.repo.references_glob("refs/remotes/origin/*")? {
-            let reference = reference?;
-            names.push(
-                reference
-                    .name()?
-                    .trim_start_matches("refs/remotes/origin/")
-                    .to_owned(),
-            );
-        }
-        Ok(names)
-    }
-
-    /// Pushes the local branch, without force.
-    ///
-    /// # Errors
-    ///
-    /// [`PushError::Refused`] when the remote declined the update (check with a fetch whether
-    /// it moved), [`PushError::Transport`] when it could not be reached.
-    pub fn push(&mut self) -> Result<(), PushError> {
-        let (Some(url), Some(tip)) = (self.config.remote_url.clone(), self.tip()) else {
-            return Ok(());
-        };
-        if let Some(directory) = self.file_remote.clone() {
-            let result = self.push_to_directory(&directory, tip);
-            if matches!(result, Err(PushError::Transport(_))) {
-                // Reopen next time: the directory may have been replaced.
-                self.file_remote_repo = None;
-            }
-            result?;
-            return self.pushed(tip);
-        }
-        let refused = RefCell::new(None::<String>);
-        let remote_said = RefCell::new(String::new());
-        {
-            let mut remote = self.repo.remote_anonymous(&url)?;
-            let mut callbacks = self.callbacks();
-            callbacks.push_update_reference(|reference, status| {
-                if let Some(message) = status {
-                    *refused.borrow_mut() = Some(format!("{reference}: {message}"));
-                }
-                Ok(())
-            });
-            // What the server prints (a hook's reason for refusing, say) arrives here.
-            callbacks.sideband_progress(|text| {
-                let mut said = remote_said.borrow_mut();
-                if said.len() < 4096 {
-                    said.push_str(&String::from_utf8_lossy(text));
-                }
-                true
-            });
-            let mut options = PushOptions::new();
-            options.remote_callbacks(callbacks);
-            let refspec = format!("{0}:{0}", self.branch_ref);
-            match remote.push(&[refspec.as_str()], Some(&mut options)) {
-                Ok(()) => {}
-                Err(error) if error.code() == ErrorCode::NotFastForward => {
-                    return Err(PushError::Refused(error.message().to_owned()));
-                }
-                Err(error) => return Err(PushError::Transport(error)),
-            }
-        }
-        if let Some(message) = refused.into_inner() {
-            let said = remote_said.into_inner();
-            let said = said.trim();
-            return Err(PushError::Refused(if said.is_empty() {
-                message
-            } else {
-                format!("{message} (remote: {said})")
-            }));
-        }
-        self.pushed(tip)
-    }
-
-    fn pushed(&mut self, tip: Oid) -> Result<(), PushError> {
-        self.remote_tip = Some(tip);
-        self.repo
-            .reference(&self.tracking_ref, tip, true, "ktra: pushed")?;
-        self.rounds += 1;
-        // Under sustained load maintenance waits for a quiet moment (see `maintain_if_due`),
-        // unless objects have piled up for very long.
-        if self.rounds - self.maintained_at >= MAINTENANCE_OVERDUE {
-            self.maintain();
-        }
-        Ok(())
-    }
-
-    /// Pushes to a `file://` remote: the objects are in its database already (the clone writes
-    /// there), so the branch moves, and only if it still points where we last saw it.
-    fn push_to_directory(&mut self, directory: &Path, tip: Oid) -> Result<(), PushError> {
-        if self.file_remote_repo.is_none() {
-            self.file_remote_repo = Some(Repository::open_bare(directory)?);
-        }
-        let Some(remote) = self.file_remote_repo.as_ref() else {
-            return Err(PushError::Transport(git2::Error::from_str(
-                "the remote is not open",
-            )));
-        };
-        let current = remote.refname_to_id(&self.branch_ref).ok();
-        if current != self.remote_tip {
-            return Err(PushError::Refused(format!(
-                "{}: the remote moved",
-                self.branch_ref
-            )));
-        }
-        // The clone writes into the remote's object database (see `open`), so the objects are
-        // there already; only the branch moves.
-        let moved = match current {
-            Some(old) => remote.reference_matching(&self.branch_ref, tip, true, old, "ktra: push"),
-            None => remote.reference(&self.branch_ref, tip, false, "ktra: push"),
-        };
-        match moved {
-            Ok(_) => Ok(()),
-            Err(error)
-                if matches!(
-                    error.code(),
-                    ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
-                ) =>
-            {
-                Err(PushError::Refused(format!(
-                    "{}: {}",
-                    self.branch_ref,
-                    error.message()
-                )))
-            }
-            Err(error) => Err(PushError::Transport(error)),
-        }
-    }
-
     /// Starts a maintenance pass if enough rounds were pushed since the last one. The writer
     /// calls this when it has nothing to do, so packing never competes with a burst.
     pub fn maintain_if_due(&mut self) {
@@ -531,80 +334,9 @@ impl IndexRepo {
         }
     }
 
-    fn maintain(&mut self) {
+    pub(super) fn maintain(&mut self) {
         self.maintained_at = self.rounds;
         self.maintainer.poke();
-    }
-
-    /// Moves the local branch onto `new_remote_tip` (just fetched), keeping our state: every
-    /// index path that others changed since the remote tip we knew, and every path we changed
-    /// and did not push, gets our content back. Never creates a merge commit. The new tip
-    /// becomes the remembered remote tip.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the repository cannot be read or written.
-    pub fn rebase_onto_remote(
-        &mut self,
-        new_remote_tip: Option<Oid>,
-    ) -> Result<Vec<String>, git2::Error> {
-        let previous_remote_tip = std::mem::replace(&mut self.remote_tip, new_remote_tip);
-        let Some(remote_tip) = new_remote_tip else {
-            // The remote lost its branch: our tip is pushed as it is.
-            return Ok(Vec::new());
-        };
-        let Some(ours) = self.tip() else {
-            // A fresh clone has no state of its own to restore: take the remote's.
-            self.set_branch(remote_tip)?;
-            return Ok(Vec::new());
-        };
-        let base_tree = self.tree_of(previous_remote_tip)?;
-        let remote_tree = self.tree_of(Some(remote_tip))?;
-        let our_tree = self.tree_of(Some(ours))?;
-        let mut paths = changed_paths(&self.repo, &base_tree, &remote_tree)?;
-        paths.extend(changed_paths(&self.repo, &base_tree, &our_tree)?);
-        paths.sort();
-        paths.dedup();
-        paths.retain(|path| is_index_path(path));
-        let mut update = TreeUpdateBuilder::new();
-        let mut restored = Vec::new();
-        for path in &paths {
-            let ours_entry = entry_id(&our_tree, path);
-            let theirs_entry = entry_id(&remote_tree, path);
-            if ours_entry == theirs_entry {
-                continue;
-            }
-            restored.push(path.clone());
-            match ours_entry {
-                Some(oid) => {
-                    update.upsert(path.as_str(), oid, FileMode::Blob);
-                }
-                None => {
-                    update.remove(path.as_str());
-                }
-            }
-        }
-        let tree_id = update.create_updated(&self.repo, &remote_tree)?;
-        if tree_id == remote_tree.id() {
-            self.set_branch(remote_tip)?;
-            return Ok(restored);
-        }
-        let tree = self.repo.find_tree(tree_id)?;
-        let signature = self.signature()?;
-        let parent = self.repo.find_commit(remote_tip)?;
-        let commit = self.repo.commit(
-            None,
-            &signature,
-            &signature,
-            &format!(
-                "Restore {} index files to the registry's state",
-                restored.len()
-            ),
-            &tree,
-            &[&parent],
-        )?;
-        self.set_branch(commit)?;
-        Ok(restored)
     }
 
     /// Returns the path of the bare repository.
@@ -613,29 +345,7 @@ impl IndexRepo {
     }
 }
 
-fn changed_paths(
-    repo: &Repository,
-    old: &Tree<'_>,
-    new: &Tree<'_>,
-) -> Result<Vec<String>, git2::Error> {
-    let mut options = DiffOptions::new();
-    options.skip_binary_check(true);
-    let diff = repo.diff_tree_to_tree(Some(old), Some(new), Some(&mut options))?;
-    let mut paths = Vec::new();
-    for delta in diff.deltas() {
-        for file in [delta.old_file(), delta.new_file()] {
-            if delta.status() == Delta::Unmodified {
-                continue;
-            }
-            if let Some(path) = file.path().and_then(Path::to_str) {
-                paths.push(path.to_owned());
-            }
-        }
-    }
-    Ok(paths)
-}
-
-fn entry_id(tree: &Tree<'_>, path: &str) -> Option<Oid> {
+pub(super) fn entry_id(tree: &Tree<'_>, path: &str) -> Option<Oid> {
     tree.get_path(Path::new(path))
         .ok()
         .filter(|entry| entry.kind() == Some(ObjectType::Blob))

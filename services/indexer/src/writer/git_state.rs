@@ -10,7 +10,8 @@ use git2::Oid;
 
 use crate::error::IndexerError;
 use crate::foreign;
-use crate::git::repo::{FileChange, IndexRepo, PushError};
+use crate::git::push::PushError;
+use crate::git::repo::{FileChange, IndexRepo};
 use crate::metrics::IndexerMetrics;
 use crate::revisions::Revisions;
 
