@@ -124,6 +124,7 @@ impl CrateStore for EmbeddedStore {
                     description: None,
                     version_count: 0,
                     revision: 0,
+                    etag: String::new(),
                     last_modified: new.published_at,
                 },
             };

@@ -41,9 +41,16 @@ pub(super) fn commit_crate_change(
 ) -> Result<IndexFile, StoreError> {
     record.revision += 1;
     record.last_modified = now;
+    let file = IndexFile {
+        name: record.name.clone(),
+        content: Bytes::from(content),
+        last_modified: record.last_modified,
+        revision: record.revision,
+    };
+    record.etag = file.etag();
     txn.open_table(INDEX_FILES)
         .map_err(internal)?
-        .insert(canonical, content.as_slice())
+        .insert(canonical, file.content.as_ref())
         .map_err(internal)?;
     txn.open_table(CRATES)
         .map_err(internal)?
@@ -60,12 +67,7 @@ pub(super) fn commit_crate_change(
             .insert(canonical, now.timestamp_millis())
             .map_err(internal)?;
     }
-    Ok(IndexFile {
-        name: record.name,
-        content: Bytes::from(content),
-        last_modified: record.last_modified,
-        revision: record.revision,
-    })
+    Ok(file)
 }
 
 #[async_trait]

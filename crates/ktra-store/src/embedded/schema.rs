@@ -93,6 +93,10 @@ pub(super) struct CrateRecord {
     pub(super) description: Option<String>,
     pub(super) version_count: u32,
     pub(super) revision: u64,
+    /// `IndexFile::etag`, kept for binaries of earlier versions, which read it; this one
+    /// derives the ETag and never reads the field.
+    #[serde(default)]
+    pub(super) etag: String,
     pub(super) last_modified: DateTime<Utc>,
 }
 

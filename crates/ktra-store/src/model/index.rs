@@ -18,9 +18,11 @@ pub struct IndexFile {
 
 impl IndexFile {
     /// The file's entity tag (quoted, ready for the `ETag` header), the one definition for
-    /// every store: a strong validator, because the store bumps the revision with every change
-    /// of the content and never reuses a revision, and the time of the change tells apart two
-    /// histories of one crate (a store restored from a backup, then changed again).
+    /// every store. Within one store's history it is a strong validator: every change of the
+    /// content bumps the revision, and no revision is reused. The time (in milliseconds) sets
+    /// apart two histories that reach the same revision, such as a store restored from a backup
+    /// and changed again; an import stamps the crate file's time instead of the time of the
+    /// change, so importing different data into a wiped store may repeat an earlier tag.
     pub fn etag(&self) -> String {
         format!(
             "\"{}-{}\"",

@@ -163,3 +163,27 @@ async fn the_decorator_counts_store_failures_but_not_refusals() {
     );
     assert_eq!(recorder.pings(), [true, false]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_of_earlier_versions_read_the_same_etag() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start(dir.path());
+    let store = RedisStore::connect(&server.url, "ktra-test").await.unwrap();
+    let user = store
+        .create_user("alice", "h", suite::token())
+        .await
+        .unwrap();
+    let file = suite::publish_one(&store, "rolling", "1.0.0", user.id)
+        .await
+        .unwrap();
+    // Earlier versions read the ETag from the crate's hash instead of deriving it.
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let stored: String = redis::cmd("HGET")
+        .arg(ktra_store::redis::keys::Keys::new("ktra-test").krate("rolling"))
+        .arg("etag")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(stored, file.etag());
+}
