@@ -41,7 +41,8 @@ pub fn request_span(request: &http::Request<()>) -> tracing::Span {
     if path.starts_with("/grpc.health.") {
         return tracing::Span::none();
     }
-    let span = tracing::info_span!("grpc", rpc = path);
+    // The indexer's target, so the filter that keeps its spans keeps this parent of them.
+    let span = tracing::info_span!(target: "ktra_indexer::grpc", "grpc", rpc = path);
     ktra_core::telemetry::set_parent_from_headers(&span, request.headers());
     span
 }

@@ -2,7 +2,8 @@
 //!
 //! This crate holds only what both `ktra-api` and `ktra-indexer` depend on: crate-name rules,
 //! the index entry format and paths, error codes, configuration sources, telemetry and metrics
-//! set-up, shutdown signals, and blocking work that keeps its span. Code that only one service needs stays in that service.
+//! set-up, shutdown signals, and blocking work that keeps its span. Code that only one service
+//! needs stays in that service.
 //!
 //! Without the default feature `service`, only the name rules and the index format are built:
 //! enough for validation code that must not pull in the async and telemetry stacks.

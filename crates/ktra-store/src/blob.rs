@@ -452,17 +452,16 @@ impl BlobStore {
     /// # Errors
     ///
     /// [`BlobError::Unavailable`] when the store fails.
+    /// Not reported to the observer: readiness probes run every few seconds, and their answer
+    /// is `/readyz`'s.
     pub async fn ping(&self) -> Result<(), BlobError> {
-        self.observed("ping", async {
-            match self
-                .inner
-                .head(&ObjectPath::from("ktra-readiness-probe"))
-                .await
-            {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(error) => Err(classify("ktra-readiness-probe", error)),
-            }
-        })
-        .await
+        match self
+            .inner
+            .head(&ObjectPath::from("ktra-readiness-probe"))
+            .await
+        {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(classify("ktra-readiness-probe", error)),
+        }
     }
 }

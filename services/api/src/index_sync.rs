@@ -452,48 +452,51 @@ impl IndexSync {
         };
         let (sender, receiver) = tokio::sync::mpsc::channel::<RebuildRequest>(4);
         let store = Arc::clone(&self.store);
-        let producer = tokio::spawn(async move {
-            // The first message says whether to write; it may carry no crate.
-            sender
-                .send(RebuildRequest {
-                    verify_only,
-                    crates: Vec::new(),
-                })
-                .await?;
-            let mut after: Option<String> = None;
-            loop {
-                let names = store.crate_names(after.as_deref(), 512).await?;
-                let Some(last) = names.last().cloned() else {
-                    return Ok::<_, anyhow::Error>(());
-                };
-                let mut chunk = RebuildRequest {
-                    verify_only,
-                    crates: Vec::new(),
-                };
-                let mut bytes = 0;
-                for canonical in names {
-                    if let Some(file) = store.index_file(&canonical).await? {
-                        bytes += file.content.len();
-                        chunk.crates.push(state_of(&file));
+        let producer = tokio::spawn(
+            async move {
+                // The first message says whether to write; it may carry no crate.
+                sender
+                    .send(RebuildRequest {
+                        verify_only,
+                        crates: Vec::new(),
+                    })
+                    .await?;
+                let mut after: Option<String> = None;
+                loop {
+                    let names = store.crate_names(after.as_deref(), 512).await?;
+                    let Some(last) = names.last().cloned() else {
+                        return Ok::<_, anyhow::Error>(());
+                    };
+                    let mut chunk = RebuildRequest {
+                        verify_only,
+                        crates: Vec::new(),
+                    };
+                    let mut bytes = 0;
+                    for canonical in names {
+                        if let Some(file) = store.index_file(&canonical).await? {
+                            bytes += file.content.len();
+                            chunk.crates.push(state_of(&file));
+                        }
+                        if bytes > 4 * 1024 * 1024 {
+                            let full = std::mem::replace(
+                                &mut chunk,
+                                RebuildRequest {
+                                    verify_only,
+                                    crates: Vec::new(),
+                                },
+                            );
+                            bytes = 0;
+                            sender.send(full).await?;
+                        }
                     }
-                    if bytes > 4 * 1024 * 1024 {
-                        let full = std::mem::replace(
-                            &mut chunk,
-                            RebuildRequest {
-                                verify_only,
-                                crates: Vec::new(),
-                            },
-                        );
-                        bytes = 0;
-                        sender.send(full).await?;
+                    if !chunk.crates.is_empty() {
+                        sender.send(chunk).await?;
                     }
+                    after = Some(last);
                 }
-                if !chunk.crates.is_empty() {
-                    sender.send(chunk).await?;
-                }
-                after = Some(last);
             }
-        });
+            .instrument(tracing::Span::current()),
+        );
         let stream = tokio_stream::wrappers::ReceiverStream::new(receiver);
         let response = client.clone().rebuild(stream).await;
         producer.await??;

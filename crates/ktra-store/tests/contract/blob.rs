@@ -57,7 +57,6 @@ async fn exercise(store: &BlobStore) {
     assert_eq!(
         recorder.operations(StoreKind::Blob),
         [
-            "ping",
             "put_new",
             "put_new",
             "get_bytes",
