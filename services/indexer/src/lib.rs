@@ -14,7 +14,6 @@ pub mod revisions;
 pub mod service;
 pub mod writer;
 
-use std::fs::File;
 use std::future::Future;
 use std::time::Duration;
 
@@ -30,25 +29,6 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// How long the writer may take to push what is left after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
-/// Takes the lock that keeps a second indexer off the same clone; held while the file lives.
-///
-/// # Errors
-///
-/// Fails when another process holds the lock.
-pub fn lock_clone(config: &Config) -> anyhow::Result<File> {
-    std::fs::create_dir_all(&config.git.local_path)
-        .with_context(|| format!("cannot create {}", config.git.local_path.display()))?;
-    let path = config.git.local_path.join("indexer.lock");
-    let file = File::create(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    file.try_lock().map_err(|_| {
-        anyhow::anyhow!(
-            "another ktra-indexer holds {}; only one indexer may write an index",
-            path.display()
-        )
-    })?;
-    Ok(file)
-}
-
 /// Runs the indexer on `listener` until `shutdown` resolves.
 ///
 /// # Errors
@@ -59,7 +39,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let _lock = lock_clone(&config)?;
+    // Held until `run` returns, so no second indexer writes the clone meanwhile.
+    let lock = git::clone_lock::CloneLock::take(&config.git.local_path)?;
     // Bound first, so a taken port fails the start instead of a scrape later.
     let metrics_listener = TcpListener::bind(config.endpoint.metrics_listen)
         .await
@@ -80,6 +61,7 @@ pub async fn run(
     let metrics = std::sync::Arc::new(metrics::IndexerMetrics::new());
     let (writer, handle) = writer::Writer::open(
         config.git.clone(),
+        lock.clone(),
         index_config,
         std::sync::Arc::clone(&metrics),
     )
@@ -130,6 +112,7 @@ pub async fn run(
             "the writer did not finish in time; unpushed changes will be sent again by the API"
         );
     }
+    drop(lock);
     Ok(())
 }
 

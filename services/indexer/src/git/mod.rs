@@ -1,6 +1,7 @@
 //! The git side of the indexer: the clone, its remote and host keys.
 
 mod auth;
+pub mod clone_lock;
 pub mod known_hosts;
 pub mod maintenance;
 pub mod push;

@@ -13,6 +13,7 @@ use git2::{ErrorCode, FileMode, ObjectType, Oid, Repository, Signature, Tree};
 
 use crate::config::GitConfig;
 use crate::error::IndexerError;
+use crate::git::clone_lock::CloneLock;
 use crate::git::known_hosts::KnownHosts;
 use crate::git::maintenance;
 
@@ -84,19 +85,22 @@ fn file_remote_path(url: &str) -> Option<PathBuf> {
 impl IndexRepo {
     /// Opens the clone under `config.local_path` (creating it if needed), creates a missing
     /// `file://` remote, and fetches the remote's branch; the local branch is reset to it.
-    /// Call only while holding the clone's `indexer.lock` (see `lock_clone`): lock files git
-    /// left in the clone are removed as stale.
+    /// Holding the clone's lock, it removes the lock files git left in the clone as stale, and
+    /// a branch lock in a `file://` remote that is too old to belong to a live writer.
     ///
     /// # Errors
     ///
     /// Fails when the clone cannot be opened or created, or the first fetch fails.
-    pub fn open(config: GitConfig) -> Result<Self, IndexerError> {
+    pub fn open(config: GitConfig, _lock: &CloneLock) -> Result<Self, IndexerError> {
         let path = config.local_path.join("repo.git");
         std::fs::create_dir_all(&config.local_path).map_err(|error| {
             IndexerError::Setup(format!("{}: {error}", config.local_path.display()))
         })?;
-        // The caller holds `indexer.lock`, so a lock git left in the clone is stale.
+        // The caller holds the clone's lock, so a lock git left in the clone is stale.
         super::stale_locks::remove_stale_locks(&path)?;
+        if let Some(remote) = config.remote_url.as_deref().and_then(file_remote_path) {
+            super::stale_locks::remove_abandoned_branch_lock(&remote, &config.branch)?;
+        }
         let repo = match Repository::open_bare(&path) {
             Ok(repo) => repo,
             Err(error) if error.code() == ErrorCode::NotFound => Repository::init_bare(&path)?,

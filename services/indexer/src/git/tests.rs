@@ -5,6 +5,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
+use super::clone_lock::CloneLock;
 use super::push::PushError;
 use super::repo::{FileChange, IndexRepo};
 use crate::config::GitConfig;
@@ -15,6 +16,11 @@ fn config(local: &Path, remote_url: &str) -> GitConfig {
         "local_path": local,
     }))
     .unwrap()
+}
+
+fn open_clone(config: GitConfig) -> IndexRepo {
+    let lock = CloneLock::take(&config.local_path).unwrap();
+    IndexRepo::open(config, &lock).unwrap()
 }
 
 fn change(path: &str, content: &str) -> FileChange {
@@ -70,7 +76,7 @@ fn a_push_lands_and_a_repeated_open_keeps_the_branch() {
     let dir = tempfile::tempdir().unwrap();
     for (number, (url, remote)) in remotes(dir.path()).into_iter().enumerate() {
         let local = dir.path().join(format!("clone-{number}"));
-        let mut repo = IndexRepo::open(config(&local, &url)).unwrap();
+        let mut repo = open_clone(config(&local, &url));
         assert!(!repo.has_unpushed(), "{url}");
         repo.commit(&[change("al/ph/alpha", "a1\n")], "alpha")
             .unwrap()
@@ -87,7 +93,7 @@ fn a_push_lands_and_a_repeated_open_keeps_the_branch() {
         );
         let tip = repo.tip();
         drop(repo);
-        let reopened = IndexRepo::open(config(&local, &url)).unwrap();
+        let reopened = open_clone(config(&local, &url));
         assert_eq!(reopened.tip(), tip, "{url}");
         assert_eq!(
             remote_branch(&remote).0,
@@ -101,16 +107,14 @@ fn a_push_lands_and_a_repeated_open_keeps_the_branch() {
 fn a_moved_remote_refuses_and_the_rebase_restores_our_state_without_a_merge() {
     let dir = tempfile::tempdir().unwrap();
     for (tag, (url, remote)) in remotes(dir.path()).into_iter().enumerate() {
-        let mut ours =
-            IndexRepo::open(config(&dir.path().join(format!("ours-{tag}")), &url)).unwrap();
+        let mut ours = open_clone(config(&dir.path().join(format!("ours-{tag}")), &url));
         ours.commit(&[change("al/ph/alpha", "a1\n")], "alpha")
             .unwrap();
         ours.push().unwrap();
 
         // Someone else pushes: they change our file, add a crate file we never wrote and a
         // README.
-        let mut theirs =
-            IndexRepo::open(config(&dir.path().join(format!("theirs-{tag}")), &url)).unwrap();
+        let mut theirs = open_clone(config(&dir.path().join(format!("theirs-{tag}")), &url));
         theirs
             .commit(
                 &[
@@ -160,7 +164,7 @@ fn a_moved_remote_refuses_and_the_rebase_restores_our_state_without_a_merge() {
 fn a_rebase_onto_what_we_already_hold_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (url, _) = remotes(dir.path()).into_iter().next().unwrap();
-    let mut repo = IndexRepo::open(config(&dir.path().join("clone"), &url)).unwrap();
+    let mut repo = open_clone(config(&dir.path().join("clone"), &url));
     repo.commit(&[change("al/ph/alpha", "a1\n")], "alpha")
         .unwrap();
     repo.push().unwrap();

@@ -31,6 +31,7 @@ pub use self::rebuild::RebuildReport;
 use crate::config::GitConfig;
 use crate::config_json;
 use crate::error::IndexerError;
+use crate::git::clone_lock::CloneLock;
 use crate::git::repo::IndexRepo;
 use crate::metrics::IndexerMetrics;
 use crate::revisions::Revisions;
@@ -142,13 +143,14 @@ impl Writer {
     /// Fails when the clone or the revision store cannot be opened, or the first fetch fails.
     pub async fn open(
         config: GitConfig,
+        lock: CloneLock,
         index_config: IndexConfig,
         metrics: Arc<IndexerMetrics>,
     ) -> Result<(Self, WriterHandle), IndexerError> {
         let git_config = config.clone();
         let git_metrics = Arc::clone(&metrics);
         let (git, current_config) = ktra_core::task::spawn_blocking(move || {
-            let repo = IndexRepo::open(git_config.clone())?;
+            let repo = IndexRepo::open(git_config.clone(), &lock)?;
             let revisions = Revisions::open(&git_config.local_path)?;
             let current = repo.read_file(CONFIG_PATH)?;
             Ok::<_, IndexerError>((
