@@ -2,8 +2,9 @@
 //!
 //! redb runs one write transaction at a time and commits durably (fsync) before returning, so
 //! every method that writes is atomic and crash-safe by construction: a publish either commits
-//! whole or leaves the file as it was. redb is synchronous; each call runs on tokio's blocking
-//! pool. The file is locked by redb, so two processes cannot open it at once.
+//! whole or leaves the file as it was. redb is synchronous: writes and scans run on the blocking
+//! pool, point reads (microseconds, never waiting for a writer) on the calling task. The file is
+//! locked by redb, so two processes cannot open it at once.
 
 mod accounts;
 mod audit;

@@ -11,8 +11,8 @@ use crate::error::StoreError;
 use crate::model::{IndexFile, PendingChange, PendingSummary};
 use crate::traits::IndexStore;
 
-/// Reads the `{'ok', revision, content, last_modified, name}` reply of the publish and
-/// yank scripts, or their refusal.
+/// Reads the `{'ok', revision, content, last_modified, name}` reply of the publish, yank and
+/// replace scripts, or their refusal.
 pub(super) fn index_file_reply(
     reply: Vec<Value>,
 ) -> Result<Result<IndexFile, (String, Option<String>)>, StoreError> {

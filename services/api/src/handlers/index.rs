@@ -1,7 +1,7 @@
 //! The sparse index: `GET /index/config.json` and `GET /index/{path}`.
 //!
 //! Files are rendered from the metadata store, so they are exact the moment a publish commits,
-//! on every replica. Each carries an `ETag` (from the file's revision, see `IndexFile::etag`) and `Last-Modified`, and a
+//! on every replica. Each carries an `ETag` (see `IndexFile::etag`) and `Last-Modified`, and a
 //! revalidation that matches either gets `304` without a body.
 
 use axum::body::Body;
