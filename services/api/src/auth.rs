@@ -3,10 +3,13 @@
 //! Cargo sends its token verbatim in `Authorization`; other clients may send `Bearer <token>`.
 //! A rejected token is never echoed, logged or traced.
 //!
-//! With `KTRA_REGISTRY_AUTH_REQUIRED` (cargo's `auth-required`, RFC 3139) every request but
-//! the probes, `/metrics`, the page `/me` and Ktra's user API (which checks passwords itself)
-//! needs a valid token before any handler runs, so an anonymous client learns nothing, not
-//! even which crates exist; its answers are marked `private` for caches.
+//! Authentication is a layer on route groups (see `routes.rs`), never a call in a handler:
+//! [`required`] on the actions that change something, [`required_if_private`] on what cargo
+//! reads, which with `KTRA_REGISTRY_AUTH_REQUIRED` (cargo's `auth-required`, RFC 3139) needs a
+//! valid token before any handler runs, so an anonymous client learns nothing, not even which
+//! crates exist; a private registry's answers are marked `private` for caches. The probes,
+//! `/metrics`, the page `/me` and Ktra's user API (which checks passwords itself) are open.
+//! Handlers read the admitted caller with the [`Caller`] (or [`Admin`]) extractor.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -17,6 +20,8 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use ktra_store::model::{ApiToken, EndpointScope, OwnerActor, TokenDetails, TokenId, User};
 
 use crate::error::ApiError;
+use crate::extract::{discard, expects_continue};
+use crate::limits::{self, ClientIp, Limit};
 use crate::state::AppState;
 
 const INVALID_TOKEN: &str = "the authentication token is invalid or revoked; run `cargo login --registry <name>` with a new token";
@@ -190,41 +195,97 @@ pub async fn require_caller(state: &AppState, headers: &HeaderMap) -> Result<Cal
     })
 }
 
-/// The caller the private registry's gate authenticated, so that handlers behind it do not
-/// read the token's record a second time; empty in a public registry.
-#[derive(Debug, Clone, Default)]
-pub struct GateCaller(Option<Caller>);
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for GateCaller {
-    type Rejection = std::convert::Infallible;
-
+    /// The caller the route's authentication layer ([`required`]) admitted.
     async fn from_request_parts(
         parts: &mut http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.extensions.get::<Caller>().cloned()))
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("the route has no authentication layer"))
     }
 }
 
-impl GateCaller {
-    /// Returns the caller the gate authenticated, or authenticates them now.
-    ///
-    /// # Errors
-    ///
-    /// As [`require_caller`].
-    pub async fn require(self, state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        match self.0 {
-            Some(caller) => Ok(caller),
-            None => require_caller(state, headers).await,
+/// An administrator using a token without scopes; refused with 403 otherwise.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_admin()?;
+        Ok(Self(caller))
+    }
+}
+
+/// Admits the caller into `next` (handlers read them with the [`Caller`] extractor), or
+/// answers the authentication error; a refused request's body is not kept, and a bounded part
+/// is read so the client sees the answer. With `on_failure`, a refusal also counts against the
+/// client's address, so guessing tokens stays slow.
+async fn admit(
+    state: &AppState,
+    mut request: Request,
+    next: Next,
+    on_failure: Option<(Limit, String)>,
+) -> Response {
+    match require_caller(state, request.headers()).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(error) => {
+            let error = match on_failure {
+                Some((limit, client)) => limits::check(state, limit, &client)
+                    .await
+                    .err()
+                    .unwrap_or(error),
+                None => error,
+            };
+            let expects_continue = expects_continue(request.headers());
+            discard(request.into_body(), expects_continue).await;
+            error.into_response()
         }
     }
 }
 
-/// Returns whether a path is served without a token in a private registry. Ktra's mirror
-/// route shares the user API's prefix but serves crates, so it needs a token like the rest.
-fn is_open_path(path: &str) -> bool {
-    matches!(path, "/livez" | "/readyz" | "/metrics" | "/me")
-        || (path.starts_with("/ktra/api/v1/") && !path.starts_with("/ktra/api/v1/mirror/"))
+/// Route layer of the actions that always need a caller: changing crates, tokens, and
+/// administration.
+pub async fn required(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    admit(&state, request, next, None).await
+}
+
+/// Route layer of publish: as [`required`], and a refused token counts against the address.
+pub async fn required_for_publish(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    request: Request,
+    next: Next,
+) -> Response {
+    admit(&state, request, next, Some((Limit::PublishPerIp, client))).await
+}
+
+/// Route layer of what cargo reads (index, downloads, search, owners): open in a public
+/// registry, needs a caller in a private one.
+pub async fn required_if_private(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.config.registry.auth_required {
+        admit(&state, request, next, None).await
+    } else {
+        next.run(request).await
+    }
 }
 
 /// Marks an answer for the caller only: shared caches must not keep a private registry's files.
@@ -243,22 +304,12 @@ fn make_private(headers: &mut HeaderMap) {
     }
 }
 
-/// Middleware: in a private registry, refuses requests without a valid token; on every `401`,
-/// tells cargo where people get a token (`WWW-Authenticate: Cargo login_url="..."`).
-pub async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let private = state.config.registry.auth_required;
-    let mut response = if private && !is_open_path(request.uri().path()) {
-        match require_caller(&state, request.headers()).await {
-            Ok(caller) => {
-                request.extensions_mut().insert(caller);
-                next.run(request).await
-            }
-            Err(error) => error.into_response(),
-        }
-    } else {
-        next.run(request).await
-    };
-    if private {
+/// Layer over every route: in a private registry, marks every answer `private` for caches;
+/// on every `401`, tells cargo where people get a token (`WWW-Authenticate: Cargo
+/// login_url="..."`).
+pub async fn challenge(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if state.config.registry.auth_required {
         make_private(response.headers_mut());
     }
     if response.status() == StatusCode::UNAUTHORIZED {
@@ -312,33 +363,6 @@ mod tests {
             }
             make_private(&mut map);
             assert_eq!(map[CACHE_CONTROL], after);
-        }
-    }
-
-    #[test]
-    fn only_probes_metrics_and_the_user_api_are_open() {
-        for open in [
-            "/livez",
-            "/readyz",
-            "/metrics",
-            "/me",
-            "/ktra/api/v1/login/alice",
-        ] {
-            assert!(is_open_path(open), "{open}");
-        }
-        for closed in [
-            "/index/config.json",
-            "/index/3/f/foo",
-            "/dl/foo/1.0.0/download",
-            "/api/v1/crates",
-            "/api/v1/crates/new",
-            "/mirror/index/config.json",
-            "/mirror/index/se/rd/serde",
-            "/mirror/dl/serde/1.0.0/download",
-            "/ktra/api/v1/mirror/serde/1.0.0/download",
-            "/nowhere",
-        ] {
-            assert!(!is_open_path(closed), "{closed}");
         }
     }
 }

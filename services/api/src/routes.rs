@@ -7,6 +7,7 @@ use axum::routing::{get, post, put};
 use http::StatusCode;
 use tower_http::trace::TraceLayer;
 
+use crate::auth;
 use crate::error::{method_not_allowed, route_not_found};
 use crate::handlers::{admin, crates, download, health, index, metrics, publish, tokens, users};
 use crate::state::AppState;
@@ -15,10 +16,18 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let dl_prefix = state.config.registry.dl_segments().join("/");
     let timeout = Duration::from_secs(state.config.http.request_timeout_secs);
-    let router = Router::new()
-        // cargo: the web API.
-        .route("/api/v1/crates/new", put(publish::publish))
-        .route("/api/v1/crates", get(crates::search))
+    let required = || axum::middleware::from_fn_with_state(state.clone(), auth::required);
+    let required_if_private =
+        || axum::middleware::from_fn_with_state(state.clone(), auth::required_if_private);
+    // cargo and people: actions that change something, always with a token.
+    let publish = Router::new().route(
+        "/api/v1/crates/new",
+        put(publish::publish).route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::required_for_publish,
+        )),
+    );
+    let changes = Router::new()
         .route(
             "/api/v1/crates/{name}/{version}/yank",
             axum::routing::delete(crates::yank),
@@ -28,31 +37,6 @@ pub fn router(state: AppState) -> Router {
             put(crates::unyank),
         )
         .route(
-            "/api/v1/crates/{name}/owners",
-            get(crates::list_owners)
-                .put(crates::add_owners)
-                .delete(crates::remove_owners),
-        )
-        .route(
-            "/api/v1/crates/{name}/{version}/download",
-            get(download::download),
-        )
-        // cargo: downloads and the sparse index.
-        .route(
-            &format!("/{dl_prefix}/{{name}}/{{version}}/download"),
-            get(download::download),
-        )
-        .route("/index/config.json", get(index::config_json))
-        .route("/index/{*path}", get(index::crate_file))
-        .route("/me", get(health::me))
-        // people: Ktra's user API.
-        .route("/ktra/api/v1/new_user/{name}", post(users::new_user))
-        .route("/ktra/api/v1/login/{name}", post(users::login))
-        .route(
-            "/ktra/api/v1/change_password/{name}",
-            post(users::change_password),
-        )
-        .route(
             "/ktra/api/v1/tokens",
             get(tokens::list).post(tokens::create),
         )
@@ -60,7 +44,7 @@ pub fn router(state: AppState) -> Router {
             "/ktra/api/v1/tokens/{id}",
             axum::routing::delete(tokens::revoke),
         )
-        // administrators.
+        // administrators (the Admin extractor checks the role).
         .route(
             "/ktra/api/v1/admin/users/{name}/disable",
             post(admin::disable_user),
@@ -82,16 +66,56 @@ pub fn router(state: AppState) -> Router {
             post(admin::create_invitation),
         )
         .route("/ktra/api/v1/admin/audit", get(admin::audit_log))
-        // ops: probes and metrics.
+        .route_layer(required());
+    // cargo: what it reads; with a token in a private registry.
+    let reads = Router::new()
+        .route("/api/v1/crates", get(crates::search))
+        .route(
+            "/api/v1/crates/{name}/{version}/download",
+            get(download::download),
+        )
+        .route(
+            &format!("/{dl_prefix}/{{name}}/{{version}}/download"),
+            get(download::download),
+        )
+        .route("/index/config.json", get(index::config_json))
+        .route("/index/{*path}", get(index::crate_file))
+        .route_layer(required_if_private());
+    // One path, two groups: listing owners is a read, changing them an action.
+    let owners = Router::new().route(
+        "/api/v1/crates/{name}/owners",
+        get(crates::list_owners)
+            .route_layer(required_if_private())
+            .merge(
+                put(crates::add_owners)
+                    .delete(crates::remove_owners)
+                    .route_layer(required()),
+            ),
+    );
+    // Open: probes, metrics, the page cargo's login points at, and Ktra's user API, which
+    // checks passwords itself.
+    let open = Router::new()
+        .route("/me", get(health::me))
+        .route("/ktra/api/v1/new_user/{name}", post(users::new_user))
+        .route("/ktra/api/v1/login/{name}", post(users::login))
+        .route(
+            "/ktra/api/v1/change_password/{name}",
+            post(users::change_password),
+        )
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::scrape));
+    let router = publish
+        .merge(changes)
+        .merge(reads)
+        .merge(owners)
+        .merge(open);
     mirror_routes(router, &state)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::auth::gate,
+            auth::challenge,
         ))
         // Applied to each route (after routing), so the route pattern is known.
         .layer(axum::middleware::from_fn_with_state(
@@ -131,6 +155,10 @@ fn mirror_routes(router: Router<AppState>, state: &AppState) -> Router<AppState>
             "/ktra/api/v1/mirror/{name}/{version}/download",
             get(mirror::download),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::required_if_private,
+        ))
         .with_state(mirror::MirrorState::new(state.clone(), cache));
     router.merge(routes)
 }
@@ -174,6 +202,7 @@ fn request_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
         "request",
         method = %request.method(),
         route,
+        user = tracing::field::Empty,
         status = tracing::field::Empty,
     );
     ktra_core::telemetry::set_parent_from_headers(&span, request.headers());

@@ -9,14 +9,13 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use chrono::{DateTime, TimeDelta, Utc};
-use http::HeaderMap;
 use ktra_store::StoreError;
 use ktra_store::model::{Invitation, User};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::audit;
-use crate::auth::{Caller, require_caller};
+use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, json_body};
 use crate::handlers::crates::{Ok as Done, OkMessage};
@@ -36,12 +35,6 @@ const MAX_INVITATION_HOURS: u32 = 720;
 /// The most audit events one page returns.
 const MAX_AUDIT_PAGE: usize = 1000;
 
-async fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let caller = require_caller(state, headers).await?;
-    caller.require_admin()?;
-    Ok(caller)
-}
-
 async fn user_named(state: &AppState, name: &str) -> Result<User, ApiError> {
     Ok(state
         .store
@@ -53,12 +46,11 @@ async fn user_named(state: &AppState, name: &str) -> Result<User, ApiError> {
 
 async fn set_disabled(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &Caller,
     client: &str,
     name: &str,
     disabled: bool,
 ) -> Result<Json<OkMessage>, ApiError> {
-    let caller = require_admin(state, headers).await?;
     if disabled && caller.user.name.eq_ignore_ascii_case(name) {
         return Err(ApiError::bad_request(
             "administrators cannot disable themselves",
@@ -95,35 +87,34 @@ async fn set_disabled(
 }
 
 /// `POST /ktra/api/v1/admin/users/{name}/disable`.
-#[tracing::instrument(skip_all, fields(user, target = %name))]
+#[tracing::instrument(skip_all, fields(user = %caller.user.name, target = %name))]
 pub async fn disable_user(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    Admin(caller): Admin,
     ApiPath(name): ApiPath<String>,
-    headers: HeaderMap,
 ) -> Result<Json<OkMessage>, ApiError> {
-    set_disabled(&state, &headers, &client, &name, true).await
+    set_disabled(&state, &caller, &client, &name, true).await
 }
 
 /// `POST /ktra/api/v1/admin/users/{name}/enable`.
-#[tracing::instrument(skip_all, fields(user, target = %name))]
+#[tracing::instrument(skip_all, fields(user = %caller.user.name, target = %name))]
 pub async fn enable_user(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    Admin(caller): Admin,
     ApiPath(name): ApiPath<String>,
-    headers: HeaderMap,
 ) -> Result<Json<OkMessage>, ApiError> {
-    set_disabled(&state, &headers, &client, &name, false).await
+    set_disabled(&state, &caller, &client, &name, false).await
 }
 
 /// `GET /ktra/api/v1/admin/users/{name}/tokens`.
-#[tracing::instrument(skip_all, fields(user, target = %name))]
+#[tracing::instrument(skip_all, fields(user = %caller.user.name, target = %name))]
 pub async fn user_tokens(
     State(state): State<AppState>,
+    Admin(caller): Admin,
     ApiPath(name): ApiPath<String>,
-    headers: HeaderMap,
 ) -> Result<Json<TokenList>, ApiError> {
-    require_admin(&state, &headers).await?;
     let user = user_named(&state, &name).await?;
     let listed = state.store.list_tokens(user.id).await?;
     Ok(Json(TokenList::new(
@@ -132,14 +123,13 @@ pub async fn user_tokens(
 }
 
 /// `DELETE /ktra/api/v1/admin/users/{name}/tokens/{id}`.
-#[tracing::instrument(skip_all, fields(user, target = %name))]
+#[tracing::instrument(skip_all, fields(user = %caller.user.name, target = %name))]
 pub async fn revoke_user_token(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    Admin(caller): Admin,
     ApiPath((name, id)): ApiPath<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Done>, ApiError> {
-    let caller = require_admin(&state, &headers).await?;
     let user = user_named(&state, &name).await?;
     let id = tokens::token_id(&id)?;
     tokens::revoke_and_record(&state, &caller, &client, user.id, id).await?;
@@ -176,14 +166,13 @@ pub(crate) fn invitation_hash(code: &str) -> Option<[u8; 32]> {
 
 /// `POST /ktra/api/v1/admin/invitations`: a single-use code with which someone registers while
 /// `KTRA_AUTH_REGISTRATION=invitation`.
-#[tracing::instrument(skip_all, fields(user))]
+#[tracing::instrument(skip_all, fields(user = %caller.user.name))]
 pub async fn create_invitation(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
-    headers: HeaderMap,
+    Admin(caller): Admin,
     body: Body,
 ) -> Result<Json<InvitationResponse>, ApiError> {
-    let caller = require_admin(&state, &headers).await?;
     let request: InvitationRequest = json_body(body, 4096).await?;
     let hours = request.expires_in_hours.unwrap_or(DEFAULT_INVITATION_HOURS);
     if hours == 0 || hours > MAX_INVITATION_HOURS {
@@ -254,13 +243,12 @@ pub struct AuditPage {
 
 /// `GET /ktra/api/v1/admin/audit`: events newest first. `action` and `actor` filter the page
 /// that `limit` reads, so a filtered page may hold fewer events; follow `next` for more.
-#[tracing::instrument(skip_all, fields(user))]
+#[tracing::instrument(skip_all, fields(user = %caller.user.name))]
 pub async fn audit_log(
     State(state): State<AppState>,
+    Admin(caller): Admin,
     ApiQuery(query): ApiQuery<AuditQuery>,
-    headers: HeaderMap,
 ) -> Result<Json<AuditPage>, ApiError> {
-    require_admin(&state, &headers).await?;
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_AUDIT_PAGE {
         return Err(ApiError::bad_request(format!(

@@ -3,14 +3,13 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use http::HeaderMap;
 use ktra_core::name::{canonical_crate_name, validate_crate_name};
 use serde::{Deserialize, Serialize};
 
 use ktra_store::model::EndpointScope;
 
 use crate::audit;
-use crate::auth::GateCaller;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, json_body};
 use crate::limits::ClientIp;
@@ -59,14 +58,13 @@ fn parse_version(name: &str, version: &str) -> Result<semver::Version, ApiError>
 
 async fn set_yanked(
     state: &AppState,
-    gate: GateCaller,
-    headers: &HeaderMap,
+    caller: Caller,
     client: &str,
     name: &str,
     version: &str,
     yanked: bool,
 ) -> Result<Json<Ok>, ApiError> {
-    let result = change_yank_flag(state, gate, headers, client, name, version, yanked).await;
+    let result = change_yank_flag(state, caller, client, name, version, yanked).await;
     let status = match &result {
         Result::Ok(_) => http::StatusCode::OK,
         Err(error) => error.code().http_status(),
@@ -84,14 +82,12 @@ async fn set_yanked(
 
 async fn change_yank_flag(
     state: &AppState,
-    gate: GateCaller,
-    headers: &HeaderMap,
+    caller: Caller,
     client: &str,
     name: &str,
     version: &str,
     yanked: bool,
 ) -> Result<Json<Ok>, ApiError> {
-    let caller = gate.require(state, headers).await?;
     let canonical = canonical_from_path(name)?;
     let version = parse_version(name, version)?;
     caller.require_scope(EndpointScope::Yank, name)?;
@@ -115,27 +111,25 @@ async fn change_yank_flag(
 }
 
 /// `DELETE /api/v1/crates/{name}/{version}/yank`.
-#[tracing::instrument(skip_all, fields(user, crate_name = %name, version = %version))]
+#[tracing::instrument(skip_all, fields(user = %caller.user.name, crate_name = %name, version = %version))]
 pub async fn yank(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
-    gate: GateCaller,
+    caller: Caller,
     ApiPath((name, version)): ApiPath<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Ok>, ApiError> {
-    set_yanked(&state, gate, &headers, &client, &name, &version, true).await
+    set_yanked(&state, caller, &client, &name, &version, true).await
 }
 
 /// `PUT /api/v1/crates/{name}/{version}/unyank`.
-#[tracing::instrument(skip_all, fields(user, crate_name = %name, version = %version))]
+#[tracing::instrument(skip_all, fields(user = %caller.user.name, crate_name = %name, version = %version))]
 pub async fn unyank(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
-    gate: GateCaller,
+    caller: Caller,
     ApiPath((name, version)): ApiPath<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Ok>, ApiError> {
-    set_yanked(&state, gate, &headers, &client, &name, &version, false).await
+    set_yanked(&state, caller, &client, &name, &version, false).await
 }
 
 /// One owner in cargo's owner list.
@@ -231,16 +225,14 @@ async fn record_owner_change(
 }
 
 /// `PUT /api/v1/crates/{name}/owners`.
-#[tracing::instrument(skip_all, fields(user, crate_name = %name))]
+#[tracing::instrument(skip_all, fields(user = %caller.user.name, crate_name = %name))]
 pub async fn add_owners(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
-    gate: GateCaller,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
-    headers: HeaderMap,
     body: Body,
 ) -> Result<Json<OkMessage>, ApiError> {
-    let caller = gate.require(&state, &headers).await?;
     let canonical = canonical_from_path(&name)?;
     caller.require_scope(EndpointScope::ChangeOwners, &name)?;
     let logins = owner_logins(&state, body).await?;
@@ -259,16 +251,14 @@ pub async fn add_owners(
 }
 
 /// `DELETE /api/v1/crates/{name}/owners`.
-#[tracing::instrument(skip_all, fields(user, crate_name = %name))]
+#[tracing::instrument(skip_all, fields(user = %caller.user.name, crate_name = %name))]
 pub async fn remove_owners(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
-    gate: GateCaller,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
-    headers: HeaderMap,
     body: Body,
 ) -> Result<Json<OkMessage>, ApiError> {
-    let caller = gate.require(&state, &headers).await?;
     let canonical = canonical_from_path(&name)?;
     caller.require_scope(EndpointScope::ChangeOwners, &name)?;
     let logins = owner_logins(&state, body).await?;

@@ -19,7 +19,7 @@ use ktra_store::{BlobStore, MetadataStore, StoreError};
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::auth::{Caller, GateCaller};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{discard, expects_continue, read_body};
 use crate::limits::{self, ClientIp, Limit};
@@ -39,15 +39,15 @@ struct PublishWarnings {
 }
 
 /// Publishes a crate version.
-#[tracing::instrument(skip_all, fields(user, crate_name, version, bytes))]
+#[tracing::instrument(skip_all, fields(user = %caller.user.name, crate_name, version, bytes))]
 pub async fn publish(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
-    gate: GateCaller,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PublishResponse>, ApiError> {
-    let result = publish_version(&state, &client, gate, headers, body).await;
+    let result = publish_version(&state, &client, caller, headers, body).await;
     let status = match &result {
         Ok(_) => http::StatusCode::OK,
         Err(error) => error.code().http_status(),
@@ -65,34 +65,22 @@ pub async fn publish(
 async fn publish_version(
     state: &AppState,
     client: &str,
-    gate: GateCaller,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PublishResponse>, ApiError> {
     let state = state.clone();
     let expects_continue = expects_continue(&headers);
     // One counter per publish, the user's: each counter is a store round trip on the publish
-    // path. Requests that fail authentication count against their address instead, so
-    // guessing tokens stays slow.
-    let allowed = async {
-        let caller = match gate.require(&state, &headers).await {
-            Ok(caller) => caller,
-            Err(error) => {
-                limits::check(&state, Limit::PublishPerIp, client).await?;
-                return Err(error);
-            }
-        };
-        limits::check(&state, Limit::PublishPerUser, &caller.user.id.to_string()).await?;
-        Ok::<_, ApiError>(caller)
-    };
-    let caller = match allowed.await {
-        Ok(caller) => caller,
-        Err(error) => {
-            // Nothing of the body is kept; a bounded part is read so the client sees the error.
-            discard(body, expects_continue).await;
-            return Err(error);
-        }
-    };
+    // path. Requests that fail authentication count against their address instead (see
+    // auth::required_for_publish), so guessing tokens stays slow.
+    if let Err(error) =
+        limits::check(&state, Limit::PublishPerUser, &caller.user.id.to_string()).await
+    {
+        // Nothing of the body is kept; a bounded part is read so the client sees the error.
+        discard(body, expects_continue).await;
+        return Err(error);
+    }
     let limit = state.config.http.max_publish_bytes;
     let declared = headers
         .get(CONTENT_LENGTH)

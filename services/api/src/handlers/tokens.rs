@@ -12,14 +12,13 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use chrono::{DateTime, TimeDelta, Utc};
-use http::HeaderMap;
 use ktra_store::model::{
     ApiToken, EndpointScope, TokenDetails, TokenId, TokenInfo, TokenScope, UserId,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::audit;
-use crate::auth::{Caller, describe_scope, require_caller};
+use crate::auth::{Caller, describe_scope};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, json_body};
 use crate::handlers::crates::Ok as Done;
@@ -244,12 +243,11 @@ pub(crate) async fn record_created(
 }
 
 /// `GET /ktra/api/v1/tokens`: the caller's tokens.
-#[tracing::instrument(skip_all, fields(user))]
+#[tracing::instrument(skip_all, fields(user = %caller.user.name))]
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<TokenList>, ApiError> {
-    let caller = require_caller(&state, &headers).await?;
     let tokens = state.store.list_tokens(caller.user.id).await?;
     Ok(Json(TokenList::new(
         tokens.into_iter().map(TokenView::from).collect(),
@@ -257,14 +255,13 @@ pub async fn list(
 }
 
 /// `POST /ktra/api/v1/tokens`: a new token for the caller.
-#[tracing::instrument(skip_all, fields(user))]
+#[tracing::instrument(skip_all, fields(user = %caller.user.name))]
 pub async fn create(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
-    headers: HeaderMap,
+    caller: Caller,
     body: Body,
 ) -> Result<Json<NewTokenResponse>, ApiError> {
-    let caller = require_caller(&state, &headers).await?;
     caller.require_unrestricted("creating tokens")?;
     let request: TokenRequest = json_body(body, MAX_TOKEN_BODY).await?;
     let mut details = request.into_details(Utc::now())?;
@@ -279,14 +276,13 @@ pub async fn create(
 
 /// `DELETE /ktra/api/v1/tokens/{id}`: revokes one of the caller's tokens. A scoped token may
 /// revoke itself only.
-#[tracing::instrument(skip_all, fields(user))]
+#[tracing::instrument(skip_all, fields(user = %caller.user.name))]
 pub async fn revoke(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
 ) -> Result<Json<Done>, ApiError> {
-    let caller = require_caller(&state, &headers).await?;
     let id = token_id(&id)?;
     if id != caller.token {
         caller.require_unrestricted("revoking other tokens")?;

@@ -5,7 +5,7 @@ use ktra_core::testing::CrateFixture;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, TestApp, assert_error};
+use crate::harness::{Backend, TestApp, assert_error, read_json};
 
 crate::on_every_backend!(scopes_admit_what_they_name);
 
@@ -434,6 +434,67 @@ async fn a_private_registry_reads_a_token_once_per_request() {
         StatusCode::FORBIDDEN,
         "does not allow changing owners",
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_registry_opens_only_probes_metrics_and_the_user_api() {
+    let app = TestApp::start_on(
+        Backend::Embedded,
+        &[("KTRA_REGISTRY_AUTH_REQUIRED", "true")],
+    )
+    .await;
+    for (method, path) in [
+        (Method::GET, "/livez"),
+        (Method::GET, "/readyz"),
+        (Method::GET, "/metrics"),
+        (Method::GET, "/me"),
+        (Method::POST, "/ktra/api/v1/login/alice"),
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .json(&json!({"password": "wrong"}))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}"
+        );
+    }
+    for (method, path) in [
+        (Method::GET, "/index/config.json"),
+        (Method::GET, "/index/3/f/foo"),
+        (Method::GET, "/api/v1/crates?q=foo"),
+        (Method::GET, "/api/v1/crates/foo/owners"),
+        (Method::PUT, "/api/v1/crates/foo/owners"),
+        (Method::GET, "/api/v1/crates/foo/1.0.0/download"),
+        (Method::PUT, "/api/v1/crates/new"),
+        (Method::DELETE, "/api/v1/crates/foo/1.0.0/yank"),
+        (Method::GET, "/ktra/api/v1/tokens"),
+        (Method::GET, "/ktra/api/v1/admin/audit"),
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let challenge = response.headers().get("www-authenticate").cloned();
+        let (_, body) = read_json(response).await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNAUTHORIZED,
+            "requires authentication",
+        );
+        assert!(
+            challenge.is_some(),
+            "{method} {path}: cargo is told where to log in"
+        );
+    }
 }
 
 /// A hash as Ktra made them (Argon2id, m=4096, t=3, p=4), of `password`.
