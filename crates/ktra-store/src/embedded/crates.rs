@@ -57,6 +57,34 @@ pub(super) fn require_owner_or_admin(
     }
 }
 
+impl EmbeddedStore {
+    /// Changes a crate's owners in one write transaction: checks that `actor` may, resolves
+    /// `names` (failing on an unknown one), lets `change` edit the record and say whom it
+    /// changed, and stores the record unless `change` refused.
+    async fn change_owners(
+        &self,
+        canonical: &str,
+        actor: OwnerActor,
+        names: &[String],
+        change: fn(&mut CrateRecord, Vec<User>) -> Result<Vec<User>, StoreError>,
+    ) -> Result<Vec<User>, StoreError> {
+        let canonical = canonical.to_owned();
+        let names = names.to_vec();
+        self.write(move |txn| {
+            let mut crates = txn.open_table(CRATES).map_err(internal)?;
+            let mut record = crate_record(&crates, &canonical)?
+                .ok_or_else(|| StoreError::CrateNotFound(canonical.clone()))?;
+            require_owner_or_admin(&record, actor)?;
+            let changed = change(&mut record, resolve_users(txn, &names)?)?;
+            crates
+                .insert(canonical.as_str(), encode(&record)?.as_slice())
+                .map_err(internal)?;
+            Ok(changed)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl CrateStore for EmbeddedStore {
     async fn crate_summary(&self, canonical: &str) -> Result<Option<CrateSummary>, StoreError> {
@@ -256,23 +284,14 @@ impl CrateStore for EmbeddedStore {
         actor: OwnerActor,
         names: &[String],
     ) -> Result<Vec<User>, StoreError> {
-        let canonical = canonical.to_owned();
-        let names = names.to_vec();
-        self.write(move |txn| {
-            let mut crates = txn.open_table(CRATES).map_err(internal)?;
-            let mut record = crate_record(&crates, &canonical)?
-                .ok_or_else(|| StoreError::CrateNotFound(canonical.clone()))?;
-            require_owner_or_admin(&record, actor)?;
+        self.change_owners(canonical, actor, names, |record, users| {
             let mut added = Vec::new();
-            for user in resolve_users(txn, &names)? {
+            for user in users {
                 if !record.owners.contains(&user.id) {
                     record.owners.push(user.id);
                     added.push(user);
                 }
             }
-            crates
-                .insert(canonical.as_str(), encode(&record)?.as_slice())
-                .map_err(internal)?;
             Ok(added)
         })
         .await
@@ -284,26 +303,17 @@ impl CrateStore for EmbeddedStore {
         actor: OwnerActor,
         names: &[String],
     ) -> Result<Vec<User>, StoreError> {
-        let canonical = canonical.to_owned();
-        let names = names.to_vec();
-        self.write(move |txn| {
-            let mut crates = txn.open_table(CRATES).map_err(internal)?;
-            let mut record = crate_record(&crates, &canonical)?
-                .ok_or_else(|| StoreError::CrateNotFound(canonical.clone()))?;
-            require_owner_or_admin(&record, actor)?;
+        self.change_owners(canonical, actor, names, |record, users| {
             let mut removed = Vec::new();
-            for user in resolve_users(txn, &names)? {
+            for user in users {
                 if let Some(position) = record.owners.iter().position(|id| *id == user.id) {
                     record.owners.remove(position);
                     removed.push(user);
                 }
             }
             if record.owners.is_empty() {
-                return Err(StoreError::LastOwner(record.name));
+                return Err(StoreError::LastOwner(record.name.clone()));
             }
-            crates
-                .insert(canonical.as_str(), encode(&record)?.as_slice())
-                .map_err(internal)?;
             Ok(removed)
         })
         .await

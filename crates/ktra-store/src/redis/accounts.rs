@@ -51,7 +51,44 @@ pub(super) fn token_details(fields: &HashMap<String, String>) -> Result<TokenDet
     })
 }
 
+/// A record kept as a Redis hash (a user, a token), read whole.
+pub(super) struct Record {
+    kind: &'static str,
+    fields: HashMap<String, String>,
+}
+
+impl Record {
+    /// A field the record must have.
+    pub(super) fn field(&self, key: &str) -> Result<String, StoreError> {
+        self.fields
+            .get(key)
+            .cloned()
+            .ok_or_else(|| internal(format!("{} record lacks {key}", self.kind)))
+    }
+
+    /// A field the record may lack.
+    pub(super) fn get(&self, key: &str) -> Option<&String> {
+        self.fields.get(key)
+    }
+
+    /// Every field.
+    pub(super) fn all(&self) -> &HashMap<String, String> {
+        &self.fields
+    }
+}
+
 impl RedisStore {
+    /// Reads the hash under `key`, a record of `kind`; `None` when there is none.
+    pub(super) async fn record(
+        &self,
+        key: String,
+        kind: &'static str,
+    ) -> Result<Option<Record>, StoreError> {
+        let fields: HashMap<String, String> =
+            self.connection().hgetall(key).await.map_err(classify)?;
+        Ok((!fields.is_empty()).then_some(Record { kind, fields }))
+    }
+
     pub(super) async fn user_by_id(&self, id: UserId) -> Result<User, StoreError> {
         let mut connection = self.connection();
         let lower: Option<String> = connection
@@ -202,20 +239,13 @@ impl AccountStore for RedisStore {
     }
 
     async fn user_credentials(&self, name: &str) -> Result<Option<UserCredentials>, StoreError> {
-        let fields: HashMap<String, String> = self
-            .connection()
-            .hgetall(self.keys.user(&name.to_lowercase()))
-            .await
-            .map_err(classify)?;
-        if fields.is_empty() {
+        let Some(fields) = self
+            .record(self.keys.user(&name.to_lowercase()), "user")
+            .await?
+        else {
             return Ok(None);
-        }
-        let field = |key: &str| {
-            fields
-                .get(key)
-                .cloned()
-                .ok_or_else(|| internal(format!("user record lacks {key}")))
         };
+        let field = |key: &str| fields.field(key);
         Ok(Some(UserCredentials {
             user: User {
                 id: field("id")?.parse().map_err(internal)?,
@@ -388,20 +418,10 @@ impl AccountStore for RedisStore {
     }
 
     async fn token(&self, id: TokenId) -> Result<Option<StoredToken>, StoreError> {
-        let fields: HashMap<String, String> = self
-            .connection()
-            .hgetall(self.keys.token(&id.to_hex()))
-            .await
-            .map_err(classify)?;
-        if fields.is_empty() {
+        let Some(fields) = self.record(self.keys.token(&id.to_hex()), "token").await? else {
             return Ok(None);
-        }
-        let field = |key: &str| {
-            fields
-                .get(key)
-                .cloned()
-                .ok_or_else(|| internal(format!("token record lacks {key}")))
         };
+        let field = |key: &str| fields.field(key);
         let mut secret_hash = [0_u8; 32];
         hex::decode_to_slice(field("secret_hash")?, &mut secret_hash).map_err(internal)?;
         Ok(Some(StoredToken {
@@ -411,7 +431,7 @@ impl AccountStore for RedisStore {
                 name: field("user_name")?,
             },
             secret_hash,
-            details: token_details(&fields)?,
+            details: token_details(fields.all())?,
         }))
     }
 }
