@@ -192,6 +192,16 @@ pub(super) fn resolve_users(
         .collect()
 }
 
+/// Returns the lower-case name (the `USERS` key) of user `id`, or `None` when there is none.
+fn user_key(txn: &WriteTransaction, id: UserId) -> Result<Option<String>, StoreError> {
+    Ok(txn
+        .open_table(USER_IDS)
+        .map_err(internal)?
+        .get(id)
+        .map_err(internal)?
+        .map(|value| value.value().to_owned()))
+}
+
 #[async_trait]
 impl AccountStore for EmbeddedStore {
     async fn create_user(
@@ -270,13 +280,8 @@ impl AccountStore for EmbeddedStore {
 
     async fn add_token(&self, user: UserId, token: NewToken) -> Result<(), StoreError> {
         self.write(move |txn| {
-            let key = txn
-                .open_table(USER_IDS)
-                .map_err(internal)?
-                .get(user)
-                .map_err(internal)?
-                .map(|value| value.value().to_owned())
-                .ok_or_else(|| StoreError::UserNotFound(format!("#{user}")))?;
+            let key =
+                user_key(txn, user)?.ok_or_else(|| StoreError::UserNotFound(format!("#{user}")))?;
             let users = txn.open_table(USERS).map_err(internal)?;
             let record =
                 user_record(&users, &key)?.ok_or_else(|| StoreError::UserNotFound(key.clone()))?;
@@ -369,13 +374,8 @@ impl AccountStore for EmbeddedStore {
         let old_password_hash = old_password_hash.to_owned();
         let new_password_hash = new_password_hash.to_owned();
         self.write(move |txn| {
-            let key = txn
-                .open_table(USER_IDS)
-                .map_err(internal)?
-                .get(user)
-                .map_err(internal)?
-                .map(|value| value.value().to_owned())
-                .ok_or_else(|| StoreError::UserNotFound(format!("#{user}")))?;
+            let key =
+                user_key(txn, user)?.ok_or_else(|| StoreError::UserNotFound(format!("#{user}")))?;
             let mut users = txn.open_table(USERS).map_err(internal)?;
             let mut record =
                 user_record(&users, &key)?.ok_or_else(|| StoreError::UserNotFound(key.clone()))?;
@@ -405,13 +405,7 @@ impl AccountStore for EmbeddedStore {
         let old_password_hash = old_password_hash.to_owned();
         let new_password_hash = new_password_hash.to_owned();
         self.write(move |txn| {
-            let Some(key) = txn
-                .open_table(USER_IDS)
-                .map_err(internal)?
-                .get(user)
-                .map_err(internal)?
-                .map(|value| value.value().to_owned())
-            else {
+            let Some(key) = user_key(txn, user)? else {
                 return Ok(false);
             };
             let mut users = txn.open_table(USERS).map_err(internal)?;
