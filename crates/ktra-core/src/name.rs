@@ -140,40 +140,51 @@ pub fn canonical_crate_name(name: &str) -> String {
         .collect()
 }
 
-/// A crate name that passed [`validate_crate_name`], in the case it was published with.
+/// A crate's identity: a valid name as it was given (published, or written in a request path)
+/// and the keys derived from it, computed once where the name enters and carried from there
+/// through the store, the hand-off to the indexer and its acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CrateName(String);
+pub struct CrateId {
+    name: String,
+    canonical: String,
+    index_path: String,
+}
 
-impl CrateName {
-    /// Validates `name` and wraps it.
+impl CrateId {
+    /// Validates `name` and derives its keys.
     ///
     /// # Errors
     ///
     /// Returns the first rule the name breaks.
     pub fn new(name: &str) -> Result<Self, NameError> {
         validate_crate_name(name)?;
-        Ok(Self(name.to_owned()))
+        Ok(Self {
+            name: name.to_owned(),
+            canonical: canonical_crate_name(name),
+            index_path: crate::index::index_path(name),
+        })
     }
 
-    /// Returns the name as published.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// Returns the name as given.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
-    /// Returns the key under which the crate is unique (see [`canonical_crate_name`]).
-    pub fn canonical(&self) -> String {
-        canonical_crate_name(&self.0)
+    /// Returns the key under which the crate is unique (see [`canonical_crate_name`]): what
+    /// the stores key a crate by.
+    pub fn canonical(&self) -> &str {
+        &self.canonical
     }
 
-    /// Returns the name in lower case, as index paths and downloads spell it.
-    pub fn lowercase(&self) -> String {
-        self.0.to_ascii_lowercase()
+    /// Returns the path of the crate's index file (see [`crate::index::index_path`]).
+    pub fn index_path(&self) -> &str {
+        &self.index_path
     }
 }
 
-impl fmt::Display for CrateName {
+impl fmt::Display for CrateId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 
@@ -238,10 +249,11 @@ mod tests {
     #[test]
     fn canonical_folds_case_and_dashes() {
         assert_eq!(canonical_crate_name("Foo-Bar_baz"), "foo_bar_baz");
-        assert_eq!(
-            CrateName::new("Foo-Bar").unwrap().canonical(),
-            canonical_crate_name("foo_bar")
-        );
+        let id = CrateId::new("Foo-Bar").unwrap();
+        assert_eq!(id.canonical(), canonical_crate_name("foo_bar"));
+        assert_eq!(id.name(), "Foo-Bar");
+        assert_eq!(id.index_path(), "fo/o-/foo-bar");
+        assert!(CrateId::new("a/b").is_err());
     }
 
     proptest! {

@@ -34,6 +34,8 @@ pub enum PublishError {
 /// A publish that passed every check that needs no store.
 #[derive(Debug, Clone)]
 pub struct CheckedPublish {
+    /// The crate, named as published.
+    pub krate: ktra_core::name::CrateId,
     /// The metadata cargo sent.
     pub metadata: PublishMetadata,
     /// The parsed version.
@@ -81,7 +83,7 @@ impl PublishLimits {
 pub fn check(body: Bytes, limits: &PublishLimits) -> Result<CheckedPublish, PublishError> {
     let parts = wire::split(body)?;
     let metadata = PublishMetadata::parse(&parts.metadata)?;
-    let version = metadata.validate(limits)?;
+    let (krate, version) = metadata.validate(limits)?;
     tarball::validate(
         &parts.crate_file,
         &metadata.name,
@@ -91,6 +93,7 @@ pub fn check(body: Bytes, limits: &PublishLimits) -> Result<CheckedPublish, Publ
     )?;
     let cksum = hex::encode(Sha256::digest(&parts.crate_file));
     Ok(CheckedPublish {
+        krate,
         metadata,
         version,
         crate_file: parts.crate_file,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use ktra_core::index::{DependencyKind, IndexDependency, IndexLine};
-use ktra_core::name::validate_crate_name;
+use ktra_core::name::{CrateId, validate_crate_name};
 use serde::Deserialize;
 
 /// The metadata of one publish, as cargo sends it.
@@ -107,7 +107,7 @@ impl PublishMetadata {
             .map_err(|error| refuse(format!("invalid publish metadata: {error}")))
     }
 
-    /// Validates the metadata and returns the parsed version.
+    /// Validates the metadata and returns the crate's identity and the parsed version.
     ///
     /// # Errors
     ///
@@ -117,8 +117,8 @@ impl PublishMetadata {
     pub fn validate(
         &self,
         limits: &crate::PublishLimits,
-    ) -> Result<semver::Version, MetadataError> {
-        validate_crate_name(&self.name)
+    ) -> Result<(CrateId, semver::Version), MetadataError> {
+        let krate = CrateId::new(&self.name)
             .map_err(|error| refuse(format!("invalid crate name: {error}")))?;
         if self.deps.len() > limits.max_dependencies {
             return Err(refuse(format!(
@@ -191,7 +191,7 @@ impl PublishMetadata {
                 "invalid rust-version `{rust_version}`: expected a version such as 1.70"
             )));
         }
-        Ok(version)
+        Ok((krate, version))
     }
 
     /// Builds the index line, as crates.io would: renamed dependencies keep their alias in

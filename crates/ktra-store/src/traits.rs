@@ -5,6 +5,13 @@
 //! collisions) inside the same atomic step, so that several API replicas may call it at once
 //! without read-modify-write races. A method that returns an error has written nothing.
 //!
+//! Every method that changes what users, tokens, invitations, crates or owners are takes the
+//! [`AuditEvent`] that records it and appends it in the same atomic step, so the log holds
+//! exactly the changes that happened. [`AuditLog::record_audit`] is for events that change
+//! nothing else (a refused login).
+//!
+//! Crates are named by [`CrateId`], derived once where a name enters the registry.
+//!
 //! [`MetadataStore`] is every domain together, as the API holds it; a backend implements each
 //! domain trait in its own file (`embedded/accounts.rs`, `redis/accounts.rs`, ...).
 
@@ -13,10 +20,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::StoreError;
+use ktra_core::name::CrateId;
+
 use crate::model::{
-    AuditEvent, AuditRecord, CrateFileRef, CrateSummary, IndexFile, Invitation, NewToken,
-    NewVersion, OwnerActor, PendingChange, PendingSummary, SearchPage, StoredToken, TokenId,
-    TokenInfo, User, UserCredentials, UserId,
+    AuditEvent, AuditRecord, CrateFileRef, CrateSummary, IndexFile, Invitation, NewToken, NewUser,
+    NewVersion, OwnerChange, PasswordChange, PendingChange, PendingSummary, SearchPage,
+    StoredToken, TokenId, TokenInfo, User, UserCredentials, UserId, YankChange,
 };
 use crate::observer::{StoreKind, StoreObserver, observe};
 
@@ -67,37 +76,23 @@ pub trait MetadataStore:
 store_domains! {
     /// Users, their password hashes, tokens and invitations.
     pub trait AccountStore {
-        /// Creates a user holding one token.
-        ///
-        /// # Errors
-        ///
-        /// [`StoreError::UserExists`] when the name is taken.
-        async fn create_user(
-            &self,
-            name: &str,
-            password_hash: &str,
-            token: NewToken,
-        ) -> Result<User, StoreError>;
-
-        /// Creates a user holding one token and uses up the invitation whose code hashes to
-        /// `invitation`, in one atomic step. The invitation is checked before the name, so a
-        /// guessed code learns nothing about which names exist.
+        /// Creates a user holding one token and, when the user comes with an invitation, uses
+        /// it up in the same step. The invitation is checked before the name, so a guessed code
+        /// learns nothing about which names exist.
         ///
         /// # Errors
         ///
         /// [`StoreError::InvitationInvalid`] when the invitation is unknown, used, or expired at
         /// the token's creation time; [`StoreError::UserExists`] when the name is taken (the
         /// invitation is kept then).
-        async fn create_invited_user(
-            &self,
-            invitation: [u8; 32],
-            name: &str,
-            password_hash: &str,
-            token: NewToken,
-        ) -> Result<User, StoreError>;
+        async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
 
         /// Stores a single-use invitation.
-        async fn create_invitation(&self, invitation: Invitation) -> Result<(), StoreError>;
+        async fn create_invitation(
+            &self,
+            invitation: Invitation,
+            audit: AuditEvent,
+        ) -> Result<(), StoreError>;
 
         /// Returns a user and their password hash.
         async fn user_credentials(&self, name: &str) -> Result<Option<UserCredentials>, StoreError>;
@@ -107,7 +102,12 @@ store_domains! {
         /// # Errors
         ///
         /// [`StoreError::UserDisabled`] when the user is disabled, checked in the same step.
-        async fn add_token(&self, user: UserId, token: NewToken) -> Result<(), StoreError>;
+        async fn add_token(
+            &self,
+            user: UserId,
+            token: NewToken,
+            audit: AuditEvent,
+        ) -> Result<(), StoreError>;
 
         /// Lists a user's tokens, oldest first.
         async fn list_tokens(&self, user: UserId) -> Result<Vec<TokenInfo>, StoreError>;
@@ -117,7 +117,12 @@ store_domains! {
         /// # Errors
         ///
         /// [`StoreError::TokenNotFound`] when the user has no such token.
-        async fn revoke_token(&self, user: UserId, id: TokenId) -> Result<(), StoreError>;
+        async fn revoke_token(
+            &self,
+            user: UserId,
+            id: TokenId,
+            audit: AuditEvent,
+        ) -> Result<(), StoreError>;
 
         /// Disables a user (revoking every token and unused invitation of theirs in the same step)
         /// or enables them again. Returns the user.
@@ -125,22 +130,21 @@ store_domains! {
         /// # Errors
         ///
         /// [`StoreError::UserNotFound`] when the name is unknown.
-        async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<User, StoreError>;
+        async fn set_user_disabled(
+            &self,
+            name: &str,
+            disabled: bool,
+            audit: AuditEvent,
+        ) -> Result<User, StoreError>;
 
-        /// Replaces the password, revokes every token of the user and stores `token` as the only
-        /// one, provided the stored hash is still `old_password_hash`.
+        /// Replaces the password, revokes every token of the user and stores the change's token
+        /// as the only one, provided the stored hash is still the one the caller checked.
         ///
         /// # Errors
         ///
         /// [`StoreError::PasswordChanged`] when another change won the race,
         /// [`StoreError::UserDisabled`] when the user was disabled meanwhile.
-        async fn change_password(
-            &self,
-            user: UserId,
-            old_password_hash: &str,
-            new_password_hash: &str,
-            token: NewToken,
-        ) -> Result<(), StoreError>;
+        async fn change_password(&self, change: PasswordChange) -> Result<(), StoreError>;
 
         /// Replaces the password hash with a new hash of the same password (new parameters),
         /// provided the stored hash is still `old_password_hash`; tokens are kept. Returns whether
@@ -158,8 +162,8 @@ store_domains! {
 
     /// Crates, their versions and owners: publishing, yanking, owner changes and search.
     pub trait CrateStore {
-        /// Returns a crate's name, owners and versions, by canonical name.
-        async fn crate_summary(&self, canonical: &str) -> Result<Option<CrateSummary>, StoreError>;
+        /// Returns a crate's name, owners and versions.
+        async fn crate_summary(&self, krate: &CrateId) -> Result<Option<CrateSummary>, StoreError>;
 
         /// Publishes a version: checks that the name does not collide with another crate, that the
         /// version is new and that the publisher owns the crate (or creates it and becomes its
@@ -167,46 +171,24 @@ store_domains! {
         /// all in one atomic step. Returns the new index file.
         async fn publish(&self, version: NewVersion) -> Result<IndexFile, StoreError>;
 
-        /// Sets or clears a version's yanked flag if `actor` owns the crate, appending `audit` to
-        /// the audit log in the same step when the flag changed. Returns the index file, with a
+        /// Sets or clears a version's yanked flag if the actor owns the crate, recording the
+        /// change's event in the same step when the flag changed. Returns the index file, with a
         /// new revision only when the flag changed, and whether it changed.
-        async fn set_yanked(
-            &self,
-            canonical: &str,
-            version: &semver::Version,
-            yanked: bool,
-            actor: UserId,
-            audit: Option<AuditEvent>,
-        ) -> Result<(IndexFile, bool), StoreError>;
+        async fn set_yanked(&self, change: YankChange) -> Result<(IndexFile, bool), StoreError>;
 
         /// Returns a crate's owners, or `None` when the crate does not exist.
-        async fn owners(&self, canonical: &str) -> Result<Option<Vec<User>>, StoreError>;
+        async fn owners(&self, krate: &CrateId) -> Result<Option<Vec<User>>, StoreError>;
 
-        /// Adds owners by user name if `actor` owns the crate or is an administrator. Returns the
-        /// users added (owners already present are skipped).
+        /// Adds or removes owners by user name if the actor owns the crate or is an
+        /// administrator. Returns the users added or removed (owners already present, or users
+        /// who were not owners, are skipped); when there are any, records the change's event
+        /// named for them ([`AuditEvent::naming_users`]) in the same step.
         ///
         /// # Errors
         ///
-        /// [`StoreError::UserNotFound`] when a name is unknown; nothing is added then.
-        async fn add_owners(
-            &self,
-            canonical: &str,
-            actor: OwnerActor,
-            names: &[String],
-        ) -> Result<Vec<User>, StoreError>;
-
-        /// Removes owners by user name if `actor` owns the crate or is an administrator. Returns
-        /// the users removed.
-        ///
-        /// # Errors
-        ///
-        /// [`StoreError::LastOwner`] when no owner would remain; nothing is removed then.
-        async fn remove_owners(
-            &self,
-            canonical: &str,
-            actor: OwnerActor,
-            names: &[String],
-        ) -> Result<Vec<User>, StoreError>;
+        /// [`StoreError::UserNotFound`] when a name is unknown, [`StoreError::LastOwner`] when
+        /// no owner would remain; nothing changes then.
+        async fn change_owners(&self, change: OwnerChange) -> Result<Vec<User>, StoreError>;
 
         /// Finds crates whose name (or description) contains `query`, ranked by
         /// [`crate::model::search_rank`].
@@ -220,27 +202,27 @@ store_domains! {
         /// Returns where a version's crate file lives.
         async fn crate_file(
             &self,
-            canonical: &str,
+            krate: &CrateId,
             version: &semver::Version,
         ) -> Result<Option<CrateFileRef>, StoreError>;
 
-        /// Returns up to `limit` canonical crate names after `after`, in order, for walking every
-        /// crate (index rebuilds).
+        /// Returns up to `limit` crates after `after` in canonical order, for walking every crate
+        /// (index rebuilds). Each is named by its canonical name.
         async fn crate_names(
             &self,
-            after: Option<&str>,
+            after: Option<&CrateId>,
             limit: usize,
-        ) -> Result<Vec<String>, StoreError>;
+        ) -> Result<Vec<CrateId>, StoreError>;
     }
 
     /// Each crate's index file, its revisions and the marks the indexer acknowledges.
     pub trait IndexStore {
-        /// Returns a crate's index file by canonical name.
-        async fn index_file(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError>;
+        /// Returns a crate's index file.
+        async fn index_file(&self, krate: &CrateId) -> Result<Option<IndexFile>, StoreError>;
 
         /// Returns a crate's index file without its content (empty), for answering revalidations
         /// without moving the file.
-        async fn index_validators(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError>;
+        async fn index_validators(&self, krate: &CrateId) -> Result<Option<IndexFile>, StoreError>;
 
         /// Replaces a crate's whole index file with `content` if its revision is still
         /// `revision`: bumps the revision and marks it unacknowledged, as a publish does. Returns
@@ -251,7 +233,7 @@ store_domains! {
         /// [`StoreError::CrateNotFound`] when the crate does not exist.
         async fn replace_index_file(
             &self,
-            canonical: &str,
+            krate: &CrateId,
             revision: u64,
             content: bytes::Bytes,
         ) -> Result<Option<IndexFile>, StoreError>;
@@ -265,7 +247,7 @@ store_domains! {
 
         /// Records that the indexer holds `revision` of a crate; clears the crate's mark unless a
         /// newer revision arrived meanwhile. Returns whether the mark was cleared.
-        async fn acknowledge(&self, canonical: &str, revision: u64) -> Result<bool, StoreError>;
+        async fn acknowledge(&self, krate: &CrateId, revision: u64) -> Result<bool, StoreError>;
     }
 
     /// The bounded log of who changed what.

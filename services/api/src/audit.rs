@@ -1,10 +1,11 @@
 //! The audit log: who did what, to what, when and from where.
 //!
 //! Events go to the metadata store, which keeps the latest [`AUDIT_RETAIN`] of them for
-//! administrators to query (`GET /ktra/api/v1/admin/audit`). A publish records its event in the
-//! same atomic step as the version; other actions record theirs right after they succeed. A
-//! store that cannot take an event does not undo the action: the failure is logged and counted
-//! instead.
+//! administrators to query (`GET /ktra/api/v1/admin/audit`). A handler builds the event of a
+//! change with [`event`] and hands it to the store call that makes the change, which records
+//! it in the same atomic step: the log holds every change that happened and no other. Events
+//! that change nothing else (a refused login) go through [`record`], where a store that cannot
+//! take one logs and counts the failure instead.
 //!
 //! [`AUDIT_RETAIN`]: ktra_store::model::AUDIT_RETAIN
 
@@ -31,7 +32,7 @@ pub(crate) fn event(
     }
 }
 
-/// Records an event; a failure is logged, not returned.
+/// Records an event that comes with no change; a failure is logged, not returned.
 pub(crate) async fn record(state: &AppState, event: AuditEvent) {
     let action = event.action.clone();
     if let Err(error) = state.store.record_audit(event).await {

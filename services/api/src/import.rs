@@ -21,10 +21,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::Utc;
-use ktra_core::name::canonical_crate_name;
+use ktra_core::name::CrateId;
 use ktra_import::config::redacted;
 use ktra_import::{ImportPlan, KtraDatabaseKind, KtraFile, PlannedCrate, PlannedVersion};
-use ktra_store::model::{ApiToken, NewVersion, OwnerActor, UserId, version_key};
+use ktra_store::model::{
+    ApiToken, NewUser, NewVersion, OwnerAction, OwnerActor, OwnerChange, UserId, YankChange,
+    version_key,
+};
 use ktra_store::{BlobStore, MetadataStore, StoreError};
 use sha2::{Digest, Sha256};
 
@@ -355,12 +358,14 @@ impl Import {
             // The store wants one; nobody knows this one, so the user logs in for another.
             None => ApiToken::generate(),
         };
-        let new = token.to_new_token(TOKEN_NAME, Utc::now());
-        match self
-            .store
-            .create_user(&user.name, &user.password_hash, new)
-            .await
-        {
+        let new = NewUser {
+            name: user.name.clone(),
+            password_hash: user.password_hash.clone(),
+            token: token.to_new_token(TOKEN_NAME, Utc::now()),
+            invitation: None,
+            audit: event("user.create", &user.name, &user.name),
+        };
+        match self.store.create_user(new).await {
             Ok(created) => {
                 self.report.users_created += 1;
                 self.user_ids.insert(user.name.clone(), created.id);
@@ -382,10 +387,12 @@ impl Import {
                         self.user_ids.insert(user.name.clone(), existing.user.id);
                         // Logged in to Ktra since: its newer token works here too.
                         if user.token.is_some() && stored.is_none() {
+                            let audit = event("token.create", &user.name, &token.id().to_hex());
                             self.store
                                 .add_token(
                                     existing.user.id,
                                     token.to_new_token(TOKEN_NAME, Utc::now()),
+                                    audit,
                                 )
                                 .await?;
                             self.report.tokens_added += 1;
@@ -415,11 +422,11 @@ impl Import {
                 "none of its owners was imported",
             );
         };
-        let canonical = canonical_crate_name(&planned.name);
+        let krate = CrateId::new(&planned.name)?;
         // Yanked flags as they are here, for versions an earlier run imported.
         let yanked_here: BTreeMap<String, bool> = self
             .store
-            .crate_summary(&canonical)
+            .crate_summary(&krate)
             .await?
             .map(|summary| {
                 summary
@@ -434,7 +441,7 @@ impl Import {
             self.progress
                 .set_message(format!("{}@{}", planned.name, version.line.vers));
             let imported = self
-                .version(&canonical, version, publisher, publisher_name)
+                .version(&krate, version, publisher, publisher_name)
                 .await?;
             self.progress.inc(1);
             touched |= imported;
@@ -460,23 +467,15 @@ impl Import {
         if others.is_empty() {
             return Ok(());
         }
-        match self
-            .store
-            .add_owners(&canonical, OwnerActor::Owner(publisher), &others)
-            .await
-        {
-            Ok(added) => {
-                for user in &added {
-                    let audit = event("crate.owner_add", publisher_name, &planned.name);
-                    self.store
-                        .record_audit(ktra_store::model::AuditEvent {
-                            detail: Some(format!("`{}` imported from Ktra", user.name)),
-                            ..audit
-                        })
-                        .await?;
-                }
-                self.report.owners_added += added.len();
-            }
+        let change = OwnerChange {
+            krate,
+            action: OwnerAction::Add,
+            actor: OwnerActor::Owner(publisher),
+            names: others,
+            audit: event("crate.owner_add", publisher_name, &planned.name),
+        };
+        match self.store.change_owners(change).await {
+            Ok(added) => self.report.owners_added += added.len(),
             Err(error @ StoreError::NotOwner(_)) => {
                 self.problem(&format!("crate `{}`", planned.name), error)?;
             }
@@ -489,13 +488,13 @@ impl Import {
     /// whether it was imported now.
     async fn version(
         &mut self,
-        canonical: &str,
+        krate: &CrateId,
         version: &PlannedVersion,
         publisher: UserId,
         publisher_name: &str,
     ) -> anyhow::Result<bool> {
         let subject = format!("{}@{}", version.line.name, version.line.vers);
-        let imported = match self.store.crate_file(canonical, &version.version).await? {
+        let imported = match self.store.crate_file(krate, &version.version).await? {
             Some(existing) if existing.cksum == version.line.cksum => {
                 self.report.versions_present += 1;
                 false
@@ -506,7 +505,7 @@ impl Import {
             }
             None => {
                 if !self
-                    .publish(canonical, version, publisher, publisher_name, &subject)
+                    .publish(krate, version, publisher, publisher_name, &subject)
                     .await?
                 {
                     return Ok(false);
@@ -516,12 +515,14 @@ impl Import {
             }
         };
         if imported && version.line.yanked {
-            let audit = event("crate.yank", publisher_name, &subject);
-            match self
-                .store
-                .set_yanked(canonical, &version.version, true, publisher, Some(audit))
-                .await
-            {
+            let change = YankChange {
+                krate: krate.clone(),
+                version: version.version.clone(),
+                yanked: true,
+                actor: publisher,
+                audit: event("crate.yank", publisher_name, &subject),
+            };
+            match self.store.set_yanked(change).await {
                 Ok((_, changed)) => self.report.yanked += usize::from(changed),
                 Err(error @ StoreError::NotOwner(_)) => self.problem(&subject, error)?,
                 Err(other) => return Err(other.into()),
@@ -534,7 +535,7 @@ impl Import {
     /// commit fails. Returns whether the version was committed.
     async fn publish(
         &mut self,
-        canonical: &str,
+        krate: &CrateId,
         version: &PlannedVersion,
         publisher: UserId,
         publisher_name: &str,
@@ -555,19 +556,20 @@ impl Import {
             )?;
             return Ok(false);
         }
-        let blob_key = BlobStore::new_crate_key(canonical, &version_key(&version.version));
+        let blob_key = BlobStore::new_crate_key(krate.canonical(), &version_key(&version.version));
         self.blobs.put_new(&blob_key, bytes.into()).await?;
         let mut line = version.line.clone();
         // Published as it was first, then yanked as a yank would (one audit event each).
         line.yanked = false;
         let new = NewVersion {
+            krate: krate.clone(),
             line,
             version: version.version.clone(),
             blob_key: blob_key.clone(),
             description: version.description.clone(),
             publisher,
             published_at: version.published_at,
-            audit: Some(event("crate.import", publisher_name, subject)),
+            audit: event("crate.import", publisher_name, subject),
             crate_exists: None,
         };
         match self.store.publish(new).await {
@@ -576,7 +578,7 @@ impl Import {
                 remove_unless_committed(
                     self.store.as_ref(),
                     &self.blobs,
-                    canonical,
+                    krate,
                     &version.version,
                     &blob_key,
                 )

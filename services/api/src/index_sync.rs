@@ -12,13 +12,12 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ktra_core::name::canonical_crate_name;
 use ktra_core::registry::IndexerEndpointConfig;
 use ktra_proto::indexer::v1::indexer_client::IndexerClient;
 use ktra_proto::indexer::v1::{ApplyRequest, CrateState, RebuildRequest, RebuildResponse};
 use ktra_proto::trace::{SendTraceContext, TracedChannel};
-use ktra_store::MetadataStore;
 use ktra_store::model::IndexFile;
+use ktra_store::{MetadataStore, StoreError};
 use tonic::transport::Endpoint;
 use tracing::Instrument;
 
@@ -92,7 +91,7 @@ impl Handoff {
         let mut pending = self.lock();
         let pending = &mut *pending;
         let full = pending.files.len() >= MAX_HANDOFF || pending.bytes >= MAX_HANDOFF_BYTES;
-        match pending.files.entry(canonical_crate_name(&file.name)) {
+        match pending.files.entry(file.krate.canonical().to_owned()) {
             Entry::Occupied(mut waiting) => {
                 let (_, older) = waiting.get_mut();
                 if older.revision < file.revision {
@@ -170,11 +169,7 @@ pub struct IndexSync {
 }
 
 fn state_of(file: &IndexFile) -> CrateState {
-    CrateState {
-        name: file.name.clone(),
-        revision: file.revision,
-        content: file.content.to_vec(),
-    }
+    CrateState::new(&file.krate, file.revision, file.content.to_vec())
 }
 
 impl IndexSync {
@@ -237,11 +232,14 @@ impl IndexSync {
         .into_inner();
         let mut cleared = 0;
         for ack in response.acknowledged {
-            match self
-                .store
-                .acknowledge(&canonical_crate_name(&ack.name), ack.revision)
-                .await
-            {
+            let acknowledged = match ack.crate_id() {
+                Ok(krate) => self.store.acknowledge(&krate, ack.revision).await,
+                Err(error) => Err(StoreError::Internal(format!(
+                    "the indexer acknowledged a crate named `{}`: {error}",
+                    ack.name
+                ))),
+            };
+            match acknowledged {
                 Ok(_) => cleared += 1,
                 Err(error) => {
                     tracing::warn!(%error, crate_name = ack.name, "cannot record an acknowledgement; it will be sent again");
@@ -268,7 +266,7 @@ impl IndexSync {
             .await
         {
             tracing::warn!(
-                crate_name = file.name,
+                crate_name = %file.krate,
                 revision = file.revision,
                 code = ?status.code(),
                 message = status.message(),
@@ -383,7 +381,7 @@ impl IndexSync {
             }
             let mut files = Vec::with_capacity(pending.len());
             for change in &pending {
-                if let Some(file) = self.store.index_file(&change.canonical).await? {
+                if let Some(file) = self.store.index_file(&change.krate).await? {
                     files.push(file);
                 }
             }
@@ -461,9 +459,9 @@ impl IndexSync {
                         crates: Vec::new(),
                     })
                     .await?;
-                let mut after: Option<String> = None;
+                let mut after = None;
                 loop {
-                    let names = store.crate_names(after.as_deref(), 512).await?;
+                    let names = store.crate_names(after.as_ref(), 512).await?;
                     let Some(last) = names.last().cloned() else {
                         return Ok::<_, anyhow::Error>(());
                     };
@@ -472,8 +470,8 @@ impl IndexSync {
                         crates: Vec::new(),
                     };
                     let mut bytes = 0;
-                    for canonical in names {
-                        if let Some(file) = store.index_file(&canonical).await? {
+                    for krate in names {
+                        if let Some(file) = store.index_file(&krate).await? {
                             bytes += file.content.len();
                             chunk.crates.push(state_of(&file));
                         }
@@ -513,7 +511,7 @@ mod tests {
     fn file(name: &str, revision: u64, size: usize) -> IndexFile {
         let content = Bytes::from(vec![b'x'; size]);
         IndexFile {
-            name: name.to_owned(),
+            krate: ktra_core::name::CrateId::new(name).unwrap(),
             content,
             last_modified: chrono::Utc::now(),
             revision,
@@ -523,7 +521,7 @@ mod tests {
     fn names(files: &[IndexFile]) -> Vec<(&str, u64)> {
         files
             .iter()
-            .map(|file| (file.name.as_str(), file.revision))
+            .map(|file| (file.krate.name(), file.revision))
             .collect()
     }
 

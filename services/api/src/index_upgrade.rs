@@ -8,6 +8,7 @@
 //! index along. Files already in today's format are only read.
 
 use ktra_core::index::IndexLine;
+use ktra_core::name::CrateId;
 use ktra_store::model::IndexFile;
 use ktra_store::{MetadataStore, StoreError};
 
@@ -28,14 +29,14 @@ const NULL_VALUE: &[u8] = b"\":null";
 /// Fails when the store fails; files rewritten before that stay rewritten.
 pub async fn drop_null_keys(store: &dyn MetadataStore) -> Result<usize, StoreError> {
     let mut rewritten = 0;
-    let mut after: Option<String> = None;
+    let mut after = None;
     loop {
-        let names = store.crate_names(after.as_deref(), PAGE).await?;
+        let names = store.crate_names(after.as_ref(), PAGE).await?;
         let Some(last) = names.last().cloned() else {
             return Ok(rewritten);
         };
-        for canonical in &names {
-            if rewrite_one(store, canonical).await? {
+        for krate in &names {
+            if rewrite_one(store, krate).await? {
                 rewritten += 1;
             }
         }
@@ -44,9 +45,9 @@ pub async fn drop_null_keys(store: &dyn MetadataStore) -> Result<usize, StoreErr
 }
 
 /// Rewrites one crate's file if it holds a `null`; returns whether it did.
-async fn rewrite_one(store: &dyn MetadataStore, canonical: &str) -> Result<bool, StoreError> {
+async fn rewrite_one(store: &dyn MetadataStore, krate: &CrateId) -> Result<bool, StoreError> {
     for _ in 0..ATTEMPTS {
-        let Some(file) = store.index_file(canonical).await? else {
+        let Some(file) = store.index_file(krate).await? else {
             return Ok(false);
         };
         let Some(content) = without_nulls(&file) else {
@@ -57,7 +58,7 @@ async fn rewrite_one(store: &dyn MetadataStore, canonical: &str) -> Result<bool,
             return Ok(false);
         }
         if store
-            .replace_index_file(canonical, file.revision, content.into())
+            .replace_index_file(krate, file.revision, content.into())
             .await?
             .is_some()
         {
@@ -65,7 +66,7 @@ async fn rewrite_one(store: &dyn MetadataStore, canonical: &str) -> Result<bool,
         }
     }
     tracing::warn!(
-        crate_name = canonical,
+        crate_name = %krate,
         "the index file kept changing; its null keys stay until the next start"
     );
     Ok(false)
@@ -92,7 +93,7 @@ fn without_nulls(file: &IndexFile) -> Option<Vec<u8>> {
                 content.push(b'\n');
             }
             Err(error) => {
-                tracing::warn!(crate_name = file.name, %error, "an index line does not parse; its file is left as it is");
+                tracing::warn!(crate_name = %file.krate, %error, "an index line does not parse; its file is left as it is");
                 return None;
             }
         }
@@ -117,7 +118,7 @@ mod tests {
 
     fn file(content: &str) -> IndexFile {
         IndexFile {
-            name: "demo".to_owned(),
+            krate: CrateId::new("demo").unwrap(),
             content: bytes::Bytes::from(content.to_owned()),
             last_modified: chrono::Utc::now(),
             revision: 1,

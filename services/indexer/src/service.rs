@@ -3,8 +3,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ktra_core::index::index_path;
-use ktra_core::name::validate_crate_name;
 use ktra_proto::indexer::v1::indexer_server::Indexer;
 use ktra_proto::indexer::v1::{
     Acknowledgement, ApplyRequest, ApplyResponse, CrateState, RebuildRequest, RebuildResponse,
@@ -35,12 +33,12 @@ impl IndexerService {
 }
 
 fn to_update(state: CrateState) -> Result<Update, IndexerError> {
-    validate_crate_name(&state.name)
+    let krate = state
+        .crate_id()
         .map_err(|error| IndexerError::BadRequest(format!("invalid crate name: {error}")))?;
     Ok(Update {
         span: tracing::Span::current(),
-        path: index_path(&state.name),
-        name: state.name,
+        krate,
         revision: state.revision,
         content: Bytes::from(state.content),
     })
@@ -123,16 +121,16 @@ impl IndexerService {
         let mut commands = Vec::with_capacity(updates.len());
         for update in updates {
             let (sender, receiver) = oneshot::channel();
-            waiting.push((update.name.clone(), receiver));
+            waiting.push((update.krate.clone(), receiver));
             commands.push((update, sender));
         }
         self.writer.send(Command::Apply(commands)).await?;
         let (acknowledged, refused) = async {
             let mut acknowledged = Vec::with_capacity(waiting.len());
             let mut refused = Vec::new();
-            for (name, receiver) in waiting {
+            for (krate, receiver) in waiting {
                 match receiver.await.map_err(|_| IndexerError::ShuttingDown)? {
-                    Ok(revision) => acknowledged.push(Acknowledgement { name, revision }),
+                    Ok(revision) => acknowledged.push(Acknowledgement::new(&krate, revision)),
                     Err(why) => refused.push(why),
                 }
             }

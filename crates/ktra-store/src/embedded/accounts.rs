@@ -5,14 +5,15 @@ use chrono::{DateTime, Utc};
 use redb::{ReadableMultimapTable, ReadableTable, WriteTransaction};
 
 use super::EmbeddedStore;
+use super::audit::append_audit;
 use super::schema::{
     INVITATIONS, InvitationRecord, META, TOKENS, TokenRecord, USER_IDS, USER_TOKENS, USERS,
     UserRecord, decode, encode, internal,
 };
 use crate::error::StoreError;
 use crate::model::{
-    EXPIRED_TOKEN_KEPT, Invitation, NewToken, StoredToken, TokenId, TokenInfo, User,
-    UserCredentials, UserId,
+    AuditEvent, EXPIRED_TOKEN_KEPT, Invitation, NewToken, NewUser, PasswordChange, StoredToken,
+    TokenId, TokenInfo, User, UserCredentials, UserId,
 };
 use crate::traits::AccountStore;
 
@@ -204,47 +205,34 @@ fn user_key(txn: &WriteTransaction, id: UserId) -> Result<Option<String>, StoreE
 
 #[async_trait]
 impl AccountStore for EmbeddedStore {
-    async fn create_user(
-        &self,
-        name: &str,
-        password_hash: &str,
-        token: NewToken,
-    ) -> Result<User, StoreError> {
-        let name = name.to_owned();
-        let password_hash = password_hash.to_owned();
-        self.write(move |txn| insert_user(txn, &name, password_hash, &token))
-            .await
-    }
-
-    async fn create_invited_user(
-        &self,
-        invitation: [u8; 32],
-        name: &str,
-        password_hash: &str,
-        token: NewToken,
-    ) -> Result<User, StoreError> {
-        let name = name.to_owned();
-        let password_hash = password_hash.to_owned();
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
         self.write(move |txn| {
-            let mut invitations = txn.open_table(INVITATIONS).map_err(internal)?;
-            let record: InvitationRecord = invitations
-                .remove(invitation.as_slice())
-                .map_err(internal)?
-                .map(|value| decode(value.value()))
-                .transpose()?
-                .ok_or(StoreError::InvitationInvalid)?;
-            drop(invitations);
-            if record.expires_at <= token.details.created_at {
-                // Dropping the transaction keeps nothing, so the expired record stays; the
-                // answer is the same as for an unknown code.
-                return Err(StoreError::InvitationInvalid);
+            if let Some(invitation) = new.invitation {
+                let mut invitations = txn.open_table(INVITATIONS).map_err(internal)?;
+                let record: InvitationRecord = invitations
+                    .remove(invitation.as_slice())
+                    .map_err(internal)?
+                    .map(|value| decode(value.value()))
+                    .transpose()?
+                    .ok_or(StoreError::InvitationInvalid)?;
+                if record.expires_at <= new.token.details.created_at {
+                    // Dropping the transaction keeps nothing, so the expired record stays; the
+                    // answer is the same as for an unknown code.
+                    return Err(StoreError::InvitationInvalid);
+                }
             }
-            insert_user(txn, &name, password_hash, &token)
+            let user = insert_user(txn, &new.name, new.password_hash, &new.token)?;
+            append_audit(txn, &new.audit)?;
+            Ok(user)
         })
         .await
     }
 
-    async fn create_invitation(&self, invitation: Invitation) -> Result<(), StoreError> {
+    async fn create_invitation(
+        &self,
+        invitation: Invitation,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
         self.write(move |txn| {
             // Expired invitations go as new ones arrive.
             let now = Utc::now();
@@ -257,7 +245,7 @@ impl AccountStore for EmbeddedStore {
                 .map_err(internal)?
                 .insert(invitation.code_hash.as_slice(), encode(&record)?.as_slice())
                 .map_err(internal)?;
-            Ok(())
+            append_audit(txn, &audit)
         })
         .await
     }
@@ -278,7 +266,12 @@ impl AccountStore for EmbeddedStore {
         .await
     }
 
-    async fn add_token(&self, user: UserId, token: NewToken) -> Result<(), StoreError> {
+    async fn add_token(
+        &self,
+        user: UserId,
+        token: NewToken,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
         self.write(move |txn| {
             let key =
                 user_key(txn, user)?.ok_or_else(|| StoreError::UserNotFound(format!("#{user}")))?;
@@ -290,7 +283,8 @@ impl AccountStore for EmbeddedStore {
             }
             drop(users);
             drop_long_expired_tokens(txn, user, token.details.created_at)?;
-            insert_token(txn, user, &token)
+            insert_token(txn, user, &token)?;
+            append_audit(txn, &audit)
         })
         .await
     }
@@ -318,7 +312,12 @@ impl AccountStore for EmbeddedStore {
         .await
     }
 
-    async fn revoke_token(&self, user: UserId, id: TokenId) -> Result<(), StoreError> {
+    async fn revoke_token(
+        &self,
+        user: UserId,
+        id: TokenId,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
         self.write(move |txn| {
             let mut tokens = txn.open_table(TOKENS).map_err(internal)?;
             let owner = tokens
@@ -335,12 +334,17 @@ impl AccountStore for EmbeddedStore {
                 .map_err(internal)?
                 .remove(user, id.0.as_slice())
                 .map_err(internal)?;
-            Ok(())
+            append_audit(txn, &audit)
         })
         .await
     }
 
-    async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<User, StoreError> {
+    async fn set_user_disabled(
+        &self,
+        name: &str,
+        disabled: bool,
+        audit: AuditEvent,
+    ) -> Result<User, StoreError> {
         let name = name.to_owned();
         self.write(move |txn| {
             let mut users = txn.open_table(USERS).map_err(internal)?;
@@ -356,6 +360,7 @@ impl AccountStore for EmbeddedStore {
                 // The unused invitations the user issued go with them.
                 drop_invitations_where(txn, |invitation| invitation.created_by == record.id)?;
             }
+            append_audit(txn, &audit)?;
             Ok(User {
                 id: record.id,
                 name: record.name,
@@ -364,15 +369,14 @@ impl AccountStore for EmbeddedStore {
         .await
     }
 
-    async fn change_password(
-        &self,
-        user: UserId,
-        old_password_hash: &str,
-        new_password_hash: &str,
-        token: NewToken,
-    ) -> Result<(), StoreError> {
-        let old_password_hash = old_password_hash.to_owned();
-        let new_password_hash = new_password_hash.to_owned();
+    async fn change_password(&self, change: PasswordChange) -> Result<(), StoreError> {
+        let PasswordChange {
+            user,
+            old_password_hash,
+            new_password_hash,
+            token,
+            audit,
+        } = change;
         self.write(move |txn| {
             let key =
                 user_key(txn, user)?.ok_or_else(|| StoreError::UserNotFound(format!("#{user}")))?;
@@ -391,7 +395,8 @@ impl AccountStore for EmbeddedStore {
                 .map_err(internal)?;
             drop(users);
             revoke_all_tokens(txn, user)?;
-            insert_token(txn, user, &token)
+            insert_token(txn, user, &token)?;
+            append_audit(txn, &audit)
         })
         .await
     }

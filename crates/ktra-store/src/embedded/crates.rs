@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use ktra_core::index::IndexLine;
-use ktra_core::name::canonical_crate_name;
+use ktra_core::name::CrateId;
 use redb::ReadableTable;
 
 use super::EmbeddedStore;
@@ -16,9 +16,9 @@ use super::schema::{
 };
 use crate::error::StoreError;
 use crate::model::{
-    AuditEvent, CrateFileRef, CrateSummary, IndexFile, NewVersion, OwnerActor, SearchHit,
-    SearchPage, User, UserId, VersionSummary, max_version, search_matches, search_rank,
-    version_key,
+    CrateFileRef, CrateSummary, IndexFile, NewVersion, OwnerAction, OwnerActor, OwnerChange,
+    SearchHit, SearchPage, User, UserId, VersionSummary, YankChange, check_publisher, max_version,
+    search_matches, search_rank, stored_crate_id, version_key,
 };
 use crate::traits::CrateStore;
 
@@ -57,38 +57,10 @@ pub(super) fn require_owner_or_admin(
     }
 }
 
-impl EmbeddedStore {
-    /// Changes a crate's owners in one write transaction: checks that `actor` may, resolves
-    /// `names` (failing on an unknown one), lets `change` edit the record and say whom it
-    /// changed, and stores the record unless `change` refused.
-    async fn change_owners(
-        &self,
-        canonical: &str,
-        actor: OwnerActor,
-        names: &[String],
-        change: fn(&mut CrateRecord, Vec<User>) -> Result<Vec<User>, StoreError>,
-    ) -> Result<Vec<User>, StoreError> {
-        let canonical = canonical.to_owned();
-        let names = names.to_vec();
-        self.write(move |txn| {
-            let mut crates = txn.open_table(CRATES).map_err(internal)?;
-            let mut record = crate_record(&crates, &canonical)?
-                .ok_or_else(|| StoreError::CrateNotFound(canonical.clone()))?;
-            require_owner_or_admin(&record, actor)?;
-            let changed = change(&mut record, resolve_users(txn, &names)?)?;
-            crates
-                .insert(canonical.as_str(), encode(&record)?.as_slice())
-                .map_err(internal)?;
-            Ok(changed)
-        })
-        .await
-    }
-}
-
 #[async_trait]
 impl CrateStore for EmbeddedStore {
-    async fn crate_summary(&self, canonical: &str) -> Result<Option<CrateSummary>, StoreError> {
-        let canonical = canonical.to_owned();
+    async fn crate_summary(&self, krate: &CrateId) -> Result<Option<CrateSummary>, StoreError> {
+        let canonical = krate.canonical().to_owned();
         self.read(move |txn| {
             let crates = txn.open_table(CRATES).map_err(internal)?;
             let Some(record) = crate_record(&crates, &canonical)? else {
@@ -113,10 +85,10 @@ impl CrateStore for EmbeddedStore {
 
     async fn publish(&self, new: NewVersion) -> Result<IndexFile, StoreError> {
         self.write(move |txn| {
-            let canonical = canonical_crate_name(&new.line.name);
+            let canonical = new.krate.canonical();
             let key = version_key(&new.version);
             let crates = txn.open_table(CRATES).map_err(internal)?;
-            let existing = crate_record(&crates, &canonical)?;
+            let existing = crate_record(&crates, canonical)?;
             drop(crates);
             if new
                 .crate_exists
@@ -127,16 +99,9 @@ impl CrateStore for EmbeddedStore {
             let mut versions = txn.open_table(VERSIONS).map_err(internal)?;
             let mut record = match existing {
                 Some(record) => {
-                    if record.name != new.line.name {
-                        return Err(StoreError::NameTaken {
-                            name: new.line.name.clone(),
-                            existing: record.name,
-                        });
-                    }
-                    require_owner(&record, new.publisher)?;
-                    if let Some(duplicate) = versions
-                        .get((canonical.as_str(), key.as_str()))
-                        .map_err(internal)?
+                    check_publisher(&record.name, &record.owners, &new.line.name, new.publisher)?;
+                    if let Some(duplicate) =
+                        versions.get((canonical, key.as_str())).map_err(internal)?
                     {
                         let duplicate: VersionRecord = decode(duplicate.value())?;
                         return Err(StoreError::DuplicateVersion {
@@ -164,10 +129,7 @@ impl CrateStore for EmbeddedStore {
                 yanked: false,
             };
             versions
-                .insert(
-                    (canonical.as_str(), key.as_str()),
-                    encode(&version)?.as_slice(),
-                )
+                .insert((canonical, key.as_str()), encode(&version)?.as_slice())
                 .map_err(internal)?;
             drop(versions);
             record.version_count += 1;
@@ -175,30 +137,28 @@ impl CrateStore for EmbeddedStore {
             let mut content = txn
                 .open_table(INDEX_FILES)
                 .map_err(internal)?
-                .get(canonical.as_str())
+                .get(canonical)
                 .map_err(internal)?
                 .map(|value| value.value().to_vec())
                 .unwrap_or_default();
             content.extend_from_slice(new.line.to_json().as_bytes());
             content.push(b'\n');
-            if let Some(event) = &new.audit {
-                append_audit(txn, event)?;
-            }
-            commit_crate_change(txn, &canonical, record, content, new.published_at)
+            append_audit(txn, &new.audit)?;
+            commit_crate_change(txn, canonical, record, content, new.published_at)
         })
         .await
     }
 
-    async fn set_yanked(
-        &self,
-        canonical: &str,
-        version: &semver::Version,
-        yanked: bool,
-        actor: UserId,
-        audit: Option<AuditEvent>,
-    ) -> Result<(IndexFile, bool), StoreError> {
-        let canonical = canonical.to_owned();
-        let key = version_key(version);
+    async fn set_yanked(&self, change: YankChange) -> Result<(IndexFile, bool), StoreError> {
+        let YankChange {
+            krate,
+            version,
+            yanked,
+            actor,
+            audit,
+        } = change;
+        let canonical = krate.canonical().to_owned();
+        let key = version_key(&version);
         let version_text = version.to_string();
         self.write(move |txn| {
             let crates = txn.open_table(CRATES).map_err(internal)?;
@@ -248,9 +208,7 @@ impl CrateStore for EmbeddedStore {
                 )
                 .map_err(internal)?;
             drop(versions);
-            if let Some(event) = &audit {
-                append_audit(txn, event)?;
-            }
+            append_audit(txn, &audit)?;
             Ok((
                 commit_crate_change(txn, &canonical, record, content, Utc::now())?,
                 true,
@@ -259,8 +217,8 @@ impl CrateStore for EmbeddedStore {
         .await
     }
 
-    async fn owners(&self, canonical: &str) -> Result<Option<Vec<User>>, StoreError> {
-        let canonical = canonical.to_owned();
+    async fn owners(&self, krate: &CrateId) -> Result<Option<Vec<User>>, StoreError> {
+        let canonical = krate.canonical().to_owned();
         self.read(move |txn| {
             let crates = txn.open_table(CRATES).map_err(internal)?;
             let Some(record) = crate_record(&crates, &canonical)? else {
@@ -278,43 +236,38 @@ impl CrateStore for EmbeddedStore {
         .await
     }
 
-    async fn add_owners(
-        &self,
-        canonical: &str,
-        actor: OwnerActor,
-        names: &[String],
-    ) -> Result<Vec<User>, StoreError> {
-        self.change_owners(canonical, actor, names, |record, users| {
-            let mut added = Vec::new();
+    async fn change_owners(&self, change: OwnerChange) -> Result<Vec<User>, StoreError> {
+        self.write(move |txn| {
+            let canonical = change.krate.canonical();
+            let mut crates = txn.open_table(CRATES).map_err(internal)?;
+            let mut record = crate_record(&crates, canonical)?
+                .ok_or_else(|| StoreError::CrateNotFound(canonical.to_owned()))?;
+            require_owner_or_admin(&record, change.actor)?;
+            let users = resolve_users(txn, &change.names)?;
+            let mut changed: Vec<User> = Vec::new();
             for user in users {
-                if !record.owners.contains(&user.id) {
-                    record.owners.push(user.id);
-                    added.push(user);
+                let owner = record.owners.contains(&user.id);
+                if owner != (change.action == OwnerAction::Remove) {
+                    continue;
                 }
-            }
-            Ok(added)
-        })
-        .await
-    }
-
-    async fn remove_owners(
-        &self,
-        canonical: &str,
-        actor: OwnerActor,
-        names: &[String],
-    ) -> Result<Vec<User>, StoreError> {
-        self.change_owners(canonical, actor, names, |record, users| {
-            let mut removed = Vec::new();
-            for user in users {
-                if let Some(position) = record.owners.iter().position(|id| *id == user.id) {
-                    record.owners.remove(position);
-                    removed.push(user);
+                match change.action {
+                    OwnerAction::Add => record.owners.push(user.id),
+                    OwnerAction::Remove => record.owners.retain(|id| *id != user.id),
                 }
+                changed.push(user);
             }
             if record.owners.is_empty() {
-                return Err(StoreError::LastOwner(record.name.clone()));
+                return Err(StoreError::LastOwner(record.name));
             }
-            Ok(removed)
+            if changed.is_empty() {
+                return Ok(changed);
+            }
+            crates
+                .insert(canonical, encode(&record)?.as_slice())
+                .map_err(internal)?;
+            drop(crates);
+            append_audit(txn, &change.audit.clone().naming_users(&changed))?;
+            Ok(changed)
         })
         .await
     }
@@ -362,10 +315,10 @@ impl CrateStore for EmbeddedStore {
 
     async fn crate_file(
         &self,
-        canonical: &str,
+        krate: &CrateId,
         version: &semver::Version,
     ) -> Result<Option<CrateFileRef>, StoreError> {
-        let canonical = canonical.to_owned();
+        let canonical = krate.canonical().to_owned();
         let key = version_key(version);
         self.read(move |txn| {
             let crates = txn.open_table(CRATES).map_err(internal)?;
@@ -393,10 +346,10 @@ impl CrateStore for EmbeddedStore {
 
     async fn crate_names(
         &self,
-        after: Option<&str>,
+        after: Option<&CrateId>,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        let after = after.map(str::to_owned);
+    ) -> Result<Vec<CrateId>, StoreError> {
+        let after = after.map(|krate| krate.canonical().to_owned());
         self.scan(move |txn| {
             let crates = txn.open_table(CRATES).map_err(internal)?;
             let range = match &after {
@@ -409,11 +362,7 @@ impl CrateStore for EmbeddedStore {
             .map_err(internal)?;
             range
                 .take(limit)
-                .map(|entry| {
-                    entry
-                        .map(|(key, _)| key.value().to_owned())
-                        .map_err(internal)
-                })
+                .map(|entry| stored_crate_id(entry.map_err(internal)?.0.value()))
                 .collect()
         })
         .await

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use ktra_core::name::CrateId;
 use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::EmbeddedStore;
@@ -10,7 +11,7 @@ use super::schema::{
     CRATES, CrateRecord, INDEX_FILES, PENDING, PENDING_SINCE, crate_record, encode, internal,
 };
 use crate::error::StoreError;
-use crate::model::{IndexFile, PendingChange, PendingSummary};
+use crate::model::{IndexFile, PendingChange, PendingSummary, stored_crate_id};
 use crate::traits::IndexStore;
 
 pub(super) fn index_file_of(
@@ -23,12 +24,7 @@ pub(super) fn index_file_of(
         .map_err(internal)?
         .map(|value| Bytes::copy_from_slice(value.value()))
         .ok_or_else(|| StoreError::Internal(format!("crate `{canonical}` has no index file")))?;
-    Ok(IndexFile {
-        name: record.name.clone(),
-        content,
-        last_modified: record.last_modified,
-        revision: record.revision,
-    })
+    IndexFile::stored(&record.name, content, record.last_modified, record.revision)
 }
 
 /// Stores a crate's new file and record, and marks the revision unacknowledged.
@@ -41,12 +37,12 @@ pub(super) fn commit_crate_change(
 ) -> Result<IndexFile, StoreError> {
     record.revision += 1;
     record.last_modified = now;
-    let file = IndexFile {
-        name: record.name.clone(),
-        content: Bytes::from(content),
-        last_modified: record.last_modified,
-        revision: record.revision,
-    };
+    let file = IndexFile::stored(
+        &record.name,
+        Bytes::from(content),
+        record.last_modified,
+        record.revision,
+    )?;
     record.etag = file.etag();
     txn.open_table(INDEX_FILES)
         .map_err(internal)?
@@ -72,8 +68,8 @@ pub(super) fn commit_crate_change(
 
 #[async_trait]
 impl IndexStore for EmbeddedStore {
-    async fn index_file(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError> {
-        let canonical = canonical.to_owned();
+    async fn index_file(&self, krate: &CrateId) -> Result<Option<IndexFile>, StoreError> {
+        let canonical = krate.canonical().to_owned();
         self.read(move |txn| {
             let crates = txn.open_table(CRATES).map_err(internal)?;
             let Some(record) = crate_record(&crates, &canonical)? else {
@@ -85,27 +81,31 @@ impl IndexStore for EmbeddedStore {
         .await
     }
 
-    async fn index_validators(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError> {
-        let canonical = canonical.to_owned();
+    async fn index_validators(&self, krate: &CrateId) -> Result<Option<IndexFile>, StoreError> {
+        let canonical = krate.canonical().to_owned();
         self.read(move |txn| {
             let crates = txn.open_table(CRATES).map_err(internal)?;
-            Ok(crate_record(&crates, &canonical)?.map(|record| IndexFile {
-                name: record.name,
-                content: Bytes::new(),
-                last_modified: record.last_modified,
-                revision: record.revision,
-            }))
+            crate_record(&crates, &canonical)?
+                .map(|record| {
+                    IndexFile::stored(
+                        &record.name,
+                        Bytes::new(),
+                        record.last_modified,
+                        record.revision,
+                    )
+                })
+                .transpose()
         })
         .await
     }
 
     async fn replace_index_file(
         &self,
-        canonical: &str,
+        krate: &CrateId,
         revision: u64,
         content: Bytes,
     ) -> Result<Option<IndexFile>, StoreError> {
-        let canonical = canonical.to_owned();
+        let canonical = krate.canonical().to_owned();
         self.write(move |txn| {
             let crates = txn.open_table(CRATES).map_err(internal)?;
             let record = crate_record(&crates, &canonical)?
@@ -129,7 +129,7 @@ impl IndexStore for EmbeddedStore {
                 .map(|entry| {
                     let (key, value) = entry.map_err(internal)?;
                     Ok(PendingChange {
-                        canonical: key.value().to_owned(),
+                        krate: stored_crate_id(key.value())?,
                         revision: value.value(),
                     })
                 })
@@ -163,8 +163,8 @@ impl IndexStore for EmbeddedStore {
         .await
     }
 
-    async fn acknowledge(&self, canonical: &str, revision: u64) -> Result<bool, StoreError> {
-        let canonical = canonical.to_owned();
+    async fn acknowledge(&self, krate: &CrateId, revision: u64) -> Result<bool, StoreError> {
+        let canonical = krate.canonical().to_owned();
         self.write(move |txn| {
             let mut pending = txn.open_table(PENDING).map_err(internal)?;
             let waiting = pending

@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::{AuditEvent, NewToken};
+
 /// A user's numeric id; it fits in `u32` because cargo parses owner ids that way.
 pub type UserId = u32;
 
@@ -44,4 +46,36 @@ pub struct Invitation {
     pub created_by: UserId,
     /// When it stops working.
     pub expires_at: DateTime<Utc>,
+}
+
+/// A user to create, holding one token: what [`crate::AccountStore::create_user`] takes.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// The login name; unique ignoring case.
+    pub name: String,
+    /// The argon2 PHC string of the password.
+    pub password_hash: String,
+    /// The user's first token.
+    pub token: NewToken,
+    /// The SHA-256 of the invitation code the user registers with, used up in the same step;
+    /// `None` when registration needs none.
+    pub invitation: Option<[u8; 32]>,
+    /// The event recorded with the user.
+    pub audit: AuditEvent,
+}
+
+/// A password change: what [`crate::AccountStore::change_password`] takes.
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    /// The user.
+    pub user: UserId,
+    /// The hash the caller verified the old password against; the change is refused when the
+    /// stored hash is no longer this one.
+    pub old_password_hash: String,
+    /// The new password's hash.
+    pub new_password_hash: String,
+    /// The token that replaces every token of the user.
+    pub token: NewToken,
+    /// The event recorded with the change.
+    pub audit: AuditEvent,
 }

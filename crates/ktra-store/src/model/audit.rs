@@ -32,3 +32,22 @@ pub struct AuditRecord {
     /// The event.
     pub event: AuditEvent,
 }
+
+impl AuditEvent {
+    /// The event of an owner change that changed `users`: their names lead the detail, ahead
+    /// of the detail the caller gave (such as ` (as administrator)`). The Redis store's
+    /// `owners.lua` writes the same text.
+    #[must_use]
+    pub fn naming_users(mut self, users: &[super::User]) -> Self {
+        let names = users
+            .iter()
+            .map(|user| format!("`{}`", user.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.detail = Some(match self.detail {
+            Some(note) => format!("{names} {note}"),
+            None => names,
+        });
+        self
+    }
+}

@@ -2,9 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use ktra_core::index::IndexLine;
+use ktra_core::name::CrateId;
 
-use super::accounts::UserId;
+use super::accounts::{OwnerActor, UserId};
 use super::audit::AuditEvent;
+use crate::error::StoreError;
 
 /// Returns the key under which a version is unique: the version without build metadata
 /// (`1.0.7` and `1.0.7+x` are the same version for cargo).
@@ -14,9 +16,37 @@ pub fn version_key(version: &semver::Version) -> String {
     key.to_string()
 }
 
+/// The rules an existing crate sets for a publish: the name must be the crate's own (not a
+/// variant of it in case or `-`/`_`), and the publisher must own the crate. The API checks them
+/// early, to refuse before storing a crate file, and each store again in its atomic step (the
+/// Redis store in `publish.lua`, which follows this function).
+///
+/// # Errors
+///
+/// [`StoreError::NameTaken`] or [`StoreError::NotOwner`].
+pub fn check_publisher(
+    existing_name: &str,
+    owners: &[UserId],
+    name: &str,
+    publisher: UserId,
+) -> Result<(), StoreError> {
+    if existing_name != name {
+        return Err(StoreError::NameTaken {
+            name: name.to_owned(),
+            existing: existing_name.to_owned(),
+        });
+    }
+    if !owners.contains(&publisher) {
+        return Err(StoreError::NotOwner(existing_name.to_owned()));
+    }
+    Ok(())
+}
+
 /// A version to publish, fully validated by the caller.
 #[derive(Debug, Clone)]
 pub struct NewVersion {
+    /// The crate, named as published (`line.name`).
+    pub krate: CrateId,
     /// The index line, with `yanked` false.
     pub line: IndexLine,
     /// The parsed version (`line.vers`).
@@ -30,11 +60,50 @@ pub struct NewVersion {
     /// The publication time.
     pub published_at: DateTime<Utc>,
     /// The audit event, recorded in the same atomic step as the version.
-    pub audit: Option<AuditEvent>,
+    pub audit: AuditEvent,
     /// Whether the crate must already exist (`Some(true)`) or must be new (`Some(false)`),
     /// checked in the same atomic step: a token allowed only one of the two cannot do the
     /// other because the crate appeared or went meanwhile. `None` accepts either.
     pub crate_exists: Option<bool>,
+}
+
+/// A version to yank or unyank: what [`crate::CrateStore::set_yanked`] takes.
+#[derive(Debug, Clone)]
+pub struct YankChange {
+    /// The crate.
+    pub krate: CrateId,
+    /// The version.
+    pub version: semver::Version,
+    /// `true` to yank, `false` to unyank.
+    pub yanked: bool,
+    /// The user acting, who must own the crate.
+    pub actor: UserId,
+    /// The event recorded when the flag changes.
+    pub audit: AuditEvent,
+}
+
+/// Whether an owner change adds or removes owners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerAction {
+    /// Adds the users as owners.
+    Add,
+    /// Removes them; the crate keeps at least one owner.
+    Remove,
+}
+
+/// An owner change: what [`crate::CrateStore::change_owners`] takes.
+#[derive(Debug, Clone)]
+pub struct OwnerChange {
+    /// The crate.
+    pub krate: CrateId,
+    /// Adding or removing.
+    pub action: OwnerAction,
+    /// Who acts: an owner of the crate, or an administrator.
+    pub actor: OwnerActor,
+    /// The user names to add or remove.
+    pub names: Vec<String>,
+    /// The event recorded when some owner changes, named for the users changed.
+    pub audit: AuditEvent,
 }
 
 /// A crate's name, owners and versions, as checks before a publish need them.

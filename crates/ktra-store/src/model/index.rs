@@ -2,12 +2,15 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use ktra_core::name::CrateId;
+
+use crate::error::StoreError;
 
 /// A crate's index file as the sparse index serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexFile {
-    /// The crate's name as first published.
-    pub name: String,
+    /// The crate, named as first published.
+    pub krate: CrateId,
     /// The file: one JSON line per version, each ending in `\n`.
     pub content: Bytes,
     /// When the content last changed.
@@ -17,6 +20,26 @@ pub struct IndexFile {
 }
 
 impl IndexFile {
+    /// An index file read back from a store, named by the crate's stored name (which passed
+    /// the name rules when it was published).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Internal`] when the stored name breaks them.
+    pub fn stored(
+        name: &str,
+        content: Bytes,
+        last_modified: DateTime<Utc>,
+        revision: u64,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            krate: stored_crate_id(name)?,
+            content,
+            last_modified,
+            revision,
+        })
+    }
+
     /// The file's entity tag (quoted, ready for the `ETag` header), the one definition for
     /// every store. Within one store's history it is a strong validator: every change of the
     /// content bumps the revision, and no revision is reused. The time (in milliseconds) sets
@@ -32,11 +55,22 @@ impl IndexFile {
     }
 }
 
+/// Names a crate by a name a store holds (a published or a canonical name).
+///
+/// # Errors
+///
+/// [`StoreError::Internal`] when the name breaks the name rules, which every stored name passed
+/// when it came in.
+pub fn stored_crate_id(name: &str) -> Result<CrateId, StoreError> {
+    CrateId::new(name)
+        .map_err(|error| StoreError::Internal(format!("stored crate name `{name}`: {error}")))
+}
+
 /// A crate whose latest revision the indexer has not acknowledged yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingChange {
-    /// The crate's canonical name.
-    pub canonical: String,
+    /// The crate, named by its canonical name.
+    pub krate: CrateId,
     /// The revision waiting for acknowledgement.
     pub revision: u64,
 }

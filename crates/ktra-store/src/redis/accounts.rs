@@ -6,11 +6,12 @@ use async_trait::async_trait;
 use redis::AsyncCommands;
 
 use super::RedisStore;
+use super::scripts::AuditArgs;
 use super::{classify, from_millis, internal, millis};
 use crate::error::StoreError;
 use crate::model::{
-    DEFAULT_TOKEN_NAME, EXPIRED_TOKEN_KEPT, Invitation, NewToken, StoredToken, TokenDetails,
-    TokenId, TokenInfo, User, UserCredentials, UserId,
+    AuditEvent, DEFAULT_TOKEN_NAME, EXPIRED_TOKEN_KEPT, Invitation, NewToken, NewUser,
+    PasswordChange, StoredToken, TokenDetails, TokenId, TokenInfo, User, UserCredentials, UserId,
 };
 use crate::traits::AccountStore;
 
@@ -89,21 +90,38 @@ impl RedisStore {
         Ok((!fields.is_empty()).then_some(Record { kind, fields }))
     }
 
+    /// The user with id `id`, who must exist (an owner, a token's holder).
     pub(super) async fn user_by_id(&self, id: UserId) -> Result<User, StoreError> {
+        self.find_user_by_id(id)
+            .await?
+            .ok_or_else(|| internal(format!("user id {id} has no name")))
+    }
+
+    /// The user with id `id`, or `None` when there is none.
+    pub(super) async fn find_user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let mut connection = self.connection();
         let lower: Option<String> = connection
             .get(self.keys.user_name(id))
             .await
             .map_err(classify)?;
-        let lower = lower.ok_or_else(|| internal(format!("user id {id} has no name")))?;
+        let Some(lower) = lower else {
+            return Ok(None);
+        };
         let name: Option<String> = connection
             .hget(self.keys.user(&lower), "name")
             .await
             .map_err(classify)?;
-        Ok(User {
+        Ok(Some(User {
             id,
             name: name.ok_or_else(|| internal(format!("user `{lower}` has no record")))?,
-        })
+        }))
+    }
+
+    /// The user with id `id`, or [`StoreError::UserNotFound`] as the embedded store answers.
+    async fn known_user(&self, id: UserId) -> Result<User, StoreError> {
+        self.find_user_by_id(id)
+            .await?
+            .ok_or_else(|| StoreError::UserNotFound(format!("#{id}")))
     }
 
     pub(super) async fn users_by_name(&self, names: &[String]) -> Result<Vec<User>, StoreError> {
@@ -117,15 +135,18 @@ impl RedisStore {
         }
         Ok(users)
     }
+}
 
-    /// Creates a user and their first token, using up an invitation when one is given.
-    pub(super) async fn insert_user(
-        &self,
-        invitation: Option<[u8; 32]>,
-        name: &str,
-        password_hash: &str,
-        token: NewToken,
-    ) -> Result<User, StoreError> {
+#[async_trait]
+impl AccountStore for RedisStore {
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
+        let NewUser {
+            name,
+            password_hash,
+            token,
+            invitation,
+            audit,
+        } = new;
         let mut connection = self.primary.writer().await;
         let lower = name.to_lowercase();
         if let Some(code_hash) = invitation {
@@ -142,7 +163,7 @@ impl RedisStore {
             .await
             .map_err(classify)?
         {
-            return Err(StoreError::UserExists(name.to_owned()));
+            return Err(StoreError::UserExists(name));
         }
         // Ids are never reused; a lost race below only leaves a gap.
         let id: u64 = connection
@@ -161,51 +182,30 @@ impl RedisStore {
         }
         invocation
             .arg(id)
-            .arg(name)
+            .arg(&name)
             .arg(password_hash)
             .arg(millis(token.details.created_at))
             .arg(token.id.to_hex())
             .arg(hex::encode(token.secret_hash))
-            .arg(&token_fields(&token.details)?[..]);
+            .arg(&token_fields(&token.details)?[..])
+            .audit(self.keys.audit(), &audit)?;
         let created: i64 = invocation
             .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
         self.primary.replicated(&mut connection).await?;
         match created {
-            1 => Ok(User {
-                id,
-                name: name.to_owned(),
-            }),
+            1 => Ok(User { id, name }),
             -1 => Err(StoreError::InvitationInvalid),
-            _ => Err(StoreError::UserExists(name.to_owned())),
+            _ => Err(StoreError::UserExists(name)),
         }
     }
-}
 
-#[async_trait]
-impl AccountStore for RedisStore {
-    async fn create_user(
+    async fn create_invitation(
         &self,
-        name: &str,
-        password_hash: &str,
-        token: NewToken,
-    ) -> Result<User, StoreError> {
-        self.insert_user(None, name, password_hash, token).await
-    }
-
-    async fn create_invited_user(
-        &self,
-        invitation: [u8; 32],
-        name: &str,
-        password_hash: &str,
-        token: NewToken,
-    ) -> Result<User, StoreError> {
-        self.insert_user(Some(invitation), name, password_hash, token)
-            .await
-    }
-
-    async fn create_invitation(&self, invitation: Invitation) -> Result<(), StoreError> {
+        invitation: Invitation,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
         let expires_at = u64::try_from(invitation.expires_at.timestamp_millis())
             .map_err(|_| internal("invitation expiry before 1970"))?;
         let code = hex::encode(invitation.code_hash);
@@ -232,6 +232,8 @@ impl AccountStore for RedisStore {
             .arg(expires_at)
             .arg("NX")
             .ignore()
+            .add_command(self.append_audit(&audit)?)
+            .ignore()
             .query_async(&mut connection)
             .await
             .map_err(classify)?;
@@ -256,8 +258,13 @@ impl AccountStore for RedisStore {
         }))
     }
 
-    async fn add_token(&self, user: UserId, token: NewToken) -> Result<(), StoreError> {
-        let owner = self.user_by_id(user).await?;
+    async fn add_token(
+        &self,
+        user: UserId,
+        token: NewToken,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let owner = self.known_user(user).await?;
         let mut connection = self.primary.writer().await;
         let status: String = self
             .scripts
@@ -269,6 +276,7 @@ impl AccountStore for RedisStore {
             .arg(hex::encode(token.secret_hash))
             .arg(millis(token.details.created_at))
             .arg(&token_fields(&token.details)?[..])
+            .audit(self.keys.audit(), &audit)?
             .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
@@ -312,7 +320,12 @@ impl AccountStore for RedisStore {
         Ok(listed)
     }
 
-    async fn revoke_token(&self, user: UserId, id: TokenId) -> Result<(), StoreError> {
+    async fn revoke_token(
+        &self,
+        user: UserId,
+        id: TokenId,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
         let mut connection = self.primary.writer().await;
         let revoked: i64 = self
             .scripts
@@ -320,6 +333,7 @@ impl AccountStore for RedisStore {
             .key(self.keys.user_tokens(user))
             .key(self.keys.token(&id.to_hex()))
             .arg(id.to_hex())
+            .audit(self.keys.audit(), &audit)?
             .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
@@ -331,7 +345,12 @@ impl AccountStore for RedisStore {
         }
     }
 
-    async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<User, StoreError> {
+    async fn set_user_disabled(
+        &self,
+        name: &str,
+        disabled: bool,
+        audit: AuditEvent,
+    ) -> Result<User, StoreError> {
         let mut connection = self.primary.writer().await;
         let reply: Vec<String> = self
             .scripts
@@ -342,6 +361,7 @@ impl AccountStore for RedisStore {
             .arg(self.keys.token_prefix())
             .arg(self.keys.user_invitations_prefix())
             .arg(self.keys.invitation_prefix())
+            .audit(self.keys.audit(), &audit)?
             .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
@@ -356,14 +376,15 @@ impl AccountStore for RedisStore {
         }
     }
 
-    async fn change_password(
-        &self,
-        user: UserId,
-        old_password_hash: &str,
-        new_password_hash: &str,
-        token: NewToken,
-    ) -> Result<(), StoreError> {
-        let owner = self.user_by_id(user).await?;
+    async fn change_password(&self, change: PasswordChange) -> Result<(), StoreError> {
+        let PasswordChange {
+            user,
+            old_password_hash,
+            new_password_hash,
+            token,
+            audit,
+        } = change;
+        let owner = self.known_user(user).await?;
         let mut connection = self.primary.writer().await;
         let changed: i64 = self
             .scripts
@@ -378,6 +399,7 @@ impl AccountStore for RedisStore {
             .arg(hex::encode(token.secret_hash))
             .arg(millis(token.details.created_at))
             .arg(&token_fields(&token.details)?[..])
+            .audit(self.keys.audit(), &audit)?
             .invoke_async(&mut connection)
             .await
             .map_err(classify)?;

@@ -10,17 +10,28 @@ use crate::error::StoreError;
 use crate::model::{AUDIT_RETAIN, AuditEvent, AuditRecord};
 use crate::traits::AuditLog;
 
-#[async_trait]
-impl AuditLog for RedisStore {
-    async fn record_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
-        let _: String = redis::cmd("XADD")
+impl RedisStore {
+    /// The command that appends `event` to the audit log, for running alone or inside an
+    /// atomic pipeline with the change it records.
+    pub(super) fn append_audit(&self, event: &AuditEvent) -> Result<redis::Cmd, StoreError> {
+        let mut command = redis::cmd("XADD");
+        command
             .arg(self.keys.audit())
             .arg("MAXLEN")
             .arg("~")
             .arg(AUDIT_RETAIN)
             .arg("*")
             .arg("event")
-            .arg(serde_json::to_string(&event).map_err(internal)?)
+            .arg(serde_json::to_string(event).map_err(internal)?);
+        Ok(command)
+    }
+}
+
+#[async_trait]
+impl AuditLog for RedisStore {
+    async fn record_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
+        let _: String = self
+            .append_audit(&event)?
             .query_async(&mut self.connection())
             .await
             .map_err(classify)?;

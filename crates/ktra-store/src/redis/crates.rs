@@ -4,18 +4,19 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use ktra_core::name::canonical_crate_name;
+use ktra_core::name::{CrateId, canonical_crate_name};
 use redis::{AsyncCommands, Value};
 use serde::Deserialize;
 
 use super::RedisStore;
 use super::index::index_file_reply;
+use super::scripts::AuditArgs;
 use super::{classify, internal, millis};
 use crate::error::StoreError;
 use crate::model::{
-    AUDIT_RETAIN, AuditEvent, CrateFileRef, CrateSummary, IndexFile, MIN_SUBSTRING_QUERY,
-    NewVersion, OwnerActor, SearchHit, SearchPage, User, UserId, VersionSummary, max_version,
-    search_matches, search_rank, trigrams, version_key, words,
+    CrateFileRef, CrateSummary, IndexFile, MIN_SUBSTRING_QUERY, NewVersion, OwnerAction,
+    OwnerActor, OwnerChange, SearchHit, SearchPage, User, UserId, VersionSummary, YankChange,
+    max_version, search_matches, search_rank, stored_crate_id, trigrams, version_key, words,
 };
 use crate::traits::CrateStore;
 
@@ -42,74 +43,6 @@ impl RedisStore {
             .map_err(classify)?;
         owners.sort_unstable();
         Ok(name.map(|name| (name, owners)))
-    }
-
-    pub(super) async fn change_owners(
-        &self,
-        canonical: &str,
-        actor: OwnerActor,
-        names: &[String],
-        add: bool,
-    ) -> Result<Vec<User>, StoreError> {
-        let users = self.users_by_name(names).await?;
-        let mut invocation = self.scripts.owners.prepare_invoke();
-        invocation
-            .key(self.keys.krate(canonical))
-            .key(self.keys.owners(canonical))
-            .arg(if add { "add" } else { "remove" })
-            .arg(match actor {
-                OwnerActor::Owner(user) => user.to_string(),
-                OwnerActor::Admin => String::new(),
-            });
-        for user in &users {
-            invocation.arg(user.id);
-        }
-        let mut connection = self.primary.writer().await;
-        let reply: Vec<Value> = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(classify)?;
-        self.primary.replicated(&mut connection).await?;
-        let status: String = reply
-            .first()
-            .cloned()
-            .map(redis::from_redis_value)
-            .transpose()
-            .map_err(internal)?
-            .unwrap_or_default();
-        let detail = || -> Result<String, StoreError> {
-            reply
-                .get(1)
-                .cloned()
-                .map(redis::from_redis_value::<String>)
-                .transpose()
-                .map_err(internal)
-                .map(Option::unwrap_or_default)
-        };
-        match status.as_str() {
-            "ok" => {
-                let changed: Vec<UserId> = reply
-                    .get(1)
-                    .cloned()
-                    .map(redis::from_redis_value)
-                    .transpose()
-                    .map_err(internal)?
-                    .unwrap_or_default();
-                Ok(users
-                    .into_iter()
-                    .filter(|user| changed.contains(&user.id))
-                    .fold(Vec::new(), |mut unique, user| {
-                        if !unique.contains(&user) {
-                            unique.push(user);
-                        }
-                        unique
-                    }))
-            }
-            "no_crate" => Err(StoreError::CrateNotFound(canonical.to_owned())),
-            "not_owner" => Err(StoreError::NotOwner(detail()?)),
-            "last_owner" => Err(StoreError::LastOwner(detail()?)),
-            other => Err(internal(format!("owners script answered {other}"))),
-        }
     }
 
     /// Returns the canonical names that may match a query, from the search indexes.
@@ -182,7 +115,8 @@ impl RedisStore {
 
 #[async_trait]
 impl CrateStore for RedisStore {
-    async fn crate_summary(&self, canonical: &str) -> Result<Option<CrateSummary>, StoreError> {
+    async fn crate_summary(&self, krate: &CrateId) -> Result<Option<CrateSummary>, StoreError> {
+        let canonical = krate.canonical();
         let Some((name, owners)) = self.name_and_owners(canonical).await? else {
             return Ok(None);
         };
@@ -194,25 +128,24 @@ impl CrateStore for RedisStore {
     }
 
     async fn publish(&self, new: NewVersion) -> Result<IndexFile, StoreError> {
-        let canonical = canonical_crate_name(&new.line.name);
+        let canonical = new.krate.canonical();
         let key = version_key(&new.version);
         let mut invocation = self.scripts.publish.prepare_invoke();
         invocation
-            .key(self.keys.krate(&canonical))
-            .key(self.keys.versions(&canonical))
-            .key(self.keys.owners(&canonical))
+            .key(self.keys.krate(canonical))
+            .key(self.keys.versions(canonical))
+            .key(self.keys.owners(canonical))
             .key(self.keys.pending())
             .key(self.keys.crate_names())
-            .key(self.keys.audit())
             .key(self.keys.pending_since());
-        for gram in trigrams(&canonical) {
+        for gram in trigrams(canonical) {
             invocation.key(self.keys.name_trigram(&gram));
         }
         for word in words(new.description.as_deref().unwrap_or_default()) {
             invocation.key(self.keys.description_word(&word));
         }
         invocation
-            .arg(&canonical)
+            .arg(canonical)
             .arg(&new.line.name)
             .arg(&key)
             .arg(&new.line.vers)
@@ -223,16 +156,12 @@ impl CrateStore for RedisStore {
             .arg(new.description.as_deref().unwrap_or_default())
             .arg(if new.description.is_some() { "1" } else { "0" })
             .arg(millis(new.published_at))
-            .arg(match &new.audit {
-                Some(event) => serde_json::to_string(event).map_err(internal)?,
-                None => String::new(),
-            })
-            .arg(AUDIT_RETAIN)
             .arg(match new.crate_exists {
                 Some(true) => "1",
                 Some(false) => "0",
                 None => "",
-            });
+            })
+            .audit(self.keys.audit(), &new.audit)?;
         let mut connection = self.primary.writer().await;
         let reply: Vec<Value> = invocation
             .invoke_async(&mut connection)
@@ -263,14 +192,15 @@ impl CrateStore for RedisStore {
         }
     }
 
-    async fn set_yanked(
-        &self,
-        canonical: &str,
-        version: &semver::Version,
-        yanked: bool,
-        actor: UserId,
-        audit: Option<AuditEvent>,
-    ) -> Result<(IndexFile, bool), StoreError> {
+    async fn set_yanked(&self, change: YankChange) -> Result<(IndexFile, bool), StoreError> {
+        let YankChange {
+            krate,
+            version,
+            yanked,
+            actor,
+            audit,
+        } = change;
+        let canonical = krate.canonical();
         let mut connection = self.primary.writer().await;
         let mut reply: Vec<Value> = self
             .scripts
@@ -279,18 +209,13 @@ impl CrateStore for RedisStore {
             .key(self.keys.versions(canonical))
             .key(self.keys.owners(canonical))
             .key(self.keys.pending())
-            .key(self.keys.audit())
             .key(self.keys.pending_since())
             .arg(canonical)
-            .arg(version_key(version))
+            .arg(version_key(&version))
             .arg(if yanked { "1" } else { "0" })
             .arg(actor)
             .arg(millis(Utc::now()))
-            .arg(match &audit {
-                Some(event) => serde_json::to_string(event).map_err(internal)?,
-                None => String::new(),
-            })
-            .arg(AUDIT_RETAIN)
+            .audit(self.keys.audit(), &audit)?
             .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
@@ -319,8 +244,8 @@ impl CrateStore for RedisStore {
         }
     }
 
-    async fn owners(&self, canonical: &str) -> Result<Option<Vec<User>>, StoreError> {
-        let Some((_, owners)) = self.name_and_owners(canonical).await? else {
+    async fn owners(&self, krate: &CrateId) -> Result<Option<Vec<User>>, StoreError> {
+        let Some((_, owners)) = self.name_and_owners(krate.canonical()).await? else {
             return Ok(None);
         };
         let mut users = Vec::with_capacity(owners.len());
@@ -330,22 +255,66 @@ impl CrateStore for RedisStore {
         Ok(Some(users))
     }
 
-    async fn add_owners(
-        &self,
-        canonical: &str,
-        actor: OwnerActor,
-        names: &[String],
-    ) -> Result<Vec<User>, StoreError> {
-        self.change_owners(canonical, actor, names, true).await
-    }
-
-    async fn remove_owners(
-        &self,
-        canonical: &str,
-        actor: OwnerActor,
-        names: &[String],
-    ) -> Result<Vec<User>, StoreError> {
-        self.change_owners(canonical, actor, names, false).await
+    async fn change_owners(&self, change: OwnerChange) -> Result<Vec<User>, StoreError> {
+        let canonical = change.krate.canonical();
+        let users = self.users_by_name(&change.names).await?;
+        let mut invocation = self.scripts.owners.prepare_invoke();
+        invocation
+            .key(self.keys.krate(canonical))
+            .key(self.keys.owners(canonical))
+            .arg(match change.action {
+                OwnerAction::Add => "add",
+                OwnerAction::Remove => "remove",
+            })
+            .arg(match change.actor {
+                OwnerActor::Owner(user) => user.to_string(),
+                OwnerActor::Admin => String::new(),
+            });
+        for user in &users {
+            invocation.arg(user.id).arg(&user.name);
+        }
+        invocation.audit(self.keys.audit(), &change.audit)?;
+        let mut connection = self.primary.writer().await;
+        let reply: Vec<Value> = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        self.primary.replicated(&mut connection).await?;
+        let status: String = reply
+            .first()
+            .cloned()
+            .map(redis::from_redis_value)
+            .transpose()
+            .map_err(internal)?
+            .unwrap_or_default();
+        let detail = || -> Result<String, StoreError> {
+            reply
+                .get(1)
+                .cloned()
+                .map(redis::from_redis_value::<String>)
+                .transpose()
+                .map_err(internal)
+                .map(Option::unwrap_or_default)
+        };
+        match status.as_str() {
+            "ok" => {
+                let changed: Vec<UserId> = reply
+                    .get(1)
+                    .cloned()
+                    .map(redis::from_redis_value)
+                    .transpose()
+                    .map_err(internal)?
+                    .unwrap_or_default();
+                Ok(changed
+                    .into_iter()
+                    .filter_map(|id| users.iter().find(|user| user.id == id).cloned())
+                    .collect())
+            }
+            "no_crate" => Err(StoreError::CrateNotFound(canonical.to_owned())),
+            "not_owner" => Err(StoreError::NotOwner(detail()?)),
+            "last_owner" => Err(StoreError::LastOwner(detail()?)),
+            other => Err(internal(format!("owners script answered {other}"))),
+        }
     }
 
     async fn search(&self, query: &str, offset: u64, limit: u64) -> Result<SearchPage, StoreError> {
@@ -384,9 +353,10 @@ impl CrateStore for RedisStore {
 
     async fn crate_file(
         &self,
-        canonical: &str,
+        krate: &CrateId,
         version: &semver::Version,
     ) -> Result<Option<CrateFileRef>, StoreError> {
+        let canonical = krate.canonical();
         let (name, record): (Option<String>, Option<String>) = redis::pipe()
             .hget(self.keys.krate(canonical), "name")
             .hget(self.keys.versions(canonical), version_key(version))
@@ -407,14 +377,15 @@ impl CrateStore for RedisStore {
 
     async fn crate_names(
         &self,
-        after: Option<&str>,
+        after: Option<&CrateId>,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<CrateId>, StoreError> {
         let start = match after {
-            Some(after) => format!("({after}"),
+            Some(after) => format!("({}", after.canonical()),
             None => "-".to_owned(),
         };
-        self.connection()
+        let names: Vec<String> = self
+            .connection()
             .zrangebylex_limit(
                 self.keys.crate_names(),
                 start,
@@ -423,6 +394,7 @@ impl CrateStore for RedisStore {
                 isize::try_from(limit).unwrap_or(isize::MAX),
             )
             .await
-            .map_err(classify)
+            .map_err(classify)?;
+        names.iter().map(|name| stored_crate_id(name)).collect()
     }
 }

@@ -3,12 +3,13 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use ktra_core::name::CrateId;
 use redis::{AsyncCommands, Value};
 
 use super::RedisStore;
 use super::{classify, from_millis, internal, millis};
 use crate::error::StoreError;
-use crate::model::{IndexFile, PendingChange, PendingSummary};
+use crate::model::{IndexFile, PendingChange, PendingSummary, stored_crate_id};
 use crate::traits::IndexStore;
 
 /// Reads the `{'ok', revision, content, last_modified, name}` reply of the publish, yank and
@@ -29,71 +30,73 @@ pub(super) fn index_file_reply(
     };
     let revision: u64 = redis::from_redis_value(revision.clone()).map_err(internal)?;
     let content: Vec<u8> = redis::from_redis_value(content.clone()).map_err(internal)?;
-    Ok(Ok(IndexFile {
-        name: text(name)?,
-        content: Bytes::from(content),
-        last_modified: from_millis(&text(last_modified)?)?,
+    IndexFile::stored(
+        &text(name)?,
+        Bytes::from(content),
+        from_millis(&text(last_modified)?)?,
         revision,
-    }))
+    )
+    .map(Ok)
 }
 
-#[async_trait]
-impl IndexStore for RedisStore {
-    async fn index_file(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError> {
-        // One command reads the file and its validators together, so they always agree.
-        let (name, revision, last_modified, content): (
-            Option<String>,
-            Option<u64>,
-            Option<String>,
-            Option<Vec<u8>>,
-        ) = self
+impl RedisStore {
+    /// Reads a crate's index file, or only its validators (the content left empty), in one
+    /// command, so that the content and validators always agree.
+    async fn read_index_file(
+        &self,
+        krate: &CrateId,
+        with_content: bool,
+    ) -> Result<Option<IndexFile>, StoreError> {
+        let fields: &[&str] = if with_content {
+            &["name", "revision", "last_modified", "index"]
+        } else {
+            &["name", "revision", "last_modified"]
+        };
+        let mut values: Vec<Option<Vec<u8>>> = self
             .connection()
-            .hmget(
-                self.keys.krate(canonical),
-                &["name", "revision", "last_modified", "index"],
-            )
+            .hmget(self.keys.krate(krate.canonical()), fields)
             .await
             .map_err(classify)?;
+        let content = match with_content {
+            true => values.pop().flatten(),
+            false => Some(Vec::new()),
+        };
+        let text = |value: Option<Vec<u8>>| value.map(String::from_utf8).transpose();
+        let last_modified = text(values.pop().flatten()).map_err(internal)?;
+        let revision = text(values.pop().flatten()).map_err(internal)?;
+        let name = text(values.pop().flatten()).map_err(internal)?;
         let (Some(name), Some(revision), Some(last_modified), Some(content)) =
             (name, revision, last_modified, content)
         else {
             return Ok(None);
         };
-        Ok(Some(IndexFile {
-            name,
-            content: Bytes::from(content),
-            last_modified: from_millis(&last_modified)?,
-            revision,
-        }))
+        IndexFile::stored(
+            &name,
+            Bytes::from(content),
+            from_millis(&last_modified)?,
+            revision.parse().map_err(internal)?,
+        )
+        .map(Some)
+    }
+}
+
+#[async_trait]
+impl IndexStore for RedisStore {
+    async fn index_file(&self, krate: &CrateId) -> Result<Option<IndexFile>, StoreError> {
+        self.read_index_file(krate, true).await
     }
 
-    async fn index_validators(&self, canonical: &str) -> Result<Option<IndexFile>, StoreError> {
-        let (name, revision, last_modified): (Option<String>, Option<u64>, Option<String>) = self
-            .connection()
-            .hmget(
-                self.keys.krate(canonical),
-                &["name", "revision", "last_modified"],
-            )
-            .await
-            .map_err(classify)?;
-        let (Some(name), Some(revision), Some(last_modified)) = (name, revision, last_modified)
-        else {
-            return Ok(None);
-        };
-        Ok(Some(IndexFile {
-            name,
-            content: Bytes::new(),
-            last_modified: from_millis(&last_modified)?,
-            revision,
-        }))
+    async fn index_validators(&self, krate: &CrateId) -> Result<Option<IndexFile>, StoreError> {
+        self.read_index_file(krate, false).await
     }
 
     async fn replace_index_file(
         &self,
-        canonical: &str,
+        krate: &CrateId,
         revision: u64,
         content: Bytes,
     ) -> Result<Option<IndexFile>, StoreError> {
+        let canonical = krate.canonical();
         let mut connection = self.primary.writer().await;
         let reply: Vec<Value> = self
             .scripts
@@ -135,7 +138,7 @@ impl IndexStore for RedisStore {
             for (canonical, revision) in entries {
                 if changes.len() < limit {
                     changes.push(PendingChange {
-                        canonical,
+                        krate: stored_crate_id(&canonical)?,
                         revision,
                     });
                 }
@@ -162,13 +165,13 @@ impl IndexStore for RedisStore {
         })
     }
 
-    async fn acknowledge(&self, canonical: &str, revision: u64) -> Result<bool, StoreError> {
+    async fn acknowledge(&self, krate: &CrateId, revision: u64) -> Result<bool, StoreError> {
         let cleared: i64 = self
             .scripts
             .acknowledge
             .key(self.keys.pending())
             .key(self.keys.pending_since())
-            .arg(canonical)
+            .arg(krate.canonical())
             .arg(revision)
             .invoke_async(&mut self.connection())
             .await

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ktra_store::{AccountStore, EmbeddedStore, IndexStore, MetadataStore};
 use tempfile::TempDir;
 
-use crate::suite;
+use crate::suite::fixtures::{id, new_user, publish_one, token};
 
 async fn open() -> (TempDir, Arc<dyn MetadataStore>) {
     let dir = tempfile::tempdir().unwrap();
@@ -22,16 +22,14 @@ fn reopening_keeps_everything() {
     runtime.block_on(async {
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let user = store
-            .create_user("alice", "hash", suite::token())
+            .create_user(new_user("alice", "hash", token()))
             .await
             .unwrap();
-        suite::publish_one(&store, "kept", "1.0.0", user.id)
-            .await
-            .unwrap();
+        publish_one(&store, "kept", "1.0.0", user.id).await.unwrap();
     });
     runtime.block_on(async {
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let file = store.index_file("kept").await.unwrap().unwrap();
+        let file = store.index_file(&id("kept")).await.unwrap().unwrap();
         assert_eq!(file.revision, 1);
         assert!(store.user_credentials("alice").await.unwrap().is_some());
     });

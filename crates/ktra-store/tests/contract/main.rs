@@ -22,6 +22,7 @@ macro_rules! contract_tests {
             invitations_are_single_use,
             admins_change_any_owners_but_never_the_last,
             audit_log_pages_newest_first,
+            every_change_records_its_event_and_a_refusal_none,
             publishes_can_require_the_crate_to_exist_or_not,
             index_files_are_replaced_only_at_their_revision,
         );

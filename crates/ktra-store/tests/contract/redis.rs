@@ -9,7 +9,7 @@ use ktra_store::{
 use tempfile::TempDir;
 
 use crate::recorder::Recorder;
-use crate::suite;
+use crate::suite::fixtures::{id, new_user, publish_one, token};
 
 async fn open() -> ((TempDir, RedisServer), Arc<dyn MetadataStore>) {
     let dir = tempfile::tempdir().unwrap();
@@ -27,19 +27,25 @@ async fn prefixes_keep_registries_apart_and_layouts_are_checked() {
     let first = RedisStore::connect(&server.url, "one").await.unwrap();
     let second = RedisStore::connect(&server.url, "two").await.unwrap();
     let user = first
-        .create_user("alice", "h", suite::token())
+        .create_user(new_user("alice", "h", token()))
         .await
         .unwrap();
-    suite::publish_one(&first, "shared-name", "1.0.0", user.id)
+    publish_one(&first, "shared-name", "1.0.0", user.id)
         .await
         .unwrap();
     assert!(second.user_credentials("alice").await.unwrap().is_none());
-    assert!(second.index_file("shared_name").await.unwrap().is_none());
+    assert!(
+        second
+            .index_file(&id("shared_name"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let other = second
-        .create_user("bob", "h", suite::token())
+        .create_user(new_user("bob", "h", token()))
         .await
         .unwrap();
-    suite::publish_one(&second, "shared-name", "1.0.0", other.id)
+    publish_one(&second, "shared-name", "1.0.0", other.id)
         .await
         .unwrap();
 
@@ -61,14 +67,14 @@ async fn an_unreachable_redis_is_unavailable_and_recovers() {
     let server = RedisServer::start_with(dir.path(), true);
     let store = RedisStore::connect(&server.url, "ktra-test").await.unwrap();
     let user = store
-        .create_user("alice", "h", suite::token())
+        .create_user(new_user("alice", "h", token()))
         .await
         .unwrap();
-    suite::publish_one(&store, "before", "1.0.0", user.id)
+    publish_one(&store, "before", "1.0.0", user.id)
         .await
         .unwrap();
     server.kill();
-    let error = store.index_file("before").await.unwrap_err();
+    let error = store.index_file(&id("before")).await.unwrap_err();
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
     assert!(matches!(
         store.ping().await,
@@ -85,7 +91,7 @@ async fn an_unreachable_redis_is_unavailable_and_recovers() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(recovered, "the store did not reconnect");
-    let file = store.index_file("before").await.unwrap().unwrap();
+    let file = store.index_file(&id("before")).await.unwrap().unwrap();
     assert_eq!(
         file.revision, 1,
         "an acknowledged write survived the restart"
@@ -98,14 +104,19 @@ async fn tls_and_passwords() {
     let server = RedisServer::start_tls(dir.path(), "s3cret-pass");
     let store = RedisStore::connect(&server.url, "ktra-test").await.unwrap();
     let user = store
-        .create_user("alice", "h", suite::token())
+        .create_user(new_user("alice", "h", token()))
         .await
         .unwrap();
-    suite::publish_one(&store, "secure", "1.0.0", user.id)
+    publish_one(&store, "secure", "1.0.0", user.id)
         .await
         .unwrap();
     assert_eq!(
-        store.index_file("secure").await.unwrap().unwrap().revision,
+        store
+            .index_file(&id("secure"))
+            .await
+            .unwrap()
+            .unwrap()
+            .revision,
         1
     );
     let wrong = server.url.replace("s3cret-pass", "wrong");
@@ -132,16 +143,16 @@ async fn the_decorator_counts_store_failures_but_not_refusals() {
     );
     store.ping().await.unwrap();
     store
-        .create_user("alice", "h", suite::token())
+        .create_user(new_user("alice", "h", token()))
         .await
         .unwrap();
-    let refused = store.create_user("alice", "h", suite::token()).await;
+    let refused = store.create_user(new_user("alice", "h", token())).await;
     assert!(
         matches!(refused, Err(StoreError::UserExists(_))),
         "{refused:?}"
     );
     server.kill();
-    let error = store.index_file("any").await.unwrap_err();
+    let error = store.index_file(&id("any")).await.unwrap_err();
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
     assert!(store.ping().await.is_err());
 
@@ -170,10 +181,10 @@ async fn replicas_of_earlier_versions_read_the_same_etag() {
     let server = RedisServer::start(dir.path());
     let store = RedisStore::connect(&server.url, "ktra-test").await.unwrap();
     let user = store
-        .create_user("alice", "h", suite::token())
+        .create_user(new_user("alice", "h", token()))
         .await
         .unwrap();
-    let file = suite::publish_one(&store, "rolling", "1.0.0", user.id)
+    let file = publish_one(&store, "rolling", "1.0.0", user.id)
         .await
         .unwrap();
     // Earlier versions read the ETag from the crate's hash instead of deriving it.

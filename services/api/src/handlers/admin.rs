@@ -56,22 +56,18 @@ async fn set_disabled(
             "administrators cannot disable themselves",
         ));
     }
-    let user = match state.store.set_user_disabled(name, disabled).await {
-        Err(StoreError::UserNotFound(_)) => {
-            return Err(ApiError::not_found(format!("could not find user `{name}`")));
-        }
-        other => other?,
-    };
     let action = if disabled {
         "user.disable"
     } else {
         "user.enable"
     };
-    audit::record(
-        state,
-        audit::event(action, Some(&caller.user.name), &user.name, client, None),
-    )
-    .await;
+    let event = audit::event(action, Some(&caller.user.name), name, client, None);
+    let user = match state.store.set_user_disabled(name, disabled, event).await {
+        Err(StoreError::UserNotFound(_)) => {
+            return Err(ApiError::not_found(format!("could not find user `{name}`")));
+        }
+        other => other?,
+    };
     let msg = if disabled {
         format!(
             "user `{}` is disabled and every token of theirs revoked",
@@ -186,23 +182,21 @@ pub async fn create_invitation(
     let code_hash: [u8; 32] = Sha256::digest(raw).into();
     state
         .store
-        .create_invitation(Invitation {
-            code_hash,
-            created_by: caller.user.id,
-            expires_at,
-        })
+        .create_invitation(
+            Invitation {
+                code_hash,
+                created_by: caller.user.id,
+                expires_at,
+            },
+            audit::event(
+                "invitation.create",
+                Some(&caller.user.name),
+                invitation_label(&code_hash),
+                &client,
+                Some(format!("expires {}", expires_at.to_rfc3339())),
+            ),
+        )
         .await?;
-    audit::record(
-        &state,
-        audit::event(
-            "invitation.create",
-            Some(&caller.user.name),
-            invitation_label(&code_hash),
-            &client,
-            Some(format!("expires {}", expires_at.to_rfc3339())),
-        ),
-    )
-    .await;
     Ok(Json(InvitationResponse {
         invitation: format!("{INVITATION_PREFIX}{}", hex::encode(raw)),
         expires_at,

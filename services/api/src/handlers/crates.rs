@@ -3,10 +3,10 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use ktra_core::name::{canonical_crate_name, validate_crate_name};
+use ktra_core::name::CrateId;
 use serde::{Deserialize, Serialize};
 
-use ktra_store::model::EndpointScope;
+use ktra_store::model::{self, EndpointScope, OwnerAction, YankChange};
 
 use crate::audit;
 use crate::auth::Caller;
@@ -44,11 +44,9 @@ impl OkMessage {
     }
 }
 
-/// Returns the canonical name of a crate named in a path, or a 404 for names no crate can have.
-fn canonical_from_path(name: &str) -> Result<String, ApiError> {
-    validate_crate_name(name)
-        .map_err(|_| ApiError::not_found(format!("crate `{name}` does not exist")))?;
-    Ok(canonical_crate_name(name))
+/// Names the crate a path names, or answers 404 for names no crate can have.
+pub(crate) fn crate_from_path(name: &str) -> Result<CrateId, ApiError> {
+    CrateId::new(name).map_err(|_| ApiError::not_found(format!("crate `{name}` does not exist")))
 }
 
 fn parse_version(name: &str, version: &str) -> Result<semver::Version, ApiError> {
@@ -88,11 +86,11 @@ async fn change_yank_flag(
     version: &str,
     yanked: bool,
 ) -> Result<Json<Ok>, ApiError> {
-    let canonical = canonical_from_path(name)?;
+    let krate = crate_from_path(name)?;
     let version = parse_version(name, version)?;
     caller.require_scope(EndpointScope::Yank, name)?;
     let action = if yanked { "crate.yank" } else { "crate.unyank" };
-    let event = audit::event(
+    let audit = audit::event(
         action,
         Some(&caller.user.name),
         format!("{name}@{version}"),
@@ -101,7 +99,13 @@ async fn change_yank_flag(
     );
     let (file, changed) = state
         .store
-        .set_yanked(&canonical, &version, yanked, caller.user.id, Some(event))
+        .set_yanked(YankChange {
+            krate,
+            version,
+            yanked,
+            actor: caller.user.id,
+            audit,
+        })
         .await?;
     if changed {
         state.index_sync.changed(&file).await;
@@ -152,10 +156,10 @@ pub async fn list_owners(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<OwnerList>, ApiError> {
-    let canonical = canonical_from_path(&name)?;
+    let krate = crate_from_path(&name)?;
     let owners = state
         .store
-        .owners(&canonical)
+        .owners(&krate)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("crate `{name}` does not exist")))?;
     Ok(Json(OwnerList {
@@ -172,13 +176,13 @@ pub async fn list_owners(
 
 /// The body of owner changes: `{"users": ["login", ...]}`.
 #[derive(Debug, Deserialize)]
-pub struct OwnerChange {
+pub struct OwnerLogins {
     users: Vec<String>,
 }
 
 /// Reads the owner logins, dropping Ktra's login prefix where present.
 async fn owner_logins(state: &AppState, body: Body) -> Result<Vec<String>, ApiError> {
-    let change: OwnerChange = json_body(body, MAX_OWNERS_BODY).await?;
+    let change: OwnerLogins = json_body(body, MAX_OWNERS_BODY).await?;
     if change.users.is_empty() {
         return Err(ApiError::bad_request("no users given"));
     }
@@ -193,7 +197,7 @@ async fn owner_logins(state: &AppState, body: Body) -> Result<Vec<String>, ApiEr
         .collect())
 }
 
-fn names_of(users: &[ktra_store::model::User]) -> String {
+fn names_of(users: &[model::User]) -> String {
     users
         .iter()
         .map(|user| format!("`{}`", user.name))
@@ -201,27 +205,37 @@ fn names_of(users: &[ktra_store::model::User]) -> String {
         .join(", ")
 }
 
-/// Records an owner change that changed something; an administrator's is marked as such.
-async fn record_owner_change(
+/// Adds or removes owners; the store records the change, and marks an administrator's.
+async fn change_owners(
     state: &AppState,
-    caller: &crate::auth::Caller,
+    caller: &Caller,
     client: &str,
-    action: &str,
     name: &str,
-    users: &[ktra_store::model::User],
-) {
-    if users.is_empty() {
-        return;
-    }
-    let mut detail = names_of(users);
-    if caller.acts_as_admin() {
-        detail.push_str(" (as administrator)");
-    }
-    audit::record(
-        state,
-        audit::event(action, Some(&caller.user.name), name, client, Some(detail)),
-    )
-    .await;
+    body: Body,
+    action: OwnerAction,
+) -> Result<Vec<model::User>, ApiError> {
+    let krate = crate_from_path(name)?;
+    caller.require_scope(EndpointScope::ChangeOwners, name)?;
+    let names = owner_logins(state, body).await?;
+    let audit_action = match action {
+        OwnerAction::Add => "crate.owner_add",
+        OwnerAction::Remove => "crate.owner_remove",
+    };
+    let note = caller
+        .acts_as_admin()
+        .then(|| "(as administrator)".to_owned());
+    let changed = state
+        .store
+        .change_owners(model::OwnerChange {
+            krate,
+            action,
+            actor: caller.owner_actor(),
+            names,
+            audit: audit::event(audit_action, Some(&caller.user.name), name, client, note),
+        })
+        .await?;
+    tracing::info!(changed = changed.len(), ?action, "owners changed");
+    Ok(changed)
 }
 
 /// `PUT /api/v1/crates/{name}/owners`.
@@ -233,15 +247,7 @@ pub async fn add_owners(
     ApiPath(name): ApiPath<String>,
     body: Body,
 ) -> Result<Json<OkMessage>, ApiError> {
-    let canonical = canonical_from_path(&name)?;
-    caller.require_scope(EndpointScope::ChangeOwners, &name)?;
-    let logins = owner_logins(&state, body).await?;
-    let added = state
-        .store
-        .add_owners(&canonical, caller.owner_actor(), &logins)
-        .await?;
-    tracing::info!(added = added.len(), "owners added");
-    record_owner_change(&state, &caller, &client, "crate.owner_add", &name, &added).await;
+    let added = change_owners(&state, &caller, &client, &name, body, OwnerAction::Add).await?;
     let msg = if added.is_empty() {
         format!("the users are already owners of crate `{name}`")
     } else {
@@ -259,23 +265,7 @@ pub async fn remove_owners(
     ApiPath(name): ApiPath<String>,
     body: Body,
 ) -> Result<Json<OkMessage>, ApiError> {
-    let canonical = canonical_from_path(&name)?;
-    caller.require_scope(EndpointScope::ChangeOwners, &name)?;
-    let logins = owner_logins(&state, body).await?;
-    let removed = state
-        .store
-        .remove_owners(&canonical, caller.owner_actor(), &logins)
-        .await?;
-    tracing::info!(removed = removed.len(), "owners removed");
-    record_owner_change(
-        &state,
-        &caller,
-        &client,
-        "crate.owner_remove",
-        &name,
-        &removed,
-    )
-    .await;
+    let removed = change_owners(&state, &caller, &client, &name, body, OwnerAction::Remove).await?;
     let msg = if removed.is_empty() {
         format!("the users were not owners of crate `{name}`")
     } else {

@@ -15,7 +15,7 @@ use http::header::{
     RANGE,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use ktra_core::name::{canonical_crate_name, validate_crate_name};
+use ktra_core::name::CrateId;
 use ktra_store::BlobError;
 use ktra_store::model::CrateFileRef;
 
@@ -99,13 +99,11 @@ pub async fn download(
     ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let missing = || ApiError::not_found(format!("crate `{name}` has no version `{version}`"));
-    if validate_crate_name(&name).is_err() {
-        return Err(missing());
-    }
+    let krate = CrateId::new(&name).map_err(|_| missing())?;
     let parsed = semver::Version::parse(&version).map_err(|_| missing())?;
     let file = state
         .store
-        .crate_file(&canonical_crate_name(&name), &parsed)
+        .crate_file(&krate, &parsed)
         .await?
         .ok_or_else(missing)?;
 

@@ -12,8 +12,7 @@ use http::header::{
     CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
 };
 use http::{HeaderMap, HeaderValue, StatusCode};
-use ktra_core::index::index_path;
-use ktra_core::name::{canonical_crate_name, validate_crate_name};
+use ktra_core::name::CrateId;
 use ktra_store::model::IndexFile;
 
 use crate::error::ApiError;
@@ -66,7 +65,7 @@ pub(crate) fn http_date(time: DateTime<Utc>) -> HeaderValue {
 /// Returns the headers that let cargo revalidate a file.
 fn validators(file: &IndexFile) -> Result<[(http::HeaderName, HeaderValue); 3], ApiError> {
     let etag = HeaderValue::from_str(&file.etag())
-        .map_err(|_| ApiError::internal(format!("the etag of `{}` is not a header", file.name)))?;
+        .map_err(|_| ApiError::internal(format!("the etag of `{}` is not a header", file.krate)))?;
     Ok([
         (ETAG, etag),
         (LAST_MODIFIED, http_date(file.last_modified)),
@@ -84,23 +83,20 @@ pub async fn crate_file(
     let not_found = || ApiError::not_found(format!("no index file at `{path}`"));
     let name = path.rsplit('/').next().unwrap_or_default();
     // Only the canonical path of a lower-case name is an index file.
-    if validate_crate_name(name).is_err()
-        || name.to_ascii_lowercase() != name
-        || index_path(name) != path
-    {
+    let krate = CrateId::new(name).map_err(|_| not_found())?;
+    if name.to_ascii_lowercase() != name || krate.index_path() != path {
         return Err(not_found());
     }
-    let canonical = canonical_crate_name(name);
     let conditional =
         headers.contains_key(IF_NONE_MATCH) || headers.contains_key(IF_MODIFIED_SINCE);
     // A revalidation usually matches: check the validators before moving the file.
     let mut file = if conditional {
-        state.store.index_validators(&canonical).await?
+        state.store.index_validators(&krate).await?
     } else {
-        state.store.index_file(&canonical).await?
+        state.store.index_file(&krate).await?
     }
     .ok_or_else(not_found)?;
-    if file.name.to_ascii_lowercase() != name {
+    if file.krate.name().to_ascii_lowercase() != name {
         return Err(not_found());
     }
     if not_modified(&headers, &file.etag(), file.last_modified) {
@@ -109,7 +105,7 @@ pub async fn crate_file(
     if conditional {
         file = state
             .store
-            .index_file(&canonical)
+            .index_file(&krate)
             .await?
             .ok_or_else(not_found)?;
     }

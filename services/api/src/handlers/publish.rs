@@ -12,9 +12,9 @@ use axum::extract::State;
 use chrono::Utc;
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
-use ktra_core::name::canonical_crate_name;
+use ktra_core::name::CrateId;
 use ktra_publish::CheckedPublish;
-use ktra_store::model::{EndpointScope, IndexFile, NewVersion, version_key};
+use ktra_store::model::{EndpointScope, IndexFile, NewVersion, check_publisher, version_key};
 use ktra_store::{BlobStore, MetadataStore, StoreError};
 use serde::Serialize;
 use tracing::Instrument;
@@ -186,16 +186,16 @@ async fn store_version(
 ) -> Result<Stored, ApiError> {
     let user = caller.user.clone();
     let CheckedPublish {
+        krate,
         metadata,
         version,
         crate_file,
         cksum,
     } = checked;
-    let canonical = canonical_crate_name(&metadata.name);
     let key = version_key(&version);
     // Refuse early what the store would refuse anyway, so that no crate file is written for
     // it. The atomic publish below checks all of this again.
-    let existing = state.store.crate_summary(&canonical).await?;
+    let existing = state.store.crate_summary(&krate).await?;
     let endpoint = if existing.is_some() {
         EndpointScope::PublishUpdate
     } else {
@@ -206,25 +206,16 @@ async fn store_version(
     let crate_exists = (!caller.details.scope.is_unrestricted())
         .then_some(endpoint == EndpointScope::PublishUpdate);
     if let Some(existing) = existing {
-        if existing.name != metadata.name {
-            return Err(StoreError::NameTaken {
-                name: metadata.name,
-                existing: existing.name,
-            }
-            .into());
-        }
-        if !existing.owners.contains(&user.id) {
-            return Err(StoreError::NotOwner(existing.name).into());
-        }
+        check_publisher(&existing.name, &existing.owners, &metadata.name, user.id)?;
         if let Some(duplicate) = existing.versions.iter().find(|summary| {
             semver::Version::parse(&summary.version)
                 .is_ok_and(|published| version_key(&published) == key)
         }) {
             let duplicate = (existing.name.clone(), duplicate.version.clone());
-            return already_there(&state, &canonical, &version, &cksum, duplicate).await;
+            return already_there(&state, &krate, &version, &cksum, duplicate).await;
         }
     }
-    let blob_key = BlobStore::new_crate_key(&canonical, &key);
+    let blob_key = BlobStore::new_crate_key(krate.canonical(), &key);
     state
         .blobs
         .put_new(&blob_key, crate_file)
@@ -232,6 +223,7 @@ async fn store_version(
         .await?;
     let published_at = Utc::now();
     let new = NewVersion {
+        krate: krate.clone(),
         crate_exists,
         line: metadata.to_index_line(cksum.clone(), published_at),
         version: version.clone(),
@@ -239,13 +231,13 @@ async fn store_version(
         description: metadata.description.clone(),
         publisher: user.id,
         published_at,
-        audit: Some(crate::audit::event(
+        audit: crate::audit::event(
             "crate.publish",
             Some(&user.name),
             format!("{}@{}", metadata.name, metadata.vers),
             &client,
             Some(format!("token `{}`", caller.details.name)),
-        )),
+        ),
     };
     match state.store.publish(new).await {
         Ok(file) => {
@@ -260,7 +252,7 @@ async fn store_version(
             remove_unless_committed(
                 state.store.as_ref(),
                 &state.blobs,
-                &canonical,
+                &krate,
                 &version,
                 &blob_key,
             )
@@ -270,7 +262,7 @@ async fn store_version(
                 StoreError::DuplicateVersion {
                     name,
                     version: existing,
-                } => already_there(&state, &canonical, &version, &cksum, (name, existing)).await,
+                } => already_there(&state, &krate, &version, &cksum, (name, existing)).await,
                 other => Err(other.into()),
             }
         }
@@ -285,11 +277,11 @@ async fn store_version(
 pub(crate) async fn remove_unless_committed(
     store: &dyn MetadataStore,
     blobs: &BlobStore,
-    canonical: &str,
+    krate: &CrateId,
     version: &semver::Version,
     blob_key: &str,
 ) {
-    match store.crate_file(canonical, version).await {
+    match store.crate_file(krate, version).await {
         Ok(Some(file)) if file.blob_key == blob_key => {
             tracing::warn!(
                 blob_key,
@@ -313,7 +305,7 @@ pub(crate) async fn remove_unless_committed(
 /// duplicate error otherwise.
 async fn already_there(
     state: &AppState,
-    canonical: &str,
+    krate: &CrateId,
     version: &semver::Version,
     cksum: &str,
     (name, existing): (String, String),
@@ -321,11 +313,11 @@ async fn already_there(
     let same_file = existing == version.to_string()
         && state
             .store
-            .crate_file(canonical, version)
+            .crate_file(krate, version)
             .await?
             .is_some_and(|file| file.cksum == cksum);
     let file = match same_file {
-        true => state.store.index_file(canonical).await?,
+        true => state.store.index_file(krate).await?,
         false => None,
     };
     let Some(file) = file else {

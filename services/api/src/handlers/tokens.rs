@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::extract::State;
 use chrono::{DateTime, TimeDelta, Utc};
 use ktra_store::model::{
-    ApiToken, EndpointScope, TokenDetails, TokenId, TokenInfo, TokenScope, UserId,
+    ApiToken, EndpointScope, TokenDetails, TokenId, TokenInfo, TokenScope, User, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -212,34 +212,27 @@ pub(crate) fn token_id(text: &str) -> Result<TokenId, ApiError> {
     Ok(TokenId(raw))
 }
 
-/// Stores a new token for `user` and returns its text and details.
+/// Stores a new token for `user`, recorded as created by `actor`, and returns its text and
+/// details.
 pub(crate) async fn issue(
     state: &AppState,
-    user: UserId,
+    user: &User,
+    actor: &str,
+    client: &str,
     details: TokenDetails,
 ) -> Result<(String, TokenView), ApiError> {
     let token = ApiToken::generate();
+    let view = TokenView::new(token.id(), details.clone());
+    let detail = format!("`{}`: {}", view.name, describe_scope(&details));
     state
         .store
-        .add_token(user, token.to_new_token_with(details.clone()))
+        .add_token(
+            user.id,
+            token.to_new_token_with(details),
+            audit::event("token.create", Some(actor), &view.id, client, Some(detail)),
+        )
         .await?;
-    Ok((token.reveal(), TokenView::new(token.id(), details)))
-}
-
-/// Records a token's creation.
-pub(crate) async fn record_created(
-    state: &AppState,
-    actor: &str,
-    client: &str,
-    view: &TokenView,
-    details: &TokenDetails,
-) {
-    let detail = format!("`{}`: {}", view.name, describe_scope(details));
-    audit::record(
-        state,
-        audit::event("token.create", Some(actor), &view.id, client, Some(detail)),
-    )
-    .await;
+    Ok((token.reveal(), view))
 }
 
 /// `GET /ktra/api/v1/tokens`: the caller's tokens.
@@ -269,8 +262,7 @@ pub async fn create(
     if let Some(limit) = caller.details.expires_at {
         details.expires_at = Some(details.expires_at.map_or(limit, |at| at.min(limit)));
     }
-    let (token, view) = issue(&state, caller.user.id, details.clone()).await?;
-    record_created(&state, &caller.user.name, &client, &view, &details).await;
+    let (token, view) = issue(&state, &caller.user, &caller.user.name, &client, details).await?;
     Ok(Json(NewTokenResponse { token, view }))
 }
 
@@ -291,7 +283,7 @@ pub async fn revoke(
     Ok(Json(Done::new()))
 }
 
-/// Revokes `user`'s token `id` on behalf of `caller` and records it.
+/// Revokes `user`'s token `id` on behalf of `caller`, recorded in the audit log.
 pub(crate) async fn revoke_and_record(
     state: &AppState,
     caller: &Caller,
@@ -299,19 +291,15 @@ pub(crate) async fn revoke_and_record(
     user: UserId,
     id: TokenId,
 ) -> Result<(), ApiError> {
-    state.store.revoke_token(user, id).await?;
     let detail = (user != caller.user.id).then(|| format!("a token of user #{user}"));
-    audit::record(
-        state,
-        audit::event(
-            "token.revoke",
-            Some(&caller.user.name),
-            id.to_hex(),
-            client,
-            detail,
-        ),
-    )
-    .await;
+    let event = audit::event(
+        "token.revoke",
+        Some(&caller.user.name),
+        id.to_hex(),
+        client,
+        detail,
+    );
+    state.store.revoke_token(user, id, event).await?;
     Ok(())
 }
 

@@ -12,7 +12,9 @@ use chrono::Utc;
 use http::HeaderMap;
 use ktra_core::name::validate_user_name;
 use ktra_store::StoreError;
-use ktra_store::model::{ApiToken, DEFAULT_TOKEN_NAME, TokenDetails, UserCredentials};
+use ktra_store::model::{
+    ApiToken, DEFAULT_TOKEN_NAME, NewUser, PasswordChange, TokenDetails, UserCredentials,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -117,31 +119,26 @@ pub async fn new_user(
         .hash(request.password.expose_secret().to_owned())
         .await?;
     let token = ApiToken::generate();
-    let new_token = token.to_new_token(DEFAULT_TOKEN_NAME, Utc::now());
-    let user = match invitation {
-        Some(code_hash) => {
-            state
-                .store
-                .create_invited_user(code_hash, &name, &hash, new_token)
-                .await?
-        }
-        None => state.store.create_user(&name, &hash, new_token).await?,
-    };
-    tracing::info!(user_id = user.id, "user created");
     let (actor, detail) = match creator.flatten() {
         Some(admin) => (Some(admin), None),
         None if let Some(code_hash) = &invitation => (
-            Some(user.name.clone()),
+            Some(name.clone()),
             Some(format!("by {}", invitation_label(code_hash))),
         ),
-        None if registration == Registration::Open => (Some(user.name.clone()), None),
+        None if registration == Registration::Open => (Some(name.clone()), None),
         None => (None, Some("with the bootstrap token".into())),
     };
-    audit::record(
-        &state,
-        audit::event("user.create", actor.as_deref(), &user.name, &client, detail),
-    )
-    .await;
+    let user = state
+        .store
+        .create_user(NewUser {
+            audit: audit::event("user.create", actor.as_deref(), &name, &client, detail),
+            name,
+            password_hash: hash,
+            token: token.to_new_token(DEFAULT_TOKEN_NAME, Utc::now()),
+            invitation,
+        })
+        .await?;
+    tracing::info!(user_id = user.id, "user created");
     Ok(Json(TokenResponse {
         token: token.reveal(),
     }))
@@ -273,9 +270,8 @@ pub async fn login(
     let credentials = verify_login(&state, &client, &name, &request.password).await?;
     rehash_if_outdated(&state, &credentials, &request.password).await;
     let user = credentials.user;
-    let (token, view) = tokens::issue(&state, user.id, details.clone()).await?;
+    let (token, _) = tokens::issue(&state, &user, &user.name, &client, details).await?;
     tracing::info!(user_id = user.id, "token issued");
-    tokens::record_created(&state, &user.name, &client, &view, &details).await;
     Ok(Json(TokenResponse { token }))
 }
 
@@ -305,25 +301,21 @@ pub async fn change_password(
     let token = ApiToken::generate();
     state
         .store
-        .change_password(
-            user.id,
-            &old_hash,
-            &new_hash,
-            token.to_new_token(DEFAULT_TOKEN_NAME, Utc::now()),
-        )
+        .change_password(PasswordChange {
+            user: user.id,
+            old_password_hash: old_hash,
+            new_password_hash: new_hash,
+            token: token.to_new_token(DEFAULT_TOKEN_NAME, Utc::now()),
+            audit: audit::event(
+                "user.password_change",
+                Some(&user.name),
+                &user.name,
+                &client,
+                Some("every earlier token revoked".into()),
+            ),
+        })
         .await?;
     tracing::info!(user_id = user.id, "password changed, tokens revoked");
-    audit::record(
-        &state,
-        audit::event(
-            "user.password_change",
-            Some(&user.name),
-            &user.name,
-            &client,
-            Some("every earlier token revoked".into()),
-        ),
-    )
-    .await;
     Ok(Json(TokenResponse {
         token: token.reveal(),
     }))

@@ -370,13 +370,9 @@ impl TestApp {
     /// Asserts that a crate has no record, no index file and that the blob store holds exactly
     /// `expected_blobs` files.
     pub(crate) async fn assert_not_stored(&self, name: &str, expected_blobs: usize) {
-        let canonical = ktra_core::name::canonical_crate_name(name);
+        let krate = ktra_core::name::CrateId::new(name).unwrap();
         assert!(
-            self.store
-                .crate_summary(&canonical)
-                .await
-                .unwrap()
-                .is_none(),
+            self.store.crate_summary(&krate).await.unwrap().is_none(),
             "crate {name} was stored"
         );
         assert!(

@@ -1,6 +1,7 @@
 //! Index files that earlier releases wrote with `null` keys are rewritten when a replica
 //! starts, and marked for the indexer.
 
+use ktra_core::name::CrateId;
 use std::time::Duration;
 
 use ktra_core::testing::CrateFixture;
@@ -19,7 +20,12 @@ async fn a_starting_replica_drops_null_keys_from_old_index_files() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // The file as an earlier release wrote it: a dependency with every unset key as null.
-    let published = first.store.index_file("legacy").await.unwrap().unwrap();
+    let published = first
+        .store
+        .index_file(&CrateId::new("legacy").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let mut line: serde_json::Value =
         serde_json::from_slice(published.content.strip_suffix(b"\n").unwrap()).unwrap();
     line["deps"] = json!([{
@@ -30,14 +36,18 @@ async fn a_starting_replica_drops_null_keys_from_old_index_files() {
     let old = format!("{line}\n");
     let written = first
         .store
-        .replace_index_file("legacy", published.revision, old.clone().into())
+        .replace_index_file(
+            &CrateId::new("legacy").unwrap(),
+            published.revision,
+            old.clone().into(),
+        )
         .await
         .unwrap()
         .expect("nothing else changed the crate");
     assert!(
         first
             .store
-            .acknowledge("legacy", written.revision)
+            .acknowledge(&CrateId::new("legacy").unwrap(), written.revision)
             .await
             .unwrap()
     );
@@ -45,7 +55,12 @@ async fn a_starting_replica_drops_null_keys_from_old_index_files() {
     let _second = first.replica().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let upgraded = loop {
-        let file = first.store.index_file("legacy").await.unwrap().unwrap();
+        let file = first
+            .store
+            .index_file(&CrateId::new("legacy").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         if file.revision > written.revision {
             break file;
         }
@@ -68,7 +83,7 @@ async fn a_starting_replica_drops_null_keys_from_old_index_files() {
     assert_eq!(
         pending
             .iter()
-            .map(|change| (change.canonical.as_str(), change.revision))
+            .map(|change| (change.krate.canonical(), change.revision))
             .collect::<Vec<_>>(),
         [("legacy", upgraded.revision)]
     );

@@ -1,6 +1,7 @@
 //! Several API replicas over one Redis and one bucket behave as one registry, and outages of
 //! Redis or S3 answer 503, never 500, and lose nothing that was acknowledged.
 
+use ktra_core::name::CrateId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,11 +188,16 @@ async fn every_replica_reports_the_git_index_lag_from_the_store() {
         .metric("ktra_index_unacknowledged_oldest_age_seconds")
         .await;
     assert!((1.0..30.0).contains(&age), "{age}");
-    let file = first.store.index_file("lagging").await.unwrap().unwrap();
+    let file = first
+        .store
+        .index_file(&CrateId::new("lagging").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         first
             .store
-            .acknowledge("lagging", file.revision)
+            .acknowledge(&CrateId::new("lagging").unwrap(), file.revision)
             .await
             .unwrap()
     );

@@ -515,11 +515,20 @@ async fn an_imported_hash_logs_in_and_is_replaced_by_ours_keeping_the_tokens() {
         let token =
             ktra_store::model::ApiToken::from_imported("aQkGKnM77Wa1SYkXiPPIqbkWvcIM5G8U").unwrap();
         app.store
-            .create_user(
-                "kate",
-                &imported,
-                token.to_new_token("imported from Ktra", chrono::Utc::now()),
-            )
+            .create_user(ktra_store::model::NewUser {
+                name: "kate".to_owned(),
+                password_hash: imported,
+                token: token.to_new_token("imported from Ktra", chrono::Utc::now()),
+                invitation: None,
+                audit: ktra_store::model::AuditEvent {
+                    at: chrono::Utc::now(),
+                    actor: None,
+                    action: "user.create".to_owned(),
+                    target: "kate".to_owned(),
+                    client: None,
+                    detail: Some("imported from Ktra".to_owned()),
+                },
+            })
             .await
             .unwrap();
         for _ in 0..2 {

@@ -48,10 +48,8 @@ pub struct Update {
     /// The span of the request that brought the update; the round that writes it is traced
     /// under it.
     pub span: tracing::Span,
-    /// The crate name (for logs and acknowledgements).
-    pub name: String,
-    /// The file's path in the index.
-    pub path: String,
+    /// The crate; its index path says where the file goes.
+    pub krate: ktra_core::name::CrateId,
     /// The store's revision of the file.
     pub revision: u64,
     /// The file's content; empty removes the file.
@@ -290,11 +288,12 @@ impl Writer {
     }
 
     fn merge(&mut self, update: Update, waiter: Waiter) {
-        if let Some(wanted) = self.wanted.get_mut(&update.path) {
+        let path = update.krate.index_path();
+        if let Some(wanted) = self.wanted.get_mut(path) {
             if update.revision > wanted.revision {
                 wanted.revision = update.revision;
                 wanted.content = update.content;
-                wanted.name = Some(update.name);
+                wanted.name = Some(update.krate.name().to_owned());
             }
             wanted.waiters.push((update.revision, waiter));
             if wanted.spans.len() < MAX_LINKED_SPANS {
@@ -302,10 +301,7 @@ impl Writer {
             }
             return;
         }
-        let pushed = self
-            .git
-            .as_ref()
-            .and_then(|git| git.revisions.get(&update.path));
+        let pushed = self.git.as_ref().and_then(|git| git.revisions.get(path));
         match pushed {
             // Already in the index (or superseded by what is): acknowledge at once.
             Some(pushed) if pushed >= update.revision => {
@@ -314,9 +310,9 @@ impl Writer {
             }
             _ => {
                 self.wanted.insert(
-                    update.path,
+                    path.to_owned(),
                     Wanted {
-                        name: Some(update.name),
+                        name: Some(update.krate.name().to_owned()),
                         revision: update.revision,
                         content: update.content,
                         waiters: vec![(update.revision, waiter)],

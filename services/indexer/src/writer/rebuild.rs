@@ -53,7 +53,7 @@ impl Writer {
                         } else {
                             Oid::hash_object(ObjectType::Blob, &file.content)?
                         };
-                        Ok((file.path, oid, file.revision))
+                        Ok((file.krate.index_path().to_owned(), oid, file.revision))
                     })
                     .collect::<Result<Vec<_>, IndexerError>>()
             })

@@ -2,10 +2,11 @@
 -- the invitation exists, and uses it up.
 --
 -- KEYS[1] user hash, KEYS[2] user name by id, KEYS[3] token hash, KEYS[4] user's tokens set,
--- KEYS[5] (optional) invitation key.
+-- KEYS[5] (optional) invitation key; then the audit stream (audit.lua).
 -- ARGV[1] id, ARGV[2] name, ARGV[3] password hash, ARGV[4] created (ms), ARGV[5] token id,
 -- ARGV[6] token secret hash (hex), ARGV[7] token name, ARGV[8] token expiry (ms, or ''),
--- ARGV[9] token scope (JSON), ARGV[10] when to drop the token's record (ms, or '').
+-- ARGV[9] token scope (JSON), ARGV[10] when to drop the token's record (ms, or ''); then the
+-- audit event (audit.lua).
 -- The invitation is checked first, so that a guessed code learns nothing about which names
 -- exist.
 if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 0 then
@@ -25,4 +26,5 @@ if ARGV[10] ~= '' then
   redis.call('PEXPIREAT', KEYS[3], ARGV[10])
 end
 redis.call('SADD', KEYS[4], ARGV[5])
+audit()
 return 1

@@ -1,8 +1,8 @@
 -- Disables a user, revoking every token and invitation of theirs, or enables them again.
 --
--- KEYS[1] user hash. ARGV[1] '1' to disable, '0' to enable, ARGV[2] the user's tokens set key
+-- KEYS[1] user hash; then the audit stream (audit.lua). ARGV[1] '1' to disable, '0' to enable, ARGV[2] the user's tokens set key
 -- prefix (the id follows), ARGV[3] token key prefix, ARGV[4] the user's invitations set key
--- prefix (the id follows), ARGV[5] invitation key prefix.
+-- prefix (the id follows), ARGV[5] invitation key prefix; then the audit event (audit.lua).
 local id = redis.call('HGET', KEYS[1], 'id')
 if not id then
   return {'no_user'}
@@ -22,4 +22,5 @@ if ARGV[1] == '1' then
 else
   redis.call('HDEL', KEYS[1], 'disabled')
 end
+audit()
 return {'ok', id, redis.call('HGET', KEYS[1], 'name')}

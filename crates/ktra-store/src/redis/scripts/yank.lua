@@ -1,13 +1,12 @@
 -- Sets or clears a version's yanked flag atomically, rewriting only that flag in its index
--- line, and appends the audit event when the flag changed. An unchanged flag changes nothing
+-- line, and records the audit event when the flag changed. An unchanged flag changes nothing
 -- and returns the current file with the status 'unchanged'.
 --
 -- KEYS[1] crate hash (its `index` field is the index file), KEYS[2] versions hash,
--- KEYS[3] owners set, KEYS[4] pending hash, KEYS[5] audit stream, KEYS[6] pending-since
--- sorted set.
+-- KEYS[3] owners set, KEYS[4] pending hash, KEYS[5] pending-since sorted set; then the audit
+-- stream (audit.lua).
 -- ARGV[1] canonical name, ARGV[2] version key, ARGV[3] '1' to yank or '0' to unyank,
--- ARGV[4] actor id, ARGV[5] time in ms, ARGV[6] audit event (JSON, or '' for none),
--- ARGV[7] audit events kept.
+-- ARGV[4] actor id, ARGV[5] time in ms; then the audit event (audit.lua).
 local name = redis.call('HGET', KEYS[1], 'name')
 if not name then
   return {'no_crate'}
@@ -52,8 +51,6 @@ end
 content = table.concat(lines, '\n') .. '\n'
 record['yanked'] = wanted
 redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(record))
-local revision = commit_index_file(KEYS[1], KEYS[4], KEYS[6], ARGV[1], content, ARGV[5])
-if ARGV[6] ~= '' then
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', 'event', ARGV[6])
-end
+local revision = commit_index_file(KEYS[1], KEYS[4], KEYS[5], ARGV[1], content, ARGV[5])
+audit()
 return {'ok', revision, content, ARGV[5], name}

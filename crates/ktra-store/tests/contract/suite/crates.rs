@@ -1,0 +1,443 @@
+//! Publishing, yanking, owners and search.
+
+use std::sync::Arc;
+
+use ktra_store::model::{OwnerAction, OwnerActor};
+use ktra_store::{MetadataStore, StoreError};
+
+use super::fixtures::*;
+
+pub(crate) async fn publish_appends_and_refuses(store: Arc<dyn MetadataStore>) {
+    let alice = store
+        .create_user(new_user("alice", "h", token()))
+        .await
+        .unwrap();
+    let bob = store
+        .create_user(new_user("bob", "h", token()))
+        .await
+        .unwrap();
+    let first = publish_one(&*store, "Foo-Bar", "1.0.0", alice.id)
+        .await
+        .unwrap();
+    assert_eq!(first.krate.name(), "Foo-Bar");
+    assert_eq!(first.revision, 1);
+    assert_eq!(lines(&first).len(), 1);
+    let second = publish_one(&*store, "Foo-Bar", "1.1.0-rc.1+build", alice.id)
+        .await
+        .unwrap();
+    assert_eq!(second.revision, 2);
+    assert_ne!(second.etag(), first.etag());
+    assert!(second.last_modified >= first.last_modified);
+    assert!(second.content.starts_with(&first.content));
+    let versions: Vec<String> = lines(&second).into_iter().map(|line| line.vers).collect();
+    assert_eq!(versions, ["1.0.0", "1.1.0-rc.1+build"]);
+
+    let refusals = [
+        (
+            publish_one(&*store, "Foo-Bar", "1.0.0+other", alice.id).await,
+            "duplicate",
+        ),
+        (
+            publish_one(&*store, "Foo-Bar", "1.1.0-rc.1", alice.id).await,
+            "duplicate",
+        ),
+        (
+            publish_one(&*store, "foo_bar", "2.0.0", alice.id).await,
+            "taken",
+        ),
+        (
+            publish_one(&*store, "FOO-BAR", "2.0.0", alice.id).await,
+            "taken",
+        ),
+        (
+            publish_one(&*store, "Foo-Bar", "2.0.0", bob.id).await,
+            "owner",
+        ),
+    ];
+    for (result, kind) in refusals {
+        let error = result.unwrap_err();
+        let matched = match kind {
+            "duplicate" => {
+                matches!(error, StoreError::DuplicateVersion { ref version, .. } if version.starts_with("1."))
+            }
+            "taken" => {
+                matches!(error, StoreError::NameTaken { ref existing, .. } if existing == "Foo-Bar")
+            }
+            _ => matches!(error, StoreError::NotOwner(_)),
+        };
+        assert!(matched, "{kind}: {error:?}");
+    }
+    let file = store.index_file(&id("foo_bar")).await.unwrap().unwrap();
+    assert_eq!(file, second, "refusals changed the file");
+
+    let summary = store.crate_summary(&id("foo_bar")).await.unwrap().unwrap();
+    assert_eq!(summary.owners, vec![alice.id]);
+    assert_eq!(summary.versions.len(), 2);
+    let found = store
+        .crate_file(
+            &id("foo_bar"),
+            &semver::Version::parse("1.1.0-rc.1").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.version, "1.1.0-rc.1+build");
+    assert_eq!(found.blob_key, "crates/Foo-Bar/1.1.0-rc.1+build");
+    assert!(
+        store
+            .crate_file(&id("foo_bar"), &semver::Version::parse("3.0.0").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.index_file(&id("nothing")).await.unwrap().is_none());
+}
+
+pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
+    let alice = store
+        .create_user(new_user("alice", "h", token()))
+        .await
+        .unwrap();
+    let bob = store
+        .create_user(new_user("bob", "h", token()))
+        .await
+        .unwrap();
+    for version in ["0.1.0", "0.2.0", "0.3.0"] {
+        publish_one(&*store, "yanky", version, alice.id)
+            .await
+            .unwrap();
+    }
+    let before = store.index_file(&id("yanky")).await.unwrap().unwrap();
+    let v2 = semver::Version::parse("0.2.0").unwrap();
+    let (yanked, changed) = store
+        .set_yanked(yank(
+            "yanky",
+            &v2,
+            true,
+            alice.id,
+            Some(audit("crate.yank", "yanky@0.2.0")),
+        ))
+        .await
+        .unwrap();
+    assert!(changed);
+    assert_eq!(yanked.revision, before.revision + 1);
+    let flags: Vec<bool> = lines(&yanked).iter().map(|line| line.yanked).collect();
+    assert_eq!(flags, [false, true, false]);
+    let mut expected = lines(&before);
+    expected[1].yanked = true;
+    assert_eq!(lines(&yanked), expected, "only the flag changed");
+
+    // Yanking again changes nothing, and records nothing.
+    let again = store
+        .set_yanked(yank(
+            "yanky",
+            &v2,
+            true,
+            alice.id,
+            Some(audit("crate.yank", "again")),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(again, (yanked.clone(), false));
+    // The validators answer revalidations without the content, and agree with the file.
+    let validators = store.index_validators(&id("yanky")).await.unwrap().unwrap();
+    assert!(validators.content.is_empty());
+    assert_eq!(
+        (
+            validators.etag(),
+            validators.last_modified,
+            validators.revision
+        ),
+        (yanked.etag(), yanked.last_modified, yanked.revision)
+    );
+    assert!(
+        store
+            .index_validators(&id("absent"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The yank's event follows the last publish's: yanking again recorded nothing.
+    let recorded = store.audit_events(None, 2).await.unwrap();
+    let targets: Vec<&str> = recorded.iter().map(|r| r.event.target.as_str()).collect();
+    assert_eq!(targets, ["yanky@0.2.0", "yanky@0.3.0"]);
+    assert_eq!(recorded[0].event.action, "crate.yank");
+    let (undone, _) = store
+        .set_yanked(yank("yanky", &v2, false, alice.id, None))
+        .await
+        .unwrap();
+    assert_eq!(undone.content, before.content);
+    assert_eq!(undone.revision, before.revision + 2);
+
+    assert!(matches!(
+        store
+            .set_yanked(yank("yanky", &v2, true, bob.id, None))
+            .await,
+        Err(StoreError::NotOwner(_))
+    ));
+    assert!(matches!(
+        store
+            .set_yanked(yank(
+                "yanky",
+                &semver::Version::parse("9.0.0").unwrap(),
+                true,
+                alice.id,
+                None
+            ))
+            .await,
+        Err(StoreError::VersionNotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .set_yanked(yank("nothing", &v2, true, alice.id, None))
+            .await,
+        Err(StoreError::CrateNotFound(_))
+    ));
+}
+
+pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
+    let alice = store
+        .create_user(new_user("alice", "h", token()))
+        .await
+        .unwrap();
+    let bob = store
+        .create_user(new_user("bob", "h", token()))
+        .await
+        .unwrap();
+    publish_one(&*store, "owned", "1.0.0", alice.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .change_owners(owner_change(
+                "owned",
+                OwnerAction::Add,
+                OwnerActor::Owner(bob.id),
+                &["bob".into()]
+            ))
+            .await,
+        Err(StoreError::NotOwner(_))
+    ));
+    assert!(matches!(
+        store
+            .change_owners(owner_change("owned", OwnerAction::Add, OwnerActor::Owner(alice.id), &["bob".into(), "nobody".into()]))
+            .await,
+        Err(StoreError::UserNotFound(name)) if name == "nobody"
+    ));
+    assert_eq!(
+        store.owners(&id("owned")).await.unwrap().unwrap(),
+        vec![alice.clone()]
+    );
+    let added = store
+        .change_owners(owner_change(
+            "owned",
+            OwnerAction::Add,
+            OwnerActor::Owner(alice.id),
+            &["BOB".into(), "alice".into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(added, vec![bob.clone()]);
+    assert_eq!(
+        store.owners(&id("owned")).await.unwrap().unwrap(),
+        vec![alice.clone(), bob.clone()]
+    );
+    publish_one(&*store, "owned", "1.1.0", bob.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .change_owners(owner_change(
+                "owned",
+                OwnerAction::Remove,
+                OwnerActor::Owner(bob.id),
+                &["alice".into(), "bob".into()]
+            ))
+            .await,
+        Err(StoreError::LastOwner(_))
+    ));
+    let removed = store
+        .change_owners(owner_change(
+            "owned",
+            OwnerAction::Remove,
+            OwnerActor::Owner(bob.id),
+            &["alice".into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(removed, vec![alice.clone()]);
+    assert_eq!(
+        store.owners(&id("owned")).await.unwrap().unwrap(),
+        vec![bob]
+    );
+    assert!(store.owners(&id("nothing")).await.unwrap().is_none());
+}
+
+pub(crate) async fn search_and_listing(store: Arc<dyn MetadataStore>) {
+    let alice = store
+        .create_user(new_user("alice", "h", token()))
+        .await
+        .unwrap();
+    for (name, version) in [
+        ("tokio", "1.0.0"),
+        ("tokio-util", "0.7.0"),
+        ("my_tokio_ext", "0.1.0"),
+        ("serde", "1.0.0"),
+        ("tokio", "1.1.0"),
+    ] {
+        publish_one(&*store, name, version, alice.id).await.unwrap();
+    }
+    store
+        .set_yanked(yank(
+            "tokio",
+            &semver::Version::parse("1.1.0").unwrap(),
+            true,
+            alice.id,
+            None,
+        ))
+        .await
+        .unwrap();
+    let page = store.search("TOKIO", 0, 10).await.unwrap();
+    assert_eq!(page.total, 3);
+    let names: Vec<&str> = page.hits.iter().map(|hit| hit.name.as_str()).collect();
+    assert_eq!(names, ["tokio", "tokio-util", "my_tokio_ext"]);
+    assert_eq!(page.hits[0].max_version, "1.0.0");
+    assert_eq!(page.hits[0].description.as_deref(), Some("about tokio"));
+    let second_page = store.search("tokio", 2, 2).await.unwrap();
+    assert_eq!(second_page.total, 3);
+    assert_eq!(second_page.hits.len(), 1);
+    assert_eq!(store.search("about serde", 0, 10).await.unwrap().total, 1);
+    assert_eq!(store.search("nothing", 0, 10).await.unwrap().total, 0);
+
+    let canonical = |names: &[ktra_core::name::CrateId]| -> Vec<String> {
+        names
+            .iter()
+            .map(|name| name.canonical().to_owned())
+            .collect()
+    };
+    let first = store.crate_names(None, 2).await.unwrap();
+    assert_eq!(canonical(&first), ["my_tokio_ext", "serde"]);
+    let rest = store.crate_names(Some(&first[1]), 10).await.unwrap();
+    assert_eq!(canonical(&rest), ["tokio", "tokio_util"]);
+    assert_eq!(
+        ktra_core::name::canonical_crate_name("tokio-util"),
+        "tokio_util"
+    );
+}
+
+pub(crate) async fn concurrent_publishes_of_one_version_admit_one(store: Arc<dyn MetadataStore>) {
+    let alice = store
+        .create_user(new_user("alice", "h", token()))
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for attempt in 0..16 {
+        let store = Arc::clone(&store);
+        let version = if attempt % 2 == 0 { "1.0.0" } else { "1.0.0+x" };
+        tasks.spawn(async move { publish_one(&*store, "contested", version, alice.id).await });
+    }
+    for patch in 1..=16 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            publish_one(&*store, "contested", &format!("1.0.{patch}"), alice.id).await
+        });
+    }
+    let mut accepted = 0;
+    let mut duplicates = 0;
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(StoreError::DuplicateVersion { .. }) => duplicates += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((accepted, duplicates), (17, 15));
+    let file = store.index_file(&id("contested")).await.unwrap().unwrap();
+    assert_eq!(lines(&file).len(), 17);
+    assert_eq!(file.revision, 17);
+}
+
+pub(crate) async fn admins_change_any_owners_but_never_the_last(store: Arc<dyn MetadataStore>) {
+    let alice = store
+        .create_user(new_user("alice", "h", token()))
+        .await
+        .unwrap();
+    let bob = store
+        .create_user(new_user("bob", "h", token()))
+        .await
+        .unwrap();
+    publish_one(&*store, "owned", "1.0.0", alice.id)
+        .await
+        .unwrap();
+    // A transfer: add the new owner, then remove the old one.
+    let added = store
+        .change_owners(owner_change(
+            "owned",
+            OwnerAction::Add,
+            OwnerActor::Admin,
+            &["bob".into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(added, std::slice::from_ref(&bob));
+    store
+        .change_owners(owner_change(
+            "owned",
+            OwnerAction::Remove,
+            OwnerActor::Admin,
+            &["alice".into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.owners(&id("owned")).await.unwrap().unwrap(), [bob]);
+    assert!(matches!(
+        store
+            .change_owners(owner_change(
+                "owned",
+                OwnerAction::Remove,
+                OwnerActor::Admin,
+                &["bob".into()]
+            ))
+            .await,
+        Err(StoreError::LastOwner(_))
+    ));
+    assert!(matches!(
+        store
+            .change_owners(owner_change(
+                "nothing",
+                OwnerAction::Add,
+                OwnerActor::Admin,
+                &["bob".into()]
+            ))
+            .await,
+        Err(StoreError::CrateNotFound(_))
+    ));
+}
+
+pub(crate) async fn publishes_can_require_the_crate_to_exist_or_not(store: Arc<dyn MetadataStore>) {
+    let alice = store
+        .create_user(new_user("alice", "h", token()))
+        .await
+        .unwrap();
+    publish_one(&*store, "existing", "1.0.0", alice.id)
+        .await
+        .unwrap();
+    let mut update = new_version("fresh", "1.0.0", alice.id);
+    update.crate_exists = Some(true);
+    assert!(matches!(
+        store.publish(update).await,
+        Err(StoreError::CrateChanged(_))
+    ));
+    assert!(store.crate_summary(&id("fresh")).await.unwrap().is_none());
+    let mut first = new_version("existing", "2.0.0", alice.id);
+    first.crate_exists = Some(false);
+    assert!(matches!(
+        store.publish(first.clone()).await,
+        Err(StoreError::CrateChanged(_))
+    ));
+    first.crate_exists = Some(true);
+    assert_eq!(store.publish(first).await.unwrap().revision, 2);
+    let mut new = new_version("fresh", "1.0.0", alice.id);
+    new.crate_exists = Some(false);
+    store.publish(new).await.unwrap();
+}

@@ -1,0 +1,14 @@
+//! Behaviour every metadata store must show, by domain. Each case takes a fresh, empty store.
+
+mod accounts;
+mod audit;
+mod coordination;
+mod crates;
+pub(crate) mod fixtures;
+mod index;
+
+pub(crate) use accounts::*;
+pub(crate) use audit::*;
+pub(crate) use coordination::*;
+pub(crate) use crates::*;
+pub(crate) use index::*;
