@@ -370,33 +370,27 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn change_password(&self, change: PasswordChange) -> Result<(), StoreError> {
-        let PasswordChange {
-            user,
-            old_password_hash,
-            new_password_hash,
-            token,
-            audit,
-        } = change;
         self.write(move |txn| {
+            let user = change.user;
             let key =
                 user_key(txn, user)?.ok_or_else(|| StoreError::UserNotFound(format!("#{user}")))?;
             let mut users = txn.open_table(USERS).map_err(internal)?;
             let mut record =
                 user_record(&users, &key)?.ok_or_else(|| StoreError::UserNotFound(key.clone()))?;
-            if record.password_hash != old_password_hash {
+            if record.password_hash != change.old_password_hash {
                 return Err(StoreError::PasswordChanged);
             }
             if record.disabled {
                 return Err(StoreError::UserDisabled(record.name));
             }
-            record.password_hash = new_password_hash;
+            record.password_hash = change.new_password_hash;
             users
                 .insert(key.as_str(), encode(&record)?.as_slice())
                 .map_err(internal)?;
             drop(users);
             revoke_all_tokens(txn, user)?;
-            insert_token(txn, user, &token)?;
-            append_audit(txn, &audit)
+            insert_token(txn, user, &change.token)?;
+            append_audit(txn, &change.audit)
         })
         .await
     }

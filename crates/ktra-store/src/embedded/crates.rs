@@ -266,7 +266,7 @@ impl CrateStore for EmbeddedStore {
                 .insert(canonical, encode(&record)?.as_slice())
                 .map_err(internal)?;
             drop(crates);
-            append_audit(txn, &change.audit.clone().naming_users(&changed))?;
+            append_audit(txn, &change.audit.naming_users(&changed))?;
             Ok(changed)
         })
         .await

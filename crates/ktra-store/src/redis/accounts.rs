@@ -377,13 +377,7 @@ impl AccountStore for RedisStore {
     }
 
     async fn change_password(&self, change: PasswordChange) -> Result<(), StoreError> {
-        let PasswordChange {
-            user,
-            old_password_hash,
-            new_password_hash,
-            token,
-            audit,
-        } = change;
+        let (user, token) = (change.user, &change.token);
         let owner = self.known_user(user).await?;
         let mut connection = self.primary.writer().await;
         let changed: i64 = self
@@ -392,14 +386,14 @@ impl AccountStore for RedisStore {
             .key(self.keys.user(&owner.name.to_lowercase()))
             .key(self.keys.user_tokens(user))
             .key(self.keys.token(&token.id.to_hex()))
-            .arg(old_password_hash)
-            .arg(new_password_hash)
+            .arg(&change.old_password_hash)
+            .arg(&change.new_password_hash)
             .arg(self.keys.token_prefix())
             .arg(token.id.to_hex())
             .arg(hex::encode(token.secret_hash))
             .arg(millis(token.details.created_at))
             .arg(&token_fields(&token.details)?[..])
-            .audit(self.keys.audit(), &audit)?
+            .audit(self.keys.audit(), &change.audit)?
             .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
