@@ -2,9 +2,9 @@
 //!
 //! Events go to the metadata store, which keeps the latest [`AUDIT_RETAIN`] of them for
 //! administrators to query (`GET /ktra/api/v1/admin/audit`). A handler builds the event of a
-//! change with [`event`] and hands it to the store call that makes the change, which records
+//! change with `event` and hands it to the store call that makes the change, which records
 //! it in the same atomic step: the log holds every change that happened and no other. Events
-//! that change nothing else (a refused login) go through [`record`], where a store that cannot
+//! that change nothing else (a refused login) go through `record`, where a store that cannot
 //! take one logs and counts the failure instead.
 //!
 //! [`AUDIT_RETAIN`]: ktra_store::model::AUDIT_RETAIN
