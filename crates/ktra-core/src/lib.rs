@@ -17,8 +17,6 @@ pub mod index;
 pub mod metrics;
 pub mod name;
 #[cfg(feature = "service")]
-pub mod registry;
-#[cfg(feature = "service")]
 pub mod shutdown;
 #[cfg(feature = "service")]
 pub mod task;

@@ -12,7 +12,7 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ktra_core::registry::IndexerEndpointConfig;
+use ktra_core::config::IndexerEndpointConfig;
 use ktra_proto::indexer::v1::indexer_client::IndexerClient;
 use ktra_proto::indexer::v1::{ApplyRequest, CrateState, RebuildRequest, RebuildResponse};
 use ktra_proto::trace::{SendTraceContext, TracedChannel};

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use ktra_core::config::Settings;
-use ktra_core::registry::{DEFAULT_API_PORT, IndexerEndpointConfig, RegistryConfig};
+use ktra_core::config::{DEFAULT_API_PORT, IndexerEndpointConfig, RegistryConfig, Settings};
 use secrecy::SecretString;
 use serde::Deserialize;
 

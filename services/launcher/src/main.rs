@@ -15,8 +15,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use ktra_core::config::IndexerEndpointConfig;
 use ktra_core::config::Settings;
-use ktra_core::registry::IndexerEndpointConfig;
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 

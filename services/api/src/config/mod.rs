@@ -6,8 +6,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{Context, bail};
-use ktra_core::config::{ConfigError, Settings, setting_name};
-use ktra_core::registry::{DEFAULT_API_PORT, IndexerEndpointConfig, RegistryConfig};
+use ktra_core::config::{
+    ConfigError, DEFAULT_API_PORT, IndexerEndpointConfig, RegistryConfig, Settings, setting_name,
+};
 use serde::Deserialize;
 
 use ktra_publish::PublishLimits;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::{ConfigError, Settings};
+use super::{ConfigError, Settings};
 use crate::index::IndexConfig;
 
 /// The API's port when none is configured; also what `config.json` assumes when no public URL
