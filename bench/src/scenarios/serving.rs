@@ -1,0 +1,181 @@
+//! Serving scenarios: index reads and crate downloads, beside nginx serving the same files.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use ktra_core::index::index_path;
+use ktra_core::testing::CrateFixture;
+
+use super::publishing::{publish_all, publish_bodies};
+use super::{Figures, Sizes, crate_name};
+use crate::load::{self, Protocol, Stop};
+use crate::nginx::Nginx;
+use crate::system::System;
+
+fn get_request(
+    path: String,
+    etag: Option<String>,
+) -> Arc<dyn Fn(usize) -> Request<Full<Bytes>> + Send + Sync> {
+    Arc::new(move |_| {
+        let mut request = Request::get(path.as_str()).header("host", "bench");
+        if let Some(etag) = &etag {
+            request = request.header("if-none-match", etag.as_str());
+        }
+        request
+            .body(Full::new(Bytes::new()))
+            .expect("a valid request")
+    })
+}
+
+/// Fetches a path once; returns the body and its ETag.
+async fn fetch(address: SocketAddr, path: &str) -> anyhow::Result<(Bytes, Option<String>)> {
+    let response = reqwest::get(format!("http://{address}{path}")).await?;
+    anyhow::ensure!(
+        response.status() == 200,
+        "GET {path}: {}",
+        response.status()
+    );
+    let etag = response
+        .headers()
+        .get("etag")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    Ok((response.bytes().await?, etag))
+}
+
+/// Scenario 3: sparse index reads, 200s and 304s, HTTP/1.1 and h2c, against nginx.
+pub(crate) async fn reads(
+    system: &System,
+    nginx: &Nginx,
+    sizes: &Sizes,
+    run: usize,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let small = format!("readsmall{run}");
+    let big = format!("readbig{run}");
+    publish_all(system, 1, publish_bodies(&small, 1, 1)).await?;
+    publish_all(system, 8, publish_bodies(&big, 200, 200)).await?;
+    let small = crate_name(&small, 0);
+    let big = crate_name(&big, 0);
+    for (label, name) in [("small file", &small), ("200-version file", &big)] {
+        let path = format!("/index/{}", index_path(name));
+        let (content, ktra_etag) = fetch(system.address, &path).await?;
+        nginx.put(path.trim_start_matches('/'), &content)?;
+        let (_, nginx_etag) = fetch(nginx.http1, &path).await?;
+        for (kind, expected) in [("200", 200_u16), ("304", 304)] {
+            for protocol in [Protocol::Http1, Protocol::H2c] {
+                let protocol_name = if protocol == Protocol::Http1 {
+                    "HTTP/1.1"
+                } else {
+                    "h2c"
+                };
+                let variant = format!("{label}, {kind}, {protocol_name}");
+                let etag = |tag: &Option<String>| (expected == 304).then(|| tag.clone()).flatten();
+                let ktra = load::run(
+                    system.address,
+                    protocol,
+                    sizes.connections,
+                    Stop::After(sizes.duration),
+                    get_request(path.clone(), etag(&ktra_etag)),
+                )
+                .await?;
+                anyhow::ensure!(
+                    ktra.unexpected(expected) == 0,
+                    "ktra {variant}: {:?}",
+                    ktra.statuses
+                );
+                let reference_address = if protocol == Protocol::Http1 {
+                    nginx.http1
+                } else {
+                    nginx.h2c
+                };
+                let reference = load::run(
+                    reference_address,
+                    protocol,
+                    sizes.connections,
+                    Stop::After(sizes.duration),
+                    get_request(path.clone(), etag(&nginx_etag)),
+                )
+                .await?;
+                anyhow::ensure!(
+                    reference.unexpected(expected) == 0,
+                    "nginx {variant}: {:?}",
+                    reference.statuses
+                );
+                figures.record("sparse reads", &variant, "ktra", "req/s", ktra.rate());
+                figures.record("sparse reads", &variant, "nginx", "req/s", reference.rate());
+                figures.record(
+                    "sparse reads",
+                    &variant,
+                    "ktra / nginx",
+                    "ratio",
+                    ktra.rate() / reference.rate(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scenario 4: 1 MB downloads at many connections, against nginx.
+pub(crate) async fn downloads(
+    system: &System,
+    nginx: &Nginx,
+    sizes: &Sizes,
+    run: usize,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let name = format!("download{run}");
+    let fixture = CrateFixture::new(&name, "1.0.0").with_payload(1_000_000);
+    publish_all(system, 1, vec![Bytes::from(fixture.body())]).await?;
+    let path = format!("/dl/{name}/1.0.0/download");
+    let (content, _) = fetch(system.address, &path).await?;
+    nginx.put(path.trim_start_matches('/'), &content)?;
+    let ktra = load::run(
+        system.address,
+        Protocol::Http1,
+        sizes.connections,
+        Stop::After(sizes.duration),
+        get_request(path.clone(), None),
+    )
+    .await?;
+    anyhow::ensure!(ktra.unexpected(200) == 0, "downloads: {:?}", ktra.statuses);
+    let reference = load::run(
+        nginx.http1,
+        Protocol::Http1,
+        sizes.connections,
+        Stop::After(sizes.duration),
+        get_request(path, None),
+    )
+    .await?;
+    let variant = format!(
+        "{:.1} MB crate, {} connections",
+        content.len() as f64 / 1e6,
+        sizes.connections
+    );
+    figures.record(
+        "downloads",
+        &variant,
+        "ktra",
+        "MB/s",
+        ktra.megabytes_per_second(),
+    );
+    figures.record(
+        "downloads",
+        &variant,
+        "nginx",
+        "MB/s",
+        reference.megabytes_per_second(),
+    );
+    figures.record(
+        "downloads",
+        &variant,
+        "ktra / nginx",
+        "ratio",
+        ktra.megabytes_per_second() / reference.megabytes_per_second(),
+    );
+    Ok(())
+}
