@@ -12,7 +12,7 @@ use ktra_core::testing::CrateFixture;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::harness::{Backend, TestApp, assert_error};
+use crate::harness::{TestApp, assert_error};
 
 async fn assert_refused(app: &TestApp, token: &str, fixture: &CrateFixture, needle: &str) {
     let (status, reply) = app.publish(Some(token), fixture.body()).await;
@@ -22,17 +22,14 @@ async fn assert_refused(app: &TestApp, token: &str, fixture: &CrateFixture, need
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn what_a_crate_may_hold_is_bounded() {
-    let app = TestApp::start_on(
-        Backend::Embedded,
-        &[
-            ("KTRA_HTTP_MAX_UNPACKED_BYTES", "1048576"),
-            ("KTRA_LIMITS_MAX_DEPENDENCIES", "3"),
-            ("KTRA_LIMITS_MAX_FEATURES", "3"),
-            ("KTRA_LIMITS_MAX_FEATURE_VALUES", "3"),
-            ("KTRA_LIMITS_MAX_DESCRIPTION_BYTES", "64"),
-            ("KTRA_LIMITS_MAX_CRATE_FILES", "10"),
-        ],
-    )
+    let app = TestApp::embedded(&[
+        ("KTRA_HTTP_MAX_UNPACKED_BYTES", "1048576"),
+        ("KTRA_LIMITS_MAX_DEPENDENCIES", "3"),
+        ("KTRA_LIMITS_MAX_FEATURES", "3"),
+        ("KTRA_LIMITS_MAX_FEATURE_VALUES", "3"),
+        ("KTRA_LIMITS_MAX_DESCRIPTION_BYTES", "64"),
+        ("KTRA_LIMITS_MAX_CRATE_FILES", "10"),
+    ])
     .await;
     let token = app.create_user("alice").await;
 
@@ -208,11 +205,7 @@ fn whole_answer(received: &[u8]) -> Option<(StatusCode, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn oversized_bodies_keep_memory_flat() {
-    let app = TestApp::start_on(
-        Backend::Embedded,
-        &[("KTRA_HTTP_MAX_PUBLISH_BYTES", "1048576")],
-    )
-    .await;
+    let app = TestApp::embedded(&[("KTRA_HTTP_MAX_PUBLISH_BYTES", "1048576")]).await;
     let token = app.create_user("alice").await;
     let address = app.base.trim_start_matches("http://").to_owned();
     // Warm up the allocator with one refused publish.
@@ -275,8 +268,7 @@ async fn oversized_bodies_keep_memory_flat() {
     println!("resident set grew by {} KiB", grown / 1024);
     assert!(grown < 64 << 20, "the server kept {grown} bytes");
     assert!(app.blob_keys().await.is_empty());
-    let livez = app.client.get(app.url("/livez")).send().await.unwrap();
-    assert_eq!(livez.status(), StatusCode::OK);
+    assert_eq!(app.get("/livez").await.0, StatusCode::OK);
 }
 
 /// Sends raw bytes and returns everything the server answers until it closes the connection
@@ -298,15 +290,12 @@ fn raw_exchange(app: &TestApp, request: &[u8], wait: Duration) -> (String, Durat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn header_floods_and_slow_clients() {
-    let app = TestApp::start_on(
-        Backend::Embedded,
-        &[
-            ("KTRA_LIMITS_HEADER_READ_TIMEOUT_SECS", "1"),
-            ("KTRA_LIMITS_MAX_HEADER_BYTES", "16384"),
-            ("KTRA_LIMITS_MAX_HEADERS", "50"),
-            ("KTRA_HTTP_REQUEST_TIMEOUT_SECS", "2"),
-        ],
-    )
+    let app = TestApp::embedded(&[
+        ("KTRA_LIMITS_HEADER_READ_TIMEOUT_SECS", "1"),
+        ("KTRA_LIMITS_MAX_HEADER_BYTES", "16384"),
+        ("KTRA_LIMITS_MAX_HEADERS", "50"),
+        ("KTRA_HTTP_REQUEST_TIMEOUT_SECS", "2"),
+    ])
     .await;
     let token = app.create_user("alice").await;
     let app = std::sync::Arc::new(app);
@@ -363,6 +352,5 @@ async fn header_floods_and_slow_clients() {
     assert!(app.blob_keys().await.is_empty());
 
     // The server serves normally all along.
-    let livez = app.client.get(app.url("/livez")).send().await.unwrap();
-    assert_eq!(livez.status(), StatusCode::OK);
+    assert_eq!(app.get("/livez").await.0, StatusCode::OK);
 }

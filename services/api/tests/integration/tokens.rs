@@ -5,43 +5,23 @@ use ktra_core::testing::CrateFixture;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, TestApp, assert_error, read_json};
+use crate::harness::{Backend, PRIVATE, Reply, TestApp, assert_error, read_json, token_of};
 
 crate::on_every_backend!(scopes_admit_what_they_name);
 
 /// Creates a token for the holder of `token` and returns its text.
 async fn scoped(app: &TestApp, token: &str, request: Value) -> String {
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/ktra/api/v1/tokens",
-            Some(token),
-            Some(&request),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["name"], request["name"]);
-    body["token"].as_str().unwrap().to_owned()
+    let reply = app.create_token(token, &request).await;
+    assert_eq!(reply.1["name"], request["name"]);
+    token_of(&reply)
 }
 
-async fn yank(app: &TestApp, token: &str, name: &str, version: &str) -> (StatusCode, Value) {
-    app.call(
-        Method::DELETE,
-        &format!("/api/v1/crates/{name}/{version}/yank"),
-        Some(token),
-        None,
-    )
-    .await
+async fn yank(app: &TestApp, token: &str, name: &str, version: &str) -> Reply {
+    app.yank(token, name, version).await
 }
 
-async fn add_owner(app: &TestApp, token: &str, name: &str, user: &str) -> (StatusCode, Value) {
-    app.call(
-        Method::PUT,
-        &format!("/api/v1/crates/{name}/owners"),
-        Some(token),
-        Some(&json!({"users": [user]})),
-    )
-    .await
+async fn add_owner(app: &TestApp, token: &str, name: &str, user: &str) -> Reply {
+    app.change_owners(Method::PUT, token, name, &[user]).await
 }
 
 async fn scopes_admit_what_they_name(backend: Backend) {
@@ -200,9 +180,7 @@ async fn scopes_admit_what_they_name(backend: Backend) {
         StatusCode::FORBIDDEN,
         "creating tokens needs a token without scopes",
     );
-    let (status, listed) = app
-        .call(Method::GET, "/ktra/api/v1/tokens", Some(&update), None)
-        .await;
+    let (status, listed) = app.get_as(&update, "/ktra/api/v1/tokens").await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     let tokens = listed["tokens"].as_array().unwrap();
     // Oldest first. Stores keep milliseconds, and tokens made within one are listed in either
@@ -228,49 +206,23 @@ async fn scopes_admit_what_they_name(backend: Backend) {
     assert_eq!(named("ci")["endpoint_scopes"], json!(["publish-update"]));
     assert_eq!(named("ci")["crate_scopes"], json!(["acme-*"]));
     let id_of = |name: &str| named(name)["id"].as_str().unwrap().to_owned();
-    let (status, body) = app
-        .call(
-            Method::DELETE,
-            &format!("/ktra/api/v1/tokens/{}", id_of("yanker")),
-            Some(&update),
-            None,
-        )
-        .await;
+    let yanker_path = format!("/ktra/api/v1/tokens/{}", id_of("yanker"));
+    let (status, body) = app.delete_as(&update, &yanker_path).await;
     assert_error(
         status,
         &body,
         StatusCode::FORBIDDEN,
         "revoking other tokens needs a token without scopes",
     );
-    let (status, body) = app
-        .call(
-            Method::DELETE,
-            &format!("/ktra/api/v1/tokens/{}", id_of("ci")),
-            Some(&update),
-            None,
-        )
-        .await;
+    let ci_path = format!("/ktra/api/v1/tokens/{}", id_of("ci"));
+    let (status, body) = app.delete_as(&update, &ci_path).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = yank(&app, &update, "acme-core", "1.1.0").await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "invalid or revoked");
     // The unrestricted token revokes others; an unknown id is 404.
-    let (status, body) = app
-        .call(
-            Method::DELETE,
-            &format!("/ktra/api/v1/tokens/{}", id_of("yanker")),
-            Some(&full),
-            None,
-        )
-        .await;
+    let (status, body) = app.delete_as(&full, &yanker_path).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = app
-        .call(
-            Method::DELETE,
-            &format!("/ktra/api/v1/tokens/{}", id_of("yanker")),
-            Some(&full),
-            None,
-        )
-        .await;
+    let (status, body) = app.delete_as(&full, &yanker_path).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "no token");
 }
 
@@ -406,11 +358,7 @@ async fn token_lookups(app: &TestApp) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_private_registry_reads_a_token_once_per_request() {
-    let app = TestApp::start_on(
-        Backend::Embedded,
-        &[("KTRA_REGISTRY_AUTH_REQUIRED", "true")],
-    )
-    .await;
+    let app = TestApp::embedded(PRIVATE).await;
     let token = app.create_user("alice").await;
     let yanker = scoped(
         &app,
@@ -438,11 +386,7 @@ async fn a_private_registry_reads_a_token_once_per_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_registry_opens_only_probes_metrics_and_the_user_api() {
-    let app = TestApp::start_on(
-        Backend::Embedded,
-        &[("KTRA_REGISTRY_AUTH_REQUIRED", "true")],
-    )
-    .await;
+    let app = TestApp::embedded(PRIVATE).await;
     for (method, path) in [
         (Method::GET, "/livez"),
         (Method::GET, "/readyz"),
