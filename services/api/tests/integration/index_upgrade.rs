@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{Backend, TestApp, assert_ok};
+use crate::harness::{Backend, TestApp, assert_ok, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_starting_replica_drops_null_keys_from_old_index_files() {
@@ -37,18 +37,12 @@ async fn a_starting_replica_drops_null_keys_from_old_index_files() {
     assert!(first.acknowledge("legacy", written.revision).await);
 
     let _second = first.replica().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let upgraded = loop {
+    let what = format!("the file to be rewritten: {old}");
+    let upgraded = eventually(&what, Duration::from_secs(10), || async {
         let file = first.stored_index_file("legacy").await;
-        if file.revision > written.revision {
-            break file;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the file was not rewritten: {old}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        (file.revision > written.revision).then_some(file)
+    })
+    .await;
     let text = std::str::from_utf8(&upgraded.content).unwrap();
     assert!(!text.contains("null"), "{text}");
     let mut expected = line.clone();

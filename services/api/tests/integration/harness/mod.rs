@@ -6,6 +6,7 @@ mod bursts;
 mod requests;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ktra_api::state::Faults;
 use ktra_api::{AppState, Config};
@@ -34,6 +35,31 @@ pub(crate) const PRODUCTION_ARGON2: &[(&str, &str)] = &[
 
 /// The password [`TestApp::create_user`] gives every user.
 pub(crate) const PASSWORD: &str = "password123";
+
+/// Calls `check` every 50 ms until it returns `Some`, and returns what it returned; panics,
+/// saying it waited for `what`, once `within` has passed. For what the service does in its own
+/// time, or by the wall clock, where a fixed sleep would guess.
+pub(crate) async fn eventually<T, Check, Checked>(
+    what: &str,
+    within: Duration,
+    mut check: Check,
+) -> T
+where
+    Check: FnMut() -> Checked,
+    Checked: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {within:?} for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 /// The storage a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
