@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::harness::{
-    Backend, PASSWORD, Reply, TestApp, assert_error, assert_ok, assert_refused, read_json, token_of,
+    Backend, PASSWORD, Reply, TestApp, assert_ok, assert_refused, read_json, token_of,
 };
 
 /// Asks to register `name`, with `authorization` (an administrator's or the bootstrap token).
@@ -32,13 +32,8 @@ async fn closed_registration_admits_only_administrators() {
     .await;
 
     // Nobody registers themselves.
-    let (status, body) = new_user(&app, "eve", None).await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::FORBIDDEN,
-        "registration is closed",
-    );
+    let reply = new_user(&app, "eve", None).await;
+    assert_refused(&reply, StatusCode::FORBIDDEN, "registration is closed");
     let (status, body) = new_user(&app, "eve", Some("bootstrap-secret-wrong")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(!body.to_string().contains("bootstrap-secret"), "{body}");
@@ -53,13 +48,8 @@ async fn closed_registration_admits_only_administrators() {
     let (status, body) = new_user(&app, "dev", Some(&root)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let dev = body["token"].as_str().unwrap().to_owned();
-    let (status, body) = new_user(&app, "eve", Some(&dev)).await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::FORBIDDEN,
-        "registration is closed",
-    );
+    let reply = new_user(&app, "eve", Some(&dev)).await;
+    assert_refused(&reply, StatusCode::FORBIDDEN, "registration is closed");
     assert!(app.store.user_credentials("eve").await.unwrap().is_none());
 
     // Logging in is unaffected.

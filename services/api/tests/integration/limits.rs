@@ -7,9 +7,7 @@ use http::StatusCode;
 use ktra_core::testing::CrateFixture;
 use serde_json::{Value, json};
 
-use crate::harness::{
-    Backend, PRODUCTION_ARGON2, TestApp, assert_error, assert_ok, assert_refused, read_json,
-};
+use crate::harness::{Backend, PRODUCTION_ARGON2, TestApp, assert_ok, assert_refused, read_json};
 
 on_every_backend!(rate_limits_answer_429_and_keep_nothing);
 
@@ -34,13 +32,8 @@ async fn assert_limited(response: reqwest::Response) {
         .parse()
         .unwrap();
     assert!((1..=3600).contains(&retry_after), "{retry_after}");
-    let (status, body) = read_json(response).await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::TOO_MANY_REQUESTS,
-        "too many requests",
-    );
+    let reply = read_json(response).await;
+    assert_refused(&reply, StatusCode::TOO_MANY_REQUESTS, "too many requests");
 }
 
 async fn rate_limits_answer_429_and_keep_nothing(backend: Backend) {

@@ -12,19 +12,11 @@ pub(crate) async fn sparse_index_revalidates(backend: Backend) {
     let token = app.create_user("alice").await;
     assert_ok(&app.publish_crate(&token, "Abc", "0.1.0").await);
 
-    let config: serde_json::Value = app
-        .client
-        .get(app.url("/index/config.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, config) = app.get("/index/config.json").await;
     assert_eq!(config, json!({"dl": app.url("/dl"), "api": app.base}));
 
-    let url = app.url("/index/3/a/abc");
-    let first = app.client.get(&url).send().await.unwrap();
+    let url = "/index/3/a/abc";
+    let first = app.get_with(url, &[]).await;
     assert_eq!(first.status(), StatusCode::OK);
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     let modified = first.headers()["last-modified"]
@@ -34,34 +26,16 @@ pub(crate) async fn sparse_index_revalidates(backend: Backend) {
     let body = first.text().await.unwrap();
     assert_eq!(body.lines().count(), 1);
 
-    let by_etag = app
-        .client
-        .get(&url)
-        .header("If-None-Match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let by_etag = app.get_with(url, &[("If-None-Match", &etag)]).await;
     assert_eq!(by_etag.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(by_etag.headers()["etag"], etag.as_str());
     assert!(by_etag.text().await.unwrap().is_empty());
-    let by_date = app
-        .client
-        .get(&url)
-        .header("If-Modified-Since", &modified)
-        .send()
-        .await
-        .unwrap();
+    let by_date = app.get_with(url, &[("If-Modified-Since", &modified)]).await;
     assert_eq!(by_date.status(), StatusCode::NOT_MODIFIED);
 
     // A new version changes the ETag; the old one no longer matches.
     assert_ok(&app.publish_crate(&token, "Abc", "0.2.0").await);
-    let changed = app
-        .client
-        .get(&url)
-        .header("If-None-Match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let changed = app.get_with(url, &[("If-None-Match", &etag)]).await;
     assert_eq!(changed.status(), StatusCode::OK);
     assert_ne!(changed.headers()["etag"], etag.as_str());
     assert_eq!(changed.text().await.unwrap().lines().count(), 2);
@@ -105,45 +79,28 @@ pub(crate) async fn downloads_stream_committed_versions_only(backend: Backend) {
     }
     // HEAD and byte ranges.
     let crate_bytes = fixture.crate_file();
-    let path = app.url("/dl/dl_me/1.2.3/download");
-    let head = app.client.head(&path).send().await.unwrap();
+    let path = "/dl/dl_me/1.2.3/download";
+    let head = app.client.head(app.url(path)).send().await.unwrap();
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(
         head.headers()["content-length"],
         crate_bytes.len().to_string().as_str()
     );
     assert_eq!(head.headers()["accept-ranges"], "bytes");
-    let part = app
-        .client
-        .get(&path)
-        .header("Range", "bytes=10-19")
-        .send()
-        .await
-        .unwrap();
+    let part = app.get_with(path, &[("Range", "bytes=10-19")]).await;
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         part.headers()["content-range"],
         format!("bytes 10-19/{}", crate_bytes.len()).as_str()
     );
     assert_eq!(part.bytes().await.unwrap().as_ref(), &crate_bytes[10..20]);
-    let tail = app
-        .client
-        .get(&path)
-        .header("Range", "bytes=-5")
-        .send()
-        .await
-        .unwrap();
+    let tail = app.get_with(path, &[("Range", "bytes=-5")]).await;
     assert_eq!(
         tail.bytes().await.unwrap().as_ref(),
         &crate_bytes[crate_bytes.len() - 5..]
     );
-    let outside = app
-        .client
-        .get(&path)
-        .header("Range", format!("bytes={}-", crate_bytes.len()))
-        .send()
-        .await
-        .unwrap();
+    let from_the_end = format!("bytes={}-", crate_bytes.len());
+    let outside = app.get_with(path, &[("Range", &from_the_end)]).await;
     assert_eq!(outside.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(
         outside.headers()["content-range"],

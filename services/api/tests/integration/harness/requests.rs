@@ -77,6 +77,15 @@ impl TestApp {
         .await
     }
 
+    /// Sends an anonymous GET of `path` with `headers`, and returns the response as it came.
+    pub(crate) async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+
     /// Sends an anonymous GET and returns the status and the body's bytes, JSON or not.
     pub(crate) async fn get_bytes(&self, path: &str) -> (StatusCode, Vec<u8>) {
         let response = self.client.get(self.url(path)).send().await.unwrap();

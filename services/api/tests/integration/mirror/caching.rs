@@ -13,7 +13,7 @@ use super::{
     cache_requests, index_of, start_mirror, start_mirror_on, upstream_downloads,
     upstream_with_crates,
 };
-use crate::harness::{Backend, assert_error};
+use crate::harness::{Backend, assert_refused};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_for_an_uncached_crate_make_one_upstream_fetch() {
@@ -65,23 +65,14 @@ async fn concurrent_requests_for_an_uncached_crate_make_one_upstream_fetch() {
 async fn index_files_revalidate_and_missing_crates_are_remembered() {
     let upstream = fixture(b"x", b"x", Duration::ZERO).await;
     let mirror = start_mirror(&index_of(&upstream.base), &[]).await;
-    let first = mirror
-        .client
-        .get(mirror.url("/mirror/index/3/t/tam"))
-        .send()
-        .await
-        .unwrap();
+    let first = mirror.get_with("/mirror/index/3/t/tam", &[]).await;
     assert_eq!(first.status(), StatusCode::OK);
-    let etag = first.headers()["etag"].clone();
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     assert!(first.headers().contains_key("last-modified"));
     assert!(first.text().await.unwrap().contains("\"tam\""));
     let revalidation = mirror
-        .client
-        .get(mirror.url("/mirror/index/3/t/tam"))
-        .header("if-none-match", etag)
-        .send()
-        .await
-        .unwrap();
+        .get_with("/mirror/index/3/t/tam", &[("if-none-match", &etag)])
+        .await;
     assert_eq!(revalidation.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(
         upstream.index_hits.load(Ordering::SeqCst),
@@ -90,8 +81,8 @@ async fn index_files_revalidate_and_missing_crates_are_remembered() {
     );
 
     for _ in 0..2 {
-        let (status, body) = mirror.get("/mirror/index/ot/he/other").await;
-        assert_error(status, &body, StatusCode::NOT_FOUND, "no index file");
+        let reply = mirror.get("/mirror/index/ot/he/other").await;
+        assert_refused(&reply, StatusCode::NOT_FOUND, "no index file");
     }
     assert_eq!(
         upstream.missing_hits.load(Ordering::SeqCst),

@@ -8,7 +8,7 @@ use super::{
     cache_requests, consumer, index_of, point_crates_io_at, publish_upstream_crates_as,
     start_mirror, upstream_downloads, upstream_errors, upstream_with_crates,
 };
-use crate::harness::{PRIVATE, TestApp, assert_error};
+use crate::harness::{PRIVATE, TestApp, assert_refused};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cargo_builds_through_the_mirror_and_from_its_cache_once_the_upstream_is_gone() {
@@ -69,24 +69,14 @@ async fn cargo_builds_through_the_mirror_and_from_its_cache_once_the_upstream_is
     assert!(upstream_errors(&mirror, "index", "unreachable").await >= 1.0);
 
     // What was never cached fails in cargo's format, never as crate bytes.
-    let (status, body) = mirror.get("/mirror/index/ne/ve/never").await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::BAD_GATEWAY,
-        "could not be reached",
-    );
+    let reply = mirror.get("/mirror/index/ne/ve/never").await;
+    assert_refused(&reply, StatusCode::BAD_GATEWAY, "could not be reached");
     for path in [
         "/mirror/dl/never/1.0.0/download",
         "/ktra/api/v1/mirror/never/1.0.0/download",
     ] {
-        let (status, body) = mirror.get(path).await;
-        assert_error(
-            status,
-            &body,
-            StatusCode::BAD_GATEWAY,
-            "could not be reached",
-        );
+        let reply = mirror.get(path).await;
+        assert_refused(&reply, StatusCode::BAD_GATEWAY, "could not be reached");
     }
 }
 
@@ -166,10 +156,9 @@ async fn allow_and_deny_lists_refuse_what_they_exclude() {
         // Not on the allow list.
         "/mirror/index/ot/he/other",
     ] {
-        let (status, body) = mirror.get(path).await;
-        assert_error(
-            status,
-            &body,
+        let reply = mirror.get(path).await;
+        assert_refused(
+            &reply,
             StatusCode::FORBIDDEN,
             "may not be pulled through this mirror",
         );
@@ -203,13 +192,8 @@ async fn mirror_routes_need_a_token_in_a_private_registry() {
         "/mirror/dl/tam/0.1.0/download",
         "/ktra/api/v1/mirror/tam/0.1.0/download",
     ] {
-        let (status, body) = mirror.get(path).await;
-        assert_error(
-            status,
-            &body,
-            StatusCode::UNAUTHORIZED,
-            "requires authentication",
-        );
+        let reply = mirror.get(path).await;
+        assert_refused(&reply, StatusCode::UNAUTHORIZED, "requires authentication");
     }
     let (status, body) = mirror
         .call(
@@ -253,8 +237,8 @@ async fn a_private_upstream_is_read_with_the_configured_token() {
     let upstream_index = index_of(&upstream.base);
 
     let without = start_mirror(&upstream_index, &[]).await;
-    let (status, body) = without.get("/mirror/index/2/ab").await;
-    assert_error(status, &body, StatusCode::BAD_GATEWAY, "failed to serve");
+    let reply = without.get("/mirror/index/2/ab").await;
+    assert_refused(&reply, StatusCode::BAD_GATEWAY, "failed to serve");
 
     let with = start_mirror(&upstream_index, &[("KTRA_MIRROR_UPSTREAM_TOKEN", &token)]).await;
     let project = consumer(work.path(), &format!("{}/mirror/index/", with.base));

@@ -11,17 +11,16 @@ use super::fixture::{fixture, fixture_with};
 use super::{
     cache_requests, closed_port_url, index_of, start_mirror, start_mirror_on, upstream_errors,
 };
-use crate::harness::{Backend, assert_error};
+use crate::harness::{Backend, assert_error, assert_refused};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crate_whose_bytes_do_not_match_the_index_is_refused_and_not_cached() {
     let upstream = fixture(b"tampered bytes", b"the real crate", Duration::ZERO).await;
     let mirror = start_mirror_on(Backend::RedisS3, &index_of(&upstream.base), &[]).await;
     for _ in 0..2 {
-        let (status, body) = mirror.get("/mirror/dl/tam/0.1.0/download").await;
-        assert_error(
-            status,
-            &body,
+        let reply = mirror.get("/mirror/dl/tam/0.1.0/download").await;
+        assert_refused(
+            &reply,
             StatusCode::BAD_GATEWAY,
             "checksum that does not match its index",
         );
@@ -38,13 +37,8 @@ async fn a_crate_whose_bytes_do_not_match_the_index_is_refused_and_not_cached() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upstream_that_is_down_or_slow_gives_502_or_504() {
     let down = start_mirror(&closed_port_url().await, &[]).await;
-    let (status, body) = down.get("/mirror/dl/tam/0.1.0/download").await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::BAD_GATEWAY,
-        "could not be reached",
-    );
+    let reply = down.get("/mirror/dl/tam/0.1.0/download").await;
+    assert_refused(&reply, StatusCode::BAD_GATEWAY, "could not be reached");
 
     let slow_upstream = fixture(b"x", b"x", Duration::from_secs(3)).await;
     let slow = start_mirror(
@@ -53,10 +47,9 @@ async fn an_upstream_that_is_down_or_slow_gives_502_or_504() {
     )
     .await;
     for path in ["/mirror/index/3/t/tam", "/mirror/dl/tam/0.1.0/download"] {
-        let (status, body) = slow.get(path).await;
-        assert_error(
-            status,
-            &body,
+        let reply = slow.get(path).await;
+        assert_refused(
+            &reply,
             StatusCode::GATEWAY_TIMEOUT,
             "did not answer in time",
         );
@@ -88,8 +81,8 @@ async fn a_captive_portal_page_never_replaces_cached_index_files() {
     assert!(cache_requests(&mirror, "index", "stale").await >= 1.0);
     assert!(upstream_errors(&mirror, "index", "bad_answer").await >= 1.0);
     // Nothing cached: 502, not the portal page as an index file.
-    let (status, body) = mirror.get("/mirror/index/3/n/new").await;
-    assert_error(status, &body, StatusCode::BAD_GATEWAY, "failed to serve");
+    let reply = mirror.get("/mirror/index/3/n/new").await;
+    assert_refused(&reply, StatusCode::BAD_GATEWAY, "failed to serve");
 
     // A portal's config.json is not cached either: once the portal is gone, downloads work
     // at once instead of after KTRA_MIRROR_FRESHNESS_SECS.
@@ -125,10 +118,9 @@ async fn a_fetch_has_one_deadline_and_keeps_its_error_kind() {
         ],
     )
     .await;
-    let (status, body) = mirror.get("/mirror/dl/tam/0.1.0/download").await;
-    assert_error(
-        status,
-        &body,
+    let reply = mirror.get("/mirror/dl/tam/0.1.0/download").await;
+    assert_refused(
+        &reply,
         StatusCode::GATEWAY_TIMEOUT,
         "did not answer in time",
     );
@@ -140,10 +132,9 @@ async fn a_fetch_has_one_deadline_and_keeps_its_error_kind() {
         &[("KTRA_MIRROR_UPSTREAM_TIMEOUT_SECS", "1")],
     )
     .await;
-    let (status, body) = mirror.get("/mirror/dl/tam/0.1.0/download").await;
-    assert_error(
-        status,
-        &body,
+    let reply = mirror.get("/mirror/dl/tam/0.1.0/download").await;
+    assert_refused(
+        &reply,
         StatusCode::GATEWAY_TIMEOUT,
         "did not answer in time for the index file `config.json`",
     );

@@ -6,9 +6,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use super::scoped;
-use crate::harness::{
-    PASSWORD, TestApp, assert_error, assert_ok, assert_refused, eventually, token_of,
-};
+use crate::harness::{PASSWORD, TestApp, assert_ok, assert_refused, eventually, token_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_token_stops_working_when_it_expires() {
@@ -99,14 +97,14 @@ async fn login_asks_for_a_scoped_token_with_the_password() {
         .post_json("/ktra/api/v1/login/alice", &scoped_login)
         .await;
     let laptop = token_of(&reply);
-    let (status, body) = app.publish_crate(&laptop, "nope", "1.0.0").await;
-    assert_error(status, &body, StatusCode::FORBIDDEN, "`laptop`");
+    let reply = app.publish_crate(&laptop, "nope", "1.0.0").await;
+    assert_refused(&reply, StatusCode::FORBIDDEN, "`laptop`");
     // A bad token request is refused before the password is even checked.
-    let (status, body) = app
+    let reply = app
         .post_json(
             "/ktra/api/v1/login/alice",
             &json!({"password": "wrong", "token": {"name": "x", "crate_scopes": []}}),
         )
         .await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "crate_scopes");
+    assert_refused(&reply, StatusCode::BAD_REQUEST, "crate_scopes");
 }
