@@ -133,19 +133,13 @@ impl WithUsers {
         let app = &self.admin.app;
         let root = &self.admin.root;
         assert_ok(&app.publish_crate(&self.alice, "tool", "1.0.0").await);
-        let reply = app
-            .change_owners(Method::PUT, &self.bob, "tool", &["bob"])
-            .await;
+        let reply = app.add_owner(&self.bob, "tool", "bob").await;
         assert_refused(&reply, StatusCode::FORBIDDEN, "not an owner");
-        let reply = app.change_owners(Method::PUT, root, "tool", &["bob"]).await;
+        let reply = app.add_owner(root, "tool", "bob").await;
         assert_ok(&reply);
-        let reply = app
-            .change_owners(Method::DELETE, root, "tool", &["alice"])
-            .await;
+        let reply = app.remove_owner(root, "tool", "alice").await;
         assert_ok(&reply);
-        let reply = app
-            .change_owners(Method::DELETE, root, "tool", &["bob"])
-            .await;
+        let reply = app.remove_owner(root, "tool", "bob").await;
         assert_refused(&reply, StatusCode::BAD_REQUEST, "cannot remove all owners");
         let (_, listed) = app.get_as(&self.bob, "/api/v1/crates/tool/owners").await;
         assert_eq!(listed["users"][0]["login"], "bob", "{listed}");

@@ -154,21 +154,15 @@ pub(crate) async fn duplicates_collisions_and_ownership(backend: Backend) {
     assert_refused(&reply, StatusCode::NOT_FOUND, "does not exist");
     assert_eq!(app.index_lines("foo_bar").await.unwrap(), before);
 
-    let reply = app
-        .change_owners(Method::PUT, &bob, "Foo_Bar", &["bob"])
-        .await;
+    let reply = app.add_owner(&bob, "Foo_Bar", "bob").await;
     assert_refused(&reply, StatusCode::FORBIDDEN, "not an owner");
-    let reply = app
-        .change_owners(Method::PUT, &alice, "Foo_Bar", &["carol"])
-        .await;
+    let reply = app.add_owner(&alice, "Foo_Bar", "carol").await;
     assert_refused(
         &reply,
         StatusCode::BAD_REQUEST,
         "could not find user `carol`",
     );
-    let reply = app
-        .change_owners(Method::DELETE, &alice, "Foo_Bar", &["alice"])
-        .await;
+    let reply = app.remove_owner(&alice, "Foo_Bar", "alice").await;
     assert_refused(&reply, StatusCode::BAD_REQUEST, "cannot remove all owners");
     let (status, reply) = app.get("/api/v1/crates/Foo_Bar/owners").await;
     assert_eq!(status, StatusCode::OK);
@@ -179,7 +173,7 @@ pub(crate) async fn duplicates_collisions_and_ownership(backend: Backend) {
 
     // Ktra's prefixed login is accepted as well as the plain name.
     let (status, reply) = app
-        .change_owners(Method::PUT, &alice, "Foo_Bar", &["ktra-secure-auth:bob"])
+        .add_owner(&alice, "Foo_Bar", "ktra-secure-auth:bob")
         .await;
     assert_eq!(status, StatusCode::OK, "{reply}");
     assert!(reply["msg"].as_str().unwrap().contains("`bob`"), "{reply}");

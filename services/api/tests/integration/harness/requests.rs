@@ -54,7 +54,7 @@ impl TestApp {
     }
 
     /// Adds (`PUT`) or removes (`DELETE`) `users` as owners of `name`.
-    pub(crate) async fn change_owners(
+    async fn change_owners(
         &self,
         method: Method,
         token: &str,
@@ -64,6 +64,17 @@ impl TestApp {
         let path = format!("/api/v1/crates/{name}/owners");
         let body = json!({ "users": users });
         self.call(method, &path, Some(token), Some(&body)).await
+    }
+
+    /// Adds `user` as an owner of crate `name` with `token`.
+    pub(crate) async fn add_owner(&self, token: &str, name: &str, user: &str) -> Reply {
+        self.change_owners(Method::PUT, token, name, &[user]).await
+    }
+
+    /// Removes `user` from the owners of crate `name` with `token`.
+    pub(crate) async fn remove_owner(&self, token: &str, name: &str, user: &str) -> Reply {
+        self.change_owners(Method::DELETE, token, name, &[user])
+            .await
     }
 
     /// Asks for a new token (`request` names it and its limits) with `token`.

@@ -30,9 +30,7 @@ async fn a_private_registry_reads_a_token_once_per_request() {
     assert_ok(&app.yank(&yanker, "quiet", "1.0.0").await);
     // The gate authenticates each request; the handlers use what it found, scope included.
     assert_eq!(token_lookups(&app).await - before, 2.0);
-    let reply = app
-        .change_owners(Method::PUT, &yanker, "quiet", &["alice"])
-        .await;
+    let reply = app.add_owner(&yanker, "quiet", "alice").await;
     assert_refused(
         &reply,
         StatusCode::FORBIDDEN,

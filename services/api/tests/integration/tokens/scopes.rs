@@ -1,7 +1,7 @@
 //! Each scope admits what it names and refuses the rest with 403 and a clear message; tokens
 //! are listed without secrets, and only an unrestricted token revokes others.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use super::scoped;
@@ -110,17 +110,13 @@ async fn yank_and_change_owners_admit_only_their_scope(backend: Backend) {
     let reply = app.yank(&update, "acme-core", "1.0.0").await;
     assert_refused(&reply, StatusCode::FORBIDDEN, "does not allow yanking");
     assert_ok(&app.yank(&yanker, "acme-core", "1.0.0").await);
-    let reply = app
-        .change_owners(Method::PUT, &yanker, "acme-core", &["bob"])
-        .await;
+    let reply = app.add_owner(&yanker, "acme-core", "bob").await;
     assert_refused(
         &reply,
         StatusCode::FORBIDDEN,
         "does not allow changing owners",
     );
-    let reply = app
-        .change_owners(Method::PUT, &owners, "acme-core", &["bob"])
-        .await;
+    let reply = app.add_owner(&owners, "acme-core", "bob").await;
     assert_ok(&reply);
     // Nothing a refusal touched changed: two versions, the first yanked.
     let lines = app.index_lines("acme-core").await.unwrap();
