@@ -1,10 +1,14 @@
-//! The real `cargo` against the running service, with throwaway `CARGO_HOME`s.
+//! The real `cargo` against the running service, with throwaway `CARGO_HOME`s: each case starts
+//! from a registry where cargo has published a library with every kind of dependency.
+
+use std::path::{Path, PathBuf};
 
 use ktra_e2e::cargo::{CargoHome, library_manifest, package};
 use reqwest::StatusCode;
 use serde_json::Value;
+use tempfile::TempDir;
 
-use crate::harness::{Backend, TestApp};
+use crate::harness::{Backend, PRODUCTION_ARGON2, TestApp};
 
 fn cargo_home(app: &TestApp) -> CargoHome {
     CargoHome::new(&[("ktra", &format!("sparse+{}/index/", app.base))])
@@ -73,59 +77,116 @@ async fn assert_yanked(app: &TestApp, name: &str, version: &str, yanked: bool) {
     );
 }
 
-pub(crate) async fn cargo_publishes_builds_yanks_owns_searches_and_updates(backend: Backend) {
-    // The e2e suite uses the production Argon2 parameters.
-    let app = TestApp::start_on(
-        backend,
-        &[
-            ("KTRA_AUTH_ARGON2_MEMORY_KIB", "19456"),
-            ("KTRA_AUTH_ARGON2_ITERATIONS", "2"),
-        ],
-    )
-    .await;
-    let token = app.create_user("alice").await;
-    app.create_user("bob").await;
-    let publisher = cargo_home(&app);
-    let work = tempfile::tempdir().unwrap();
-    let root = work.path();
-    publisher.login(root, "ktra", &token).await;
+/// A registry where alice (through cargo) published `Fancy_Lib` 0.1.0 and its dependencies,
+/// which have 1-, 2-, 3- and 4+-letter and upper-case names; bob exists.
+struct Published {
+    app: TestApp,
+    /// Alice's cargo, logged in to the registry as `ktra`.
+    publisher: CargoHome,
+    /// The directory of `Fancy_Lib`'s package.
+    fancy: PathBuf,
+    work: TempDir,
+}
 
-    // Dependencies with 1-, 2-, 3- and 4+-letter and upper-case names.
-    for (name, value) in [
-        ("x", 1),
-        ("ab", 2),
-        ("abc", 3),
-        ("RealName", 4),
-        ("opt_dep", 5),
-    ] {
-        let dir = package(
+/// Whether cargo builds `Fancy_Lib` before publishing it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verify {
+    Yes,
+    No,
+}
+
+impl Published {
+    async fn start(backend: Backend, verify: Verify) -> Self {
+        // The e2e suite uses the production Argon2 parameters.
+        let app = TestApp::start_on(backend, PRODUCTION_ARGON2).await;
+        let token = app.create_user("alice").await;
+        app.create_user("bob").await;
+        let publisher = cargo_home(&app);
+        let work = tempfile::tempdir().unwrap();
+        let root = work.path();
+        publisher.login(root, "ktra", &token).await;
+        for (name, value) in [
+            ("x", 1),
+            ("ab", 2),
+            ("abc", 3),
+            ("RealName", 4),
+            ("opt_dep", 5),
+        ] {
+            let lib = format!("pub fn value() -> u32 {{ {value} }}\n");
+            let manifest = library_manifest(name, "0.1.0", "");
+            let dir = package(root, name, &manifest, &[("src/lib.rs", &lib)]);
+            publisher.publish(&dir, "ktra").await;
+        }
+        let fancy = package(
             root,
-            name,
-            &library_manifest(name, "0.1.0", ""),
-            &[(
-                "src/lib.rs",
-                &format!("pub fn value() -> u32 {{ {value} }}\n"),
-            )],
+            "fancy",
+            &fancy_manifest("0.1.0"),
+            &[
+                ("src/lib.rs", FANCY_LIB),
+                ("build.rs", "fn main() { let _ = ab::value(); }\n"),
+            ],
         );
-        publisher
-            .ok(&dir, &["publish", "--registry", "ktra", "--no-verify"])
-            .await;
+        if verify == Verify::Yes {
+            publisher
+                .ok(&fancy, &["publish", "--registry", "ktra", "--allow-dirty"])
+                .await;
+        } else {
+            publisher.publish(&fancy, "ktra").await;
+        }
+        Self {
+            app,
+            publisher,
+            fancy,
+            work,
+        }
     }
 
-    // The library under test, verified by cargo (which downloads its dependencies from us).
-    let fancy = package(
-        root,
-        "fancy",
-        &fancy_manifest("0.1.0"),
-        &[
-            ("src/lib.rs", FANCY_LIB),
-            ("build.rs", "fn main() { let _ = ab::value(); }\n"),
-        ],
+    fn root(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// Writes a binary that depends on `Fancy_Lib` 0.1 with its `extra` feature; returns its
+    /// directory.
+    fn dependent_binary(&self) -> PathBuf {
+        package(
+            self.root(),
+            "app",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
+             [dependencies]\nfancy = { package = \"Fancy_Lib\", version = \"0.1\", registry = \"ktra\", features = [\"extra\"] }\n",
+            &[(
+                "src/main.rs",
+                "fn main() { println!(\"answer={}\", fancy::answer()); }\n",
+            )],
+        )
+    }
+
+    /// Runs cargo `args` on `Fancy_Lib` in the registry as alice; returns cargo's output.
+    async fn cargo(&self, args: &[&str]) -> String {
+        let mut all = vec![args[0], "--registry", "ktra"];
+        all.extend_from_slice(&args[1..]);
+        self.publisher.ok(self.root(), &all).await
+    }
+}
+
+/// Asserts that the `Cargo.lock` in `dir` locks `Fancy_Lib` at `version`.
+fn assert_locks_fancy_at(dir: &Path, version: &str) {
+    let lock = std::fs::read_to_string(dir.join("Cargo.lock")).unwrap();
+    assert!(
+        lock.contains(&format!("name = \"Fancy_Lib\"\nversion = \"{version}\"")),
+        "{lock}"
     );
-    publisher
-        .ok(&fancy, &["publish", "--registry", "ktra", "--allow-dirty"])
-        .await;
-    let lines = app.index_lines("Fancy_Lib").await.unwrap();
+}
+
+/// Asserts that `cargo run` in `dir` prints what `Fancy_Lib` answers.
+async fn assert_runs(consumer: &CargoHome, dir: &Path) {
+    let run = consumer.ok(dir, &["run", "--quiet"]).await;
+    assert!(run.contains("answer=12"), "{run}");
+}
+
+async fn cargo_publishes_every_kind_of_dependency_into_the_index_line(backend: Backend) {
+    // The library is verified by cargo, which downloads its dependencies from us.
+    let published = Published::start(backend, Verify::Yes).await;
+    let lines = published.app.index_lines("Fancy_Lib").await.unwrap();
     let line = line_of(&lines, "0.1.0");
     assert_eq!(line["name"], "Fancy_Lib");
     assert_eq!(line["v"], 2);
@@ -181,28 +242,17 @@ pub(crate) async fn cargo_publishes_builds_yanks_owns_searches_and_updates(backe
     );
     assert!(line["deps"][0]["req"].as_str().unwrap().contains("0.1"));
     assert_eq!(line["cksum"].as_str().unwrap().len(), 64);
+}
 
-    // A binary that depends on it builds from a clean CARGO_HOME, without credentials.
-    let app_dir = package(
-        root,
-        "app",
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
-         [dependencies]\nfancy = { package = \"Fancy_Lib\", version = \"0.1\", registry = \"ktra\", features = [\"extra\"] }\n",
-        &[(
-            "src/main.rs",
-            "fn main() { println!(\"answer={}\", fancy::answer()); }\n",
-        )],
-    );
-    let consumer = cargo_home(&app);
-    let run = consumer.ok(&app_dir, &["run", "--quiet"]).await;
-    assert!(run.contains("answer=12"), "{run}");
-    let lock = std::fs::read_to_string(app_dir.join("Cargo.lock")).unwrap();
-    assert!(
-        lock.contains("name = \"Fancy_Lib\"\nversion = \"0.1.0\""),
-        "{lock}"
-    );
+async fn a_dependent_binary_builds_from_a_clean_cargo_home_without_credentials(backend: Backend) {
+    let published = Published::start(backend, Verify::No).await;
+    let app_dir = published.dependent_binary();
+    assert_runs(&cargo_home(&published.app), &app_dir).await;
+    assert_locks_fancy_at(&app_dir, "0.1.0");
+}
 
-    // Yank and undo, for every name length and case.
+async fn cargo_yanks_and_unyanks_every_name_length_and_case(backend: Backend) {
+    let published = Published::start(backend, Verify::No).await;
     for (name, version) in [
         ("x", "0.1.0"),
         ("ab", "0.1.0"),
@@ -211,88 +261,54 @@ pub(crate) async fn cargo_publishes_builds_yanks_owns_searches_and_updates(backe
         ("Fancy_Lib", "0.1.0"),
     ] {
         let spec = format!("{name}@{version}");
-        publisher
-            .ok(root, &["yank", "--registry", "ktra", &spec])
-            .await;
-        assert_yanked(&app, name, version, true).await;
-        publisher
-            .ok(root, &["yank", "--registry", "ktra", "--undo", &spec])
-            .await;
-        assert_yanked(&app, name, version, false).await;
+        published.cargo(&["yank", &spec]).await;
+        assert_yanked(&published.app, name, version, true).await;
+        published.cargo(&["yank", "--undo", &spec]).await;
+        assert_yanked(&published.app, name, version, false).await;
     }
+}
 
-    // Owners.
-    publisher
-        .ok(
-            root,
-            &["owner", "--registry", "ktra", "--add", "bob", "Fancy_Lib"],
-        )
+async fn cargo_adds_lists_and_removes_owners(backend: Backend) {
+    let published = Published::start(backend, Verify::No).await;
+    published
+        .cargo(&["owner", "--add", "bob", "Fancy_Lib"])
         .await;
-    let listed = publisher
-        .ok(
-            root,
-            &["owner", "--registry", "ktra", "--list", "Fancy_Lib"],
-        )
-        .await;
+    let listed = published.cargo(&["owner", "--list", "Fancy_Lib"]).await;
     assert!(
         listed.contains("alice") && listed.contains("bob"),
         "{listed}"
     );
-    publisher
-        .ok(
-            root,
-            &[
-                "owner",
-                "--registry",
-                "ktra",
-                "--remove",
-                "bob",
-                "Fancy_Lib",
-            ],
-        )
+    published
+        .cargo(&["owner", "--remove", "bob", "Fancy_Lib"])
         .await;
-    let listed = publisher
-        .ok(
-            root,
-            &["owner", "--registry", "ktra", "--list", "Fancy_Lib"],
-        )
-        .await;
+    let listed = published.cargo(&["owner", "--list", "Fancy_Lib"]).await;
     assert!(
         listed.contains("alice") && !listed.contains("bob"),
         "{listed}"
     );
+}
 
-    // A second version, then `cargo update` picks it up.
-    std::fs::write(fancy.join("Cargo.toml"), fancy_manifest("0.1.1")).unwrap();
-    publisher
-        .ok(
-            &fancy,
-            &[
-                "publish",
-                "--registry",
-                "ktra",
-                "--allow-dirty",
-                "--no-verify",
-            ],
-        )
-        .await;
-    let found = publisher
-        .ok(root, &["search", "--registry", "ktra", "fancy"])
-        .await;
+async fn cargo_search_and_update_find_a_new_version(backend: Backend) {
+    let published = Published::start(backend, Verify::No).await;
+    let app_dir = published.dependent_binary();
+    let consumer = cargo_home(&published.app);
+    consumer.ok(&app_dir, &["generate-lockfile"]).await;
+    assert_locks_fancy_at(&app_dir, "0.1.0");
+    std::fs::write(published.fancy.join("Cargo.toml"), fancy_manifest("0.1.1")).unwrap();
+    published.publisher.publish(&published.fancy, "ktra").await;
+    let found = published.cargo(&["search", "fancy"]).await;
     assert!(found.contains("Fancy_Lib = \"0.1.1\""), "{found}");
     consumer.ok(&app_dir, &["update"]).await;
-    let lock = std::fs::read_to_string(app_dir.join("Cargo.lock")).unwrap();
-    assert!(
-        lock.contains("name = \"Fancy_Lib\"\nversion = \"0.1.1\""),
-        "{lock}"
-    );
-    let run = consumer.ok(&app_dir, &["run", "--quiet"]).await;
-    assert!(run.contains("answer=12"), "{run}");
+    assert_locks_fancy_at(&app_dir, "0.1.1");
+    assert_runs(&consumer, &app_dir).await;
+}
 
-    // A publish cargo refuses to repeat shows the registry's message.
-    let again = publisher
+async fn a_publish_cargo_repeats_shows_the_registrys_message(backend: Backend) {
+    let published = Published::start(backend, Verify::No).await;
+    let again = published
+        .publisher
         .output(
-            &fancy,
+            &published.fancy,
             &[
                 "publish",
                 "--registry",
@@ -309,8 +325,15 @@ pub(crate) async fn cargo_publishes_builds_yanks_owns_searches_and_updates(backe
         stderr.contains("already uploaded") || stderr.contains("already exists"),
         "{stderr}"
     );
-    let response = app.client.get(app.url("/me")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let (status, _) = published.app.get_bytes("/me").await;
+    assert_eq!(status, StatusCode::OK);
 }
 
-crate::on_every_backend!(cargo_publishes_builds_yanks_owns_searches_and_updates);
+crate::on_every_backend!(
+    cargo_publishes_every_kind_of_dependency_into_the_index_line,
+    a_dependent_binary_builds_from_a_clean_cargo_home_without_credentials,
+    cargo_yanks_and_unyanks_every_name_length_and_case,
+    cargo_adds_lists_and_removes_owners,
+    cargo_search_and_update_find_a_new_version,
+    a_publish_cargo_repeats_shows_the_registrys_message,
+);

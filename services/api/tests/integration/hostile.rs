@@ -12,27 +12,24 @@ use ktra_core::testing::CrateFixture;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::harness::{Backend, TestApp, assert_error};
+use crate::harness::{TestApp, assert_error, assert_refused};
 
-async fn assert_refused(app: &TestApp, token: &str, fixture: &CrateFixture, needle: &str) {
-    let (status, reply) = app.publish(Some(token), fixture.body()).await;
-    assert_error(status, &reply, StatusCode::BAD_REQUEST, needle);
+async fn assert_publish_refused(app: &TestApp, token: &str, fixture: &CrateFixture, needle: &str) {
+    let reply = app.publish(Some(token), fixture.body()).await;
+    assert_refused(&reply, StatusCode::BAD_REQUEST, needle);
     app.assert_not_stored(&fixture.name, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn what_a_crate_may_hold_is_bounded() {
-    let app = TestApp::start_on(
-        Backend::Embedded,
-        &[
-            ("KTRA_HTTP_MAX_UNPACKED_BYTES", "1048576"),
-            ("KTRA_LIMITS_MAX_DEPENDENCIES", "3"),
-            ("KTRA_LIMITS_MAX_FEATURES", "3"),
-            ("KTRA_LIMITS_MAX_FEATURE_VALUES", "3"),
-            ("KTRA_LIMITS_MAX_DESCRIPTION_BYTES", "64"),
-            ("KTRA_LIMITS_MAX_CRATE_FILES", "10"),
-        ],
-    )
+    let app = TestApp::embedded(&[
+        ("KTRA_HTTP_MAX_UNPACKED_BYTES", "1048576"),
+        ("KTRA_LIMITS_MAX_DEPENDENCIES", "3"),
+        ("KTRA_LIMITS_MAX_FEATURES", "3"),
+        ("KTRA_LIMITS_MAX_FEATURE_VALUES", "3"),
+        ("KTRA_LIMITS_MAX_DESCRIPTION_BYTES", "64"),
+        ("KTRA_LIMITS_MAX_CRATE_FILES", "10"),
+    ])
     .await;
     let token = app.create_user("alice").await;
 
@@ -40,30 +37,30 @@ async fn what_a_crate_may_hold_is_bounded() {
     for name in ["a", "b", "c", "d"] {
         deps = deps.dep(name, "1");
     }
-    assert_refused(&app, &token, &deps, "4 dependencies").await;
+    assert_publish_refused(&app, &token, &deps, "4 dependencies").await;
 
     let mut features = CrateFixture::new("many-features", "1.0.0");
     for name in ["a", "b", "c", "d"] {
         features.features.insert(name.to_owned(), Vec::new());
     }
-    assert_refused(&app, &token, &features, "4 features").await;
+    assert_publish_refused(&app, &token, &features, "4 features").await;
 
     let mut wide = CrateFixture::new("wide-feature", "1.0.0");
     wide.features.insert(
         "all".to_owned(),
         ["a", "b", "c", "d"].map(str::to_owned).to_vec(),
     );
-    assert_refused(&app, &token, &wide, "enables 4").await;
+    assert_publish_refused(&app, &token, &wide, "enables 4").await;
 
     let mut talkative = CrateFixture::new("talkative", "1.0.0");
     talkative.description = Some("x".repeat(65));
-    assert_refused(&app, &token, &talkative, "65 bytes long").await;
+    assert_publish_refused(&app, &token, &talkative, "65 bytes long").await;
 
     // 64 MiB of zeros gzip to about 64 KiB: a small body that would fill a disk unpacked.
     let mut bomb = CrateFixture::new("bomb", "1.0.0");
     bomb.files.push(("zeros.bin".to_owned(), vec![0; 64 << 20]));
     assert!(bomb.crate_file().len() < 1 << 20);
-    assert_refused(&app, &token, &bomb, "unpacks to more than 1048576 bytes").await;
+    assert_publish_refused(&app, &token, &bomb, "unpacks to more than 1048576 bytes").await;
 
     let mut scattered = CrateFixture::new("scattered", "1.0.0");
     for index in 0..10 {
@@ -71,7 +68,7 @@ async fn what_a_crate_may_hold_is_bounded() {
             .files
             .push((format!("src/part{index}.rs"), b"// part\n".to_vec()));
     }
-    assert_refused(&app, &token, &scattered, "more than 10 files").await;
+    assert_publish_refused(&app, &token, &scattered, "more than 10 files").await;
 }
 
 /// The resident set of this process (the server runs in it), in bytes.
@@ -208,11 +205,7 @@ fn whole_answer(received: &[u8]) -> Option<(StatusCode, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn oversized_bodies_keep_memory_flat() {
-    let app = TestApp::start_on(
-        Backend::Embedded,
-        &[("KTRA_HTTP_MAX_PUBLISH_BYTES", "1048576")],
-    )
-    .await;
+    let app = TestApp::embedded(&[("KTRA_HTTP_MAX_PUBLISH_BYTES", "1048576")]).await;
     let token = app.create_user("alice").await;
     let address = app.base.trim_start_matches("http://").to_owned();
     // Warm up the allocator with one refused publish.
@@ -264,10 +257,9 @@ async fn oversized_bodies_keep_memory_flat() {
          Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
         1_u64 << 30
     );
-    let (status, body) = answer_while_sending(&address, head, 0).await;
-    assert_error(
-        status,
-        &body,
+    let reply = answer_while_sending(&address, head, 0).await;
+    assert_refused(
+        &reply,
         StatusCode::PAYLOAD_TOO_LARGE,
         "accepts publish requests up to 1048576 bytes",
     );
@@ -275,8 +267,7 @@ async fn oversized_bodies_keep_memory_flat() {
     println!("resident set grew by {} KiB", grown / 1024);
     assert!(grown < 64 << 20, "the server kept {grown} bytes");
     assert!(app.blob_keys().await.is_empty());
-    let livez = app.client.get(app.url("/livez")).send().await.unwrap();
-    assert_eq!(livez.status(), StatusCode::OK);
+    assert_eq!(app.get("/livez").await.0, StatusCode::OK);
 }
 
 /// Sends raw bytes and returns everything the server answers until it closes the connection
@@ -298,15 +289,12 @@ fn raw_exchange(app: &TestApp, request: &[u8], wait: Duration) -> (String, Durat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn header_floods_and_slow_clients() {
-    let app = TestApp::start_on(
-        Backend::Embedded,
-        &[
-            ("KTRA_LIMITS_HEADER_READ_TIMEOUT_SECS", "1"),
-            ("KTRA_LIMITS_MAX_HEADER_BYTES", "16384"),
-            ("KTRA_LIMITS_MAX_HEADERS", "50"),
-            ("KTRA_HTTP_REQUEST_TIMEOUT_SECS", "2"),
-        ],
-    )
+    let app = TestApp::embedded(&[
+        ("KTRA_LIMITS_HEADER_READ_TIMEOUT_SECS", "1"),
+        ("KTRA_LIMITS_MAX_HEADER_BYTES", "16384"),
+        ("KTRA_LIMITS_MAX_HEADERS", "50"),
+        ("KTRA_HTTP_REQUEST_TIMEOUT_SECS", "2"),
+    ])
     .await;
     let token = app.create_user("alice").await;
     let app = std::sync::Arc::new(app);
@@ -363,6 +351,5 @@ async fn header_floods_and_slow_clients() {
     assert!(app.blob_keys().await.is_empty());
 
     // The server serves normally all along.
-    let livez = app.client.get(app.url("/livez")).send().await.unwrap();
-    assert_eq!(livez.status(), StatusCode::OK);
+    assert_eq!(app.get("/livez").await.0, StatusCode::OK);
 }

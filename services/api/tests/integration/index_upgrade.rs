@@ -4,28 +4,18 @@
 use ktra_core::name::CrateId;
 use std::time::Duration;
 
-use ktra_core::testing::CrateFixture;
-use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{Backend, TestApp};
+use crate::harness::{Backend, TestApp, assert_ok, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_starting_replica_drops_null_keys_from_old_index_files() {
     let first = TestApp::start_on(Backend::RedisS3, &[]).await;
     let token = first.create_user("alice").await;
-    let (status, body) = first
-        .publish(Some(&token), CrateFixture::new("legacy", "1.0.0").body())
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_ok(&first.publish_crate(&token, "legacy", "1.0.0").await);
 
     // The file as an earlier release wrote it: a dependency with every unset key as null.
-    let published = first
-        .store
-        .index_file(&CrateId::new("legacy").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let published = first.stored_index_file("legacy").await;
     let mut line: serde_json::Value =
         serde_json::from_slice(published.content.strip_suffix(b"\n").unwrap()).unwrap();
     line["deps"] = json!([{
@@ -44,32 +34,15 @@ async fn a_starting_replica_drops_null_keys_from_old_index_files() {
         .await
         .unwrap()
         .expect("nothing else changed the crate");
-    assert!(
-        first
-            .store
-            .acknowledge(&CrateId::new("legacy").unwrap(), written.revision)
-            .await
-            .unwrap()
-    );
+    assert!(first.acknowledge("legacy", written.revision).await);
 
     let _second = first.replica().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let upgraded = loop {
-        let file = first
-            .store
-            .index_file(&CrateId::new("legacy").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-        if file.revision > written.revision {
-            break file;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the file was not rewritten: {old}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let what = format!("the file to be rewritten: {old}");
+    let upgraded = eventually(&what, Duration::from_secs(10), || async {
+        let file = first.stored_index_file("legacy").await;
+        (file.revision > written.revision).then_some(file)
+    })
+    .await;
     let text = std::str::from_utf8(&upgraded.content).unwrap();
     assert!(!text.contains("null"), "{text}");
     let mut expected = line.clone();

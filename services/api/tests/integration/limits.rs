@@ -7,7 +7,7 @@ use http::StatusCode;
 use ktra_core::testing::CrateFixture;
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, TestApp, assert_error, read_json};
+use crate::harness::{Backend, PRODUCTION_ARGON2, TestApp, assert_ok, assert_refused, read_json};
 
 on_every_backend!(rate_limits_answer_429_and_keep_nothing);
 
@@ -32,13 +32,8 @@ async fn assert_limited(response: reqwest::Response) {
         .parse()
         .unwrap();
     assert!((1..=3600).contains(&retry_after), "{retry_after}");
-    let (status, body) = read_json(response).await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::TOO_MANY_REQUESTS,
-        "too many requests",
-    );
+    let reply = read_json(response).await;
+    assert_refused(&reply, StatusCode::TOO_MANY_REQUESTS, "too many requests");
 }
 
 async fn rate_limits_answer_429_and_keep_nothing(backend: Backend) {
@@ -114,10 +109,7 @@ async fn rate_limits_answer_429_and_keep_nothing(backend: Backend) {
         read_json(post_from(&app, "10.3.0.1", "/ktra/api/v1/login/bob", &password).await).await;
     let token = body["token"].as_str().expect("a token").to_owned();
     for name in ["limited-one", "limited-two"] {
-        let (status, body) = app
-            .publish(Some(&token), CrateFixture::new(name, "1.0.0").body())
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_ok(&app.publish_crate(&token, name, "1.0.0").await);
     }
     let refused = app
         .client
@@ -134,10 +126,7 @@ async fn rate_limits_answer_429_and_keep_nothing(backend: Backend) {
     // (two above, from the same address) did not.
     for _ in 0..2 {
         let (status, _) = app
-            .publish(
-                Some("ktra_guessed-token"),
-                CrateFixture::new("guess", "1.0.0").body(),
-            )
+            .publish_crate("ktra_guessed-token", "guess", "1.0.0")
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
@@ -153,18 +142,8 @@ async fn rate_limits_answer_429_and_keep_nothing(backend: Backend) {
     // Replicas share the counters.
     if backend == Backend::RedisS3 {
         let replica = app.replica().await;
-        let (status, body) = replica
-            .publish(
-                Some(&token),
-                CrateFixture::new("limited-four", "1.0.0").body(),
-            )
-            .await;
-        assert_error(
-            status,
-            &body,
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many requests",
-        );
+        let reply = replica.publish_crate(&token, "limited-four", "1.0.0").await;
+        assert_refused(&reply, StatusCode::TOO_MANY_REQUESTS, "too many requests");
         let response = post_from(
             &replica,
             "10.0.0.1",
@@ -191,16 +170,8 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn login_does_not_tell_whether_a_user_exists() {
     // The production Argon2 parameters, so a skipped hash would stand out.
-    let app = TestApp::start_on(
-        Backend::Embedded,
-        &[
-            ("KTRA_AUTH_ARGON2_MEMORY_KIB", "19456"),
-            ("KTRA_AUTH_ARGON2_ITERATIONS", "2"),
-        ],
-    )
-    .await;
+    let app = TestApp::start_on(Backend::Embedded, PRODUCTION_ARGON2).await;
     app.create_user("alice").await;
-    let wrong = json!({"password": "wrong-password"});
     let mut existing = Vec::new();
     let mut missing = Vec::new();
     let mut answers = Vec::new();
@@ -208,11 +179,9 @@ async fn login_does_not_tell_whether_a_user_exists() {
     for _ in 0..15 {
         for (name, samples) in [("alice", &mut existing), ("nobody", &mut missing)] {
             let started = Instant::now();
-            let (status, body) = app
-                .post_json(&format!("/ktra/api/v1/login/{name}"), &wrong)
-                .await;
+            let answer = app.login(name, "wrong-password").await;
             samples.push(started.elapsed());
-            answers.push((status, body));
+            answers.push(answer);
         }
     }
     assert!(

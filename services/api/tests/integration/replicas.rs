@@ -1,8 +1,6 @@
 //! Several API replicas over one Redis and one bucket behave as one registry, and outages of
 //! Redis or S3 answer 503, never 500, and lose nothing that was acknowledged.
 
-use ktra_core::name::CrateId;
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,67 +8,50 @@ use ktra_core::testing::CrateFixture;
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
-use crate::harness::{Backend, TestApp};
+use crate::harness::{
+    Accepted, Backend, SharedServers, TestApp, assert_ok, eventually, publish_at_once,
+    version_count,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_act_as_one_registry() {
     let first = Arc::new(TestApp::start_on(Backend::RedisS3, &[]).await);
     let second = Arc::new(first.replica().await);
-    let token = Arc::new(first.create_user("alice").await);
-    let mut tasks = JoinSet::new();
-    let mut submit = |app: &Arc<TestApp>, fixture: CrateFixture| {
-        let app = Arc::clone(app);
-        let token = Arc::clone(&token);
-        tasks.spawn(async move {
-            let (status, body) = app.publish(Some(&token), fixture.body()).await;
-            (fixture.name, fixture.version, status, body)
-        });
-    };
+    let token = first.create_user("alice").await;
+    let mut work = Vec::new();
     for index in 0..60 {
         let app = if index % 2 == 0 { &first } else { &second };
         // Different crates, versions of one crate, and the same version from both at once.
-        submit(
-            app,
-            CrateFixture::new(&format!("replicated{index}"), "1.0.0"),
-        );
-        submit(app, CrateFixture::new("together", &format!("1.0.{index}")));
+        let solo = CrateFixture::new(&format!("replicated{index}"), "1.0.0");
+        work.push((Arc::clone(app), solo));
+        let together = CrateFixture::new("together", &format!("1.0.{index}"));
+        work.push((Arc::clone(app), together));
         if index < 20 {
-            submit(
-                &first,
-                CrateFixture::new("contested", &format!("2.0.{index}")),
-            );
+            let contested = CrateFixture::new("contested", &format!("2.0.{index}"));
+            work.push((Arc::clone(&first), contested));
             // Another crate file: the same file again would be a retry, which succeeds.
-            submit(
-                &second,
-                CrateFixture::new("contested", &format!("2.0.{index}")).with_payload(1),
-            );
+            let rival = CrateFixture::new("contested", &format!("2.0.{index}")).with_payload(1);
+            work.push((Arc::clone(&second), rival));
         }
     }
-    let mut accepted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut refused = 0;
-    while let Some(result) = tasks.join_next().await {
-        let (name, version, status, body) = result.unwrap();
-        match status {
-            StatusCode::OK => {
-                assert!(accepted.entry(name).or_default().insert(version));
-            }
-            StatusCode::BAD_REQUEST if body.to_string().contains("already uploaded") => {
-                refused += 1
-            }
-            other => panic!("{name}@{version}: {other} {body}"),
-        }
+    let (accepted, refused) = publish_at_once(&token, work).await;
+    for (name, version, body) in &refused {
+        let detail = body.to_string();
+        assert!(
+            detail.contains("already uploaded"),
+            "{name}@{version}: {body}"
+        );
     }
     assert_eq!(
         accepted["contested"].len(),
         20,
         "one of each contested pair wins"
     );
-    assert_eq!(refused, 20, "the other of each pair is refused");
+    assert_eq!(refused.len(), 20, "the other of each pair is refused");
     assert_eq!(accepted["together"].len(), 60);
-    let total: usize = accepted.values().map(BTreeSet::len).sum();
     assert_eq!(
         first.blob_keys().await.len(),
-        total,
+        version_count(&accepted),
         "refused publishes left files behind"
     );
     // Both replicas serve the same state.
@@ -80,17 +61,20 @@ async fn two_replicas_act_as_one_registry() {
     assert_eq!(first.index_lines("together").await.unwrap(), from_second);
 }
 
-/// Publishes from several clients while `outage` runs; returns what was acknowledged, and
-/// asserts that every failure was a 503 in cargo's format.
-async fn burst_through_outage(
-    app: &Arc<TestApp>,
-    token: &Arc<String>,
-    outage: impl std::future::Future<Output = ()>,
-) -> BTreeMap<String, BTreeSet<String>> {
+/// Starts a service on Redis and S3 and publishes from several clients while `kill` stops one
+/// of the servers, which `restart` brings back 800 ms later; returns the service and what it
+/// acknowledged, and asserts that every failure was a 503 in cargo's format.
+async fn burst_through_restart(
+    kill: fn(&SharedServers),
+    restart: fn(&SharedServers),
+) -> (Arc<TestApp>, Accepted) {
+    let app = Arc::new(TestApp::start_on(Backend::RedisS3, &[]).await);
+    let token = Arc::new(app.create_user("alice").await);
+    let servers = app.servers.clone().unwrap();
     let mut tasks = JoinSet::new();
     for client in 0..6 {
-        let app = Arc::clone(app);
-        let token = Arc::clone(token);
+        let app = Arc::clone(&app);
+        let token = Arc::clone(&token);
         tasks.spawn(async move {
             let mut results = Vec::new();
             for index in 0..40 {
@@ -102,8 +86,11 @@ async fn burst_through_outage(
             results
         });
     }
-    outage.await;
-    let mut accepted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kill(&servers);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    restart(&servers);
+    let mut accepted = Accepted::new();
     let mut unavailable = 0;
     while let Some(result) = tasks.join_next().await {
         for (name, version, status, body) in result.unwrap() {
@@ -126,41 +113,27 @@ async fn burst_through_outage(
     }
     assert!(unavailable > 0, "the outage was never seen");
     assert!(!accepted.is_empty());
-    accepted
+    (app, accepted)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_restart_mid_burst_answers_503_and_loses_nothing() {
-    let app = Arc::new(TestApp::start_on(Backend::RedisS3, &[]).await);
-    let token = Arc::new(app.create_user("alice").await);
-    let servers = app.servers.clone().unwrap();
-    let accepted = burst_through_outage(&app, &token, async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        servers.redis.kill();
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        servers.redis.restart();
-    })
+    let (app, accepted) = burst_through_restart(
+        |servers| servers.redis.kill(),
+        |servers| servers.redis.restart(),
+    )
     .await;
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK, "readiness recovers");
     app.assert_intact(&accepted).await;
     // S3 stayed up, so every refused publish deleted its file again.
-    let total: usize = accepted.values().map(BTreeSet::len).sum();
-    assert_eq!(app.blob_keys().await.len(), total);
+    assert_eq!(app.blob_keys().await.len(), version_count(&accepted));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_restart_mid_burst_answers_503_and_loses_nothing() {
-    let app = Arc::new(TestApp::start_on(Backend::RedisS3, &[]).await);
-    let token = Arc::new(app.create_user("alice").await);
-    let servers = app.servers.clone().unwrap();
-    let accepted = burst_through_outage(&app, &token, async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        servers.s3.kill();
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        servers.s3.restart();
-    })
-    .await;
+    let (app, accepted) =
+        burst_through_restart(|servers| servers.s3.kill(), |servers| servers.s3.restart()).await;
     app.assert_intact(&accepted).await;
     // Refused publishes left no version behind; their files, if any, are orphans no version
     // names.
@@ -177,30 +150,20 @@ async fn every_replica_reports_the_git_index_lag_from_the_store() {
     let second = first.replica().await;
     let token = first.create_user("alice").await;
     assert_eq!(second.metric("ktra_index_unacknowledged_crates").await, 0.0);
-    let (status, body) = first
-        .publish(Some(&token), CrateFixture::new("lagging", "1.0.0").body())
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    // The replica that served nothing of it reports it at once.
+    assert_ok(&first.publish_crate(&token, "lagging", "1.0.0").await);
+    // The replica that served nothing of it reports it at once, with the age of the oldest
+    // change by the store's clock: it passes a second.
     assert_eq!(second.metric("ktra_index_unacknowledged_crates").await, 1.0);
-    let age = second
-        .metric("ktra_index_unacknowledged_oldest_age_seconds")
-        .await;
+    let age = eventually("an age of a second", Duration::from_secs(10), || async {
+        let age = second
+            .metric("ktra_index_unacknowledged_oldest_age_seconds")
+            .await;
+        (age >= 1.0).then_some(age)
+    })
+    .await;
     assert!((1.0..30.0).contains(&age), "{age}");
-    let file = first
-        .store
-        .index_file(&CrateId::new("lagging").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        first
-            .store
-            .acknowledge(&CrateId::new("lagging").unwrap(), file.revision)
-            .await
-            .unwrap()
-    );
+    let file = first.stored_index_file("lagging").await;
+    assert!(first.acknowledge("lagging", file.revision).await);
     assert_eq!(second.metric("ktra_index_unacknowledged_crates").await, 0.0);
     assert_eq!(
         second

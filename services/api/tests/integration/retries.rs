@@ -8,7 +8,7 @@ use ktra_api::state::Faults;
 use ktra_core::testing::CrateFixture;
 use reqwest::{Method, StatusCode};
 
-use crate::harness::{Backend, TestApp, assert_error};
+use crate::harness::{Backend, TestApp, assert_ok, assert_refused};
 
 crate::on_every_backend!(a_publish_whose_answer_was_lost_succeeds_when_retried);
 
@@ -42,15 +42,15 @@ async fn a_publish_whose_answer_was_lost_succeeds_when_retried(backend: Backend)
 
     // Another file under that version, or the version with other build metadata, is refused.
     let other_file = CrateFixture::new("retried", "1.0.0").with_payload(64);
-    let (status, body) = app.publish(Some(&token), other_file.body()).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "already");
+    let reply = app.publish(Some(&token), other_file.body()).await;
+    assert_refused(&reply, StatusCode::BAD_REQUEST, "already");
     let other_build = CrateFixture::new("retried", "1.0.0+rebuilt");
-    let (status, body) = app.publish(Some(&token), other_build.body()).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "already");
+    let reply = app.publish(Some(&token), other_build.body()).await;
+    assert_refused(&reply, StatusCode::BAD_REQUEST, "already");
     // Another user may not "retry" it.
     let mallory = app.create_user("mallory").await;
-    let (status, body) = app.publish(Some(&mallory), fixture.body()).await;
-    assert_error(status, &body, StatusCode::FORBIDDEN, "");
+    let reply = app.publish(Some(&mallory), fixture.body()).await;
+    assert_refused(&reply, StatusCode::FORBIDDEN, "");
 
     // A yank or unyank sent twice succeeds twice.
     for (method, action, yanked) in [
@@ -59,14 +59,8 @@ async fn a_publish_whose_answer_was_lost_succeeds_when_retried(backend: Backend)
         (Method::PUT, "unyank", false),
         (Method::PUT, "unyank", false),
     ] {
-        let (status, body) = app
-            .call(
-                method,
-                &format!("/api/v1/crates/retried/1.0.0/{action}"),
-                Some(&token),
-                None,
-            )
-            .await;
+        let path = format!("/api/v1/crates/retried/1.0.0/{action}");
+        let (status, body) = app.call(method, &path, Some(&token), None).await;
         assert_eq!(status, StatusCode::OK, "{action}: {body}");
         let lines = app.index_lines("retried").await.unwrap();
         assert_eq!(lines.len(), 1);
@@ -89,30 +83,17 @@ async fn a_publish_committed_but_unconfirmed_keeps_its_crate_file() {
     )
     .await;
     let fixture = CrateFixture::new("unconfirmed", "1.0.0");
-    let (status, body) = app.publish(Some(&token), fixture.body()).await;
-    assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "");
+    let reply = app.publish(Some(&token), fixture.body()).await;
+    assert_refused(&reply, StatusCode::SERVICE_UNAVAILABLE, "");
     // The version is in the store, so its file must be too: it downloads.
     assert_eq!(app.index_lines("unconfirmed").await.unwrap().len(), 1);
-    let download = app
-        .client
-        .get(app.url("/dl/unconfirmed/1.0.0/download"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(download.status(), StatusCode::OK);
-    assert_eq!(download.bytes().await.unwrap(), fixture.crate_file());
+    let download = app.get_bytes("/dl/unconfirmed/1.0.0/download").await;
+    assert_eq!(download, (StatusCode::OK, fixture.crate_file()));
     // What changes nothing does not wait for a replica: a refusal is still a 400 and an
     // unchanged flag a 200, not 503s.
     let other_file = CrateFixture::new("unconfirmed", "1.0.0").with_payload(8);
-    let (status, body) = app.publish(Some(&token), other_file.body()).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "already");
-    let (status, body) = app
-        .call(
-            Method::PUT,
-            "/api/v1/crates/unconfirmed/1.0.0/unyank",
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let reply = app.publish(Some(&token), other_file.body()).await;
+    assert_refused(&reply, StatusCode::BAD_REQUEST, "already");
+    let unyank = "/api/v1/crates/unconfirmed/1.0.0/unyank";
+    assert_ok(&app.call(Method::PUT, unyank, Some(&token), None).await);
 }

@@ -1,17 +1,65 @@
-//! Starts the API on `127.0.0.1:0` over stores in a temporary directory.
+//! Starts the API on `127.0.0.1:0` over stores in a temporary directory, and names the requests
+//! and checks the tests share.
+
+mod assertions;
+mod bursts;
+mod requests;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ktra_api::state::Faults;
 use ktra_api::{AppState, Config};
 use ktra_core::config::Settings;
+use ktra_core::name::CrateId;
 use ktra_e2e::servers::{RedisServer, S3Server};
+use ktra_store::model::IndexFile;
 use ktra_store::{BlobStore, MetadataStore};
-use reqwest::StatusCode;
-use serde_json::Value;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+pub(crate) use assertions::{assert_error, assert_ok, assert_refused};
+pub(crate) use bursts::{Accepted, publish_at_once, version_count};
+pub(crate) use requests::{Reply, read_json, token_of};
+
+/// Settings for a private registry: every read needs a token.
+pub(crate) const PRIVATE: &[(&str, &str)] = &[("KTRA_REGISTRY_AUTH_REQUIRED", "true")];
+
+/// The production Argon2 parameters (the harness otherwise keeps hashing cheap), for tests of
+/// what real hashing costs, such as the e2e suite's and login timing.
+pub(crate) const PRODUCTION_ARGON2: &[(&str, &str)] = &[
+    ("KTRA_AUTH_ARGON2_MEMORY_KIB", "19456"),
+    ("KTRA_AUTH_ARGON2_ITERATIONS", "2"),
+];
+
+/// The password [`TestApp::create_user`] gives every user.
+pub(crate) const PASSWORD: &str = "password123";
+
+/// Calls `check` every 50 ms until it returns `Some`, and returns what it returned; panics,
+/// saying it waited for `what`, once `within` has passed. For what the service does in its own
+/// time, or by the wall clock, where a fixed sleep would guess.
+pub(crate) async fn eventually<T, Check, Checked>(
+    what: &str,
+    within: Duration,
+    mut check: Check,
+) -> T
+where
+    Check: FnMut() -> Checked,
+    Checked: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {within:?} for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 /// The storage a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +134,11 @@ impl TestApp {
     pub(crate) async fn start_on(backend: Backend, extra: &[(&str, &str)]) -> Self {
         let servers = (backend == Backend::RedisS3).then(SharedServers::start);
         Self::start_over(servers, extra).await
+    }
+
+    /// Starts the service on the embedded stores with extra settings.
+    pub(crate) async fn embedded(extra: &[(&str, &str)]) -> Self {
+        Self::start_on(Backend::Embedded, extra).await
     }
 
     /// Starts another replica over the same Redis and S3 servers.
@@ -235,151 +288,23 @@ impl TestApp {
             .sum()
     }
 
+    /// Returns the index file of crate `name` as the metadata store holds it.
+    pub(crate) async fn stored_index_file(&self, name: &str) -> IndexFile {
+        let krate = CrateId::new(name).unwrap();
+        let file = self.store.index_file(&krate).await.unwrap();
+        file.unwrap_or_else(|| panic!("no index file for {name}"))
+    }
+
+    /// Acknowledges `revision` of crate `name`'s index file, as the indexer does once it is
+    /// in git; returns whether the store took it.
+    pub(crate) async fn acknowledge(&self, name: &str, revision: u64) -> bool {
+        let krate = CrateId::new(name).unwrap();
+        self.store.acknowledge(&krate, revision).await.unwrap()
+    }
+
     /// Returns `base` joined with `path`.
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
-    }
-
-    /// Creates a user with password `password123` and returns the user's token.
-    pub(crate) async fn create_user(&self, name: &str) -> String {
-        let (status, body) = self
-            .post_json(
-                &format!("/ktra/api/v1/new_user/{name}"),
-                &serde_json::json!({"password": "password123"}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["token"].as_str().unwrap().to_owned()
-    }
-
-    /// POSTs JSON and returns the status and JSON body.
-    pub(crate) async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        read_json(response).await
-    }
-
-    /// Sends a publish body with an optional token.
-    pub(crate) async fn publish(&self, token: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
-        let mut request = self.client.put(self.url("/api/v1/crates/new")).body(body);
-        if let Some(token) = token {
-            request = request.header("Authorization", token);
-        }
-        read_json(request.send().await.unwrap()).await
-    }
-
-    /// Sends an anonymous GET.
-    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call(reqwest::Method::GET, path, None, None).await
-    }
-
-    /// Sends a request with a token and an optional JSON body.
-    pub(crate) async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, self.url(path));
-        if let Some(token) = token {
-            request = request.header("Authorization", token);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        read_json(request.send().await.unwrap()).await
-    }
-
-    /// Returns a crate's index file as served, or `None` on 404.
-    pub(crate) async fn index_lines(&self, name: &str) -> Option<Vec<Value>> {
-        let path = ktra_core::index::index_path(name);
-        let response = self
-            .client
-            .get(self.url(&format!("/index/{path}")))
-            .send()
-            .await
-            .unwrap();
-        if response.status() == StatusCode::NOT_FOUND {
-            return None;
-        }
-        assert_eq!(response.status(), StatusCode::OK);
-        let text = response.text().await.unwrap();
-        assert!(
-            text.ends_with('\n'),
-            "index files end with a newline: {text:?}"
-        );
-        Some(
-            text.lines()
-                .map(|line| serde_json::from_str(line).unwrap())
-                .collect(),
-        )
-    }
-
-    /// Returns every crate file key in the blob store.
-    pub(crate) async fn blob_keys(&self) -> Vec<String> {
-        self.blobs.list("crates").await.unwrap()
-    }
-
-    /// Asserts that every accepted version (crate name to versions) has exactly one index line
-    /// and downloads with that line's checksum.
-    pub(crate) async fn assert_intact(
-        &self,
-        accepted: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
-    ) {
-        for (name, versions) in accepted {
-            let lines = self.index_lines(name).await.unwrap_or_default();
-            let listed: Vec<&str> = lines
-                .iter()
-                .map(|line| line["vers"].as_str().unwrap())
-                .collect();
-            let unique: std::collections::BTreeSet<&str> = listed.iter().copied().collect();
-            assert_eq!(
-                listed.len(),
-                unique.len(),
-                "{name} has duplicate lines: {listed:?}"
-            );
-            for version in versions {
-                let line = lines
-                    .iter()
-                    .find(|line| line["vers"] == version.as_str())
-                    .unwrap_or_else(|| panic!("{name}@{version} was acknowledged but is missing"));
-                let bytes = self
-                    .client
-                    .get(self.url(&format!("/dl/{name}/{version}/download")))
-                    .send()
-                    .await
-                    .unwrap()
-                    .bytes()
-                    .await
-                    .unwrap();
-                assert_eq!(
-                    line["cksum"],
-                    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
-                    "{name}@{version}"
-                );
-            }
-        }
-    }
-
-    /// Asserts that a crate has no record, no index file and that the blob store holds exactly
-    /// `expected_blobs` files.
-    pub(crate) async fn assert_not_stored(&self, name: &str, expected_blobs: usize) {
-        let krate = ktra_core::name::CrateId::new(name).unwrap();
-        assert!(
-            self.store.crate_summary(&krate).await.unwrap().is_none(),
-            "crate {name} was stored"
-        );
-        assert!(
-            self.index_lines(name).await.is_none(),
-            "index file of {name} exists"
-        );
-        assert_eq!(self.blob_keys().await.len(), expected_blobs, "blob files");
     }
 }
 
@@ -392,26 +317,4 @@ impl Drop for TestApp {
             server.abort();
         }
     }
-}
-
-/// Reads a response as (status, JSON), asserting the body is JSON.
-pub(crate) async fn read_json(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|error| panic!("status {status}: body is not JSON ({error}): {text:?}"));
-    (status, body)
-}
-
-/// Asserts cargo's error format with a message containing `needle`.
-pub(crate) fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, needle: &str) {
-    assert_eq!(status, expected, "{body}");
-    let detail = body["errors"][0]["detail"]
-        .as_str()
-        .unwrap_or_else(|| panic!("not cargo's error format: {body}"));
-    assert!(
-        detail.contains(needle),
-        "expected {needle:?} in the error, got {detail:?}"
-    );
-    assert_eq!(body["errors"].as_array().unwrap().len(), 1);
 }
