@@ -167,19 +167,11 @@ fn render_toml_value(shape: TomlShape, value: &toml::Value) -> Result<String, St
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::config::Settings;
-    use serde::Deserialize;
     use std::path::PathBuf;
 
-    #[derive(Debug, Deserialize, PartialEq)]
-    #[serde(deny_unknown_fields)]
-    struct Http {
-        #[serde(default)]
-        port: Option<u16>,
-        #[serde(default)]
-        address: Option<String>,
-    }
+    use super::*;
+    use crate::config::Settings;
+    use crate::config::tests::Http;
 
     fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();

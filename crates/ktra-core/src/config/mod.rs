@@ -239,13 +239,14 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
+    /// A section as the services declare theirs, for the tests of both sources.
     #[derive(Debug, Deserialize, PartialEq)]
     #[serde(deny_unknown_fields)]
-    struct Http {
+    pub(super) struct Http {
         #[serde(default)]
-        port: Option<u16>,
+        pub(super) port: Option<u16>,
         #[serde(default)]
-        address: Option<String>,
+        pub(super) address: Option<String>,
     }
 
     #[test]
