@@ -197,12 +197,19 @@ async fn owner_logins(state: &AppState, body: Body) -> Result<Vec<String>, ApiEr
         .collect())
 }
 
-fn names_of(users: &[model::User]) -> String {
-    users
+/// What cargo prints after `cargo owner --add` or `--remove`: who changed, or that nobody did.
+fn owners_changed_message(action: OwnerAction, changed: &[model::User], name: &str) -> String {
+    let names = changed
         .iter()
         .map(|user| format!("`{}`", user.name))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    match (action, changed.is_empty()) {
+        (OwnerAction::Add, true) => format!("the users are already owners of crate `{name}`"),
+        (OwnerAction::Add, false) => format!("{names} added as owners of crate `{name}`"),
+        (OwnerAction::Remove, true) => format!("the users were not owners of crate `{name}`"),
+        (OwnerAction::Remove, false) => format!("{names} removed as owners of crate `{name}`"),
+    }
 }
 
 /// Adds or removes owners; the store records the change, and marks an administrator's.
@@ -213,7 +220,7 @@ async fn change_owners(
     name: &str,
     body: Body,
     action: OwnerAction,
-) -> Result<Vec<model::User>, ApiError> {
+) -> Result<Json<OkMessage>, ApiError> {
     let krate = crate_from_path(name)?;
     caller.require_scope(EndpointScope::ChangeOwners, name)?;
     let names = owner_logins(state, body).await?;
@@ -235,7 +242,9 @@ async fn change_owners(
         })
         .await?;
     tracing::info!(changed = changed.len(), ?action, "owners changed");
-    Ok(changed)
+    Ok(Json(OkMessage::new(owners_changed_message(
+        action, &changed, name,
+    ))))
 }
 
 /// `PUT /api/v1/crates/{name}/owners`.
@@ -247,13 +256,7 @@ pub async fn add_owners(
     ApiPath(name): ApiPath<String>,
     body: Body,
 ) -> Result<Json<OkMessage>, ApiError> {
-    let added = change_owners(&state, &caller, &client, &name, body, OwnerAction::Add).await?;
-    let msg = if added.is_empty() {
-        format!("the users are already owners of crate `{name}`")
-    } else {
-        format!("{} added as owners of crate `{name}`", names_of(&added))
-    };
-    Ok(Json(OkMessage::new(msg)))
+    change_owners(&state, &caller, &client, &name, body, OwnerAction::Add).await
 }
 
 /// `DELETE /api/v1/crates/{name}/owners`.
@@ -265,13 +268,7 @@ pub async fn remove_owners(
     ApiPath(name): ApiPath<String>,
     body: Body,
 ) -> Result<Json<OkMessage>, ApiError> {
-    let removed = change_owners(&state, &caller, &client, &name, body, OwnerAction::Remove).await?;
-    let msg = if removed.is_empty() {
-        format!("the users were not owners of crate `{name}`")
-    } else {
-        format!("{} removed as owners of crate `{name}`", names_of(&removed))
-    };
-    Ok(Json(OkMessage::new(msg)))
+    change_owners(&state, &caller, &client, &name, body, OwnerAction::Remove).await
 }
 
 /// Search parameters, as cargo sends them.

@@ -144,12 +144,24 @@ pub async fn new_user(
     }))
 }
 
-/// Counts a login attempt against the limits of its address and of the user name (existing
-/// or not, so the limit reveals nothing).
-async fn check_login_limits(state: &AppState, client: &str, name: &str) -> Result<(), ApiError> {
+/// Reads a request that proves a password: the attempt counted against the limits of its
+/// address and of the user name (existing or not, so the limit reveals nothing), then the body,
+/// and a password too long to be anyone's refused before it costs a hash.
+async fn login_request<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    client: &str,
+    name: &str,
+    body: Body,
+    password: fn(&T) -> &SecretString,
+) -> Result<T, ApiError> {
     limits::check(state, Limit::LoginPerIp, client).await?;
     let user_key: String = name.chars().take(64).flat_map(char::to_lowercase).collect();
-    limits::check(state, Limit::LoginPerUser, &user_key).await
+    limits::check(state, Limit::LoginPerUser, &user_key).await?;
+    let request: T = json_body(body, MAX_USER_BODY).await?;
+    if password(&request).expose_secret().len() > MAX_PASSWORD_LEN {
+        return Err(ApiError::forbidden(BAD_CREDENTIALS));
+    }
+    Ok(request)
 }
 
 /// With registration closed (or by invitation, without one), only an administrator's token or
@@ -257,11 +269,10 @@ pub async fn login(
     ApiPath(name): ApiPath<String>,
     body: Body,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    check_login_limits(&state, &client, &name).await?;
-    let request: LoginBody = json_body(body, MAX_USER_BODY).await?;
-    if request.password.expose_secret().len() > MAX_PASSWORD_LEN {
-        return Err(ApiError::forbidden(BAD_CREDENTIALS));
-    }
+    let request = login_request(&state, &client, &name, body, |request: &LoginBody| {
+        &request.password
+    })
+    .await?;
     let now = Utc::now();
     let details = match request.token {
         Some(wanted) => wanted.into_details(now)?,
@@ -283,11 +294,14 @@ pub async fn change_password(
     ApiPath(name): ApiPath<String>,
     body: Body,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    check_login_limits(&state, &client, &name).await?;
-    let request: ChangePasswordBody = json_body(body, MAX_USER_BODY).await?;
-    if request.old_password.expose_secret().len() > MAX_PASSWORD_LEN {
-        return Err(ApiError::forbidden(BAD_CREDENTIALS));
-    }
+    let request = login_request(
+        &state,
+        &client,
+        &name,
+        body,
+        |request: &ChangePasswordBody| &request.old_password,
+    )
+    .await?;
     let UserCredentials {
         user,
         password_hash: old_hash,
