@@ -65,7 +65,10 @@ fuzz_target!(|body: &[u8]| {
     );
     let metadata = PublishMetadata::parse(&parts.metadata).expect("accepted, so it parses");
     assert_eq!(metadata.name, checked.metadata.name);
-    assert_eq!(metadata.validate(&LIMITS), Ok(checked.version.clone()));
+    assert_eq!(
+        metadata.validate(&LIMITS),
+        Ok((checked.krate.clone(), checked.version.clone()))
+    );
     assert_eq!(
         checked.version.to_string(),
         checked.metadata.vers,
