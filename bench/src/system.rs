@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use ktra_e2e::registry::{Registry, RegistryBuilder};
-use ktra_e2e::servers::{RedisServer, S3Server};
+use ktra_testing::registry::{Registry, RegistryBuilder};
+use ktra_testing::servers::{RedisServer, S3Server};
 use serde::Serialize;
 
 /// A named configuration of the system.

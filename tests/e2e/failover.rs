@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ktra_core::index::index_path;
-use ktra_core::testing::CrateFixture;
-use ktra_e2e::process::{Service, free_port, workspace_binary};
-use ktra_e2e::registry::Registry;
-use ktra_e2e::servers::SentinelRedis;
+use ktra_testing::fixtures::CrateFixture;
+use ktra_testing::process::{Service, free_port, workspace_binary};
+use ktra_testing::registry::Registry;
+use ktra_testing::servers::SentinelRedis;
 use reqwest::StatusCode;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;

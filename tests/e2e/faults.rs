@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ktra_core::testing::CrateFixture;
-use ktra_e2e::git::{branch_files, commit_count, init_bare, push_foreign_commit};
-use ktra_e2e::registry::{Registry, RegistryBuilder};
-use ktra_e2e::remotes::{GitDaemon, set_push_delay};
+use ktra_testing::fixtures::CrateFixture;
+use ktra_testing::git::{branch_files, commit_count, init_bare, push_foreign_commit};
+use ktra_testing::registry::{Registry, RegistryBuilder};
+use ktra_testing::remotes::{GitDaemon, set_push_delay};
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
@@ -333,13 +333,14 @@ async fn a_second_indexer_on_the_same_clone_refuses_to_start() {
     env.retain(|(name, _)| name != "KTRA_INDEXER_LISTEN");
     env.push((
         "KTRA_INDEXER_LISTEN".to_owned(),
-        format!("127.0.0.1:{}", ktra_e2e::process::free_port()),
+        format!("127.0.0.1:{}", ktra_testing::process::free_port()),
     ));
-    let output = std::process::Command::new(ktra_e2e::process::workspace_binary("ktra-indexer"))
-        .env_clear()
-        .envs(env)
-        .output()
-        .expect("the indexer runs");
+    let output =
+        std::process::Command::new(ktra_testing::process::workspace_binary("ktra-indexer"))
+            .env_clear()
+            .envs(env)
+            .output()
+            .expect("the indexer runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("another ktra-indexer holds"), "{stderr}");

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use ktra_core::testing::CrateFixture;
-use ktra_e2e::git::{branch_files, commit_count, git, init_bare};
-use ktra_e2e::registry::Registry;
+use ktra_testing::fixtures::CrateFixture;
+use ktra_testing::git::{branch_files, commit_count, git, init_bare};
+use ktra_testing::registry::Registry;
 use reqwest::StatusCode;
 
 /// The crate file as another registry wrote it: two versions, one yanked, null keys and all.
@@ -137,20 +137,21 @@ fn a_remote_without_the_configured_branch_but_with_others_is_refused() {
     let remote = dir.path().join("foreign.git");
     // The index lives on `master` only, as many older remotes have it.
     git(&remote, &["branch", "-m", "main", "master"]);
-    let output = std::process::Command::new(ktra_e2e::process::workspace_binary("ktra-indexer"))
-        .env_clear()
-        .env("KTRA_GIT_REMOTE_URL", &url)
-        .env("KTRA_GIT_LOCAL_PATH", dir.path().join("clone"))
-        .env(
-            "KTRA_INDEXER_LISTEN",
-            format!("127.0.0.1:{}", ktra_e2e::process::free_port()),
-        )
-        .env(
-            "KTRA_INDEXER_METRICS_LISTEN",
-            format!("127.0.0.1:{}", ktra_e2e::process::free_port()),
-        )
-        .output()
-        .expect("the indexer runs");
+    let output =
+        std::process::Command::new(ktra_testing::process::workspace_binary("ktra-indexer"))
+            .env_clear()
+            .env("KTRA_GIT_REMOTE_URL", &url)
+            .env("KTRA_GIT_LOCAL_PATH", dir.path().join("clone"))
+            .env(
+                "KTRA_INDEXER_LISTEN",
+                format!("127.0.0.1:{}", ktra_testing::process::free_port()),
+            )
+            .env(
+                "KTRA_INDEXER_METRICS_LISTEN",
+                format!("127.0.0.1:{}", ktra_testing::process::free_port()),
+            )
+            .output()
+            .expect("the indexer runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

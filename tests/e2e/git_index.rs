@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
-use ktra_e2e::git::branch_files;
-use ktra_e2e::registry::Registry;
-use ktra_e2e::remotes::GitDaemon;
+use ktra_testing::cargo::{CargoHome, library_manifest, package};
+use ktra_testing::git::branch_files;
+use ktra_testing::registry::Registry;
+use ktra_testing::remotes::GitDaemon;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cargo_uses_the_git_index_over_file_and_git_protocols() {

@@ -2,9 +2,9 @@
 //! `crates-index`, over the sparse index and over the git index the indexer pushes.
 
 use ktra_core::index::index_path;
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
-use ktra_e2e::git::branch_files;
-use ktra_e2e::registry::Registry;
+use ktra_testing::cargo::{CargoHome, library_manifest, package};
+use ktra_testing::git::branch_files;
+use ktra_testing::registry::Registry;
 
 /// What a reader must find in the dependent's index file, whichever reader it is: per
 /// dependency (name as written, real crate name, kind).

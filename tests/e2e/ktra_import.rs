@@ -4,15 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
-use ktra_e2e::git::{branch_files, git, init_bare};
-use ktra_e2e::process::{Service, free_port};
-use ktra_e2e::registry::{Registry, new_user};
+use ktra_testing::cargo::{CargoHome, library_manifest, package};
+use ktra_testing::git::{branch_files, git, init_bare};
+use ktra_testing::process::{Service, free_port, project_path};
+use ktra_testing::registry::{Registry, new_user};
 use serde_json::{Value, json};
 
 /// Where `scripts/setup-test-deps.sh` installs Ktra.
 fn ktra_binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/ktra-0.7.0/bin/ktra");
+    let path = project_path(".tools/ktra-0.7.0/bin/ktra");
     assert!(
         path.is_file(),
         "{} is missing: run scripts/setup-test-deps.sh (make setup)",
@@ -336,11 +336,11 @@ fn redis_cli(url: &str, args: &[&str], value: &[u8]) {
 /// registry with a new remote; one crate file is not gzip and is reported, the rest imported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ktra_on_redis_moves_to_a_new_remote_and_a_bad_file_is_reported() {
-    use ktra_core::testing::CrateFixture;
+    use ktra_testing::fixtures::CrateFixture;
     use sha2::{Digest, Sha256};
 
     let dir = tempfile::tempdir().unwrap();
-    let redis = ktra_e2e::servers::RedisServer::start(dir.path());
+    let redis = ktra_testing::servers::RedisServer::start(dir.path());
     let crates = dir.path().join("crates");
     let index = dir.path().join("index");
     let mut entries = Vec::new();

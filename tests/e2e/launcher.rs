@@ -2,10 +2,10 @@
 
 use std::net::TcpStream;
 
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
-use ktra_e2e::git::{branch_files, init_bare};
-use ktra_e2e::process::{Service, free_port, workspace_binary};
-use ktra_e2e::registry::new_user;
+use ktra_testing::cargo::{CargoHome, library_manifest, package};
+use ktra_testing::git::{branch_files, init_bare};
+use ktra_testing::process::{Service, free_port, workspace_binary};
+use ktra_testing::registry::new_user;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

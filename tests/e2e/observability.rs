@@ -4,11 +4,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ktra_core::testing::CrateFixture;
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
-use ktra_e2e::collector::{Collector, ReceivedSpan};
-use ktra_e2e::metrics::{Sample, parse, sum};
-use ktra_e2e::registry::Registry;
+use ktra_testing::cargo::{CargoHome, library_manifest, package};
+use ktra_testing::collector::{Collector, ReceivedSpan};
+use ktra_testing::fixtures::CrateFixture;
+use ktra_testing::metrics::{Sample, parse, sum};
+use ktra_testing::registry::Registry;
 use reqwest::StatusCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,9 @@
 //! A private registry (`KTRA_REGISTRY_AUTH_REQUIRED`, cargo's `auth-required`): the real cargo
 //! with and without a token, and what an anonymous client can learn.
 
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
-use ktra_e2e::git::branch_files;
-use ktra_e2e::registry::Registry;
+use ktra_testing::cargo::{CargoHome, library_manifest, package};
+use ktra_testing::git::branch_files;
+use ktra_testing::registry::Registry;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
 use serde_json::Value;

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use ktra_core::testing::CrateFixture;
-use ktra_e2e::git::{branch_files, init_bare};
-use ktra_e2e::registry::Registry;
-use ktra_e2e::remotes::{GitDaemon, HttpRemote, SshRemote, set_refusing};
+use ktra_testing::fixtures::CrateFixture;
+use ktra_testing::git::{branch_files, init_bare};
+use ktra_testing::registry::Registry;
+use ktra_testing::remotes::{GitDaemon, HttpRemote, SshRemote, set_refusing};
 use reqwest::StatusCode;
 
 /// Publishes `count` crates named `{prefix}{n}`; returns their names.

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use ktra_e2e::git::push_foreign_commit;
-use ktra_e2e::registry::Registry;
-use ktra_e2e::servers::RedisServer;
 use ktra_proto::indexer::v1::indexer_client::IndexerClient;
 use ktra_proto::indexer::v1::{ApplyRequest, CrateState};
+use ktra_testing::git::push_foreign_commit;
+use ktra_testing::registry::Registry;
+use ktra_testing::servers::RedisServer;
 
 use crate::remotes::publish_many;
 

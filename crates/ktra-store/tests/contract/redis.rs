@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use ktra_e2e::servers::RedisServer;
 use ktra_store::{
     AccountStore, IndexStore, InstrumentedStore, MetadataStore, RedisStore, StoreError, StoreKind,
 };
+use ktra_testing::servers::RedisServer;
 use tempfile::TempDir;
 
 use crate::recorder::Recorder;

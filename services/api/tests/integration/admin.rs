@@ -3,7 +3,7 @@
 //! administrators disable users, revoke tokens, transfer crates and read the audit log.
 
 use http::StatusCode;
-use ktra_core::testing::CrateFixture;
+use ktra_testing::fixtures::CrateFixture;
 use reqwest::Method;
 use serde_json::json;
 

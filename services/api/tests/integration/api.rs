@@ -1,7 +1,7 @@
 //! The web API over HTTP: every rejection answers in cargo's format with the right status and
 //! stores nothing; revalidation answers 304.
 
-use ktra_core::testing::CrateFixture;
+use ktra_testing::fixtures::CrateFixture;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

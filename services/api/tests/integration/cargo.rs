@@ -1,6 +1,6 @@
 //! The real `cargo` against the running service, with throwaway `CARGO_HOME`s.
 
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
+use ktra_testing::cargo::{CargoHome, library_manifest, package};
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 use ktra_core::name::CrateId;
 use std::time::Duration;
 
-use ktra_core::testing::CrateFixture;
+use ktra_testing::fixtures::CrateFixture;
 use reqwest::StatusCode;
 use serde_json::json;
 

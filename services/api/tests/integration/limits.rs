@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use ktra_core::testing::CrateFixture;
+use ktra_testing::fixtures::CrateFixture;
 use serde_json::{Value, json};
 
 use crate::harness::{Backend, TestApp, assert_error, read_json};

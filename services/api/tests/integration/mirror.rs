@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::IntoResponse;
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
+use ktra_testing::cargo::{CargoHome, library_manifest, package};
 use reqwest::StatusCode;
 use sha2::Digest;
 

@@ -1,7 +1,7 @@
 //! Named, expiring, scoped tokens over HTTP: each scope admits what it names and refuses the
 //! rest with 403 and a clear message; tokens are listed without secrets and revoked.
 
-use ktra_core::testing::CrateFixture;
+use ktra_testing::fixtures::CrateFixture;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::process::{Service, free_port};
+use crate::process::{Service, free_port, project_path};
 
 /// A redis-server owned by a test.
 #[derive(Debug)]
@@ -288,7 +288,7 @@ pub struct MongoServer {
 impl MongoServer {
     /// Starts the server and waits until it listens.
     pub fn start(dir: &Path) -> Self {
-        let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/secantusd-py");
+        let binary = project_path(".venv/bin/secantusd-py");
         assert!(
             binary.is_file(),
             "{} is missing: run scripts/setup-test-deps.sh",
@@ -321,7 +321,7 @@ impl MongoServer {
 /// Returns the `weed` binary: from the project's virtual environment (installed by
 /// `scripts/setup-test-deps.sh`) or from `PATH`.
 pub fn weed_binary() -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/weed");
+    let venv = project_path(".venv/bin/weed");
     if venv.is_file() {
         return venv;
     }

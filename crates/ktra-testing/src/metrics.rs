@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// One sample: metric name (with its `_total`, `_count`, `_bucket`... suffix), labels, value.
@@ -30,7 +29,7 @@ print(json.dumps(samples))
 
 /// Parses an OpenMetrics page; panics with the parser's complaint when it is not valid.
 pub fn parse(page: &str) -> Vec<Sample> {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let python = crate::process::project_path(".venv/bin/python");
     let mut child = Command::new(&python)
         .args(["-c", PARSE])
         .stdin(Stdio::piped())

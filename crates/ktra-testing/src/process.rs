@@ -40,6 +40,14 @@ pub fn free_port() -> u16 {
         .expect("binding an ephemeral loopback port works")
 }
 
+/// Returns `relative` under the workspace root: where `scripts/setup-test-deps.sh` installs its
+/// tools (`.venv/`, `.tools/`) and where the project's files live.
+pub fn project_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(relative)
+}
+
 /// Returns the path of a workspace binary of the same build profile as the running one: beside
 /// it (a binary in `target/<profile>/`) or one level up (a test in `target/<profile>/deps/`).
 pub fn workspace_binary(name: &str) -> PathBuf {
