@@ -2,9 +2,12 @@
 //! nothing: the first publish of one of its crates does not replace the crate's file.
 
 use std::path::Path;
+use std::time::Duration;
 
 use ktra_testing::fixtures::CrateFixture;
 use ktra_testing::git::{branch_files, commit_count, git, init_bare};
+use ktra_testing::metrics;
+use ktra_testing::poll::poll_until_true;
 use ktra_testing::registry::Registry;
 use reqwest::StatusCode;
 
@@ -56,7 +59,12 @@ async fn publish(registry: &Registry, token: &str, name: &str, version: &str) {
 async fn crate_files_written_elsewhere_are_never_cut_short() {
     let dir = tempfile::tempdir().unwrap();
     let url = foreign_remote(dir.path());
-    let registry = Registry::builder().remote(&url).start().await;
+    // The old crate's change is refused for good: it stays unacknowledged.
+    let registry = Registry::builder()
+        .remote(&url)
+        .expect_unacknowledged()
+        .start()
+        .await;
     let token = registry.create_user("alice").await;
     let remote = dir.path().join("foreign.git");
 
@@ -69,7 +77,20 @@ async fn crate_files_written_elsewhere_are_never_cut_short() {
     assert_eq!(files[FOREIGN_PATH], FOREIGN_LINES);
 
     // Offered again by the resender, refused again: still untouched, and the reason is logged.
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let refusals = async || {
+        let page = reqwest::get(format!("{}/metrics", registry.indexer_metrics))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        metrics::value(&page, "ktra_indexer_foreign_file_refusals_total")
+    };
+    let refused_again = poll_until_true(Duration::from_secs(10), async || {
+        refusals().await.is_some_and(|count| count >= 2.0)
+    })
+    .await;
+    assert!(refused_again, "refusals: {:?}", refusals().await);
     assert_eq!(branch_files(&remote, "main")[FOREIGN_PATH], FOREIGN_LINES);
     let log = registry.indexer().log();
     assert!(

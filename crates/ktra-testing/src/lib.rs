@@ -1,7 +1,8 @@
 //! Ktra's test harness: every test fixture the workspace shares, in one place.
 //!
 //! - [`fixtures`]: crate versions to publish, built as `cargo publish` builds its request.
-//! - [`registry`]: both services as processes over stores in a temporary directory.
+//! - [`registry`]: both services as processes over stores in a temporary directory, with a
+//!   check that a test leaves no index change unacknowledged.
 //! - [`servers`], [`remotes`], [`collector`]: the real servers the stores, the git remotes and
 //!   the trace exporter talk to, started on loopback ports.
 //! - [`cargo`], [`git`], [`process`], [`metrics`]: the real `cargo` with throwaway
@@ -16,6 +17,7 @@ pub mod collector;
 pub mod fixtures;
 pub mod git;
 pub mod metrics;
+pub mod poll;
 pub mod process;
 pub mod registry;
 pub mod remotes;

@@ -73,3 +73,25 @@ pub fn sum(samples: &[Sample], name: &str, matching: &[(&str, &str)]) -> f64 {
         .map(|sample| sample.value)
         .sum()
 }
+
+/// Returns the value of the unlabelled sample `name` (a gauge, or a counter's `_total`) on a
+/// metrics page, read without the reference parser (for checks that run often).
+pub fn value(page: &str, name: &str) -> Option<f64> {
+    page.lines().find_map(|line| {
+        let (sample, value) = line.split_once(' ')?;
+        (sample == name).then(|| value.trim().parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_is_read_by_its_exact_name() {
+        let page = "# TYPE ktra_lag gauge\nktra_lag_seconds 2.5\nktra_lag 3\n# EOF\n";
+        assert_eq!(value(page, "ktra_lag"), Some(3.0));
+        assert_eq!(value(page, "ktra_lag_seconds"), Some(2.5));
+        assert_eq!(value(page, "ktra_missing"), None);
+    }
+}
