@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
-use ktra_store::model::{ApiToken, EndpointScope, Invitation, TokenDetails, TokenScope};
+use ktra_store::model::{ApiToken, EndpointScope, TokenDetails, TokenScope};
 use ktra_store::{MetadataStore, StoreError};
 
 use super::fixtures::*;
@@ -125,14 +125,8 @@ pub(crate) async fn rehashing_a_password_keeps_the_tokens(store: Arc<dyn Metadat
 }
 
 pub(crate) async fn scoped_tokens_list_and_revoke(store: Arc<dyn MetadataStore>) {
-    let alice = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
-    let bob = store
-        .create_user(new_user("bob", "h", token()))
-        .await
-        .unwrap();
+    let alice = registered(&*store, "alice").await;
+    let bob = registered(&*store, "bob").await;
     let scoped = ApiToken::generate();
     let details = TokenDetails {
         name: "ci".into(),
@@ -284,26 +278,10 @@ pub(crate) async fn disabled_users_lose_their_tokens(store: Arc<dyn MetadataStor
 }
 
 pub(crate) async fn invitations_are_single_use(store: Arc<dyn MetadataStore>) {
-    let admin = store
-        .create_user(new_user("admin", "h", token()))
-        .await
-        .unwrap();
-    store
-        .create_user(new_user("taken", "h", token()))
-        .await
-        .unwrap();
+    let admin = registered(&*store, "admin").await;
+    registered(&*store, "taken").await;
     let code = [7_u8; 32];
-    store
-        .create_invitation(
-            Invitation {
-                code_hash: code,
-                created_by: admin.id,
-                expires_at: Utc::now() + TimeDelta::hours(1),
-            },
-            audit("invitation.create", "i"),
-        )
-        .await
-        .unwrap();
+    invite(&*store, code, admin.id, TimeDelta::hours(1)).await;
     assert!(matches!(
         store
             .create_user(invited_user([8; 32], "carol", "h", token()))
@@ -331,17 +309,7 @@ pub(crate) async fn invitations_are_single_use(store: Arc<dyn MetadataStore>) {
     assert!(store.user_credentials("dave").await.unwrap().is_none());
     // An expired invitation is refused.
     let stale = [9_u8; 32];
-    store
-        .create_invitation(
-            Invitation {
-                code_hash: stale,
-                created_by: admin.id,
-                expires_at: Utc::now() + TimeDelta::milliseconds(50),
-            },
-            audit("invitation.create", "i"),
-        )
-        .await
-        .unwrap();
+    invite(&*store, stale, admin.id, TimeDelta::milliseconds(50)).await;
     tokio::time::sleep(std::time::Duration::from_millis(120)).await;
     assert!(matches!(
         store
@@ -352,17 +320,7 @@ pub(crate) async fn invitations_are_single_use(store: Arc<dyn MetadataStore>) {
     assert!(store.user_credentials("erin").await.unwrap().is_none());
     // Disabling an administrator drops the invitations they issued.
     let pending = [10_u8; 32];
-    store
-        .create_invitation(
-            Invitation {
-                code_hash: pending,
-                created_by: admin.id,
-                expires_at: Utc::now() + TimeDelta::hours(1),
-            },
-            audit("invitation.create", "i"),
-        )
-        .await
-        .unwrap();
+    invite(&*store, pending, admin.id, TimeDelta::hours(1)).await;
     store
         .set_user_disabled("admin", true, audit("user.disable", "u"))
         .await

@@ -1,11 +1,11 @@
 //! What the contract's cases build their calls from.
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use ktra_core::index::IndexLine;
 use ktra_core::name::CrateId;
 use ktra_store::model::{
-    ApiToken, AuditEvent, IndexFile, NewToken, NewUser, NewVersion, OwnerAction, OwnerActor,
-    OwnerChange, PasswordChange, UserId, YankChange,
+    ApiToken, AuditEvent, IndexFile, Invitation, NewToken, NewUser, NewVersion, OwnerAction,
+    OwnerActor, OwnerChange, PasswordChange, User, UserId, YankChange,
 };
 use ktra_store::{MetadataStore, StoreError};
 
@@ -101,15 +101,39 @@ pub(crate) fn owner_change(
     name: &str,
     action: OwnerAction,
     actor: OwnerActor,
-    names: &[String],
+    names: &[&str],
 ) -> OwnerChange {
     OwnerChange {
         krate: id(name),
         action,
         actor,
-        names: names.to_vec(),
+        names: names.iter().map(|&name| name.to_owned()).collect(),
         audit: audit("crate.owner_add", name),
     }
+}
+
+/// Adds `names` to a crate's owners as `actor`; returns the users added.
+pub(crate) async fn add_owners(
+    store: &dyn MetadataStore,
+    name: &str,
+    actor: OwnerActor,
+    names: &[&str],
+) -> Result<Vec<User>, StoreError> {
+    store
+        .change_owners(owner_change(name, OwnerAction::Add, actor, names))
+        .await
+}
+
+/// Removes `names` from a crate's owners as `actor`; returns the users removed.
+pub(crate) async fn remove_owners(
+    store: &dyn MetadataStore,
+    name: &str,
+    actor: OwnerActor,
+    names: &[&str],
+) -> Result<Vec<User>, StoreError> {
+    store
+        .change_owners(owner_change(name, OwnerAction::Remove, actor, names))
+        .await
 }
 
 /// A version with no dependencies, published by `publisher`.
@@ -146,6 +170,45 @@ pub(crate) async fn publish_one(
     publisher: UserId,
 ) -> Result<IndexFile, StoreError> {
     store.publish(new_version(name, version, publisher)).await
+}
+
+/// Registers `name` without an invitation (password hash `h`, a fresh login token).
+pub(crate) async fn registered(store: &dyn MetadataStore, name: &str) -> User {
+    store
+        .create_user(new_user(name, "h", token()))
+        .await
+        .unwrap()
+}
+
+/// Stores an invitation whose code hashes to `code_hash`, issued by `admin` and valid for
+/// `valid_for`.
+pub(crate) async fn invite(
+    store: &dyn MetadataStore,
+    code_hash: [u8; 32],
+    admin: UserId,
+    valid_for: TimeDelta,
+) {
+    store
+        .create_invitation(
+            Invitation {
+                code_hash,
+                created_by: admin,
+                expires_at: Utc::now() + valid_for,
+            },
+            audit("invitation.create", "i"),
+        )
+        .await
+        .unwrap();
+}
+
+/// Publishes a bare version that the store accepts.
+pub(crate) async fn published(
+    store: &dyn MetadataStore,
+    name: &str,
+    version: &str,
+    publisher: UserId,
+) -> IndexFile {
+    publish_one(store, name, version, publisher).await.unwrap()
 }
 
 /// The lines of an index file.
