@@ -8,6 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use ktra_testing::fixtures::CrateFixture;
+use ktra_testing::git::branch_files;
+use ktra_testing::poll::poll_until_true;
 use ktra_testing::process::{Service, free_port, project_path, workspace_binary};
 use ktra_testing::servers::{RedisServer, S3Server};
 use reqwest::StatusCode;
@@ -243,20 +245,16 @@ async fn serve_a_publish(api_env: BTreeMap<String, String>, indexer_env: BTreeMa
 
     // The container health checks pass.
     for (binary, env) in [("ktra-api", &api_env), ("ktra-indexer", &indexer_env)] {
-        let mut ready = false;
-        for _ in 0..50 {
-            let status = Command::new(workspace_binary(binary))
+        let ready = poll_until_true(Duration::from_secs(10), async || {
+            Command::new(workspace_binary(binary))
                 .arg("healthcheck")
                 .env_clear()
                 .envs(env)
                 .status()
-                .expect("the health check runs");
-            if status.success() {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                .expect("the health check runs")
+                .success()
+        })
+        .await;
         assert!(
             ready,
             "{binary} never became healthy\n{}\n{}\n--- seaweedfs log ---\n{}",
@@ -284,14 +282,10 @@ async fn serve_a_publish(api_env: BTreeMap<String, String>, indexer_env: BTreeMa
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK, "{}", api.log_tail());
-    let mut pushed = false;
-    for _ in 0..100 {
-        if ktra_testing::git::branch_files(&remote, "main").contains_key("de/pl/deployed") {
-            pushed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let pushed = poll_until_true(Duration::from_secs(10), async || {
+        branch_files(&remote, "main").contains_key("de/pl/deployed")
+    })
+    .await;
     assert!(
         pushed,
         "the git index never got the crate\n{}",

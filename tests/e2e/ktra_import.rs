@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ktra_testing::cargo::{CargoHome, library_manifest, package};
+use ktra_testing::cargo::{CargoHome, library_manifest, library_package, package, printing_app};
 use ktra_testing::git::{branch_files, git, init_bare};
 use ktra_testing::process::{Service, free_port, project_path};
 use ktra_testing::registry::{Registry, new_user};
@@ -100,26 +100,26 @@ async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote(
     let alice_token = ktra.new_user("alice", "alice's password").await;
     let bob_token = ktra.new_user("bob", "bob's password").await;
     let index_url = format!("file://{}", ktra.remote.display());
-    let alice = CargoHome::new(&[("ktra", &index_url)]);
-    let bob = CargoHome::new(&[("ktra", &index_url)]);
+    let alice = CargoHome::logged_in("ktra", &index_url, &alice_token).await;
+    let bob = CargoHome::logged_in("ktra", &index_url, &bob_token).await;
     let work = dir.path().join("work");
-    alice.login(dir.path(), "ktra", &alice_token).await;
-    bob.login(dir.path(), "ktra", &bob_token).await;
 
     // An upper-case name; a crate with two versions, the first yanked, and a second owner; a
     // dependent with a renamed optional dependency behind a `dep:` feature.
-    let upper = package(
+    let upper = library_package(
         &work,
         "upper",
-        &library_manifest("Upper_Crate", "1.0.0", ""),
-        &[("src/lib.rs", "pub fn upper() -> u32 { 1 }\n")],
+        "Upper_Crate",
+        "1.0.0",
+        "pub fn upper() -> u32 { 1 }\n",
     );
     alice.publish(&upper, "ktra").await;
-    let tiny = package(
+    let tiny = library_package(
         &work,
         "tiny",
-        &library_manifest("tiny-crate", "0.1.0", ""),
-        &[("src/lib.rs", "pub fn tiny() -> u32 { 10 }\n")],
+        "tiny-crate",
+        "0.1.0",
+        "pub fn tiny() -> u32 { 10 }\n",
     );
     alice.publish(&tiny, "ktra").await;
     std::fs::write(
@@ -233,15 +233,12 @@ async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote(
 
     // A fresh cargo, with the same index URL, builds the dependent from crate files served here.
     let consumer = CargoHome::new(&[("ktra", &index_url)]);
-    let app = package(
+    let app = printing_app(
         &work,
         "app",
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
-         [dependencies]\ndependent = { version = \"0.1\", registry = \"ktra\", features = [\"fast\"] }\n",
-        &[(
-            "src/main.rs",
-            "fn main() { println!(\"total={}\", dependent::total()); }\n",
-        )],
+        "dependent = { version = \"0.1\", registry = \"ktra\", features = [\"fast\"] }",
+        "total",
+        "dependent::total()",
     );
     let run = consumer.ok(&app, &["run", "--quiet"]).await;
     assert!(run.contains("total=21"), "{run}");

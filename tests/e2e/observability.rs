@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ktra_testing::cargo::{CargoHome, library_manifest, package};
+use ktra_testing::cargo::{CargoHome, library_package};
 use ktra_testing::collector::{Collector, ReceivedSpan};
 use ktra_testing::fixtures::CrateFixture;
 use ktra_testing::metrics::{Sample, parse, sum};
@@ -19,15 +19,10 @@ async fn one_cargo_publish_is_one_trace_across_both_services() {
         .start()
         .await;
     let token = registry.create_user("alice").await;
-    let cargo = CargoHome::new(&[("ktra", &format!("sparse+{}/index/", registry.base))]);
+    let index = format!("sparse+{}/index/", registry.base);
+    let cargo = CargoHome::logged_in("ktra", &index, &token).await;
     let work = tempfile::tempdir().unwrap();
-    cargo.login(work.path(), "ktra", &token).await;
-    let lib = package(
-        work.path(),
-        "traced",
-        &library_manifest("traced", "0.1.0", ""),
-        &[("src/lib.rs", "pub fn f() {}\n")],
-    );
+    let lib = library_package(work.path(), "traced", "traced", "0.1.0", "pub fn f() {}\n");
     cargo.publish(&lib, "ktra").await;
 
     // A proxy in front of the API started a trace: the request joins it.

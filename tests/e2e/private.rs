@@ -1,7 +1,7 @@
 //! A private registry (`KTRA_REGISTRY_AUTH_REQUIRED`, cargo's `auth-required`): the real cargo
 //! with and without a token, and what an anonymous client can learn.
 
-use ktra_testing::cargo::{CargoHome, library_manifest, package};
+use ktra_testing::cargo::{CargoHome, library_package, printing_app};
 use ktra_testing::git::branch_files;
 use ktra_testing::registry::Registry;
 use reqwest::StatusCode;
@@ -57,15 +57,15 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
         );
     }
 
-    let publisher = CargoHome::new(&[("ktra", &index)]);
+    let publisher = CargoHome::logged_in("ktra", &index, &token).await;
     let work = tempfile::tempdir().unwrap();
     let root = work.path();
-    publisher.login(root, "ktra", &token).await;
-    let lib = package(
+    let lib = library_package(
         root,
         "secret",
-        &library_manifest("secret_lib", "0.1.0", ""),
-        &[("src/lib.rs", "pub fn value() -> u32 { 42 }\n")],
+        "secret_lib",
+        "0.1.0",
+        "pub fn value() -> u32 { 42 }\n",
     );
     publisher.publish(&lib, "ktra").await;
 
@@ -118,15 +118,12 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
 
     // A consumer without a token fails cleanly; after `cargo login` it builds.
     let consumer = CargoHome::new(&[("ktra", &index)]);
-    let app = package(
+    let app = printing_app(
         root,
         "app",
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
-         [dependencies]\nsecret_lib = { version = \"0.1\", registry = \"ktra\" }\n",
-        &[(
-            "src/main.rs",
-            "fn main() { println!(\"value={}\", secret_lib::value()); }\n",
-        )],
+        "secret_lib = { version = \"0.1\", registry = \"ktra\" }",
+        "value",
+        "secret_lib::value()",
     );
     let failed = consumer.output(&app, &["build"], None).await;
     let stderr = String::from_utf8_lossy(&failed.stderr);
@@ -233,22 +230,17 @@ async fn cargo_obeys_token_scopes_in_a_private_registry() {
     )
     .await;
 
-    let home = CargoHome::new(&[("ktra", &index)]);
+    let home = CargoHome::logged_in("ktra", &index, &read_only).await;
     let work = tempfile::tempdir().unwrap();
     let root = work.path();
-    home.login(root, "ktra", &read_only).await;
-    let lib = package(
+    let lib = library_package(
         root,
         "lib",
-        &library_manifest("scoped_lib", "0.1.0", ""),
-        &[("src/lib.rs", "pub fn value() -> u32 { 7 }\n")],
+        "scoped_lib",
+        "0.1.0",
+        "pub fn value() -> u32 { 7 }\n",
     );
-    let other = package(
-        root,
-        "other",
-        &library_manifest("other_lib", "0.1.0", ""),
-        &[("src/lib.rs", "")],
-    );
+    let other = library_package(root, "other", "other_lib", "0.1.0", "");
     let publish_args = |token| {
         with_token(
             &[
@@ -280,15 +272,12 @@ async fn cargo_obeys_token_scopes_in_a_private_registry() {
     )
     .await;
     // Builds and searches need only the read-only token.
-    let app = package(
+    let app = printing_app(
         root,
         "app",
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
-         [dependencies]\nscoped_lib = { version = \"0.1\", registry = \"ktra\" }\n",
-        &[(
-            "src/main.rs",
-            "fn main() { println!(\"value={}\", scoped_lib::value()); }\n",
-        )],
+        "scoped_lib = { version = \"0.1\", registry = \"ktra\" }",
+        "value",
+        "scoped_lib::value()",
     );
     let run = home.ok(&app, &["run", "--quiet"]).await;
     assert!(run.contains("value=7"), "{run}");
