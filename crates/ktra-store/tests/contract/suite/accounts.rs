@@ -11,14 +11,7 @@ use super::fixtures::*;
 pub(crate) async fn users_and_tokens(store: Arc<dyn MetadataStore>) {
     store.ping().await.unwrap();
     let first = ApiToken::generate();
-    let alice = store
-        .create_user(new_user(
-            "Alice",
-            "hash-1",
-            first.to_new_token("login", Utc::now()),
-        ))
-        .await
-        .unwrap();
+    let alice = registered_with(&*store, "Alice", "hash-1", &first).await;
     assert_eq!(alice.name, "Alice");
     assert!(matches!(
         store.create_user(new_user("alice", "x", token())).await,
@@ -92,14 +85,7 @@ pub(crate) async fn users_and_tokens(store: Arc<dyn MetadataStore>) {
 
 pub(crate) async fn rehashing_a_password_keeps_the_tokens(store: Arc<dyn MetadataStore>) {
     let first = ApiToken::generate();
-    let alice = store
-        .create_user(new_user(
-            "alice",
-            "old-params",
-            first.to_new_token("login", Utc::now()),
-        ))
-        .await
-        .unwrap();
+    let alice = registered_with(&*store, "alice", "old-params", &first).await;
     // A stale hash loses the race and changes nothing.
     assert!(
         !store
@@ -202,23 +188,9 @@ pub(crate) async fn scoped_tokens_list_and_revoke(store: Arc<dyn MetadataStore>)
 
 pub(crate) async fn disabled_users_lose_their_tokens(store: Arc<dyn MetadataStore>) {
     let first = ApiToken::generate();
-    let alice = store
-        .create_user(new_user(
-            "alice",
-            "h",
-            first.to_new_token("login", Utc::now()),
-        ))
-        .await
-        .unwrap();
+    let alice = registered_with(&*store, "alice", "h", &first).await;
     let bob_token = ApiToken::generate();
-    let bob = store
-        .create_user(new_user(
-            "bob",
-            "h",
-            bob_token.to_new_token("login", Utc::now()),
-        ))
-        .await
-        .unwrap();
+    let bob = registered_with(&*store, "bob", "h", &bob_token).await;
     assert_eq!(
         store
             .set_user_disabled("ALICE", true, audit("user.disable", "u"))

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ktra_store::model::OwnerActor;
+use ktra_store::model::{OwnerAction, OwnerActor};
 use ktra_store::{MetadataStore, StoreError};
 
 use super::fixtures::*;
@@ -182,11 +182,18 @@ pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
     let bob = registered(&*store, "bob").await;
     published(&*store, "owned", "1.0.0", alice.id).await;
     assert!(matches!(
-        add_owners(&*store, "owned", OwnerActor::Owner(bob.id), &["bob"]).await,
+        change_owners(
+            &*store,
+            "owned",
+            OwnerAction::Add,
+            OwnerActor::Owner(bob.id),
+            &["bob"]
+        )
+        .await,
         Err(StoreError::NotOwner(_))
     ));
     assert!(matches!(
-        add_owners(&*store, "owned", OwnerActor::Owner(alice.id), &["bob", "nobody"])
+        change_owners(&*store, "owned", OwnerAction::Add, OwnerActor::Owner(alice.id), &["bob", "nobody"])
             .await,
         Err(StoreError::UserNotFound(name)) if name == "nobody"
     ));
@@ -194,9 +201,10 @@ pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
         store.owners(&id("owned")).await.unwrap().unwrap(),
         vec![alice.clone()]
     );
-    let added = add_owners(
+    let added = change_owners(
         &*store,
         "owned",
+        OwnerAction::Add,
         OwnerActor::Owner(alice.id),
         &["BOB", "alice"],
     )
@@ -209,18 +217,25 @@ pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
     );
     published(&*store, "owned", "1.1.0", bob.id).await;
     assert!(matches!(
-        remove_owners(
+        change_owners(
             &*store,
             "owned",
+            OwnerAction::Remove,
             OwnerActor::Owner(bob.id),
             &["alice", "bob"]
         )
         .await,
         Err(StoreError::LastOwner(_))
     ));
-    let removed = remove_owners(&*store, "owned", OwnerActor::Owner(bob.id), &["alice"])
-        .await
-        .unwrap();
+    let removed = change_owners(
+        &*store,
+        "owned",
+        OwnerAction::Remove,
+        OwnerActor::Owner(bob.id),
+        &["alice"],
+    )
+    .await
+    .unwrap();
     assert_eq!(removed, vec![alice.clone()]);
     assert_eq!(
         store.owners(&id("owned")).await.unwrap().unwrap(),
@@ -312,20 +327,46 @@ pub(crate) async fn admins_change_any_owners_but_never_the_last(store: Arc<dyn M
     let bob = registered(&*store, "bob").await;
     published(&*store, "owned", "1.0.0", alice.id).await;
     // A transfer: add the new owner, then remove the old one.
-    let added = add_owners(&*store, "owned", OwnerActor::Admin, &["bob"])
-        .await
-        .unwrap();
+    let added = change_owners(
+        &*store,
+        "owned",
+        OwnerAction::Add,
+        OwnerActor::Admin,
+        &["bob"],
+    )
+    .await
+    .unwrap();
     assert_eq!(added, std::slice::from_ref(&bob));
-    remove_owners(&*store, "owned", OwnerActor::Admin, &["alice"])
-        .await
-        .unwrap();
+    change_owners(
+        &*store,
+        "owned",
+        OwnerAction::Remove,
+        OwnerActor::Admin,
+        &["alice"],
+    )
+    .await
+    .unwrap();
     assert_eq!(store.owners(&id("owned")).await.unwrap().unwrap(), [bob]);
     assert!(matches!(
-        remove_owners(&*store, "owned", OwnerActor::Admin, &["bob"]).await,
+        change_owners(
+            &*store,
+            "owned",
+            OwnerAction::Remove,
+            OwnerActor::Admin,
+            &["bob"]
+        )
+        .await,
         Err(StoreError::LastOwner(_))
     ));
     assert!(matches!(
-        add_owners(&*store, "nothing", OwnerActor::Admin, &["bob"]).await,
+        change_owners(
+            &*store,
+            "nothing",
+            OwnerAction::Add,
+            OwnerActor::Admin,
+            &["bob"]
+        )
+        .await,
         Err(StoreError::CrateNotFound(_))
     ));
 }

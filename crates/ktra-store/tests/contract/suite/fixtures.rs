@@ -112,27 +112,17 @@ pub(crate) fn owner_change(
     }
 }
 
-/// Adds `names` to a crate's owners as `actor`; returns the users added.
-pub(crate) async fn add_owners(
+/// Adds `names` to a crate's owners, or removes them, as `actor`; returns the users added or
+/// removed.
+pub(crate) async fn change_owners(
     store: &dyn MetadataStore,
     name: &str,
+    action: OwnerAction,
     actor: OwnerActor,
     names: &[&str],
 ) -> Result<Vec<User>, StoreError> {
     store
-        .change_owners(owner_change(name, OwnerAction::Add, actor, names))
-        .await
-}
-
-/// Removes `names` from a crate's owners as `actor`; returns the users removed.
-pub(crate) async fn remove_owners(
-    store: &dyn MetadataStore,
-    name: &str,
-    actor: OwnerActor,
-    names: &[&str],
-) -> Result<Vec<User>, StoreError> {
-    store
-        .change_owners(owner_change(name, OwnerAction::Remove, actor, names))
+        .change_owners(owner_change(name, action, actor, names))
         .await
 }
 
@@ -176,6 +166,24 @@ pub(crate) async fn publish_one(
 pub(crate) async fn registered(store: &dyn MetadataStore, name: &str) -> User {
     store
         .create_user(new_user(name, "h", token()))
+        .await
+        .unwrap()
+}
+
+/// Registers `name` without an invitation, with `password_hash` and `token` as its login
+/// token.
+pub(crate) async fn registered_with(
+    store: &dyn MetadataStore,
+    name: &str,
+    password_hash: &str,
+    token: &ApiToken,
+) -> User {
+    store
+        .create_user(new_user(
+            name,
+            password_hash,
+            token.to_new_token("login", Utc::now()),
+        ))
         .await
         .unwrap()
 }
