@@ -10,7 +10,7 @@ use std::time::Duration;
 use ktra_testing::fixtures::CrateFixture;
 use ktra_testing::git::branch_files;
 use ktra_testing::poll::poll_until_true;
-use ktra_testing::process::{Service, free_port, project_path, workspace_binary};
+use ktra_testing::process::{free_port, project_path, start_ktra_service, workspace_binary};
 use ktra_testing::servers::{RedisServer, S3Server};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -224,24 +224,14 @@ async fn serve_a_publish(api_env: BTreeMap<String, String>, indexer_env: BTreeMa
         &local,
         &["KTRA_GIT_REMOTE_URL", "KTRA_INDEXER_METRICS_LISTEN"],
     );
-    let indexer = Service::new(
+    let indexer = start_ktra_service(
         "indexer",
-        workspace_binary("ktra-indexer"),
-        &[],
-        indexer_env.clone().into_iter().collect(),
+        "ktra-indexer",
+        indexer_env.clone(),
         dir.path(),
         indexer_port,
     );
-    indexer.start();
-    let api = Service::new(
-        "api",
-        workspace_binary("ktra-api"),
-        &[],
-        api_env.clone().into_iter().collect(),
-        dir.path(),
-        api_port,
-    );
-    api.start();
+    let api = start_ktra_service("api", "ktra-api", api_env.clone(), dir.path(), api_port);
 
     // The container health checks pass.
     for (binary, env) in [("ktra-api", &api_env), ("ktra-indexer", &indexer_env)] {

@@ -275,7 +275,7 @@ async fn failover_and_check(wait_for_replica: bool) -> usize {
     assert!(*read_again < Duration::from_secs(10), "{read_again:?}");
     let names: Vec<String> = outcome.accepted.keys().cloned().collect();
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(30))
+        .wait_remote_converged(&names, Duration::from_secs(30))
         .await;
     lost
 }

@@ -134,7 +134,7 @@ async fn assert_burst_converged(
     accepted: &BTreeSet<(String, String)>,
 ) {
     registry
-        .wait_converged(&registry.remote_path, names, Duration::from_secs(30))
+        .wait_remote_converged(names, Duration::from_secs(30))
         .await;
     assert_each_version_once(&registry.remote_path, accepted);
 }
@@ -160,7 +160,7 @@ async fn an_indexer_killed_while_moving_its_branch_starts_again() {
     let token = registry.create_user("alice").await;
     let mut names = publish_many(&registry, &token, "before", 1).await;
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .wait_remote_converged(&names, Duration::from_secs(10))
         .await;
     registry.indexer().kill();
     // What git leaves when the process dies between taking a ref's lock and renaming it.
@@ -169,7 +169,7 @@ async fn an_indexer_killed_while_moving_its_branch_starts_again() {
     registry.indexer().start();
     names.extend(publish_many(&registry, &token, "after", 2).await);
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(20))
+        .wait_remote_converged(&names, Duration::from_secs(20))
         .await;
     assert!(!lock.is_file(), "the stale lock was removed");
 }
@@ -240,7 +240,7 @@ async fn foreign_commits_are_overwritten_with_the_store_state() {
     );
     names.extend(publish_many(&registry, &token, "later", 1).await);
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .wait_remote_converged(&names, Duration::from_secs(10))
         .await;
     let files = branch_files(&registry.remote_path, "main");
     assert_eq!(
@@ -252,7 +252,7 @@ async fn foreign_commits_are_overwritten_with_the_store_state() {
     let second = tempfile::tempdir().unwrap();
     push_foreign_commit(&registry.remote_path, second.path(), "la/te/later0", None);
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .wait_remote_converged(&names, Duration::from_secs(10))
         .await;
 }
 
@@ -295,7 +295,7 @@ async fn verify_and_rebuild_from_the_store() {
     let token = registry.create_user("alice").await;
     let names = publish_many(&registry, &token, "kept", 3).await;
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .wait_remote_converged(&names, Duration::from_secs(10))
         .await;
     // The embedded store is held by the running API; the admin commands run beside a stopped
     // API.
@@ -323,7 +323,7 @@ async fn verify_and_rebuild_from_the_store() {
     registry.api.start();
     registry.wait_ready().await;
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .wait_remote_converged(&names, Duration::from_secs(10))
         .await;
 }
 
@@ -349,7 +349,7 @@ async fn a_second_indexer_on_the_same_clone_refuses_to_start() {
     let token = registry.create_user("alice").await;
     let names = publish_many(&registry, &token, "solo", 1).await;
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .wait_remote_converged(&names, Duration::from_secs(10))
         .await;
 }
 
@@ -386,11 +386,8 @@ async fn assert_each_version_served(registry: &Registry, accepted: &BTreeSet<(St
         let count = lines_of_version(&file, version);
         assert_eq!(count, 1, "{name}@{version} appears {count} times");
         let download = registry
-            .client
-            .get(registry.url(&format!("/dl/{name}/{version}/download")))
-            .send()
-            .await
-            .expect("the API answers");
+            .get(&format!("/dl/{name}/{version}/download"), None)
+            .await;
         assert_eq!(download.status(), StatusCode::OK, "{name}@{version}");
         assert_eq!(
             download.bytes().await.expect("a body"),
@@ -469,13 +466,13 @@ async fn changes_handed_over_without_waiting_all_reach_the_remote() {
     // everything on the remote came through the background hand-off, newest revision first.
     let (registry, token, names, accepted) = burst_without_waiting(Registry::builder()).await;
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(20))
+        .wait_remote_converged(&names, Duration::from_secs(20))
         .await;
     assert_each_version_once(&registry.remote_path, &accepted);
 
     registry.set_yanked(&token, "shared", "3.4.0", true).await;
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .wait_remote_converged(&names, Duration::from_secs(10))
         .await;
     let files = branch_files(&registry.remote_path, "main");
     let shared = &files[&ktra_core::index::index_path("shared")];

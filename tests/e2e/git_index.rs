@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ktra_testing::cargo::{CargoHome, library_manifest, library_package, printing_app};
+use ktra_testing::cargo::{CargoHome, library_package, printing_app, rewrite_library_manifest};
 use ktra_testing::git::branch_files;
 use ktra_testing::registry::Registry;
 use ktra_testing::remotes::GitDaemon;
@@ -46,8 +46,7 @@ async fn cargo_uses_the_git_index_over_file_and_git_protocols() {
             "value",
             "git_lib::value()",
         );
-        let run = consumer.ok(&app, &["run", "--quiet"]).await;
-        assert!(run.contains("value=7"), "{label}: {run}");
+        consumer.assert_runs_printing(&app, "value=7").await;
     }
 
     // Yank through cargo, read back through the git index.
@@ -64,11 +63,7 @@ async fn cargo_uses_the_git_index_over_file_and_git_protocols() {
         .await;
 
     // The next version, then `cargo update` over git://.
-    std::fs::write(
-        lib.join("Cargo.toml"),
-        library_manifest("Git_Lib", "0.1.1", ""),
-    )
-    .unwrap();
+    rewrite_library_manifest(&lib, "Git_Lib", "0.1.1", "");
     std::fs::write(lib.join("src/lib.rs"), "pub fn value() -> u32 { 8 }\n").unwrap();
     publisher.publish(&lib, "ktra").await;
     let consumer = CargoHome::new(&[("ktra", &git_index)]);
@@ -79,13 +74,8 @@ async fn cargo_uses_the_git_index_over_file_and_git_protocols() {
         lock.contains("name = \"Git_Lib\"\nversion = \"0.1.1\""),
         "{lock}"
     );
-    let run = consumer.ok(&app, &["run", "--quiet"]).await;
-    assert!(run.contains("value=8"), "{run}");
+    consumer.assert_runs_printing(&app, "value=8").await;
     registry
-        .wait_converged(
-            &registry.remote_path,
-            &["Git_Lib".to_owned()],
-            Duration::from_secs(10),
-        )
+        .wait_remote_converged(&["Git_Lib".to_owned()], Duration::from_secs(10))
         .await;
 }

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ktra_testing::cargo::{CargoHome, library_manifest, library_package, package, printing_app};
+use ktra_testing::cargo::{
+    CargoHome, library_manifest, library_package, package, printing_app, rewrite_library_manifest,
+};
 use ktra_testing::git::{branch_files, git, init_bare};
 use ktra_testing::process::{Service, free_port, project_path};
 use ktra_testing::registry::{Registry, new_user};
@@ -122,11 +124,7 @@ async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote(
         "pub fn tiny() -> u32 { 10 }\n",
     );
     alice.publish(&tiny, "ktra").await;
-    std::fs::write(
-        tiny.join("Cargo.toml"),
-        library_manifest("tiny-crate", "0.2.0", "\n[features]\nextra = []\n"),
-    )
-    .unwrap();
+    rewrite_library_manifest(&tiny, "tiny-crate", "0.2.0", "\n[features]\nextra = []\n");
     std::fs::write(tiny.join("src/lib.rs"), "pub fn tiny() -> u32 { 20 }\n").unwrap();
     alice.publish(&tiny, "ktra").await;
     let dependent = package(
@@ -240,21 +238,12 @@ async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote(
         "total",
         "dependent::total()",
     );
-    let run = consumer.ok(&app, &["run", "--quiet"]).await;
-    assert!(run.contains("total=21"), "{run}");
+    consumer.assert_runs_printing(&app, "total=21").await;
 
     // Alice's Ktra token publishes; Bob, a second owner in Ktra, still owns the crate.
-    std::fs::write(
-        upper.join("Cargo.toml"),
-        library_manifest("Upper_Crate", "1.1.0", ""),
-    )
-    .unwrap();
+    rewrite_library_manifest(&upper, "Upper_Crate", "1.1.0", "");
     alice.publish(&upper, "ktra").await;
-    std::fs::write(
-        tiny.join("Cargo.toml"),
-        library_manifest("tiny-crate", "0.3.0", ""),
-    )
-    .unwrap();
+    rewrite_library_manifest(&tiny, "tiny-crate", "0.3.0", "");
     bob.publish(&tiny, "ktra").await;
     let owners = alice
         .ok(

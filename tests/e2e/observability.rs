@@ -237,11 +237,7 @@ async fn metrics_move_with_publishes_downloads_and_failures() {
     let (status, body) = registry.publish(&token, other_file.body()).await.unwrap();
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     registry
-        .wait_converged(
-            &registry.remote_path,
-            &["measured".to_owned()],
-            Duration::from_secs(10),
-        )
+        .wait_remote_converged(&["measured".to_owned()], Duration::from_secs(10))
         .await;
 
     let api = scrape(&registry, &registry.base).await;

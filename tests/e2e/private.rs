@@ -8,14 +8,6 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
 use serde_json::Value;
 
-async fn get(registry: &Registry, path: &str, token: Option<&str>) -> reqwest::Response {
-    let mut request = registry.client.get(registry.url(path));
-    if let Some(token) = token {
-        request = request.header(AUTHORIZATION, token);
-    }
-    request.send().await.expect("the API answers")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
     let registry = Registry::builder()
@@ -26,7 +18,7 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
     let index = format!("sparse+{}/index/", registry.base);
 
     // cargo asks for config.json without a token first and must be told to send one.
-    let anonymous = get(&registry, "/index/config.json", None).await;
+    let anonymous = registry.get("/index/config.json", None).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         anonymous.headers()[WWW_AUTHENTICATE],
@@ -39,7 +31,7 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
             .unwrap()
             .contains("token")
     );
-    let config = get(&registry, "/index/config.json", Some(&token)).await;
+    let config = registry.get("/index/config.json", Some(&token)).await;
     assert_eq!(config.status(), StatusCode::OK);
     assert!(
         config.headers()[CACHE_CONTROL]
@@ -51,7 +43,7 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
     assert_eq!(config["auth-required"], true);
     for open in ["/livez", "/readyz", "/me", "/metrics"] {
         assert_eq!(
-            get(&registry, open, None).await.status(),
+            registry.get(open, None).await.status(),
             StatusCode::OK,
             "{open}"
         );
@@ -79,7 +71,7 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
         "/api/v1/crates?q=secret",
         "/api/v1/crates/secret_lib/owners",
     ] {
-        let response = get(&registry, path, None).await;
+        let response = registry.get(path, None).await;
         let status = response.status();
         anonymous_answers.push((status, response.text().await.unwrap()));
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
@@ -87,11 +79,11 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
     assert!(anonymous_answers.windows(2).all(|pair| pair[0] == pair[1]));
     // A wrong token is refused without being echoed.
     let forged = "ktra_forgedtoken0123456789abcdefghijklmnopqrstuv";
-    let refused = get(&registry, "/index/se/cr/secret_lib", Some(forged)).await;
+    let refused = registry.get("/index/se/cr/secret_lib", Some(forged)).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(!refused.text().await.unwrap().contains(forged));
     // With the token: the crate's file, privately cached; unknown crates are plain 404s.
-    let file = get(&registry, "/index/se/cr/secret_lib", Some(&token)).await;
+    let file = registry.get("/index/se/cr/secret_lib", Some(&token)).await;
     assert_eq!(file.status(), StatusCode::OK);
     assert!(
         file.headers()[CACHE_CONTROL]
@@ -99,7 +91,9 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
             .unwrap()
             .contains("private")
     );
-    let download = get(&registry, "/dl/secret_lib/0.1.0/download", Some(&token)).await;
+    let download = registry
+        .get("/dl/secret_lib/0.1.0/download", Some(&token))
+        .await;
     assert_eq!(download.status(), StatusCode::OK);
     let cache = download.headers()[CACHE_CONTROL]
         .to_str()
@@ -110,7 +104,8 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
         "{cache}"
     );
     assert_eq!(
-        get(&registry, "/index/no/ne/none_such", Some(&token))
+        registry
+            .get("/index/no/ne/none_such", Some(&token))
             .await
             .status(),
         StatusCode::NOT_FOUND
@@ -133,14 +128,12 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
         "{stderr}"
     );
     consumer.login(root, "ktra", &token).await;
-    let run = consumer.ok(&app, &["run", "--quiet"]).await;
-    assert!(run.contains("value=42"), "{run}");
+    consumer.assert_runs_printing(&app, "value=42").await;
 
     // The web API through cargo, with the token.
-    let found = publisher
-        .ok(root, &["search", "--registry", "ktra", "secret"])
+    publisher
+        .assert_finds(root, "ktra", "secret", "secret_lib = \"0.1.0\"")
         .await;
-    assert!(found.contains("secret_lib = \"0.1.0\""), "{found}");
     let owners = publisher
         .ok(
             root,
@@ -151,7 +144,7 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
     publisher
         .ok(root, &["yank", "--registry", "ktra", "secret_lib@0.1.0"])
         .await;
-    let file = get(&registry, "/index/se/cr/secret_lib", Some(&token)).await;
+    let file = registry.get("/index/se/cr/secret_lib", Some(&token)).await;
     assert!(file.text().await.unwrap().contains("\"yanked\":true"));
 
     // The git index says the same, so cargo sends the token for downloads there too.
@@ -279,12 +272,9 @@ async fn cargo_obeys_token_scopes_in_a_private_registry() {
         "value",
         "scoped_lib::value()",
     );
-    let run = home.ok(&app, &["run", "--quiet"]).await;
-    assert!(run.contains("value=7"), "{run}");
-    let found = home
-        .ok(root, &["search", "--registry", "ktra", "scoped"])
+    home.assert_runs_printing(&app, "value=7").await;
+    home.assert_finds(root, "ktra", "scoped", "scoped_lib = \"0.1.0\"")
         .await;
-    assert!(found.contains("scoped_lib = \"0.1.0\""), "{found}");
     // Yank and owner changes each need their scope.
     let yank_args = |token| with_token(&["yank", "--registry", "ktra", "scoped_lib@0.1.0"], token);
     refused(&home, root, &yank_args(&publish), "does not allow yanking").await;
@@ -313,10 +303,13 @@ async fn cargo_obeys_token_scopes_in_a_private_registry() {
         listed.contains("alice") && listed.contains("bob"),
         "{listed}"
     );
-    let file = get(&registry, "/index/sc/op/scoped_lib", Some(&read_only)).await;
+    let file = registry
+        .get("/index/sc/op/scoped_lib", Some(&read_only))
+        .await;
     assert!(file.text().await.unwrap().contains("\"yanked\":true"));
     assert_eq!(
-        get(&registry, "/index/ot/he/other_lib", Some(&read_only))
+        registry
+            .get("/index/ot/he/other_lib", Some(&read_only))
             .await
             .status(),
         StatusCode::NOT_FOUND

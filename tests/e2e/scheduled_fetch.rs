@@ -35,7 +35,7 @@ async fn a_verify_that_finds_a_foreign_commit_has_it_reverted_at_once() {
     let (code, report) = registry.api_command(&["verify-index"]);
     assert_eq!(code, 1, "the verify sees the foreign commit: {report}");
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(5))
+        .wait_remote_converged(&names, Duration::from_secs(5))
         .await;
     let (code, report) = registry.api_command(&["verify-index"]);
     assert_eq!(code, 0, "{report}");
@@ -78,7 +78,7 @@ async fn commands_more_often_than_the_fetch_interval_do_not_postpone_it() {
         }
     });
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(5))
+        .wait_remote_converged(&names, Duration::from_secs(5))
         .await;
     assert!(!caller.is_finished(), "the calls went on while it reverted");
     caller.await.unwrap();

@@ -107,6 +107,21 @@ impl CargoHome {
         .await
     }
 
+    /// Runs the package in `dir` (`cargo run --quiet`) and asserts that it printed `expected`.
+    pub async fn assert_runs_printing(&self, dir: &Path, expected: &str) {
+        let run = self.ok(dir, &["run", "--quiet"]).await;
+        assert!(run.contains(expected), "no `{expected}` in: {run}");
+    }
+
+    /// Searches `registry` for `query` (`cargo search`) and asserts that the results list
+    /// `expected`.
+    pub async fn assert_finds(&self, cwd: &Path, registry: &str, query: &str, expected: &str) {
+        let found = self
+            .ok(cwd, &["search", "--registry", registry, query])
+            .await;
+        assert!(found.contains(expected), "no `{expected}` in: {found}");
+    }
+
     /// Logs in to a registry with a token.
     pub async fn login(&self, cwd: &Path, registry: &str, token: &str) {
         let output = self
@@ -136,6 +151,16 @@ pub fn package(root: &Path, dir: &str, manifest: &str, files: &[(&str, &str)]) -
         std::fs::write(file_path, content).expect("the file");
     }
     path
+}
+
+/// Replaces the manifest of the package in `dir` with [`library_manifest`]`(name, version,
+/// extra)`: the next version of a library, say.
+pub fn rewrite_library_manifest(dir: &Path, name: &str, version: &str, extra: &str) {
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        library_manifest(name, version, extra),
+    )
+    .expect("Cargo.toml");
 }
 
 /// A minimal library manifest.

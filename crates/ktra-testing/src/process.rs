@@ -68,6 +68,28 @@ pub fn workspace_binary(name: &str) -> PathBuf {
         })
 }
 
+/// Starts one of the workspace's services (`ktra-api`, `ktra-indexer`) as `name`, with no
+/// arguments and the environment `env`, logging under `log_dir`; returns it once `port`
+/// accepts connections.
+pub fn start_ktra_service(
+    name: &str,
+    binary: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+    log_dir: &Path,
+    port: u16,
+) -> Service {
+    let service = Service::new(
+        name,
+        workspace_binary(binary),
+        &[],
+        env.into_iter().collect(),
+        log_dir,
+        port,
+    );
+    service.start();
+    service
+}
+
 /// Waits until something accepts TCP connections on `port`.
 pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;

@@ -20,7 +20,7 @@ use tempfile::TempDir;
 
 use crate::fixtures::CrateFixture;
 use crate::poll::poll_until;
-use crate::process::{Service, free_port, workspace_binary};
+use crate::process::{Service, free_port, start_ktra_service, workspace_binary};
 
 /// How long a finishing test gives the indexer to acknowledge every change it was handed: the
 /// API hands them over again every second in these tests, so this is many rounds.
@@ -167,27 +167,15 @@ impl RegistryBuilder {
             env.push((name.clone(), value.clone()));
         }
         let indexer = self.indexer.then(|| {
-            Service::new(
+            start_ktra_service(
                 "indexer",
-                workspace_binary("ktra-indexer"),
-                &[],
+                "ktra-indexer",
                 env.clone(),
                 dir.path(),
                 indexer_port,
             )
         });
-        if let Some(indexer) = indexer.as_ref() {
-            indexer.start();
-        }
-        let api = Service::new(
-            "api",
-            workspace_binary("ktra-api"),
-            &[],
-            env.clone(),
-            dir.path(),
-            api_port,
-        );
-        api.start();
+        let api = start_ktra_service("api", "ktra-api", env.clone(), dir.path(), api_port);
         let registry = Registry {
             indexer_metrics: format!("http://127.0.0.1:{indexer_metrics_port}"),
             base,
@@ -426,14 +414,18 @@ impl Registry {
         );
     }
 
+    /// Sends `GET {path}` to the API, with `token` as the `Authorization` header when given.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.header(reqwest::header::AUTHORIZATION, token);
+        }
+        request.send().await.expect("the API answers")
+    }
+
     /// Returns a crate's sparse index file (the store's state), or `None` on 404.
     pub async fn sparse_file(&self, path: &str) -> Option<String> {
-        let response = self
-            .client
-            .get(self.url(&format!("/index/{path}")))
-            .send()
-            .await
-            .expect("the API answers");
+        let response = self.get(&format!("/index/{path}"), None).await;
         match response.status() {
             StatusCode::OK => Some(response.text().await.expect("a body")),
             StatusCode::NOT_FOUND => None,
@@ -509,6 +501,11 @@ impl Registry {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// [`Registry::wait_converged`] for the default `file://` remote, [`Registry::remote_path`].
+    pub async fn wait_remote_converged(&self, known: &[String], timeout: Duration) {
+        self.wait_converged(&self.remote_path, known, timeout).await;
     }
 
     /// Returns the indexer process (the test set one up).
