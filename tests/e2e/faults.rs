@@ -121,9 +121,8 @@ fn assert_each_version_once(remote: &std::path::Path, accepted: &BTreeSet<(Strin
 
 /// Starts a registry the tasks of a burst share; returns it with a publisher's token.
 async fn start_shared(builder: RegistryBuilder) -> (Arc<Registry>, String) {
-    let registry = Arc::new(builder.start().await);
-    let token = registry.create_user("alice").await;
-    (registry, token)
+    let (registry, token) = builder.start_with_user("alice").await;
+    (Arc::new(registry), token)
 }
 
 /// Waits until the registry's own remote equals the store, then asserts that every accepted
@@ -156,8 +155,7 @@ async fn indexer_killed_mid_burst_converges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_indexer_killed_while_moving_its_branch_starts_again() {
-    let registry = Registry::start().await;
-    let token = registry.create_user("alice").await;
+    let (registry, token) = Registry::builder().start_with_user("alice").await;
     let mut names = publish_many(&registry, &token, "before", 1).await;
     registry
         .wait_remote_converged(&names, Duration::from_secs(10))
@@ -193,12 +191,11 @@ async fn remote_away_and_back_converges() {
     let served = ServedRepo::create();
     let remote = served.path.clone();
     let (daemon, url) = served.git_daemon();
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .remote(&url)
         .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "300")
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let mut names = publish_many(&registry, &token, "before", 2).await;
     registry
         .wait_converged(&remote, &names, Duration::from_secs(10))
@@ -222,11 +219,10 @@ async fn remote_away_and_back_converges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_commits_are_overwritten_with_the_store_state() {
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .env("KTRA_GIT_FETCH_INTERVAL_SECS", "1")
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let mut names = publish_many(&registry, &token, "mine", 3).await;
     let work = tempfile::tempdir().unwrap();
 
@@ -291,8 +287,7 @@ async fn a_burst_becomes_few_pushes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_and_rebuild_from_the_store() {
-    let registry = Registry::start().await;
-    let token = registry.create_user("alice").await;
+    let (registry, token) = Registry::builder().start_with_user("alice").await;
     let names = publish_many(&registry, &token, "kept", 3).await;
     registry
         .wait_remote_converged(&names, Duration::from_secs(10))

@@ -60,12 +60,11 @@ async fn crate_files_written_elsewhere_are_never_cut_short() {
     let dir = tempfile::tempdir().unwrap();
     let url = foreign_remote(dir.path());
     // The old crate's change is refused for good: it stays unacknowledged.
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .remote(&url)
         .expect_unacknowledged()
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let remote = dir.path().join("foreign.git");
 
     // The store knows only 0.3.0 of the old crate: writing its file would drop two versions.
@@ -117,12 +116,11 @@ async fn crate_files_written_elsewhere_are_never_cut_short() {
 async fn an_operator_may_allow_the_overwrite_explicitly() {
     let dir = tempfile::tempdir().unwrap();
     let url = foreign_remote(dir.path());
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .remote(&url)
         .env("KTRA_GIT_OVERWRITE_FOREIGN_FILES", "true")
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     publish(&registry, &token, "old_crate", "0.3.0").await;
     let files = branch_files(&dir.path().join("foreign.git"), "main");
     let lines: Vec<&str> = files[FOREIGN_PATH].lines().collect();
@@ -136,12 +134,11 @@ async fn a_config_json_that_says_the_same_is_left_as_it_is() {
     // Our keys in another order and format, and a key of the operator's.
     let config_json = "{\"api\": \"http://registry.example\", \"note\": \"kept\",\n \"dl\": \"http://registry.example/dl\"}\n";
     let url = foreign_remote_with_config(dir.path(), config_json);
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .remote(&url)
         .env("KTRA_REGISTRY_PUBLIC_URL", "http://registry.example")
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     publish(&registry, &token, "fresh_crate", "0.1.0").await;
     let remote = dir.path().join("foreign.git");
     let files = branch_files(&remote, "main");

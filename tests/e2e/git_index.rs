@@ -9,8 +9,7 @@ use ktra_testing::remotes::GitDaemon;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cargo_uses_the_git_index_over_file_and_git_protocols() {
-    let registry = Registry::start().await;
-    let token = registry.create_user("alice").await;
+    let (registry, token) = Registry::builder().start_with_user("alice").await;
     let file_index = format!("file://{}", registry.remote_path.display());
     let publisher = CargoHome::logged_in("ktra", &file_index, &token).await;
     let work = tempfile::tempdir().unwrap();

@@ -16,8 +16,7 @@ const EXPECTED_DEPS: [(&str, &str, &str); 3] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn independent_readers_parse_the_sparse_and_git_index() {
-    let registry = Registry::start().await;
-    let token = registry.create_user("alice").await;
+    let (registry, token) = Registry::builder().start_with_user("alice").await;
     let sparse = format!("sparse+{}", registry.url("/index/"));
     let publisher = CargoHome::logged_in("ktra", &sparse, &token).await;
     let work = tempfile::tempdir().unwrap();

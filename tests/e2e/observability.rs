@@ -14,11 +14,10 @@ use reqwest::StatusCode;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_cargo_publish_is_one_trace_across_both_services() {
     let collector = Collector::start().await;
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint)
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let index = format!("sparse+{}/index/", registry.base);
     let cargo = CargoHome::logged_in("ktra", &index, &token).await;
     let work = tempfile::tempdir().unwrap();
@@ -209,8 +208,7 @@ async fn scrape(registry: &Registry, base: &str) -> Vec<Sample> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_with_publishes_downloads_and_failures() {
-    let registry = Registry::start().await;
-    let token = registry.create_user("alice").await;
+    let (registry, token) = Registry::builder().start_with_user("alice").await;
     let api_before = scrape(&registry, &registry.base).await;
     let indexer_before = scrape(&registry, &registry.indexer_metrics).await;
     let publish_route = [("route", "/api/v1/crates/new"), ("method", "PUT")];

@@ -10,11 +10,10 @@ use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .env("KTRA_REGISTRY_AUTH_REQUIRED", "true")
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let index = format!("sparse+{}/index/", registry.base);
 
     // cargo asks for config.json without a token first and must be told to send one.

@@ -36,12 +36,11 @@ async fn a_refusing_remote_is_never_taken_for_success() {
     let remote_dir = served.path.clone();
     set_refusing(&remote_dir, true);
     let (_daemon, url) = served.git_daemon();
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .remote(&url)
         .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "300")
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     // Publishes succeed (the store has them) while the git index cannot be pushed.
     let names = publish_many(&registry, &token, "frozen", 3).await;
     let reported = poll_until_true(Duration::from_secs(10), async || {
@@ -71,13 +70,12 @@ async fn a_refusing_remote_is_never_taken_for_success() {
 async fn http_remote_with_basic_auth() {
     let served = ServedRepo::create();
     let http = HttpRemote::start(served.root(), served.root());
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .remote(&http.url(ServedRepo::NAME))
         .env("KTRA_GIT_HTTPS_USERNAME", &http.user)
         .env("KTRA_GIT_HTTPS_PASSWORD", &http.password)
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let names = publish_many(&registry, &token, "overhttp", 3).await;
     registry
         .wait_converged(&served.path, &names, Duration::from_secs(10))
@@ -88,7 +86,7 @@ async fn http_remote_with_basic_auth() {
 async fn ssh_remote_with_a_key_and_known_hosts() {
     let served = ServedRepo::create();
     let ssh = SshRemote::start(served.root());
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .remote(&ssh.url(&served.path))
         .env(
             "KTRA_GIT_SSH_PRIVKEY_PATH",
@@ -98,9 +96,8 @@ async fn ssh_remote_with_a_key_and_known_hosts() {
             "KTRA_GIT_SSH_KNOWN_HOSTS",
             &ssh.known_hosts.display().to_string(),
         )
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let names = publish_many(&registry, &token, "overssh", 3).await;
     registry
         .wait_converged(&served.path, &names, Duration::from_secs(10))

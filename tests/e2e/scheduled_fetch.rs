@@ -17,13 +17,12 @@ async fn a_verify_that_finds_a_foreign_commit_has_it_reverted_at_once() {
     // Redis, the verify runs beside the serving API.
     let dir = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(dir.path());
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .env("KTRA_GIT_FETCH_INTERVAL_SECS", "60")
         .env("KTRA_DB_KIND", "redis")
         .env("KTRA_DB_REDIS_URL", &redis.url)
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let names = publish_many(&registry, &token, "verified", 2).await;
     let work = tempfile::tempdir().unwrap();
     push_foreign_commit(
@@ -43,11 +42,10 @@ async fn a_verify_that_finds_a_foreign_commit_has_it_reverted_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_more_often_than_the_fetch_interval_do_not_postpone_it() {
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .env("KTRA_GIT_FETCH_INTERVAL_SECS", "2")
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let names = publish_many(&registry, &token, "busy", 1).await;
     let listen = registry
         .env()

@@ -12,14 +12,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::fixtures::CrateFixture;
-use crate::poll::poll_until;
+use crate::poll::{poll_until, poll_until_true};
 use crate::process::{Service, free_port, start_ktra_service, workspace_binary};
 
 /// How long a finishing test gives the indexer to acknowledge every change it was handed: the
@@ -104,6 +104,14 @@ impl RegistryBuilder {
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_owned(), value.to_owned()));
         self
+    }
+
+    /// Starts the services and registers `user` (password `password123`); returns the
+    /// registry and the user's token.
+    pub async fn start_with_user(self, user: &str) -> (Registry, String) {
+        let registry = self.start().await;
+        let token = registry.create_user(user).await;
+        (registry, token)
     }
 
     /// Starts the services.
@@ -337,16 +345,12 @@ impl Registry {
 
     /// Waits until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(response) = self.client.get(self.url("/readyz")).send().await
-                && response.status() == StatusCode::OK
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the API never became ready\n{}", self.api.log_tail());
+        let ready = poll_until_true(Duration::from_secs(20), async || {
+            let response = self.client.get(self.url("/readyz")).send().await;
+            response.is_ok_and(|response| response.status() == StatusCode::OK)
+        })
+        .await;
+        assert!(ready, "the API never became ready\n{}", self.api.log_tail());
     }
 
     /// Creates a user with password `password123`; returns the token.
@@ -485,22 +489,19 @@ impl Registry {
 
     /// Waits until the remote equals the store; panics with the differences after `timeout`.
     pub async fn wait_converged(&self, remote_dir: &Path, known: &[String], timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let differences = self.remote_differences(remote_dir, known).await;
-            if differences.is_empty() {
-                return;
-            }
-            if Instant::now() > deadline {
-                let logs = self.indexer_log_tail();
-                panic!(
-                    "the remote did not converge to the store in {timeout:?}:\n{}\n{logs}\n{}",
-                    differences.join("\n"),
-                    self.api.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let mut differences = Vec::new();
+        let converged = poll_until_true(timeout, async || {
+            differences = self.remote_differences(remote_dir, known).await;
+            differences.is_empty()
+        })
+        .await;
+        assert!(
+            converged,
+            "the remote did not converge to the store in {timeout:?}:\n{}\n{}\n{}",
+            differences.join("\n"),
+            self.indexer_log_tail(),
+            self.api.log_tail()
+        );
     }
 
     /// [`Registry::wait_converged`] for the default `file://` remote, [`Registry::remote_path`].
