@@ -463,12 +463,8 @@ async fn ktra_on_redis_moves_to_a_new_remote_and_a_bad_file_is_reported() {
 /// The logins `GET /api/v1/crates/{name}/owners` lists, asked with `token`.
 async fn owner_logins(registry: &Registry, name: &str, token: &str) -> Vec<String> {
     let owners: Value = registry
-        .client
-        .get(registry.url(&format!("/api/v1/crates/{name}/owners")))
-        .header("Authorization", token)
-        .send()
+        .get(&format!("/api/v1/crates/{name}/owners"), Some(token))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

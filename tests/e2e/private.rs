@@ -8,6 +8,13 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
 use serde_json::Value;
 
+/// The `Cache-Control` header of an answer.
+fn cache_control(response: &reqwest::Response) -> &str {
+    response.headers()[CACHE_CONTROL]
+        .to_str()
+        .expect("Cache-Control is ASCII")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
     let (registry, token) = Registry::builder()
@@ -32,12 +39,7 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
     );
     let config = registry.get("/index/config.json", Some(&token)).await;
     assert_eq!(config.status(), StatusCode::OK);
-    assert!(
-        config.headers()[CACHE_CONTROL]
-            .to_str()
-            .unwrap()
-            .contains("private")
-    );
+    assert!(cache_control(&config).contains("private"));
     let config: Value = config.json().await.unwrap();
     assert_eq!(config["auth-required"], true);
     for open in ["/livez", "/readyz", "/me", "/metrics"] {
@@ -84,20 +86,12 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
     // With the token: the crate's file, privately cached; unknown crates are plain 404s.
     let file = registry.get("/index/se/cr/secret_lib", Some(&token)).await;
     assert_eq!(file.status(), StatusCode::OK);
-    assert!(
-        file.headers()[CACHE_CONTROL]
-            .to_str()
-            .unwrap()
-            .contains("private")
-    );
+    assert!(cache_control(&file).contains("private"));
     let download = registry
         .get("/dl/secret_lib/0.1.0/download", Some(&token))
         .await;
     assert_eq!(download.status(), StatusCode::OK);
-    let cache = download.headers()[CACHE_CONTROL]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cache = cache_control(&download);
     assert!(
         cache.contains("private") && !cache.contains("public"),
         "{cache}"
