@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use ktra_e2e::process::{Service, free_port, workspace_binary};
 use ktra_proto::indexer::v1::indexer_client::IndexerClient;
 use ktra_proto::indexer::v1::{ApplyRequest, CrateState};
+use ktra_testing::process::{Service, free_port, workspace_binary};
 use serde::Serialize;
 
 use crate::stats::{percentile, rss_mib};
@@ -102,8 +102,11 @@ pub(crate) async fn run(
     let port = free_port();
     let remote = dir.path().join("remote.git");
     let daemon = if over_git_daemon {
-        ktra_e2e::git::init_bare(&remote);
-        Some(ktra_e2e::remotes::GitDaemon::start(dir.path(), dir.path()))
+        ktra_testing::git::init_bare(&remote);
+        Some(ktra_testing::remotes::GitDaemon::start(
+            dir.path(),
+            dir.path(),
+        ))
     } else {
         None
     };

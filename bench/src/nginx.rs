@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use ktra_e2e::process::{Service, free_port};
+use ktra_testing::process::{Service, free_port};
 
 /// An nginx with one HTTP/1.1 port and one h2c port over the same directory.
 pub(crate) struct Nginx {

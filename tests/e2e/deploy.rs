@@ -4,19 +4,16 @@
 //! variables, so a misspelt name in a deployment file fails here.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ktra_core::testing::CrateFixture;
-use ktra_e2e::process::{Service, free_port, workspace_binary};
-use ktra_e2e::servers::{RedisServer, S3Server};
+use ktra_testing::fixtures::CrateFixture;
+use ktra_testing::git::branch_files;
+use ktra_testing::poll::poll_until_true;
+use ktra_testing::process::{free_port, project_path, start_ktra_service, workspace_binary};
+use ktra_testing::servers::{RedisServer, S3Server};
 use reqwest::StatusCode;
 use serde_json::Value;
-
-fn project() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn run_json(command: &mut Command) -> Value {
     let output = command.output().expect("the tool runs");
@@ -30,7 +27,7 @@ fn run_json(command: &mut Command) -> Value {
 
 /// `ENV` settings of a Dockerfile's last stage.
 fn dockerfile_env(file: &str) -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(project().join(file)).expect("the Dockerfile");
+    let text = std::fs::read_to_string(project_path(file)).expect("the Dockerfile");
     let last_stage = text.rsplit("\nFROM ").next().unwrap_or_default();
     let joined = last_stage.replace("\\\n", " ");
     joined
@@ -49,7 +46,7 @@ fn dockerfile_env(file: &str) -> BTreeMap<String, String> {
 /// The environment of each compose service, as `docker-compose config` resolves it with the
 /// example `.env`.
 fn compose_env() -> (BTreeMap<String, String>, BTreeMap<String, String>) {
-    let root = project();
+    let root = project_path("");
     let config = run_json(
         Command::new(root.join(".venv/bin/docker-compose"))
             .current_dir(&root)
@@ -75,7 +72,7 @@ fn compose_env() -> (BTreeMap<String, String>, BTreeMap<String, String>) {
 /// The environment of the API and indexer containers rendered by the chart with `values`: the
 /// ConfigMaps' data plus each container's `env` (values from Secrets get a placeholder).
 fn helm_env(values: Option<&str>) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
-    let root = project();
+    let root = project_path("");
     let xdg = tempfile::tempdir().unwrap();
     let mut helm = Command::new(root.join(".tools/helm"));
     helm.current_dir(&root)
@@ -227,41 +224,27 @@ async fn serve_a_publish(api_env: BTreeMap<String, String>, indexer_env: BTreeMa
         &local,
         &["KTRA_GIT_REMOTE_URL", "KTRA_INDEXER_METRICS_LISTEN"],
     );
-    let indexer = Service::new(
+    let indexer = start_ktra_service(
         "indexer",
-        workspace_binary("ktra-indexer"),
-        &[],
-        indexer_env.clone().into_iter().collect(),
+        "ktra-indexer",
+        indexer_env.clone(),
         dir.path(),
         indexer_port,
     );
-    indexer.start();
-    let api = Service::new(
-        "api",
-        workspace_binary("ktra-api"),
-        &[],
-        api_env.clone().into_iter().collect(),
-        dir.path(),
-        api_port,
-    );
-    api.start();
+    let api = start_ktra_service("api", "ktra-api", api_env.clone(), dir.path(), api_port);
 
     // The container health checks pass.
     for (binary, env) in [("ktra-api", &api_env), ("ktra-indexer", &indexer_env)] {
-        let mut ready = false;
-        for _ in 0..50 {
-            let status = Command::new(workspace_binary(binary))
+        let ready = poll_until_true(Duration::from_secs(10), async || {
+            Command::new(workspace_binary(binary))
                 .arg("healthcheck")
                 .env_clear()
                 .envs(env)
                 .status()
-                .expect("the health check runs");
-            if status.success() {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                .expect("the health check runs")
+                .success()
+        })
+        .await;
         assert!(
             ready,
             "{binary} never became healthy\n{}\n{}\n--- seaweedfs log ---\n{}",
@@ -289,14 +272,10 @@ async fn serve_a_publish(api_env: BTreeMap<String, String>, indexer_env: BTreeMa
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK, "{}", api.log_tail());
-    let mut pushed = false;
-    for _ in 0..100 {
-        if ktra_e2e::git::branch_files(&remote, "main").contains_key("de/pl/deployed") {
-            pushed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let pushed = poll_until_true(Duration::from_secs(10), async || {
+        branch_files(&remote, "main").contains_key("de/pl/deployed")
+    })
+    .await;
     assert!(
         pushed,
         "the git index never got the crate\n{}",

@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ktra_core::index::index_path;
-use ktra_core::testing::CrateFixture;
-use ktra_e2e::process::{Service, free_port, workspace_binary};
-use ktra_e2e::registry::Registry;
-use ktra_e2e::servers::SentinelRedis;
+use ktra_testing::fixtures::CrateFixture;
+use ktra_testing::poll::poll_until;
+use ktra_testing::process::{Service, free_port, workspace_binary};
+use ktra_testing::registry::Registry;
+use ktra_testing::servers::SentinelRedis;
 use reqwest::StatusCode;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
@@ -170,20 +171,19 @@ async fn run_failover(wait_for_replica: bool) -> AfterFailover {
     }
     let promoted = watcher.await.unwrap();
     // Reads are served by the new primary as soon as the API follows it.
-    let read_again = loop {
-        let answer = client
-            .get(format!("{}/index/{}", bases[0], index_path("failover0")))
-            .send()
-            .await;
-        if matches!(&answer, Ok(answer) if answer.status() == StatusCode::OK) {
-            break Instant::now().saturating_duration_since(promoted);
-        }
-        assert!(
-            promoted.elapsed() < Duration::from_secs(30),
-            "reads never came back"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let read_again = poll_until(
+        Duration::from_secs(30).saturating_sub(promoted.elapsed()),
+        async || {
+            let answer = client
+                .get(format!("{}/index/{}", bases[0], index_path("failover0")))
+                .send()
+                .await;
+            matches!(&answer, Ok(answer) if answer.status() == StatusCode::OK)
+                .then(|| Instant::now().saturating_duration_since(promoted))
+        },
+    )
+    .await
+    .expect("reads never came back");
     let mut outcome = Arc::try_unwrap(outcome).unwrap().into_inner();
     // Changes wait for a replica: they succeed again once the restarted server has become
     // the new primary's replica. Publish on until one does, if the burst ended before.
@@ -275,7 +275,7 @@ async fn failover_and_check(wait_for_replica: bool) -> usize {
     assert!(*read_again < Duration::from_secs(10), "{read_again:?}");
     let names: Vec<String> = outcome.accepted.keys().cloned().collect();
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(30))
+        .wait_remote_converged(&names, Duration::from_secs(30))
         .await;
     lost
 }

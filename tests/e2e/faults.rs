@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ktra_core::testing::CrateFixture;
-use ktra_e2e::git::{branch_files, commit_count, init_bare, push_foreign_commit};
-use ktra_e2e::registry::{Registry, RegistryBuilder};
-use ktra_e2e::remotes::{GitDaemon, set_push_delay};
+use ktra_testing::fixtures::CrateFixture;
+use ktra_testing::git::{branch_files, commit_count, push_foreign_commit};
+use ktra_testing::poll::poll_until_true;
+use ktra_testing::registry::{Registry, RegistryBuilder};
+use ktra_testing::remotes::{ServedRepo, set_push_delay};
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
@@ -118,15 +119,29 @@ fn assert_each_version_once(remote: &std::path::Path, accepted: &BTreeSet<(Strin
     }
 }
 
+/// Starts a registry the tasks of a burst share; returns it with a publisher's token.
+async fn start_shared(builder: RegistryBuilder) -> (Arc<Registry>, String) {
+    let (registry, token) = builder.start_with_user("alice").await;
+    (Arc::new(registry), token)
+}
+
+/// Waits until the registry's own remote equals the store, then asserts that every accepted
+/// version is there exactly once.
+async fn assert_burst_converged(
+    registry: &Registry,
+    names: &[String],
+    accepted: &BTreeSet<(String, String)>,
+) {
+    registry
+        .wait_remote_converged(names, Duration::from_secs(30))
+        .await;
+    assert_each_version_once(&registry.remote_path, accepted);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn indexer_killed_mid_burst_converges() {
-    let registry = Arc::new(
-        Registry::builder()
-            .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "500")
-            .start()
-            .await,
-    );
-    let token = registry.create_user("alice").await;
+    let (registry, token) =
+        start_shared(Registry::builder().env("KTRA_INDEXER_ACK_TIMEOUT_MS", "500")).await;
     let killer = Arc::clone(&registry);
     let (names, accepted) = burst(&registry, &token, burst_work(8, 10), 30, move || {
         killer.indexer().kill();
@@ -135,19 +150,15 @@ async fn indexer_killed_mid_burst_converges() {
     assert_eq!(accepted.len(), 80);
     assert!(!registry.indexer().is_running());
     registry.indexer().start();
-    registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(30))
-        .await;
-    assert_each_version_once(&registry.remote_path, &accepted);
+    assert_burst_converged(&registry, &names, &accepted).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_indexer_killed_while_moving_its_branch_starts_again() {
-    let registry = Registry::start().await;
-    let token = registry.create_user("alice").await;
+    let (registry, token) = Registry::builder().start_with_user("alice").await;
     let mut names = publish_many(&registry, &token, "before", 1).await;
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .wait_remote_converged(&names, Duration::from_secs(10))
         .await;
     registry.indexer().kill();
     // What git leaves when the process dies between taking a ref's lock and renaming it.
@@ -156,15 +167,14 @@ async fn an_indexer_killed_while_moving_its_branch_starts_again() {
     registry.indexer().start();
     names.extend(publish_many(&registry, &token, "after", 2).await);
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(20))
+        .wait_remote_converged(&names, Duration::from_secs(20))
         .await;
     assert!(!lock.is_file(), "the stale lock was removed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn api_killed_mid_stream_converges() {
-    let registry = Arc::new(Registry::start().await);
-    let token = registry.create_user("alice").await;
+    let (registry, token) = start_shared(Registry::builder()).await;
     let restarter = Arc::clone(&registry);
     let (names, accepted) = burst(&registry, &token, burst_work(6, 10), 20, move || {
         restarter.api.kill();
@@ -173,24 +183,19 @@ async fn api_killed_mid_stream_converges() {
     .await;
     assert_eq!(accepted.len(), 60);
     registry.wait_ready().await;
-    registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(30))
-        .await;
-    assert_each_version_once(&registry.remote_path, &accepted);
+    assert_burst_converged(&registry, &names, &accepted).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_away_and_back_converges() {
-    let served = tempfile::tempdir().unwrap();
-    let remote = served.path().join("index.git");
-    init_bare(&remote);
-    let daemon = GitDaemon::start(served.path(), served.path());
-    let registry = Registry::builder()
-        .remote(&daemon.url("index.git"))
+    let served = ServedRepo::create();
+    let remote = served.path.clone();
+    let (daemon, url) = served.git_daemon();
+    let (registry, token) = Registry::builder()
+        .remote(&url)
         .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "300")
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let mut names = publish_many(&registry, &token, "before", 2).await;
     registry
         .wait_converged(&remote, &names, Duration::from_secs(10))
@@ -214,11 +219,10 @@ async fn remote_away_and_back_converges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_commits_are_overwritten_with_the_store_state() {
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .env("KTRA_GIT_FETCH_INTERVAL_SECS", "1")
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let mut names = publish_many(&registry, &token, "mine", 3).await;
     let work = tempfile::tempdir().unwrap();
 
@@ -232,7 +236,7 @@ async fn foreign_commits_are_overwritten_with_the_store_state() {
     );
     names.extend(publish_many(&registry, &token, "later", 1).await);
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .wait_remote_converged(&names, Duration::from_secs(10))
         .await;
     let files = branch_files(&registry.remote_path, "main");
     assert_eq!(
@@ -244,7 +248,7 @@ async fn foreign_commits_are_overwritten_with_the_store_state() {
     let second = tempfile::tempdir().unwrap();
     push_foreign_commit(&registry.remote_path, second.path(), "la/te/later0", None);
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .wait_remote_converged(&names, Duration::from_secs(10))
         .await;
 }
 
@@ -253,17 +257,10 @@ async fn a_burst_becomes_few_pushes() {
     // Over git:// with a remote that takes 100 ms per push, what arrives while a push is in
     // flight must ride the next one. (A local remote pushes in a few milliseconds, so how
     // much coalesces there depends on how fast the clients are.)
-    let served = tempfile::tempdir().unwrap();
-    let remote = served.path().join("index.git");
-    init_bare(&remote);
-    let daemon = GitDaemon::start(served.path(), served.path());
-    let registry = Arc::new(
-        Registry::builder()
-            .remote(&daemon.url("index.git"))
-            .start()
-            .await,
-    );
-    let token = registry.create_user("alice").await;
+    let served = ServedRepo::create();
+    let remote = served.path.clone();
+    let (_daemon, url) = served.git_daemon();
+    let (registry, token) = start_shared(Registry::builder().remote(&url)).await;
     // The indexer's first commit (config.json) is not part of the burst.
     registry
         .wait_converged(&remote, &[], Duration::from_secs(10))
@@ -290,11 +287,10 @@ async fn a_burst_becomes_few_pushes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_and_rebuild_from_the_store() {
-    let registry = Registry::start().await;
-    let token = registry.create_user("alice").await;
+    let (registry, token) = Registry::builder().start_with_user("alice").await;
     let names = publish_many(&registry, &token, "kept", 3).await;
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .wait_remote_converged(&names, Duration::from_secs(10))
         .await;
     // The embedded store is held by the running API; the admin commands run beside a stopped
     // API.
@@ -322,7 +318,7 @@ async fn verify_and_rebuild_from_the_store() {
     registry.api.start();
     registry.wait_ready().await;
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .wait_remote_converged(&names, Duration::from_secs(10))
         .await;
 }
 
@@ -333,13 +329,14 @@ async fn a_second_indexer_on_the_same_clone_refuses_to_start() {
     env.retain(|(name, _)| name != "KTRA_INDEXER_LISTEN");
     env.push((
         "KTRA_INDEXER_LISTEN".to_owned(),
-        format!("127.0.0.1:{}", ktra_e2e::process::free_port()),
+        format!("127.0.0.1:{}", ktra_testing::process::free_port()),
     ));
-    let output = std::process::Command::new(ktra_e2e::process::workspace_binary("ktra-indexer"))
-        .env_clear()
-        .envs(env)
-        .output()
-        .expect("the indexer runs");
+    let output =
+        std::process::Command::new(ktra_testing::process::workspace_binary("ktra-indexer"))
+            .env_clear()
+            .envs(env)
+            .output()
+            .expect("the indexer runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("another ktra-indexer holds"), "{stderr}");
@@ -347,7 +344,7 @@ async fn a_second_indexer_on_the_same_clone_refuses_to_start() {
     let token = registry.create_user("alice").await;
     let names = publish_many(&registry, &token, "solo", 1).await;
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .wait_remote_converged(&names, Duration::from_secs(10))
         .await;
 }
 
@@ -384,11 +381,8 @@ async fn assert_each_version_served(registry: &Registry, accepted: &BTreeSet<(St
         let count = lines_of_version(&file, version);
         assert_eq!(count, 1, "{name}@{version} appears {count} times");
         let download = registry
-            .client
-            .get(registry.url(&format!("/dl/{name}/{version}/download")))
-            .send()
-            .await
-            .expect("the API answers");
+            .get(&format!("/dl/{name}/{version}/download"), None)
+            .await;
         assert_eq!(download.status(), StatusCode::OK, "{name}@{version}");
         assert_eq!(
             download.bytes().await.expect("a body"),
@@ -400,13 +394,8 @@ async fn assert_each_version_served(registry: &Registry, accepted: &BTreeSet<(St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_to_the_api_mid_burst_finishes_what_it_answers() {
-    let registry = Arc::new(
-        Registry::builder()
-            .env("KTRA_HTTP_REQUEST_TIMEOUT_SECS", "5")
-            .start()
-            .await,
-    );
-    let token = registry.create_user("alice").await;
+    let (registry, token) =
+        start_shared(Registry::builder().env("KTRA_HTTP_REQUEST_TIMEOUT_SECS", "5")).await;
     let (names, accepted, took) = burst_with_sigterm(&registry, &token, |registry| {
         let took = registry.api.terminate();
         registry.api.start();
@@ -422,21 +411,13 @@ async fn sigterm_to_the_api_mid_burst_finishes_what_it_answers() {
     assert_eq!(accepted.len(), 80);
     registry.wait_ready().await;
     assert_each_version_served(&registry, &accepted).await;
-    registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(30))
-        .await;
-    assert_each_version_once(&registry.remote_path, &accepted);
+    assert_burst_converged(&registry, &names, &accepted).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_to_the_indexer_mid_burst_pushes_and_exits() {
-    let registry = Arc::new(
-        Registry::builder()
-            .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "500")
-            .start()
-            .await,
-    );
-    let token = registry.create_user("alice").await;
+    let (registry, token) =
+        start_shared(Registry::builder().env("KTRA_INDEXER_ACK_TIMEOUT_MS", "500")).await;
     let (names, accepted, took) = burst_with_sigterm(&registry, &token, |registry| {
         let took = registry.indexer().terminate();
         registry.indexer().start();
@@ -450,10 +431,7 @@ async fn sigterm_to_the_indexer_mid_burst_pushes_and_exits() {
     assert!(!log.contains("did not finish in time"), "{log}");
     assert_eq!(accepted.len(), 80);
     assert_each_version_served(&registry, &accepted).await;
-    registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(30))
-        .await;
-    assert_each_version_once(&registry.remote_path, &accepted);
+    assert_burst_converged(&registry, &names, &accepted).await;
 }
 
 /// Starts a registry whose publishes do not wait for the push and whose resender would only
@@ -466,14 +444,12 @@ async fn burst_without_waiting(
     Vec<String>,
     BTreeSet<(String, String)>,
 ) {
-    let registry = Arc::new(
+    let (registry, token) = start_shared(
         builder
             .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "0")
-            .env("KTRA_INDEXER_RESEND_INTERVAL_SECS", "3600")
-            .start()
-            .await,
-    );
-    let token = registry.create_user("alice").await;
+            .env("KTRA_INDEXER_RESEND_INTERVAL_SECS", "3600"),
+    )
+    .await;
     let (names, accepted) = burst(&registry, &token, burst_work(8, 12), 0, || {}).await;
     assert_eq!(accepted.len(), 96);
     (registry, token, names, accepted)
@@ -485,13 +461,13 @@ async fn changes_handed_over_without_waiting_all_reach_the_remote() {
     // everything on the remote came through the background hand-off, newest revision first.
     let (registry, token, names, accepted) = burst_without_waiting(Registry::builder()).await;
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(20))
+        .wait_remote_converged(&names, Duration::from_secs(20))
         .await;
     assert_each_version_once(&registry.remote_path, &accepted);
 
     registry.set_yanked(&token, "shared", "3.4.0", true).await;
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(10))
+        .wait_remote_converged(&names, Duration::from_secs(10))
         .await;
     let files = branch_files(&registry.remote_path, "main");
     let shared = &files[&ktra_core::index::index_path("shared")];
@@ -508,35 +484,31 @@ async fn sigterm_hands_the_indexer_what_waits_to_be_handed_over() {
     // Slow pushes keep the hand-off's requests waiting, so changes gather in the API; it
     // stops right after the burst and is not restarted, and the resender would only look in
     // an hour: what reaches the remote was handed over at shutdown.
-    let served = tempfile::tempdir().unwrap();
-    let remote = served.path().join("index.git");
-    init_bare(&remote);
+    let served = ServedRepo::create();
+    let remote = served.path.clone();
     set_push_delay(&remote, Duration::from_millis(300));
-    let daemon = GitDaemon::start(served.path(), served.path());
-    let (registry, _, _, accepted) =
-        burst_without_waiting(Registry::builder().remote(&daemon.url("index.git"))).await;
+    let (_daemon, url) = served.git_daemon();
+    let (registry, _, _, accepted) = burst_without_waiting(Registry::builder().remote(&url)).await;
     let took = registry.api.terminate();
     assert!(took < Duration::from_secs(10), "the API took {took:?}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    let missing = || {
         let files = branch_files(&remote, "main");
-        let missing: Vec<&(String, String)> = accepted
+        accepted
             .iter()
             .filter(|(name, version)| {
                 files
                     .get(&ktra_core::index::index_path(name))
                     .is_none_or(|file| lines_of_version(file, version) == 0)
             })
-            .collect();
-        if missing.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never reached the remote: {missing:?}\n{}",
-            registry.api.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let arrived = poll_until_true(Duration::from_secs(30), async || missing().is_empty()).await;
+    assert!(
+        arrived,
+        "never reached the remote: {:?}\n{}",
+        missing(),
+        registry.api.log_tail()
+    );
     assert_each_version_once(&remote, &accepted);
 }

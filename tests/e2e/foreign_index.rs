@@ -2,10 +2,13 @@
 //! nothing: the first publish of one of its crates does not replace the crate's file.
 
 use std::path::Path;
+use std::time::Duration;
 
-use ktra_core::testing::CrateFixture;
-use ktra_e2e::git::{branch_files, commit_count, git, init_bare};
-use ktra_e2e::registry::Registry;
+use ktra_testing::fixtures::CrateFixture;
+use ktra_testing::git::{branch_files, commit_count, git, init_bare};
+use ktra_testing::metrics;
+use ktra_testing::poll::poll_until_true;
+use ktra_testing::registry::Registry;
 use reqwest::StatusCode;
 
 /// The crate file as another registry wrote it: two versions, one yanked, null keys and all.
@@ -56,8 +59,12 @@ async fn publish(registry: &Registry, token: &str, name: &str, version: &str) {
 async fn crate_files_written_elsewhere_are_never_cut_short() {
     let dir = tempfile::tempdir().unwrap();
     let url = foreign_remote(dir.path());
-    let registry = Registry::builder().remote(&url).start().await;
-    let token = registry.create_user("alice").await;
+    // The old crate's change is refused for good: it stays unacknowledged.
+    let (registry, token) = Registry::builder()
+        .remote(&url)
+        .expect_unacknowledged()
+        .start_with_user("alice")
+        .await;
     let remote = dir.path().join("foreign.git");
 
     // The store knows only 0.3.0 of the old crate: writing its file would drop two versions.
@@ -69,7 +76,20 @@ async fn crate_files_written_elsewhere_are_never_cut_short() {
     assert_eq!(files[FOREIGN_PATH], FOREIGN_LINES);
 
     // Offered again by the resender, refused again: still untouched, and the reason is logged.
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let refusals = async || {
+        let page = reqwest::get(format!("{}/metrics", registry.indexer_metrics))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        metrics::value(&page, "ktra_indexer_foreign_file_refusals_total")
+    };
+    let refused_again = poll_until_true(Duration::from_secs(10), async || {
+        refusals().await.is_some_and(|count| count >= 2.0)
+    })
+    .await;
+    assert!(refused_again, "refusals: {:?}", refusals().await);
     assert_eq!(branch_files(&remote, "main")[FOREIGN_PATH], FOREIGN_LINES);
     let log = registry.indexer().log();
     assert!(
@@ -96,12 +116,11 @@ async fn crate_files_written_elsewhere_are_never_cut_short() {
 async fn an_operator_may_allow_the_overwrite_explicitly() {
     let dir = tempfile::tempdir().unwrap();
     let url = foreign_remote(dir.path());
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .remote(&url)
         .env("KTRA_GIT_OVERWRITE_FOREIGN_FILES", "true")
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     publish(&registry, &token, "old_crate", "0.3.0").await;
     let files = branch_files(&dir.path().join("foreign.git"), "main");
     let lines: Vec<&str> = files[FOREIGN_PATH].lines().collect();
@@ -115,12 +134,11 @@ async fn a_config_json_that_says_the_same_is_left_as_it_is() {
     // Our keys in another order and format, and a key of the operator's.
     let config_json = "{\"api\": \"http://registry.example\", \"note\": \"kept\",\n \"dl\": \"http://registry.example/dl\"}\n";
     let url = foreign_remote_with_config(dir.path(), config_json);
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .remote(&url)
         .env("KTRA_REGISTRY_PUBLIC_URL", "http://registry.example")
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     publish(&registry, &token, "fresh_crate", "0.1.0").await;
     let remote = dir.path().join("foreign.git");
     let files = branch_files(&remote, "main");
@@ -137,20 +155,21 @@ fn a_remote_without_the_configured_branch_but_with_others_is_refused() {
     let remote = dir.path().join("foreign.git");
     // The index lives on `master` only, as many older remotes have it.
     git(&remote, &["branch", "-m", "main", "master"]);
-    let output = std::process::Command::new(ktra_e2e::process::workspace_binary("ktra-indexer"))
-        .env_clear()
-        .env("KTRA_GIT_REMOTE_URL", &url)
-        .env("KTRA_GIT_LOCAL_PATH", dir.path().join("clone"))
-        .env(
-            "KTRA_INDEXER_LISTEN",
-            format!("127.0.0.1:{}", ktra_e2e::process::free_port()),
-        )
-        .env(
-            "KTRA_INDEXER_METRICS_LISTEN",
-            format!("127.0.0.1:{}", ktra_e2e::process::free_port()),
-        )
-        .output()
-        .expect("the indexer runs");
+    let output =
+        std::process::Command::new(ktra_testing::process::workspace_binary("ktra-indexer"))
+            .env_clear()
+            .env("KTRA_GIT_REMOTE_URL", &url)
+            .env("KTRA_GIT_LOCAL_PATH", dir.path().join("clone"))
+            .env(
+                "KTRA_INDEXER_LISTEN",
+                format!("127.0.0.1:{}", ktra_testing::process::free_port()),
+            )
+            .env(
+                "KTRA_INDEXER_METRICS_LISTEN",
+                format!("127.0.0.1:{}", ktra_testing::process::free_port()),
+            )
+            .output()
+            .expect("the indexer runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

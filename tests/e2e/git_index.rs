@@ -2,26 +2,25 @@
 
 use std::time::Duration;
 
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
-use ktra_e2e::git::branch_files;
-use ktra_e2e::registry::Registry;
-use ktra_e2e::remotes::GitDaemon;
+use ktra_testing::cargo::{CargoHome, library_package, printing_app, rewrite_library_manifest};
+use ktra_testing::git::branch_files;
+use ktra_testing::registry::Registry;
+use ktra_testing::remotes::GitDaemon;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cargo_uses_the_git_index_over_file_and_git_protocols() {
-    let registry = Registry::start().await;
-    let token = registry.create_user("alice").await;
+    let (registry, token) = Registry::builder().start_with_user("alice").await;
     let file_index = format!("file://{}", registry.remote_path.display());
-    let publisher = CargoHome::new(&[("ktra", &file_index)]);
+    let publisher = CargoHome::logged_in("ktra", &file_index, &token).await;
     let work = tempfile::tempdir().unwrap();
     let root = work.path();
-    publisher.login(root, "ktra", &token).await;
 
-    let lib = package(
+    let lib = library_package(
         root,
         "gitlib",
-        &library_manifest("Git_Lib", "0.1.0", ""),
-        &[("src/lib.rs", "pub fn value() -> u32 { 7 }\n")],
+        "Git_Lib",
+        "0.1.0",
+        "pub fn value() -> u32 { 7 }\n",
     );
     publisher.publish(&lib, "ktra").await;
     // Publish answered only after the indexer pushed (the acknowledgement wait), so the git
@@ -39,18 +38,14 @@ async fn cargo_uses_the_git_index_over_file_and_git_protocols() {
     let git_index = daemon.url("remote.git");
     for (label, index) in [("file", file_index.as_str()), ("git", git_index.as_str())] {
         let consumer = CargoHome::new(&[("ktra", index)]);
-        let app = package(
+        let app = printing_app(
             root,
             &format!("app-{label}"),
-            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
-             [dependencies]\ngit_lib = { package = \"Git_Lib\", version = \"0.1\", registry = \"ktra\" }\n",
-            &[(
-                "src/main.rs",
-                "fn main() { println!(\"value={}\", git_lib::value()); }\n",
-            )],
+            "git_lib = { package = \"Git_Lib\", version = \"0.1\", registry = \"ktra\" }",
+            "value",
+            "git_lib::value()",
         );
-        let run = consumer.ok(&app, &["run", "--quiet"]).await;
-        assert!(run.contains("value=7"), "{label}: {run}");
+        consumer.assert_runs_printing(&app, "value=7").await;
     }
 
     // Yank through cargo, read back through the git index.
@@ -67,11 +62,7 @@ async fn cargo_uses_the_git_index_over_file_and_git_protocols() {
         .await;
 
     // The next version, then `cargo update` over git://.
-    std::fs::write(
-        lib.join("Cargo.toml"),
-        library_manifest("Git_Lib", "0.1.1", ""),
-    )
-    .unwrap();
+    rewrite_library_manifest(&lib, "Git_Lib", "0.1.1", "");
     std::fs::write(lib.join("src/lib.rs"), "pub fn value() -> u32 { 8 }\n").unwrap();
     publisher.publish(&lib, "ktra").await;
     let consumer = CargoHome::new(&[("ktra", &git_index)]);
@@ -82,13 +73,8 @@ async fn cargo_uses_the_git_index_over_file_and_git_protocols() {
         lock.contains("name = \"Git_Lib\"\nversion = \"0.1.1\""),
         "{lock}"
     );
-    let run = consumer.ok(&app, &["run", "--quiet"]).await;
-    assert!(run.contains("value=8"), "{run}");
+    consumer.assert_runs_printing(&app, "value=8").await;
     registry
-        .wait_converged(
-            &registry.remote_path,
-            &["Git_Lib".to_owned()],
-            Duration::from_secs(10),
-        )
+        .wait_remote_converged(&["Git_Lib".to_owned()], Duration::from_secs(10))
         .await;
 }

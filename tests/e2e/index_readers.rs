@@ -2,9 +2,9 @@
 //! `crates-index`, over the sparse index and over the git index the indexer pushes.
 
 use ktra_core::index::index_path;
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
-use ktra_e2e::git::branch_files;
-use ktra_e2e::registry::Registry;
+use ktra_testing::cargo::{CargoHome, library_manifest, library_package, package};
+use ktra_testing::git::branch_files;
+use ktra_testing::registry::Registry;
 
 /// What a reader must find in the dependent's index file, whichever reader it is: per
 /// dependency (name as written, real crate name, kind).
@@ -16,19 +16,18 @@ const EXPECTED_DEPS: [(&str, &str, &str); 3] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn independent_readers_parse_the_sparse_and_git_index() {
-    let registry = Registry::start().await;
-    let token = registry.create_user("alice").await;
+    let (registry, token) = Registry::builder().start_with_user("alice").await;
     let sparse = format!("sparse+{}", registry.url("/index/"));
-    let publisher = CargoHome::new(&[("ktra", &sparse)]);
+    let publisher = CargoHome::logged_in("ktra", &sparse, &token).await;
     let work = tempfile::tempdir().unwrap();
     let root = work.path();
-    publisher.login(root, "ktra", &token).await;
 
-    let base = package(
+    let base = library_package(
         root,
         "base",
-        &library_manifest("Reader_Base", "0.1.0", ""),
-        &[("src/lib.rs", "pub fn value() -> u32 { 1 }\n")],
+        "Reader_Base",
+        "0.1.0",
+        "pub fn value() -> u32 { 1 }\n",
     );
     publisher.publish(&base, "ktra").await;
     // A renamed dependency, an optional one limited to a target and enabled through `dep:`,

@@ -4,15 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
-use ktra_e2e::git::{branch_files, git, init_bare};
-use ktra_e2e::process::{Service, free_port};
-use ktra_e2e::registry::{Registry, new_user};
+use ktra_testing::cargo::{
+    CargoHome, library_manifest, library_package, package, printing_app, rewrite_library_manifest,
+};
+use ktra_testing::git::{branch_files, git, init_bare};
+use ktra_testing::process::{Service, free_port, project_path};
+use ktra_testing::registry::{Registry, new_user};
 use serde_json::{Value, json};
 
 /// Where `scripts/setup-test-deps.sh` installs Ktra.
 fn ktra_binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/ktra-0.7.0/bin/ktra");
+    let path = project_path(".tools/ktra-0.7.0/bin/ktra");
     assert!(
         path.is_file(),
         "{} is missing: run scripts/setup-test-deps.sh (make setup)",
@@ -100,33 +102,29 @@ async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote(
     let alice_token = ktra.new_user("alice", "alice's password").await;
     let bob_token = ktra.new_user("bob", "bob's password").await;
     let index_url = format!("file://{}", ktra.remote.display());
-    let alice = CargoHome::new(&[("ktra", &index_url)]);
-    let bob = CargoHome::new(&[("ktra", &index_url)]);
+    let alice = CargoHome::logged_in("ktra", &index_url, &alice_token).await;
+    let bob = CargoHome::logged_in("ktra", &index_url, &bob_token).await;
     let work = dir.path().join("work");
-    alice.login(dir.path(), "ktra", &alice_token).await;
-    bob.login(dir.path(), "ktra", &bob_token).await;
 
     // An upper-case name; a crate with two versions, the first yanked, and a second owner; a
     // dependent with a renamed optional dependency behind a `dep:` feature.
-    let upper = package(
+    let upper = library_package(
         &work,
         "upper",
-        &library_manifest("Upper_Crate", "1.0.0", ""),
-        &[("src/lib.rs", "pub fn upper() -> u32 { 1 }\n")],
+        "Upper_Crate",
+        "1.0.0",
+        "pub fn upper() -> u32 { 1 }\n",
     );
     alice.publish(&upper, "ktra").await;
-    let tiny = package(
+    let tiny = library_package(
         &work,
         "tiny",
-        &library_manifest("tiny-crate", "0.1.0", ""),
-        &[("src/lib.rs", "pub fn tiny() -> u32 { 10 }\n")],
+        "tiny-crate",
+        "0.1.0",
+        "pub fn tiny() -> u32 { 10 }\n",
     );
     alice.publish(&tiny, "ktra").await;
-    std::fs::write(
-        tiny.join("Cargo.toml"),
-        library_manifest("tiny-crate", "0.2.0", "\n[features]\nextra = []\n"),
-    )
-    .unwrap();
+    rewrite_library_manifest(&tiny, "tiny-crate", "0.2.0", "\n[features]\nextra = []\n");
     std::fs::write(tiny.join("src/lib.rs"), "pub fn tiny() -> u32 { 20 }\n").unwrap();
     alice.publish(&tiny, "ktra").await;
     let dependent = package(
@@ -233,31 +231,19 @@ async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote(
 
     // A fresh cargo, with the same index URL, builds the dependent from crate files served here.
     let consumer = CargoHome::new(&[("ktra", &index_url)]);
-    let app = package(
+    let app = printing_app(
         &work,
         "app",
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
-         [dependencies]\ndependent = { version = \"0.1\", registry = \"ktra\", features = [\"fast\"] }\n",
-        &[(
-            "src/main.rs",
-            "fn main() { println!(\"total={}\", dependent::total()); }\n",
-        )],
+        "dependent = { version = \"0.1\", registry = \"ktra\", features = [\"fast\"] }",
+        "total",
+        "dependent::total()",
     );
-    let run = consumer.ok(&app, &["run", "--quiet"]).await;
-    assert!(run.contains("total=21"), "{run}");
+    consumer.assert_runs_printing(&app, "total=21").await;
 
     // Alice's Ktra token publishes; Bob, a second owner in Ktra, still owns the crate.
-    std::fs::write(
-        upper.join("Cargo.toml"),
-        library_manifest("Upper_Crate", "1.1.0", ""),
-    )
-    .unwrap();
+    rewrite_library_manifest(&upper, "Upper_Crate", "1.1.0", "");
     alice.publish(&upper, "ktra").await;
-    std::fs::write(
-        tiny.join("Cargo.toml"),
-        library_manifest("tiny-crate", "0.3.0", ""),
-    )
-    .unwrap();
+    rewrite_library_manifest(&tiny, "tiny-crate", "0.3.0", "");
     bob.publish(&tiny, "ktra").await;
     let owners = alice
         .ok(
@@ -336,11 +322,11 @@ fn redis_cli(url: &str, args: &[&str], value: &[u8]) {
 /// registry with a new remote; one crate file is not gzip and is reported, the rest imported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ktra_on_redis_moves_to_a_new_remote_and_a_bad_file_is_reported() {
-    use ktra_core::testing::CrateFixture;
+    use ktra_testing::fixtures::CrateFixture;
     use sha2::{Digest, Sha256};
 
     let dir = tempfile::tempdir().unwrap();
-    let redis = ktra_e2e::servers::RedisServer::start(dir.path());
+    let redis = ktra_testing::servers::RedisServer::start(dir.path());
     let crates = dir.path().join("crates");
     let index = dir.path().join("index");
     let mut entries = Vec::new();
@@ -477,12 +463,8 @@ async fn ktra_on_redis_moves_to_a_new_remote_and_a_bad_file_is_reported() {
 /// The logins `GET /api/v1/crates/{name}/owners` lists, asked with `token`.
 async fn owner_logins(registry: &Registry, name: &str, token: &str) -> Vec<String> {
     let owners: Value = registry
-        .client
-        .get(registry.url(&format!("/api/v1/crates/{name}/owners")))
-        .header("Authorization", token)
-        .send()
+        .get(&format!("/api/v1/crates/{name}/owners"), Some(token))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

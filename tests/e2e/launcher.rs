@@ -2,10 +2,10 @@
 
 use std::net::TcpStream;
 
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
-use ktra_e2e::git::{branch_files, init_bare};
-use ktra_e2e::process::{Service, free_port, workspace_binary};
-use ktra_e2e::registry::new_user;
+use ktra_testing::cargo::{CargoHome, library_package};
+use ktra_testing::git::{branch_files, init_bare};
+use ktra_testing::process::{Service, free_port, workspace_binary};
+use ktra_testing::registry::new_user;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,14 +48,8 @@ async fn one_command_runs_both_services_from_a_ktra_file() {
     // Through the git index: cargo waits until the version is there, so the indexer runs and
     // the API hands it the publish.
     let index = format!("file://{}", remote.display());
-    let cargo = CargoHome::new(&[("ktra", &index)]);
-    cargo.login(dir.path(), "ktra", &token).await;
-    let lib = package(
-        dir.path(),
-        "lib",
-        &library_manifest("one_command", "0.1.0", ""),
-        &[("src/lib.rs", "")],
-    );
+    let cargo = CargoHome::logged_in("ktra", &index, &token).await;
+    let lib = library_package(dir.path(), "lib", "one_command", "0.1.0", "");
     cargo.publish(&lib, "ktra").await;
     let files = branch_files(&remote, "main");
     assert!(files.contains_key("on/e_/one_command"), "{files:?}");

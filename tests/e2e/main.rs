@@ -5,6 +5,7 @@ mod failover;
 mod faults;
 mod foreign_index;
 mod git_index;
+mod harness;
 mod index_readers;
 mod ktra_import;
 mod launcher;

@@ -4,30 +4,24 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ktra_core::testing::CrateFixture;
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
-use ktra_e2e::collector::{Collector, ReceivedSpan};
-use ktra_e2e::metrics::{Sample, parse, sum};
-use ktra_e2e::registry::Registry;
+use ktra_testing::cargo::{CargoHome, library_package};
+use ktra_testing::collector::{Collector, ReceivedSpan};
+use ktra_testing::fixtures::CrateFixture;
+use ktra_testing::metrics::{Sample, parse, sum};
+use ktra_testing::registry::Registry;
 use reqwest::StatusCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_cargo_publish_is_one_trace_across_both_services() {
     let collector = Collector::start().await;
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint)
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
-    let cargo = CargoHome::new(&[("ktra", &format!("sparse+{}/index/", registry.base))]);
+    let index = format!("sparse+{}/index/", registry.base);
+    let cargo = CargoHome::logged_in("ktra", &index, &token).await;
     let work = tempfile::tempdir().unwrap();
-    cargo.login(work.path(), "ktra", &token).await;
-    let lib = package(
-        work.path(),
-        "traced",
-        &library_manifest("traced", "0.1.0", ""),
-        &[("src/lib.rs", "pub fn f() {}\n")],
-    );
+    let lib = library_package(work.path(), "traced", "traced", "0.1.0", "pub fn f() {}\n");
     cargo.publish(&lib, "ktra").await;
 
     // A proxy in front of the API started a trace: the request joins it.
@@ -214,8 +208,7 @@ async fn scrape(registry: &Registry, base: &str) -> Vec<Sample> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_with_publishes_downloads_and_failures() {
-    let registry = Registry::start().await;
-    let token = registry.create_user("alice").await;
+    let (registry, token) = Registry::builder().start_with_user("alice").await;
     let api_before = scrape(&registry, &registry.base).await;
     let indexer_before = scrape(&registry, &registry.indexer_metrics).await;
     let publish_route = [("route", "/api/v1/crates/new"), ("method", "PUT")];
@@ -242,11 +235,7 @@ async fn metrics_move_with_publishes_downloads_and_failures() {
     let (status, body) = registry.publish(&token, other_file.body()).await.unwrap();
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     registry
-        .wait_converged(
-            &registry.remote_path,
-            &["measured".to_owned()],
-            Duration::from_secs(10),
-        )
+        .wait_remote_converged(&["measured".to_owned()], Duration::from_secs(10))
         .await;
 
     let api = scrape(&registry, &registry.base).await;

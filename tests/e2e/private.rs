@@ -1,32 +1,30 @@
 //! A private registry (`KTRA_REGISTRY_AUTH_REQUIRED`, cargo's `auth-required`): the real cargo
 //! with and without a token, and what an anonymous client can learn.
 
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
-use ktra_e2e::git::branch_files;
-use ktra_e2e::registry::Registry;
+use ktra_testing::cargo::{CargoHome, library_package, printing_app};
+use ktra_testing::git::branch_files;
+use ktra_testing::registry::Registry;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
 use serde_json::Value;
 
-async fn get(registry: &Registry, path: &str, token: Option<&str>) -> reqwest::Response {
-    let mut request = registry.client.get(registry.url(path));
-    if let Some(token) = token {
-        request = request.header(AUTHORIZATION, token);
-    }
-    request.send().await.expect("the API answers")
+/// The `Cache-Control` header of an answer.
+fn cache_control(response: &reqwest::Response) -> &str {
+    response.headers()[CACHE_CONTROL]
+        .to_str()
+        .expect("Cache-Control is ASCII")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .env("KTRA_REGISTRY_AUTH_REQUIRED", "true")
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let index = format!("sparse+{}/index/", registry.base);
 
     // cargo asks for config.json without a token first and must be told to send one.
-    let anonymous = get(&registry, "/index/config.json", None).await;
+    let anonymous = registry.get("/index/config.json", None).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         anonymous.headers()[WWW_AUTHENTICATE],
@@ -39,33 +37,28 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
             .unwrap()
             .contains("token")
     );
-    let config = get(&registry, "/index/config.json", Some(&token)).await;
+    let config = registry.get("/index/config.json", Some(&token)).await;
     assert_eq!(config.status(), StatusCode::OK);
-    assert!(
-        config.headers()[CACHE_CONTROL]
-            .to_str()
-            .unwrap()
-            .contains("private")
-    );
+    assert!(cache_control(&config).contains("private"));
     let config: Value = config.json().await.unwrap();
     assert_eq!(config["auth-required"], true);
     for open in ["/livez", "/readyz", "/me", "/metrics"] {
         assert_eq!(
-            get(&registry, open, None).await.status(),
+            registry.get(open, None).await.status(),
             StatusCode::OK,
             "{open}"
         );
     }
 
-    let publisher = CargoHome::new(&[("ktra", &index)]);
+    let publisher = CargoHome::logged_in("ktra", &index, &token).await;
     let work = tempfile::tempdir().unwrap();
     let root = work.path();
-    publisher.login(root, "ktra", &token).await;
-    let lib = package(
+    let lib = library_package(
         root,
         "secret",
-        &library_manifest("secret_lib", "0.1.0", ""),
-        &[("src/lib.rs", "pub fn value() -> u32 { 42 }\n")],
+        "secret_lib",
+        "0.1.0",
+        "pub fn value() -> u32 { 42 }\n",
     );
     publisher.publish(&lib, "ktra").await;
 
@@ -79,7 +72,7 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
         "/api/v1/crates?q=secret",
         "/api/v1/crates/secret_lib/owners",
     ] {
-        let response = get(&registry, path, None).await;
+        let response = registry.get(path, None).await;
         let status = response.status();
         anonymous_answers.push((status, response.text().await.unwrap()));
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
@@ -87,30 +80,25 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
     assert!(anonymous_answers.windows(2).all(|pair| pair[0] == pair[1]));
     // A wrong token is refused without being echoed.
     let forged = "ktra_forgedtoken0123456789abcdefghijklmnopqrstuv";
-    let refused = get(&registry, "/index/se/cr/secret_lib", Some(forged)).await;
+    let refused = registry.get("/index/se/cr/secret_lib", Some(forged)).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(!refused.text().await.unwrap().contains(forged));
     // With the token: the crate's file, privately cached; unknown crates are plain 404s.
-    let file = get(&registry, "/index/se/cr/secret_lib", Some(&token)).await;
+    let file = registry.get("/index/se/cr/secret_lib", Some(&token)).await;
     assert_eq!(file.status(), StatusCode::OK);
-    assert!(
-        file.headers()[CACHE_CONTROL]
-            .to_str()
-            .unwrap()
-            .contains("private")
-    );
-    let download = get(&registry, "/dl/secret_lib/0.1.0/download", Some(&token)).await;
+    assert!(cache_control(&file).contains("private"));
+    let download = registry
+        .get("/dl/secret_lib/0.1.0/download", Some(&token))
+        .await;
     assert_eq!(download.status(), StatusCode::OK);
-    let cache = download.headers()[CACHE_CONTROL]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cache = cache_control(&download);
     assert!(
         cache.contains("private") && !cache.contains("public"),
         "{cache}"
     );
     assert_eq!(
-        get(&registry, "/index/no/ne/none_such", Some(&token))
+        registry
+            .get("/index/no/ne/none_such", Some(&token))
             .await
             .status(),
         StatusCode::NOT_FOUND
@@ -118,15 +106,12 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
 
     // A consumer without a token fails cleanly; after `cargo login` it builds.
     let consumer = CargoHome::new(&[("ktra", &index)]);
-    let app = package(
+    let app = printing_app(
         root,
         "app",
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
-         [dependencies]\nsecret_lib = { version = \"0.1\", registry = \"ktra\" }\n",
-        &[(
-            "src/main.rs",
-            "fn main() { println!(\"value={}\", secret_lib::value()); }\n",
-        )],
+        "secret_lib = { version = \"0.1\", registry = \"ktra\" }",
+        "value",
+        "secret_lib::value()",
     );
     let failed = consumer.output(&app, &["build"], None).await;
     let stderr = String::from_utf8_lossy(&failed.stderr);
@@ -136,14 +121,12 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
         "{stderr}"
     );
     consumer.login(root, "ktra", &token).await;
-    let run = consumer.ok(&app, &["run", "--quiet"]).await;
-    assert!(run.contains("value=42"), "{run}");
+    consumer.assert_runs_printing(&app, "value=42").await;
 
     // The web API through cargo, with the token.
-    let found = publisher
-        .ok(root, &["search", "--registry", "ktra", "secret"])
+    publisher
+        .assert_finds(root, "ktra", "secret", "secret_lib = \"0.1.0\"")
         .await;
-    assert!(found.contains("secret_lib = \"0.1.0\""), "{found}");
     let owners = publisher
         .ok(
             root,
@@ -154,7 +137,7 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
     publisher
         .ok(root, &["yank", "--registry", "ktra", "secret_lib@0.1.0"])
         .await;
-    let file = get(&registry, "/index/se/cr/secret_lib", Some(&token)).await;
+    let file = registry.get("/index/se/cr/secret_lib", Some(&token)).await;
     assert!(file.text().await.unwrap().contains("\"yanked\":true"));
 
     // The git index says the same, so cargo sends the token for downloads there too.
@@ -233,22 +216,17 @@ async fn cargo_obeys_token_scopes_in_a_private_registry() {
     )
     .await;
 
-    let home = CargoHome::new(&[("ktra", &index)]);
+    let home = CargoHome::logged_in("ktra", &index, &read_only).await;
     let work = tempfile::tempdir().unwrap();
     let root = work.path();
-    home.login(root, "ktra", &read_only).await;
-    let lib = package(
+    let lib = library_package(
         root,
         "lib",
-        &library_manifest("scoped_lib", "0.1.0", ""),
-        &[("src/lib.rs", "pub fn value() -> u32 { 7 }\n")],
+        "scoped_lib",
+        "0.1.0",
+        "pub fn value() -> u32 { 7 }\n",
     );
-    let other = package(
-        root,
-        "other",
-        &library_manifest("other_lib", "0.1.0", ""),
-        &[("src/lib.rs", "")],
-    );
+    let other = library_package(root, "other", "other_lib", "0.1.0", "");
     let publish_args = |token| {
         with_token(
             &[
@@ -280,22 +258,16 @@ async fn cargo_obeys_token_scopes_in_a_private_registry() {
     )
     .await;
     // Builds and searches need only the read-only token.
-    let app = package(
+    let app = printing_app(
         root,
         "app",
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
-         [dependencies]\nscoped_lib = { version = \"0.1\", registry = \"ktra\" }\n",
-        &[(
-            "src/main.rs",
-            "fn main() { println!(\"value={}\", scoped_lib::value()); }\n",
-        )],
+        "scoped_lib = { version = \"0.1\", registry = \"ktra\" }",
+        "value",
+        "scoped_lib::value()",
     );
-    let run = home.ok(&app, &["run", "--quiet"]).await;
-    assert!(run.contains("value=7"), "{run}");
-    let found = home
-        .ok(root, &["search", "--registry", "ktra", "scoped"])
+    home.assert_runs_printing(&app, "value=7").await;
+    home.assert_finds(root, "ktra", "scoped", "scoped_lib = \"0.1.0\"")
         .await;
-    assert!(found.contains("scoped_lib = \"0.1.0\""), "{found}");
     // Yank and owner changes each need their scope.
     let yank_args = |token| with_token(&["yank", "--registry", "ktra", "scoped_lib@0.1.0"], token);
     refused(&home, root, &yank_args(&publish), "does not allow yanking").await;
@@ -324,10 +296,13 @@ async fn cargo_obeys_token_scopes_in_a_private_registry() {
         listed.contains("alice") && listed.contains("bob"),
         "{listed}"
     );
-    let file = get(&registry, "/index/sc/op/scoped_lib", Some(&read_only)).await;
+    let file = registry
+        .get("/index/sc/op/scoped_lib", Some(&read_only))
+        .await;
     assert!(file.text().await.unwrap().contains("\"yanked\":true"));
     assert_eq!(
-        get(&registry, "/index/ot/he/other_lib", Some(&read_only))
+        registry
+            .get("/index/ot/he/other_lib", Some(&read_only))
             .await
             .status(),
         StatusCode::NOT_FOUND

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use ktra_core::testing::CrateFixture;
-use ktra_e2e::git::{branch_files, init_bare};
-use ktra_e2e::registry::Registry;
-use ktra_e2e::remotes::{GitDaemon, HttpRemote, SshRemote, set_refusing};
+use ktra_testing::fixtures::CrateFixture;
+use ktra_testing::git::branch_files;
+use ktra_testing::poll::poll_until_true;
+use ktra_testing::registry::Registry;
+use ktra_testing::remotes::{HttpRemote, ServedRepo, SshRemote, set_refusing};
 use reqwest::StatusCode;
 
 /// Publishes `count` crates named `{prefix}{n}`; returns their names.
@@ -31,28 +32,32 @@ pub(crate) async fn publish_many(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusing_remote_is_never_taken_for_success() {
-    let served = tempfile::tempdir().unwrap();
-    let remote_dir = served.path().join("index.git");
-    init_bare(&remote_dir);
+    let served = ServedRepo::create();
+    let remote_dir = served.path.clone();
     set_refusing(&remote_dir, true);
-    let daemon = GitDaemon::start(served.path(), served.path());
-    let registry = Registry::builder()
-        .remote(&daemon.url("index.git"))
+    let (_daemon, url) = served.git_daemon();
+    let (registry, token) = Registry::builder()
+        .remote(&url)
         .env("KTRA_INDEXER_ACK_TIMEOUT_MS", "300")
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     // Publishes succeed (the store has them) while the git index cannot be pushed.
     let names = publish_many(&registry, &token, "frozen", 3).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reported = poll_until_true(Duration::from_secs(10), async || {
+        registry
+            .indexer()
+            .log()
+            .contains("pre-receive hook declined")
+    })
+    .await;
+    assert!(
+        reported,
+        "the refusal is reported:\n{}",
+        registry.indexer().log()
+    );
     assert!(
         branch_files(&remote_dir, "main").is_empty(),
         "a refused push landed"
-    );
-    let log = registry.indexer.as_ref().unwrap().log();
-    assert!(
-        log.contains("pre-receive hook declined"),
-        "the refusal is reported:\n{log}"
     );
 
     set_refusing(&remote_dir, false);
@@ -63,31 +68,26 @@ async fn a_refusing_remote_is_never_taken_for_success() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_remote_with_basic_auth() {
-    let served = tempfile::tempdir().unwrap();
-    let remote_dir = served.path().join("index.git");
-    init_bare(&remote_dir);
-    let http = HttpRemote::start(served.path(), served.path());
-    let registry = Registry::builder()
-        .remote(&http.url("index.git"))
+    let served = ServedRepo::create();
+    let http = HttpRemote::start(served.root(), served.root());
+    let (registry, token) = Registry::builder()
+        .remote(&http.url(ServedRepo::NAME))
         .env("KTRA_GIT_HTTPS_USERNAME", &http.user)
         .env("KTRA_GIT_HTTPS_PASSWORD", &http.password)
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let names = publish_many(&registry, &token, "overhttp", 3).await;
     registry
-        .wait_converged(&remote_dir, &names, Duration::from_secs(10))
+        .wait_converged(&served.path, &names, Duration::from_secs(10))
         .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_remote_with_a_key_and_known_hosts() {
-    let served = tempfile::tempdir().unwrap();
-    let remote_dir = served.path().join("index.git");
-    init_bare(&remote_dir);
-    let ssh = SshRemote::start(served.path());
-    let registry = Registry::builder()
-        .remote(&ssh.url(&remote_dir))
+    let served = ServedRepo::create();
+    let ssh = SshRemote::start(served.root());
+    let (registry, token) = Registry::builder()
+        .remote(&ssh.url(&served.path))
         .env(
             "KTRA_GIT_SSH_PRIVKEY_PATH",
             &ssh.private_key.display().to_string(),
@@ -96,11 +96,10 @@ async fn ssh_remote_with_a_key_and_known_hosts() {
             "KTRA_GIT_SSH_KNOWN_HOSTS",
             &ssh.known_hosts.display().to_string(),
         )
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let names = publish_many(&registry, &token, "overssh", 3).await;
     registry
-        .wait_converged(&remote_dir, &names, Duration::from_secs(10))
+        .wait_converged(&served.path, &names, Duration::from_secs(10))
         .await;
 }

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use ktra_e2e::git::push_foreign_commit;
-use ktra_e2e::registry::Registry;
-use ktra_e2e::servers::RedisServer;
 use ktra_proto::indexer::v1::indexer_client::IndexerClient;
 use ktra_proto::indexer::v1::{ApplyRequest, CrateState};
+use ktra_testing::git::push_foreign_commit;
+use ktra_testing::registry::Registry;
+use ktra_testing::servers::RedisServer;
 
 use crate::remotes::publish_many;
 
@@ -17,13 +17,12 @@ async fn a_verify_that_finds_a_foreign_commit_has_it_reverted_at_once() {
     // Redis, the verify runs beside the serving API.
     let dir = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(dir.path());
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .env("KTRA_GIT_FETCH_INTERVAL_SECS", "60")
         .env("KTRA_DB_KIND", "redis")
         .env("KTRA_DB_REDIS_URL", &redis.url)
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let names = publish_many(&registry, &token, "verified", 2).await;
     let work = tempfile::tempdir().unwrap();
     push_foreign_commit(
@@ -35,7 +34,7 @@ async fn a_verify_that_finds_a_foreign_commit_has_it_reverted_at_once() {
     let (code, report) = registry.api_command(&["verify-index"]);
     assert_eq!(code, 1, "the verify sees the foreign commit: {report}");
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(5))
+        .wait_remote_converged(&names, Duration::from_secs(5))
         .await;
     let (code, report) = registry.api_command(&["verify-index"]);
     assert_eq!(code, 0, "{report}");
@@ -43,11 +42,10 @@ async fn a_verify_that_finds_a_foreign_commit_has_it_reverted_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_more_often_than_the_fetch_interval_do_not_postpone_it() {
-    let registry = Registry::builder()
+    let (registry, token) = Registry::builder()
         .env("KTRA_GIT_FETCH_INTERVAL_SECS", "2")
-        .start()
+        .start_with_user("alice")
         .await;
-    let token = registry.create_user("alice").await;
     let names = publish_many(&registry, &token, "busy", 1).await;
     let listen = registry
         .env()
@@ -78,7 +76,7 @@ async fn commands_more_often_than_the_fetch_interval_do_not_postpone_it() {
         }
     });
     registry
-        .wait_converged(&registry.remote_path, &names, Duration::from_secs(5))
+        .wait_remote_converged(&names, Duration::from_secs(5))
         .await;
     assert!(!caller.is_finished(), "the calls went on while it reverted");
     caller.await.unwrap();

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 use ktra_core::index::index_path;
-use ktra_core::testing::CrateFixture;
+use ktra_testing::fixtures::CrateFixture;
 
 use super::publishing::{publish_all, publish_bodies};
 use super::{Figures, Sizes, crate_name};

@@ -22,5 +22,3 @@ pub mod shutdown;
 pub mod task;
 #[cfg(feature = "service")]
 pub mod telemetry;
-#[cfg(feature = "testing")]
-pub mod testing;

@@ -1,9 +1,9 @@
 //! Ktra's MongoDB store, written as Ktra's `mongo_db_manager.rs` writes it (one collection per
 //! sled key; ids as Int64, the `u2i` encoding), into a real MongoDB-wire server, read back.
 
-use ktra_core::testing::CrateFixture;
-use ktra_e2e::servers::MongoServer;
 use ktra_import::{KtraDatabaseKind, KtraFile, read_plan};
+use ktra_testing::fixtures::CrateFixture;
+use ktra_testing::servers::MongoServer;
 use mongodb::bson::{Document, doc};
 use sha2::{Digest, Sha256};
 

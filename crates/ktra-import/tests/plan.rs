@@ -6,8 +6,8 @@ use std::path::Path;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use ktra_core::testing::CrateFixture;
 use ktra_import::{KtraDatabaseKind, KtraFile, read_plan};
+use ktra_testing::fixtures::CrateFixture;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 

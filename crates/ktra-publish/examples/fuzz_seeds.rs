@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use ktra_core::testing::CrateFixture;
 use ktra_publish::PublishError;
 use ktra_publish::tarball::{self, TarballError};
 use ktra_publish::wire::WireError;
+use ktra_testing::fixtures::CrateFixture;
 use tar::EntryType;
 
 /// The crate the `.crate`-only targets expect (`fuzz/src/lib.rs` uses the same).

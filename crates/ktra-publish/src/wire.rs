@@ -68,7 +68,7 @@ mod tests {
 
     fn encode(metadata: &[u8], crate_file: &[u8]) -> Vec<u8> {
         let metadata: serde_json::Value = serde_json::from_slice(metadata).unwrap();
-        ktra_core::testing::CrateFixture::body_from(&metadata, crate_file)
+        ktra_testing::fixtures::CrateFixture::body_from(&metadata, crate_file)
     }
 
     #[test]

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ktra_e2e::servers::S3Server;
 use ktra_store::blob::S3Options;
 use ktra_store::{BlobError, BlobStore, StoreKind};
+use ktra_testing::servers::S3Server;
 
 use crate::recorder::Recorder;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ktra_store::{AccountStore, EmbeddedStore, IndexStore, MetadataStore};
 use tempfile::TempDir;
 
-use crate::suite::fixtures::{id, new_user, publish_one, token};
+use crate::suite::fixtures::{id, new_user, published, token};
 
 async fn open() -> (TempDir, Arc<dyn MetadataStore>) {
     let dir = tempfile::tempdir().unwrap();
@@ -25,7 +25,7 @@ fn reopening_keeps_everything() {
             .create_user(new_user("alice", "hash", token()))
             .await
             .unwrap();
-        publish_one(&store, "kept", "1.0.0", user.id).await.unwrap();
+        published(&store, "kept", "1.0.0", user.id).await;
     });
     runtime.block_on(async {
         let store = EmbeddedStore::open(dir.path()).unwrap();

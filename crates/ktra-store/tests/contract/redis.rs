@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use ktra_e2e::servers::RedisServer;
 use ktra_store::{
     AccountStore, IndexStore, InstrumentedStore, MetadataStore, RedisStore, StoreError, StoreKind,
 };
+use ktra_testing::servers::RedisServer;
 use tempfile::TempDir;
 
 use crate::recorder::Recorder;
-use crate::suite::fixtures::{id, new_user, publish_one, token};
+use crate::suite::fixtures::{id, new_user, published, registered, token};
 
 async fn open() -> ((TempDir, RedisServer), Arc<dyn MetadataStore>) {
     let dir = tempfile::tempdir().unwrap();
@@ -26,13 +26,8 @@ async fn prefixes_keep_registries_apart_and_layouts_are_checked() {
     let server = RedisServer::start(dir.path());
     let first = RedisStore::connect(&server.url, "one").await.unwrap();
     let second = RedisStore::connect(&server.url, "two").await.unwrap();
-    let user = first
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
-    publish_one(&first, "shared-name", "1.0.0", user.id)
-        .await
-        .unwrap();
+    let user = registered(&first, "alice").await;
+    published(&first, "shared-name", "1.0.0", user.id).await;
     assert!(second.user_credentials("alice").await.unwrap().is_none());
     assert!(
         second
@@ -41,13 +36,8 @@ async fn prefixes_keep_registries_apart_and_layouts_are_checked() {
             .unwrap()
             .is_none()
     );
-    let other = second
-        .create_user(new_user("bob", "h", token()))
-        .await
-        .unwrap();
-    publish_one(&second, "shared-name", "1.0.0", other.id)
-        .await
-        .unwrap();
+    let other = registered(&second, "bob").await;
+    published(&second, "shared-name", "1.0.0", other.id).await;
 
     let client = redis::Client::open(server.url.as_str()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
@@ -66,13 +56,8 @@ async fn an_unreachable_redis_is_unavailable_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let server = RedisServer::start_with(dir.path(), true);
     let store = RedisStore::connect(&server.url, "ktra-test").await.unwrap();
-    let user = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
-    publish_one(&store, "before", "1.0.0", user.id)
-        .await
-        .unwrap();
+    let user = registered(&store, "alice").await;
+    published(&store, "before", "1.0.0", user.id).await;
     server.kill();
     let error = store.index_file(&id("before")).await.unwrap_err();
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
@@ -103,13 +88,8 @@ async fn tls_and_passwords() {
     let dir = tempfile::tempdir().unwrap();
     let server = RedisServer::start_tls(dir.path(), "s3cret-pass");
     let store = RedisStore::connect(&server.url, "ktra-test").await.unwrap();
-    let user = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
-    publish_one(&store, "secure", "1.0.0", user.id)
-        .await
-        .unwrap();
+    let user = registered(&store, "alice").await;
+    published(&store, "secure", "1.0.0", user.id).await;
     assert_eq!(
         store
             .index_file(&id("secure"))
@@ -142,10 +122,7 @@ async fn the_decorator_counts_store_failures_but_not_refusals() {
         Arc::clone(&recorder) as _,
     );
     store.ping().await.unwrap();
-    store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
+    registered(&store, "alice").await;
     let refused = store.create_user(new_user("alice", "h", token())).await;
     assert!(
         matches!(refused, Err(StoreError::UserExists(_))),
@@ -180,13 +157,8 @@ async fn replicas_of_earlier_versions_read_the_same_etag() {
     let dir = tempfile::tempdir().unwrap();
     let server = RedisServer::start(dir.path());
     let store = RedisStore::connect(&server.url, "ktra-test").await.unwrap();
-    let user = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
-    let file = publish_one(&store, "rolling", "1.0.0", user.id)
-        .await
-        .unwrap();
+    let user = registered(&store, "alice").await;
+    let file = published(&store, "rolling", "1.0.0", user.id).await;
     // Earlier versions read the ETag from the crate's hash instead of deriving it.
     let client = redis::Client::open(server.url.as_str()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();

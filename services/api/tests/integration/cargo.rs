@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
+use ktra_testing::cargo::{CargoHome, library_manifest, package};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tempfile::TempDir;

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use ktra_core::testing::CrateFixture;
+use ktra_testing::fixtures::CrateFixture;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 

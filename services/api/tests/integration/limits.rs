@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use ktra_core::testing::CrateFixture;
+use ktra_testing::fixtures::CrateFixture;
 use serde_json::{Value, json};
 
 use crate::harness::{Backend, PRODUCTION_ARGON2, TestApp, assert_ok, assert_refused, read_json};

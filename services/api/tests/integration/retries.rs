@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ktra_api::state::Faults;
-use ktra_core::testing::CrateFixture;
+use ktra_testing::fixtures::CrateFixture;
 use reqwest::{Method, StatusCode};
 
 use crate::harness::{Backend, TestApp, assert_ok, assert_refused};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
-use ktra_store::model::{ApiToken, EndpointScope, Invitation, TokenDetails, TokenScope};
+use ktra_store::model::{ApiToken, EndpointScope, TokenDetails, TokenScope};
 use ktra_store::{MetadataStore, StoreError};
 
 use super::fixtures::*;
@@ -11,14 +11,7 @@ use super::fixtures::*;
 pub(crate) async fn users_and_tokens(store: Arc<dyn MetadataStore>) {
     store.ping().await.unwrap();
     let first = ApiToken::generate();
-    let alice = store
-        .create_user(new_user(
-            "Alice",
-            "hash-1",
-            first.to_new_token("login", Utc::now()),
-        ))
-        .await
-        .unwrap();
+    let alice = registered_with(&*store, "Alice", "hash-1", &first).await;
     assert_eq!(alice.name, "Alice");
     assert!(matches!(
         store.create_user(new_user("alice", "x", token())).await,
@@ -92,14 +85,7 @@ pub(crate) async fn users_and_tokens(store: Arc<dyn MetadataStore>) {
 
 pub(crate) async fn rehashing_a_password_keeps_the_tokens(store: Arc<dyn MetadataStore>) {
     let first = ApiToken::generate();
-    let alice = store
-        .create_user(new_user(
-            "alice",
-            "old-params",
-            first.to_new_token("login", Utc::now()),
-        ))
-        .await
-        .unwrap();
+    let alice = registered_with(&*store, "alice", "old-params", &first).await;
     // A stale hash loses the race and changes nothing.
     assert!(
         !store
@@ -125,14 +111,8 @@ pub(crate) async fn rehashing_a_password_keeps_the_tokens(store: Arc<dyn Metadat
 }
 
 pub(crate) async fn scoped_tokens_list_and_revoke(store: Arc<dyn MetadataStore>) {
-    let alice = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
-    let bob = store
-        .create_user(new_user("bob", "h", token()))
-        .await
-        .unwrap();
+    let alice = registered(&*store, "alice").await;
+    let bob = registered(&*store, "bob").await;
     let scoped = ApiToken::generate();
     let details = TokenDetails {
         name: "ci".into(),
@@ -208,23 +188,9 @@ pub(crate) async fn scoped_tokens_list_and_revoke(store: Arc<dyn MetadataStore>)
 
 pub(crate) async fn disabled_users_lose_their_tokens(store: Arc<dyn MetadataStore>) {
     let first = ApiToken::generate();
-    let alice = store
-        .create_user(new_user(
-            "alice",
-            "h",
-            first.to_new_token("login", Utc::now()),
-        ))
-        .await
-        .unwrap();
+    let alice = registered_with(&*store, "alice", "h", &first).await;
     let bob_token = ApiToken::generate();
-    let bob = store
-        .create_user(new_user(
-            "bob",
-            "h",
-            bob_token.to_new_token("login", Utc::now()),
-        ))
-        .await
-        .unwrap();
+    let bob = registered_with(&*store, "bob", "h", &bob_token).await;
     assert_eq!(
         store
             .set_user_disabled("ALICE", true, audit("user.disable", "u"))
@@ -284,26 +250,10 @@ pub(crate) async fn disabled_users_lose_their_tokens(store: Arc<dyn MetadataStor
 }
 
 pub(crate) async fn invitations_are_single_use(store: Arc<dyn MetadataStore>) {
-    let admin = store
-        .create_user(new_user("admin", "h", token()))
-        .await
-        .unwrap();
-    store
-        .create_user(new_user("taken", "h", token()))
-        .await
-        .unwrap();
+    let admin = registered(&*store, "admin").await;
+    registered(&*store, "taken").await;
     let code = [7_u8; 32];
-    store
-        .create_invitation(
-            Invitation {
-                code_hash: code,
-                created_by: admin.id,
-                expires_at: Utc::now() + TimeDelta::hours(1),
-            },
-            audit("invitation.create", "i"),
-        )
-        .await
-        .unwrap();
+    invite(&*store, code, admin.id, TimeDelta::hours(1)).await;
     assert!(matches!(
         store
             .create_user(invited_user([8; 32], "carol", "h", token()))
@@ -331,17 +281,7 @@ pub(crate) async fn invitations_are_single_use(store: Arc<dyn MetadataStore>) {
     assert!(store.user_credentials("dave").await.unwrap().is_none());
     // An expired invitation is refused.
     let stale = [9_u8; 32];
-    store
-        .create_invitation(
-            Invitation {
-                code_hash: stale,
-                created_by: admin.id,
-                expires_at: Utc::now() + TimeDelta::milliseconds(50),
-            },
-            audit("invitation.create", "i"),
-        )
-        .await
-        .unwrap();
+    invite(&*store, stale, admin.id, TimeDelta::milliseconds(50)).await;
     tokio::time::sleep(std::time::Duration::from_millis(120)).await;
     assert!(matches!(
         store
@@ -352,17 +292,7 @@ pub(crate) async fn invitations_are_single_use(store: Arc<dyn MetadataStore>) {
     assert!(store.user_credentials("erin").await.unwrap().is_none());
     // Disabling an administrator drops the invitations they issued.
     let pending = [10_u8; 32];
-    store
-        .create_invitation(
-            Invitation {
-                code_hash: pending,
-                created_by: admin.id,
-                expires_at: Utc::now() + TimeDelta::hours(1),
-            },
-            audit("invitation.create", "i"),
-        )
-        .await
-        .unwrap();
+    invite(&*store, pending, admin.id, TimeDelta::hours(1)).await;
     store
         .set_user_disabled("admin", true, audit("user.disable", "u"))
         .await

@@ -11,10 +11,7 @@ use super::fixtures::*;
 
 pub(crate) async fn audit_log_pages_newest_first(store: Arc<dyn MetadataStore>) {
     assert!(store.audit_events(None, 10).await.unwrap().is_empty());
-    let alice = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
+    let alice = registered(&*store, "alice").await;
     for n in 0..5 {
         store
             .record_audit(audit("login.failure", &format!("user{n}")))
@@ -60,14 +57,8 @@ async fn recent_actions(store: &dyn MetadataStore, count: usize) -> Vec<String> 
 pub(crate) async fn every_change_records_its_event_and_a_refusal_none(
     store: Arc<dyn MetadataStore>,
 ) {
-    let alice = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
-    let bob = store
-        .create_user(new_user("bob", "h", token()))
-        .await
-        .unwrap();
+    let alice = registered(&*store, "alice").await;
+    let bob = registered(&*store, "bob").await;
     let code = [5; 32];
     let invitation = Invitation {
         code_hash: code,
@@ -103,15 +94,13 @@ pub(crate) async fn every_change_records_its_event_and_a_refusal_none(
         .set_user_disabled("carol", true, audit("user.disable", "carol"))
         .await
         .unwrap();
-    publish_one(&*store, "kept", "1.0.0", alice.id)
-        .await
-        .unwrap();
+    published(&*store, "kept", "1.0.0", alice.id).await;
     let version = semver::Version::parse("1.0.0").unwrap();
     store
         .set_yanked(yank("kept", &version, true, alice.id, None))
         .await
         .unwrap();
-    let mut change = owner_change("kept", OwnerAction::Add, OwnerActor::Admin, &["bob".into()]);
+    let mut change = owner_change("kept", OwnerAction::Add, OwnerActor::Admin, &["bob"]);
     change.audit.detail = Some("(as administrator)".into());
     store.change_owners(change).await.unwrap();
     assert_eq!(
@@ -160,20 +149,15 @@ pub(crate) async fn every_change_records_its_event_and_a_refusal_none(
             .await
             .is_err()
     );
-    let unknown = owner_change(
-        "kept",
-        OwnerAction::Add,
-        OwnerActor::Admin,
-        &["nobody".into()],
-    );
+    let unknown = owner_change("kept", OwnerAction::Add, OwnerActor::Admin, &["nobody"]);
     assert!(store.change_owners(unknown).await.is_err());
-    let again = owner_change("kept", OwnerAction::Add, OwnerActor::Admin, &["bob".into()]);
+    let again = owner_change("kept", OwnerAction::Add, OwnerActor::Admin, &["bob"]);
     assert!(store.change_owners(again).await.unwrap().is_empty());
     let last = owner_change(
         "kept",
         OwnerAction::Remove,
         OwnerActor::Admin,
-        &["alice".into(), "bob".into(), "bob".into()],
+        &["alice", "bob", "bob"],
     );
     assert!(matches!(
         store.change_owners(last).await,

@@ -8,23 +8,13 @@ use ktra_store::{MetadataStore, StoreError};
 use super::fixtures::*;
 
 pub(crate) async fn publish_appends_and_refuses(store: Arc<dyn MetadataStore>) {
-    let alice = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
-    let bob = store
-        .create_user(new_user("bob", "h", token()))
-        .await
-        .unwrap();
-    let first = publish_one(&*store, "Foo-Bar", "1.0.0", alice.id)
-        .await
-        .unwrap();
+    let alice = registered(&*store, "alice").await;
+    let bob = registered(&*store, "bob").await;
+    let first = published(&*store, "Foo-Bar", "1.0.0", alice.id).await;
     assert_eq!(first.krate.name(), "Foo-Bar");
     assert_eq!(first.revision, 1);
     assert_eq!(lines(&first).len(), 1);
-    let second = publish_one(&*store, "Foo-Bar", "1.1.0-rc.1+build", alice.id)
-        .await
-        .unwrap();
+    let second = published(&*store, "Foo-Bar", "1.1.0-rc.1+build", alice.id).await;
     assert_eq!(second.revision, 2);
     assert_ne!(second.etag(), first.etag());
     assert!(second.last_modified >= first.last_modified);
@@ -94,18 +84,10 @@ pub(crate) async fn publish_appends_and_refuses(store: Arc<dyn MetadataStore>) {
 }
 
 pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
-    let alice = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
-    let bob = store
-        .create_user(new_user("bob", "h", token()))
-        .await
-        .unwrap();
+    let alice = registered(&*store, "alice").await;
+    let bob = registered(&*store, "bob").await;
     for version in ["0.1.0", "0.2.0", "0.3.0"] {
-        publish_one(&*store, "yanky", version, alice.id)
-            .await
-            .unwrap();
+        published(&*store, "yanky", version, alice.id).await;
     }
     let before = store.index_file(&id("yanky")).await.unwrap().unwrap();
     let v2 = semver::Version::parse("0.2.0").unwrap();
@@ -196,31 +178,22 @@ pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
 }
 
 pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
-    let alice = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
-    let bob = store
-        .create_user(new_user("bob", "h", token()))
-        .await
-        .unwrap();
-    publish_one(&*store, "owned", "1.0.0", alice.id)
-        .await
-        .unwrap();
+    let alice = registered(&*store, "alice").await;
+    let bob = registered(&*store, "bob").await;
+    published(&*store, "owned", "1.0.0", alice.id).await;
     assert!(matches!(
-        store
-            .change_owners(owner_change(
-                "owned",
-                OwnerAction::Add,
-                OwnerActor::Owner(bob.id),
-                &["bob".into()]
-            ))
-            .await,
+        change_owners(
+            &*store,
+            "owned",
+            OwnerAction::Add,
+            OwnerActor::Owner(bob.id),
+            &["bob"]
+        )
+        .await,
         Err(StoreError::NotOwner(_))
     ));
     assert!(matches!(
-        store
-            .change_owners(owner_change("owned", OwnerAction::Add, OwnerActor::Owner(alice.id), &["bob".into(), "nobody".into()]))
+        change_owners(&*store, "owned", OwnerAction::Add, OwnerActor::Owner(alice.id), &["bob", "nobody"])
             .await,
         Err(StoreError::UserNotFound(name)) if name == "nobody"
     ));
@@ -228,43 +201,41 @@ pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
         store.owners(&id("owned")).await.unwrap().unwrap(),
         vec![alice.clone()]
     );
-    let added = store
-        .change_owners(owner_change(
-            "owned",
-            OwnerAction::Add,
-            OwnerActor::Owner(alice.id),
-            &["BOB".into(), "alice".into()],
-        ))
-        .await
-        .unwrap();
+    let added = change_owners(
+        &*store,
+        "owned",
+        OwnerAction::Add,
+        OwnerActor::Owner(alice.id),
+        &["BOB", "alice"],
+    )
+    .await
+    .unwrap();
     assert_eq!(added, vec![bob.clone()]);
     assert_eq!(
         store.owners(&id("owned")).await.unwrap().unwrap(),
         vec![alice.clone(), bob.clone()]
     );
-    publish_one(&*store, "owned", "1.1.0", bob.id)
-        .await
-        .unwrap();
+    published(&*store, "owned", "1.1.0", bob.id).await;
     assert!(matches!(
-        store
-            .change_owners(owner_change(
-                "owned",
-                OwnerAction::Remove,
-                OwnerActor::Owner(bob.id),
-                &["alice".into(), "bob".into()]
-            ))
-            .await,
-        Err(StoreError::LastOwner(_))
-    ));
-    let removed = store
-        .change_owners(owner_change(
+        change_owners(
+            &*store,
             "owned",
             OwnerAction::Remove,
             OwnerActor::Owner(bob.id),
-            &["alice".into()],
-        ))
-        .await
-        .unwrap();
+            &["alice", "bob"]
+        )
+        .await,
+        Err(StoreError::LastOwner(_))
+    ));
+    let removed = change_owners(
+        &*store,
+        "owned",
+        OwnerAction::Remove,
+        OwnerActor::Owner(bob.id),
+        &["alice"],
+    )
+    .await
+    .unwrap();
     assert_eq!(removed, vec![alice.clone()]);
     assert_eq!(
         store.owners(&id("owned")).await.unwrap().unwrap(),
@@ -274,10 +245,7 @@ pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
 }
 
 pub(crate) async fn search_and_listing(store: Arc<dyn MetadataStore>) {
-    let alice = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
+    let alice = registered(&*store, "alice").await;
     for (name, version) in [
         ("tokio", "1.0.0"),
         ("tokio-util", "0.7.0"),
@@ -285,7 +253,7 @@ pub(crate) async fn search_and_listing(store: Arc<dyn MetadataStore>) {
         ("serde", "1.0.0"),
         ("tokio", "1.1.0"),
     ] {
-        publish_one(&*store, name, version, alice.id).await.unwrap();
+        published(&*store, name, version, alice.id).await;
     }
     store
         .set_yanked(yank(
@@ -326,10 +294,7 @@ pub(crate) async fn search_and_listing(store: Arc<dyn MetadataStore>) {
 }
 
 pub(crate) async fn concurrent_publishes_of_one_version_admit_one(store: Arc<dyn MetadataStore>) {
-    let alice = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
+    let alice = registered(&*store, "alice").await;
     let mut tasks = tokio::task::JoinSet::new();
     for attempt in 0..16 {
         let store = Arc::clone(&store);
@@ -358,70 +323,57 @@ pub(crate) async fn concurrent_publishes_of_one_version_admit_one(store: Arc<dyn
 }
 
 pub(crate) async fn admins_change_any_owners_but_never_the_last(store: Arc<dyn MetadataStore>) {
-    let alice = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
-    let bob = store
-        .create_user(new_user("bob", "h", token()))
-        .await
-        .unwrap();
-    publish_one(&*store, "owned", "1.0.0", alice.id)
-        .await
-        .unwrap();
+    let alice = registered(&*store, "alice").await;
+    let bob = registered(&*store, "bob").await;
+    published(&*store, "owned", "1.0.0", alice.id).await;
     // A transfer: add the new owner, then remove the old one.
-    let added = store
-        .change_owners(owner_change(
-            "owned",
-            OwnerAction::Add,
-            OwnerActor::Admin,
-            &["bob".into()],
-        ))
-        .await
-        .unwrap();
+    let added = change_owners(
+        &*store,
+        "owned",
+        OwnerAction::Add,
+        OwnerActor::Admin,
+        &["bob"],
+    )
+    .await
+    .unwrap();
     assert_eq!(added, std::slice::from_ref(&bob));
-    store
-        .change_owners(owner_change(
+    change_owners(
+        &*store,
+        "owned",
+        OwnerAction::Remove,
+        OwnerActor::Admin,
+        &["alice"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.owners(&id("owned")).await.unwrap().unwrap(), [bob]);
+    assert!(matches!(
+        change_owners(
+            &*store,
             "owned",
             OwnerAction::Remove,
             OwnerActor::Admin,
-            &["alice".into()],
-        ))
-        .await
-        .unwrap();
-    assert_eq!(store.owners(&id("owned")).await.unwrap().unwrap(), [bob]);
-    assert!(matches!(
-        store
-            .change_owners(owner_change(
-                "owned",
-                OwnerAction::Remove,
-                OwnerActor::Admin,
-                &["bob".into()]
-            ))
-            .await,
+            &["bob"]
+        )
+        .await,
         Err(StoreError::LastOwner(_))
     ));
     assert!(matches!(
-        store
-            .change_owners(owner_change(
-                "nothing",
-                OwnerAction::Add,
-                OwnerActor::Admin,
-                &["bob".into()]
-            ))
-            .await,
+        change_owners(
+            &*store,
+            "nothing",
+            OwnerAction::Add,
+            OwnerActor::Admin,
+            &["bob"]
+        )
+        .await,
         Err(StoreError::CrateNotFound(_))
     ));
 }
 
 pub(crate) async fn publishes_can_require_the_crate_to_exist_or_not(store: Arc<dyn MetadataStore>) {
-    let alice = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
-    publish_one(&*store, "existing", "1.0.0", alice.id)
-        .await
-        .unwrap();
+    let alice = registered(&*store, "alice").await;
+    published(&*store, "existing", "1.0.0", alice.id).await;
     let mut update = new_version("fresh", "1.0.0", alice.id);
     update.crate_exists = Some(true);
     assert!(matches!(

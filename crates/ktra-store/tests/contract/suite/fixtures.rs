@@ -1,11 +1,11 @@
 //! What the contract's cases build their calls from.
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use ktra_core::index::IndexLine;
 use ktra_core::name::CrateId;
 use ktra_store::model::{
-    ApiToken, AuditEvent, IndexFile, NewToken, NewUser, NewVersion, OwnerAction, OwnerActor,
-    OwnerChange, PasswordChange, UserId, YankChange,
+    ApiToken, AuditEvent, IndexFile, Invitation, NewToken, NewUser, NewVersion, OwnerAction,
+    OwnerActor, OwnerChange, PasswordChange, User, UserId, YankChange,
 };
 use ktra_store::{MetadataStore, StoreError};
 
@@ -101,15 +101,29 @@ pub(crate) fn owner_change(
     name: &str,
     action: OwnerAction,
     actor: OwnerActor,
-    names: &[String],
+    names: &[&str],
 ) -> OwnerChange {
     OwnerChange {
         krate: id(name),
         action,
         actor,
-        names: names.to_vec(),
+        names: names.iter().map(|&name| name.to_owned()).collect(),
         audit: audit("crate.owner_add", name),
     }
+}
+
+/// Adds `names` to a crate's owners, or removes them, as `actor`; returns the users added or
+/// removed.
+pub(crate) async fn change_owners(
+    store: &dyn MetadataStore,
+    name: &str,
+    action: OwnerAction,
+    actor: OwnerActor,
+    names: &[&str],
+) -> Result<Vec<User>, StoreError> {
+    store
+        .change_owners(owner_change(name, action, actor, names))
+        .await
 }
 
 /// A version with no dependencies, published by `publisher`.
@@ -146,6 +160,63 @@ pub(crate) async fn publish_one(
     publisher: UserId,
 ) -> Result<IndexFile, StoreError> {
     store.publish(new_version(name, version, publisher)).await
+}
+
+/// Registers `name` without an invitation (password hash `h`, a fresh login token).
+pub(crate) async fn registered(store: &dyn MetadataStore, name: &str) -> User {
+    store
+        .create_user(new_user(name, "h", token()))
+        .await
+        .unwrap()
+}
+
+/// Registers `name` without an invitation, with `password_hash` and `token` as its login
+/// token.
+pub(crate) async fn registered_with(
+    store: &dyn MetadataStore,
+    name: &str,
+    password_hash: &str,
+    token: &ApiToken,
+) -> User {
+    store
+        .create_user(new_user(
+            name,
+            password_hash,
+            token.to_new_token("login", Utc::now()),
+        ))
+        .await
+        .unwrap()
+}
+
+/// Stores an invitation whose code hashes to `code_hash`, issued by `admin` and valid for
+/// `valid_for`.
+pub(crate) async fn invite(
+    store: &dyn MetadataStore,
+    code_hash: [u8; 32],
+    admin: UserId,
+    valid_for: TimeDelta,
+) {
+    store
+        .create_invitation(
+            Invitation {
+                code_hash,
+                created_by: admin,
+                expires_at: Utc::now() + valid_for,
+            },
+            audit("invitation.create", "i"),
+        )
+        .await
+        .unwrap();
+}
+
+/// Publishes a bare version that the store accepts.
+pub(crate) async fn published(
+    store: &dyn MetadataStore,
+    name: &str,
+    version: &str,
+    publisher: UserId,
+) -> IndexFile {
+    publish_one(store, name, version, publisher).await.unwrap()
 }
 
 /// The lines of an index file.

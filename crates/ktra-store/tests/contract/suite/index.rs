@@ -9,25 +9,16 @@ use ktra_store::{MetadataStore, StoreError};
 use super::fixtures::*;
 
 pub(crate) async fn pending_changes_and_acknowledgements(store: Arc<dyn MetadataStore>) {
-    let alice = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
+    let alice = registered(&*store, "alice").await;
     assert!(store.pending_changes(10).await.unwrap().is_empty());
     assert_eq!(
         store.pending_summary().await.unwrap(),
         PendingSummary::default()
     );
     let before = Utc::now() - TimeDelta::seconds(1);
-    publish_one(&*store, "one", "1.0.0", alice.id)
-        .await
-        .unwrap();
-    publish_one(&*store, "two", "1.0.0", alice.id)
-        .await
-        .unwrap();
-    let second = publish_one(&*store, "two", "1.1.0", alice.id)
-        .await
-        .unwrap();
+    published(&*store, "one", "1.0.0", alice.id).await;
+    published(&*store, "two", "1.0.0", alice.id).await;
+    let second = published(&*store, "two", "1.1.0", alice.id).await;
     let mut pending = store.pending_changes(10).await.unwrap();
     pending.sort_by(|a, b| a.krate.cmp(&b.krate));
     let summary: Vec<(String, u64)> = pending
@@ -84,41 +75,36 @@ pub(crate) async fn pending_changes_and_acknowledgements(store: Arc<dyn Metadata
 }
 
 pub(crate) async fn index_files_are_replaced_only_at_their_revision(store: Arc<dyn MetadataStore>) {
-    let alice = store
-        .create_user(new_user("alice", "h", token()))
-        .await
-        .unwrap();
-    let published = publish_one(&*store, "kept", "1.0.0", alice.id)
-        .await
-        .unwrap();
+    let alice = registered(&*store, "alice").await;
+    let original = published(&*store, "kept", "1.0.0", alice.id).await;
     assert!(
         store
-            .acknowledge(&id("kept"), published.revision)
+            .acknowledge(&id("kept"), original.revision)
             .await
             .unwrap()
     );
-    let rewritten = bytes::Bytes::from(format!("{}\n", lines(&published)[0].to_json()));
+    let rewritten = bytes::Bytes::from(format!("{}\n", lines(&original)[0].to_json()));
 
     // A replacement at an old revision writes nothing.
     assert!(
         store
-            .replace_index_file(&id("kept"), published.revision - 1, rewritten.clone())
+            .replace_index_file(&id("kept"), original.revision - 1, rewritten.clone())
             .await
             .unwrap()
             .is_none()
     );
     assert_eq!(
         store.index_file(&id("kept")).await.unwrap().unwrap(),
-        published
+        original
     );
 
     let replaced = store
-        .replace_index_file(&id("kept"), published.revision, rewritten.clone())
+        .replace_index_file(&id("kept"), original.revision, rewritten.clone())
         .await
         .unwrap()
         .expect("the revision is current");
     assert_eq!(replaced.content, rewritten);
-    assert_eq!(replaced.revision, published.revision + 1);
+    assert_eq!(replaced.revision, original.revision + 1);
     assert_eq!(replaced.krate.name(), "kept");
     assert_eq!(
         store.index_file(&id("kept")).await.unwrap().unwrap(),

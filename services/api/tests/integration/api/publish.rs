@@ -1,7 +1,7 @@
 //! Publishing, yanking and owners over the web API: every rejection answers in cargo's format
 //! with the right status and stores nothing.
 
-use ktra_core::testing::CrateFixture;
+use ktra_testing::fixtures::CrateFixture;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

@@ -1,7 +1,7 @@
 //! Reading the registry over HTTP: the sparse index with revalidation, downloads, search, and
 //! the error format of every failure.
 
-use ktra_core::testing::CrateFixture;
+use ktra_testing::fixtures::CrateFixture;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

@@ -12,7 +12,7 @@ use ktra_api::state::Faults;
 use ktra_api::{AppState, Config};
 use ktra_core::config::Settings;
 use ktra_core::name::CrateId;
-use ktra_e2e::servers::{RedisServer, S3Server};
+use ktra_testing::servers::{RedisServer, S3Server};
 use ktra_store::model::IndexFile;
 use ktra_store::{BlobStore, MetadataStore};
 use tempfile::TempDir;

@@ -1,6 +1,6 @@
 //! Requests the tests send, named for what they ask of the registry.
 
-use ktra_core::testing::CrateFixture;
+use ktra_testing::fixtures::CrateFixture;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ktra_e2e::cargo::{library_manifest, package};
+use ktra_testing::cargo::{library_manifest, package};
 use reqwest::StatusCode;
 
 use super::fixture::fixture;

@@ -1,7 +1,7 @@
 //! The real cargo building through the mirror: from its cache once the upstream is gone, after
 //! a prefetch, refused by allow and deny lists, and with tokens on either side.
 
-use ktra_e2e::cargo::CargoHome;
+use ktra_testing::cargo::CargoHome;
 use reqwest::StatusCode;
 
 use super::{

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use ktra_e2e::cargo::{CargoHome, library_manifest, package};
+use ktra_testing::cargo::{CargoHome, library_manifest, package};
 use tempfile::TempDir;
 
 use crate::harness::{Backend, TestApp};

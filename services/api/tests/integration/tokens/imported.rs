@@ -1,7 +1,7 @@
 //! Users imported from Ktra: their hashes log in, are replaced by ours, and their tokens go on
 //! working.
 
-use ktra_core::testing::CrateFixture;
+use ktra_testing::fixtures::CrateFixture;
 use reqwest::StatusCode;
 
 use crate::harness::{Backend, TestApp};

@@ -1,9 +1,10 @@
 //! Storage servers the tests start on loopback ports: redis-server and SeaweedFS (S3).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::process::{Service, free_port};
+use crate::poll::poll_until_blocking;
+use crate::process::{Service, free_port, project_path};
 
 /// A redis-server owned by a test.
 #[derive(Debug)]
@@ -255,11 +256,8 @@ fn redis_cli(port: u16, args: &[&str]) -> String {
 }
 
 fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "waited {timeout:?} for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let happened = poll_until_blocking(timeout, || done().then_some(()));
+    assert!(happened.is_some(), "waited {timeout:?} for {what}");
 }
 
 /// A SeaweedFS server (`weed mini`) with its S3 gateway, owned by a test.
@@ -288,7 +286,7 @@ pub struct MongoServer {
 impl MongoServer {
     /// Starts the server and waits until it listens.
     pub fn start(dir: &Path) -> Self {
-        let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/secantusd-py");
+        let binary = project_path(".venv/bin/secantusd-py");
         assert!(
             binary.is_file(),
             "{} is missing: run scripts/setup-test-deps.sh",
@@ -321,7 +319,7 @@ impl MongoServer {
 /// Returns the `weed` binary: from the project's virtual environment (installed by
 /// `scripts/setup-test-deps.sh`) or from `PATH`.
 pub fn weed_binary() -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/weed");
+    let venv = project_path(".venv/bin/weed");
     if venv.is_file() {
         return venv;
     }
@@ -408,25 +406,21 @@ impl S3Server {
     /// volume server registered): they listen well before they serve. Returns false when it
     /// exited or did not get there within a minute.
     fn wait_ready(&self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(60);
         let s3 = self.endpoint.trim_start_matches("http://").to_owned();
         let filer = format!("127.0.0.1:{}", self.filer_port);
         let master = format!("127.0.0.1:{}", self.master_port);
-        while Instant::now() < deadline {
-            let answers = |address: &str| {
-                http_get(address, "GET", "/").is_some_and(|(status, _)| status < 500)
-            };
+        let answers =
+            |address: &str| http_get(address, "GET", "/").is_some_and(|(status, _)| status < 500);
+        // Some(true) when ready, Some(false) when the server exited first.
+        let outcome = poll_until_blocking(Duration::from_secs(60), || {
             let writable = http_get(&master, "GET", "/dir/assign")
                 .is_some_and(|(status, body)| status == 200 && body.contains("\"fid\""));
             if writable && answers(&s3) && answers(&filer) {
-                return true;
+                return Some(true);
             }
-            if !self.service.is_running() {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
+            (!self.service.is_running()).then_some(false)
+        });
+        outcome.unwrap_or(false)
     }
 
     /// The end of SeaweedFS's log.

@@ -1,14 +1,33 @@
 //! Both services as processes over stores in a temporary directory.
+//!
+//! A test that ends with index changes the indexer never acknowledged fails, as a test that
+//! leaves jobs in a queue fails in crates.io's `TestApp`: when a [`Registry`] with an indexer is
+//! dropped by a test that is not already failing, it waits (at most
+//! [`ACKNOWLEDGE_TIMEOUT`], or the builder's [`RegistryBuilder::acknowledge_within`]) for the
+//! API's `ktra_index_unacknowledged_crates` gauge to read 0, and panics naming the count
+//! otherwise. Tests that mean to leave changes behind (a remote that refuses every push, an
+//! indexer stopped for good) say so with [`RegistryBuilder::expect_unacknowledged`].
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::process::{Service, free_port, workspace_binary};
+use crate::fixtures::CrateFixture;
+use crate::poll::{poll_until, poll_until_true};
+use crate::process::{Service, free_port, start_ktra_service, workspace_binary};
+
+/// How long a finishing test gives the indexer to acknowledge every change it was handed: the
+/// API hands them over again every second in these tests, so this is many rounds.
+pub const ACKNOWLEDGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The API's gauge of crates whose latest index change the indexer has not acknowledged.
+pub const UNACKNOWLEDGED_GAUGE: &str = "ktra_index_unacknowledged_crates";
 
 /// How a test wants the registry set up.
 #[derive(Debug, Clone)]
@@ -17,6 +36,16 @@ pub struct RegistryBuilder {
     indexer: bool,
     keep_files: bool,
     env: Vec<(String, String)>,
+    acknowledgement: Acknowledgement,
+}
+
+/// What the end of a test checks about the index changes the API handed to the indexer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Acknowledgement {
+    /// Every change is acknowledged within the deadline.
+    Within(Duration),
+    /// The test means to leave changes unacknowledged; nothing is checked.
+    NotExpected,
 }
 
 impl Default for RegistryBuilder {
@@ -26,6 +55,7 @@ impl Default for RegistryBuilder {
             indexer: true,
             keep_files: false,
             env: Vec::new(),
+            acknowledgement: Acknowledgement::Within(ACKNOWLEDGE_TIMEOUT),
         }
     }
 }
@@ -38,7 +68,24 @@ impl RegistryBuilder {
         self
     }
 
-    /// Runs the API alone, without an indexer.
+    /// Lets the test end with index changes the indexer has not acknowledged: its remote
+    /// refuses them, or it stops the indexer for good. Without this, dropping the registry
+    /// fails the test when the API still counts unacknowledged crates.
+    #[must_use]
+    pub fn expect_unacknowledged(mut self) -> Self {
+        self.acknowledgement = Acknowledgement::NotExpected;
+        self
+    }
+
+    /// Gives the indexer `timeout` (instead of [`ACKNOWLEDGE_TIMEOUT`]) to acknowledge every
+    /// change once the test is done.
+    #[must_use]
+    pub fn acknowledge_within(mut self, timeout: Duration) -> Self {
+        self.acknowledgement = Acknowledgement::Within(timeout);
+        self
+    }
+
+    /// Runs the API alone, without an indexer (nothing is acknowledged, so nothing is checked).
     #[must_use]
     pub fn without_indexer(mut self) -> Self {
         self.indexer = false;
@@ -57,6 +104,14 @@ impl RegistryBuilder {
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_owned(), value.to_owned()));
         self
+    }
+
+    /// Starts the services and registers `user` (password `password123`); returns the
+    /// registry and the user's token.
+    pub async fn start_with_user(self, user: &str) -> (Registry, String) {
+        let registry = self.start().await;
+        let token = registry.create_user(user).await;
+        (registry, token)
     }
 
     /// Starts the services.
@@ -120,27 +175,15 @@ impl RegistryBuilder {
             env.push((name.clone(), value.clone()));
         }
         let indexer = self.indexer.then(|| {
-            Service::new(
+            start_ktra_service(
                 "indexer",
-                workspace_binary("ktra-indexer"),
-                &[],
+                "ktra-indexer",
                 env.clone(),
                 dir.path(),
                 indexer_port,
             )
         });
-        if let Some(indexer) = indexer.as_ref() {
-            indexer.start();
-        }
-        let api = Service::new(
-            "api",
-            workspace_binary("ktra-api"),
-            &[],
-            env.clone(),
-            dir.path(),
-            api_port,
-        );
-        api.start();
+        let api = start_ktra_service("api", "ktra-api", env.clone(), dir.path(), api_port);
         let registry = Registry {
             indexer_metrics: format!("http://127.0.0.1:{indexer_metrics_port}"),
             base,
@@ -150,6 +193,8 @@ impl RegistryBuilder {
             api,
             indexer,
             env,
+            acknowledgement: self.acknowledgement,
+            acknowledgement_checked: AtomicBool::new(false),
             dir,
         };
         registry.wait_ready().await;
@@ -175,8 +220,45 @@ pub struct Registry {
     /// The indexer process.
     pub indexer: Option<Service>,
     env: Vec<(String, String)>,
+    acknowledgement: Acknowledgement,
+    /// Set once [`Registry::finish`] has checked, so that dropping does not check again.
+    acknowledgement_checked: AtomicBool,
     dir: TempDir,
 }
+
+/// Index changes still unacknowledged when a test finished with its registry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unacknowledged {
+    /// How many crates the API counted, or `None` when it never answered with its gauge.
+    pub crates: Option<f64>,
+    /// How long the harness waited for the count to reach 0.
+    pub waited: Duration,
+}
+
+impl fmt::Display for Unacknowledged {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.crates {
+            Some(crates) => write!(
+                formatter,
+                "the test left {crates} crate(s) with index changes the indexer never acknowledged \
+                 ({UNACKNOWLEDGED_GAUGE} after {:?})",
+                self.waited
+            )?,
+            None => write!(
+                formatter,
+                "the API did not report {UNACKNOWLEDGED_GAUGE} within {:?}",
+                self.waited
+            )?,
+        }
+        write!(
+            formatter,
+            "; a test that means to leave changes behind starts its registry with \
+             `expect_unacknowledged()`"
+        )
+    }
+}
+
+impl std::error::Error for Unacknowledged {}
 
 impl Registry {
     /// Starts the default setup: both services, a `file://` remote.
@@ -204,18 +286,71 @@ impl Registry {
         format!("{}{path}", self.base)
     }
 
+    /// Reads the API's count of crates whose latest index change the indexer has not
+    /// acknowledged; `None` when the API does not answer with it.
+    pub async fn unacknowledged_crates(&self) -> Option<f64> {
+        unacknowledged_crates(&self.client, &self.base).await
+    }
+
+    /// Waits until the API counts no unacknowledged crate, for at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// Returns the last count when it is still above 0 at the deadline.
+    pub async fn wait_acknowledged(&self, timeout: Duration) -> Result<(), Unacknowledged> {
+        wait_acknowledged(&self.client, &self.base, timeout).await
+    }
+
+    /// Checks now what dropping the registry would check: that the indexer acknowledged every
+    /// change (unless the builder said otherwise). For a test that stops the API itself at its
+    /// end, after which the gauge cannot be read.
+    ///
+    /// # Panics
+    ///
+    /// When changes stay unacknowledged, naming their count, with both services' logs.
+    pub async fn finish(&self) {
+        self.acknowledgement_checked.store(true, Ordering::Relaxed);
+        let Some(timeout) = self.acknowledgement_deadline() else {
+            return;
+        };
+        if let Err(unacknowledged) = self.wait_acknowledged(timeout).await {
+            self.fail_unacknowledged(&unacknowledged);
+        }
+    }
+
+    /// The deadline the end of the test gives the indexer, or `None` when nothing is checked:
+    /// there is no indexer, or the test opted out.
+    fn acknowledgement_deadline(&self) -> Option<Duration> {
+        match self.acknowledgement {
+            Acknowledgement::Within(timeout) if self.indexer.is_some() => Some(timeout),
+            _ => None,
+        }
+    }
+
+    fn fail_unacknowledged(&self, unacknowledged: &Unacknowledged) -> ! {
+        panic!(
+            "{unacknowledged}\n{}\n{}",
+            self.indexer_log_tail(),
+            self.api.log_tail()
+        );
+    }
+
+    /// The indexer's last log lines, or nothing when this registry runs none.
+    fn indexer_log_tail(&self) -> String {
+        self.indexer
+            .as_ref()
+            .map(Service::log_tail)
+            .unwrap_or_default()
+    }
+
     /// Waits until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(response) = self.client.get(self.url("/readyz")).send().await
-                && response.status() == StatusCode::OK
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the API never became ready\n{}", self.api.log_tail());
+        let ready = poll_until_true(Duration::from_secs(20), async || {
+            let response = self.client.get(self.url("/readyz")).send().await;
+            response.is_ok_and(|response| response.status() == StatusCode::OK)
+        })
+        .await;
+        assert!(ready, "the API never became ready\n{}", self.api.log_tail());
     }
 
     /// Creates a user with password `password123`; returns the token.
@@ -240,6 +375,22 @@ impl Registry {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         ))
+    }
+
+    /// Publishes `fixture` and asserts the API accepted it; returns its answer.
+    pub async fn publish_ok(&self, token: &str, fixture: &CrateFixture) -> Value {
+        let (status, body) = self
+            .publish(token, fixture.body())
+            .await
+            .expect("the API answers");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "publishing {} {}: {body}",
+            fixture.name,
+            fixture.version
+        );
+        body
     }
 
     /// Yanks (or unyanks) a version.
@@ -267,14 +418,18 @@ impl Registry {
         );
     }
 
+    /// Sends `GET {path}` to the API, with `token` as the `Authorization` header when given.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.header(reqwest::header::AUTHORIZATION, token);
+        }
+        request.send().await.expect("the API answers")
+    }
+
     /// Returns a crate's sparse index file (the store's state), or `None` on 404.
     pub async fn sparse_file(&self, path: &str) -> Option<String> {
-        let response = self
-            .client
-            .get(self.url(&format!("/index/{path}")))
-            .send()
-            .await
-            .expect("the API answers");
+        let response = self.get(&format!("/index/{path}"), None).await;
         match response.status() {
             StatusCode::OK => Some(response.text().await.expect("a body")),
             StatusCode::NOT_FOUND => None,
@@ -334,26 +489,24 @@ impl Registry {
 
     /// Waits until the remote equals the store; panics with the differences after `timeout`.
     pub async fn wait_converged(&self, remote_dir: &Path, known: &[String], timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let differences = self.remote_differences(remote_dir, known).await;
-            if differences.is_empty() {
-                return;
-            }
-            if Instant::now() > deadline {
-                let logs = self
-                    .indexer
-                    .as_ref()
-                    .map(Service::log_tail)
-                    .unwrap_or_default();
-                panic!(
-                    "the remote did not converge to the store in {timeout:?}:\n{}\n{logs}\n{}",
-                    differences.join("\n"),
-                    self.api.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let mut differences = Vec::new();
+        let converged = poll_until_true(timeout, async || {
+            differences = self.remote_differences(remote_dir, known).await;
+            differences.is_empty()
+        })
+        .await;
+        assert!(
+            converged,
+            "the remote did not converge to the store in {timeout:?}:\n{}\n{}\n{}",
+            differences.join("\n"),
+            self.indexer_log_tail(),
+            self.api.log_tail()
+        );
+    }
+
+    /// [`Registry::wait_converged`] for the default `file://` remote, [`Registry::remote_path`].
+    pub async fn wait_remote_converged(&self, known: &[String], timeout: Duration) {
+        self.wait_converged(&self.remote_path, known, timeout).await;
     }
 
     /// Returns the indexer process (the test set one up).
@@ -387,6 +540,67 @@ impl Registry {
             format!("{stdout}{stderr}"),
         )
     }
+}
+
+impl Drop for Registry {
+    /// Fails the test when it leaves index changes unacknowledged (see the module docs). A test
+    /// that is already failing, or that stopped the API (nothing can be read then), is left
+    /// alone.
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            || self.acknowledgement_checked.load(Ordering::Relaxed)
+            || !self.api.is_running()
+        {
+            return;
+        }
+        let Some(timeout) = self.acknowledgement_deadline() else {
+            return;
+        };
+        let base = self.base.as_str();
+        // Dropping happens inside the test's runtime, which cannot be blocked on; the check
+        // runs on a thread of its own with a runtime and a client of its own.
+        let outcome = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a current-thread runtime builds")
+                        .block_on(wait_acknowledged(&reqwest::Client::new(), base, timeout))
+                })
+                .join()
+        });
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(unacknowledged)) => self.fail_unacknowledged(&unacknowledged),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+/// Reads [`UNACKNOWLEDGED_GAUGE`] from the API at `base`; `None` when it does not answer.
+async fn unacknowledged_crates(client: &reqwest::Client, base: &str) -> Option<f64> {
+    let response = client.get(format!("{base}/metrics")).send().await.ok()?;
+    let page = response.text().await.ok()?;
+    crate::metrics::value(&page, UNACKNOWLEDGED_GAUGE)
+}
+
+/// Waits until the API at `base` counts no unacknowledged crate, for at most `timeout`.
+async fn wait_acknowledged(
+    client: &reqwest::Client,
+    base: &str,
+    timeout: Duration,
+) -> Result<(), Unacknowledged> {
+    let mut last = None;
+    let acknowledged = poll_until(timeout, async || {
+        last = unacknowledged_crates(client, base).await;
+        (last == Some(0.0)).then_some(())
+    })
+    .await;
+    acknowledged.ok_or(Unacknowledged {
+        crates: last,
+        waited: timeout,
+    })
 }
 
 /// Registers a user through Ktra's user API at `base` (this registry's, or Ktra's own);

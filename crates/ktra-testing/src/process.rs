@@ -40,6 +40,14 @@ pub fn free_port() -> u16 {
         .expect("binding an ephemeral loopback port works")
 }
 
+/// Returns `relative` under the workspace root: where `scripts/setup-test-deps.sh` installs its
+/// tools (`.venv/`, `.tools/`) and where the project's files live.
+pub fn project_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(relative)
+}
+
 /// Returns the path of a workspace binary of the same build profile as the running one: beside
 /// it (a binary in `target/<profile>/`) or one level up (a test in `target/<profile>/deps/`).
 pub fn workspace_binary(name: &str) -> PathBuf {
@@ -58,6 +66,28 @@ pub fn workspace_binary(name: &str) -> PathBuf {
                 current.display()
             )
         })
+}
+
+/// Starts one of the workspace's services (`ktra-api`, `ktra-indexer`) as `name`, with no
+/// arguments and the environment `env`, logging under `log_dir`; returns it once `port`
+/// accepts connections.
+pub fn start_ktra_service(
+    name: &str,
+    binary: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+    log_dir: &Path,
+    port: u16,
+) -> Service {
+    let service = Service::new(
+        name,
+        workspace_binary(binary),
+        &[],
+        env.into_iter().collect(),
+        log_dir,
+        port,
+    );
+    service.start();
+    service
 }
 
 /// Waits until something accepts TCP connections on `port`.

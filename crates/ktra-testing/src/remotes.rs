@@ -4,7 +4,45 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use tempfile::TempDir;
+
+use crate::git::init_bare;
 use crate::process::{Service, free_port};
+
+/// An empty bare repository, [`ServedRepo::NAME`], alone in a temporary directory for one of
+/// the servers below to serve (they write their logs there too).
+#[derive(Debug)]
+pub struct ServedRepo {
+    root: TempDir,
+    /// The bare repository's directory, to read what was pushed.
+    pub path: PathBuf,
+}
+
+impl ServedRepo {
+    /// The repository's name under the served directory, as server URLs name it.
+    pub const NAME: &'static str = "index.git";
+
+    /// Creates the directory and the repository.
+    pub fn create() -> Self {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        let path = root.path().join(Self::NAME);
+        init_bare(&path);
+        Self { root, path }
+    }
+
+    /// The served directory.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Serves the directory over git:// with a [`GitDaemon`]; returns it with the
+    /// repository's URL.
+    pub fn git_daemon(&self) -> (GitDaemon, String) {
+        let daemon = GitDaemon::start(self.root(), self.root());
+        let url = daemon.url(Self::NAME);
+        (daemon, url)
+    }
+}
 
 /// Makes a bare repository refuse every push (a `pre-receive` hook that fails), or accept
 /// them again. Hooks run for pushes over git://, http:// and ssh://, not for libgit2's

@@ -30,6 +30,13 @@ impl CargoHome {
         }
     }
 
+    /// Configures the one registry `name` at `index` and logs in to it with `token`.
+    pub async fn logged_in(name: &str, index: &str, token: &str) -> Self {
+        let home = Self::new(&[(name, index)]);
+        home.login(home.home.path(), name, token).await;
+        home
+    }
+
     fn command(&self, cwd: &Path, args: &[&str]) -> Command {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
@@ -100,6 +107,21 @@ impl CargoHome {
         .await
     }
 
+    /// Runs the package in `dir` (`cargo run --quiet`) and asserts that it printed `expected`.
+    pub async fn assert_runs_printing(&self, dir: &Path, expected: &str) {
+        let run = self.ok(dir, &["run", "--quiet"]).await;
+        assert!(run.contains(expected), "no `{expected}` in: {run}");
+    }
+
+    /// Searches `registry` for `query` (`cargo search`) and asserts that the results list
+    /// `expected`.
+    pub async fn assert_finds(&self, cwd: &Path, registry: &str, query: &str, expected: &str) {
+        let found = self
+            .ok(cwd, &["search", "--registry", registry, query])
+            .await;
+        assert!(found.contains(expected), "no `{expected}` in: {found}");
+    }
+
     /// Logs in to a registry with a token.
     pub async fn login(&self, cwd: &Path, registry: &str, token: &str) {
         let output = self
@@ -131,10 +153,55 @@ pub fn package(root: &Path, dir: &str, manifest: &str, files: &[(&str, &str)]) -
     path
 }
 
+/// Replaces the manifest of the package in `dir` with [`library_manifest`]`(name, version,
+/// extra)`: the next version of a library, say.
+pub fn rewrite_library_manifest(dir: &Path, name: &str, version: &str, extra: &str) {
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        library_manifest(name, version, extra),
+    )
+    .expect("Cargo.toml");
+}
+
 /// A minimal library manifest.
 pub fn library_manifest(name: &str, version: &str, extra: &str) -> String {
     format!(
         "[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n\
          description = \"the {name} crate\"\nlicense = \"MIT\"\n{extra}"
+    )
+}
+
+/// Writes a library package into `root/dir`: [`library_manifest`] without extras, and
+/// `src/lib.rs` with `lib_rs`.
+pub fn library_package(root: &Path, dir: &str, name: &str, version: &str, lib_rs: &str) -> PathBuf {
+    package(
+        root,
+        dir,
+        &library_manifest(name, version, ""),
+        &[("src/lib.rs", lib_rs)],
+    )
+}
+
+/// Writes an unpublished binary package `app` into `root/dir` whose one dependency is
+/// `dependency` (a line of `[dependencies]`, naming its registry) and whose `main` prints
+/// `{label}={expression}`, so `cargo run` shows what the dependency computed.
+pub fn printing_app(
+    root: &Path,
+    dir: &str,
+    dependency: &str,
+    label: &str,
+    expression: &str,
+) -> PathBuf {
+    package(
+        root,
+        dir,
+        &format!(
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
+             [dependencies]\n{dependency}\n"
+        ),
+        &[(
+            "src/main.rs",
+            &format!("fn main() {{ println!(\"{label}={{}}\", {expression}); }}\n"),
+        )],
     )
 }

@@ -1,4 +1,4 @@
-//! Fixtures for tests and benchmarks (feature `testing`): publish bodies in cargo's wire format.
+//! Crate fixtures: publish bodies in cargo's wire format.
 
 use std::collections::BTreeMap;
 use std::io::Write;

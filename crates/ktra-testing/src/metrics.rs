@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// One sample: metric name (with its `_total`, `_count`, `_bucket`... suffix), labels, value.
@@ -30,7 +29,7 @@ print(json.dumps(samples))
 
 /// Parses an OpenMetrics page; panics with the parser's complaint when it is not valid.
 pub fn parse(page: &str) -> Vec<Sample> {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let python = crate::process::project_path(".venv/bin/python");
     let mut child = Command::new(&python)
         .args(["-c", PARSE])
         .stdin(Stdio::piped())
@@ -73,4 +72,26 @@ pub fn sum(samples: &[Sample], name: &str, matching: &[(&str, &str)]) -> f64 {
         })
         .map(|sample| sample.value)
         .sum()
+}
+
+/// Returns the value of the unlabelled sample `name` (a gauge, or a counter's `_total`) on a
+/// metrics page, read without the reference parser (for checks that run often).
+pub fn value(page: &str, name: &str) -> Option<f64> {
+    page.lines().find_map(|line| {
+        let (sample, value) = line.split_once(' ')?;
+        (sample == name).then(|| value.trim().parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_is_read_by_its_exact_name() {
+        let page = "# TYPE ktra_lag gauge\nktra_lag_seconds 2.5\nktra_lag 3\n# EOF\n";
+        assert_eq!(value(page, "ktra_lag"), Some(3.0));
+        assert_eq!(value(page, "ktra_lag_seconds"), Some(2.5));
+        assert_eq!(value(page, "ktra_missing"), None);
+    }
 }
