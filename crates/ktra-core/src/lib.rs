@@ -22,3 +22,4 @@ pub mod shutdown;
 pub mod task;
 #[cfg(feature = "service")]
 pub mod telemetry;
+pub mod version;

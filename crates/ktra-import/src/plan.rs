@@ -9,6 +9,7 @@ use argon2::password_hash::phc::PasswordHash;
 use chrono::{DateTime, Utc};
 use ktra_core::index::IndexLine;
 use ktra_core::name::{validate_crate_name, validate_user_name};
+use ktra_core::version::VersionId;
 use ktra_publish::PublishLimits;
 use ktra_store::model::ApiToken;
 use sha2::{Digest, Sha256};
@@ -42,8 +43,8 @@ pub struct PlannedCrate {
 /// One version: its index line as Ktra served it and its crate file.
 #[derive(Debug, Clone)]
 pub struct PlannedVersion {
-    /// The version.
-    pub version: semver::Version,
+    /// The version and its key.
+    pub version: VersionId,
     /// The index line, yanked flag included.
     pub line: IndexLine,
     /// The crate file in Ktra's `dl_dir_path`.
@@ -335,7 +336,7 @@ fn plan_version(
     plan: &mut ImportPlan,
 ) -> Result<PlannedVersion, String> {
     let vers = &metadata.vers;
-    let version = semver::Version::parse(vers)
+    let version = VersionId::parse(vers)
         .map_err(|error| format!("`{vers}` is not a semver version: {error}"))?;
     let file = crate_file_path(&source.dl_dir_path, name, vers);
     let bytes =

@@ -38,8 +38,8 @@ pub struct CheckedPublish {
     pub krate: ktra_core::name::CrateId,
     /// The metadata cargo sent.
     pub metadata: PublishMetadata,
-    /// The parsed version.
-    pub version: semver::Version,
+    /// The version and its key.
+    pub version: ktra_core::version::VersionId,
     /// The `.crate` file.
     pub crate_file: Bytes,
     /// SHA-256 of the `.crate` file, hex.

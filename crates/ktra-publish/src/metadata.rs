@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use ktra_core::index::{DependencyKind, IndexDependency, IndexLine};
 use ktra_core::name::{CrateId, validate_crate_name};
+use ktra_core::version::VersionId;
 use serde::Deserialize;
 
 /// The metadata of one publish, as cargo sends it.
@@ -107,7 +108,7 @@ impl PublishMetadata {
             .map_err(|error| refuse(format!("invalid publish metadata: {error}")))
     }
 
-    /// Validates the metadata and returns the crate's identity and the parsed version.
+    /// Validates the metadata and returns the identities of the crate and of the version.
     ///
     /// # Errors
     ///
@@ -117,7 +118,7 @@ impl PublishMetadata {
     pub fn validate(
         &self,
         limits: &crate::PublishLimits,
-    ) -> Result<(CrateId, semver::Version), MetadataError> {
+    ) -> Result<(CrateId, VersionId), MetadataError> {
         let krate = CrateId::new(&self.name)
             .map_err(|error| refuse(format!("invalid crate name: {error}")))?;
         if self.deps.len() > limits.max_dependencies {
@@ -154,7 +155,7 @@ impl PublishMetadata {
                 limits.max_description_bytes
             )));
         }
-        let version = semver::Version::parse(&self.vers).map_err(|error| {
+        let version = VersionId::parse(&self.vers).map_err(|error| {
             refuse(format!(
                 "invalid version `{}`: {error} (versions follow semver, e.g. 1.2.3)",
                 self.vers

@@ -21,6 +21,7 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 use ktra_core::name::CrateId;
+use ktra_core::version::VersionId;
 
 use crate::model::{
     AuditEvent, AuditRecord, CrateFileRef, CrateSummary, IndexFile, Invitation, NewToken, NewUser,
@@ -203,7 +204,7 @@ store_domains! {
         async fn crate_file(
             &self,
             krate: &CrateId,
-            version: &semver::Version,
+            version: &VersionId,
         ) -> Result<Option<CrateFileRef>, StoreError>;
 
         /// Returns up to `limit` crates after `after` in canonical order, for walking every crate

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use ktra_core::index::IndexLine;
 use ktra_core::name::CrateId;
+use ktra_core::version::VersionId;
 use redb::ReadableTable;
 
 use super::EmbeddedStore;
@@ -18,7 +19,7 @@ use crate::error::StoreError;
 use crate::model::{
     CrateFileRef, CrateSummary, IndexFile, NewVersion, OwnerAction, OwnerActor, OwnerChange,
     SearchHit, SearchPage, User, UserId, VersionSummary, YankChange, check_publisher, max_version,
-    search_matches, search_rank, stored_crate_id, version_key,
+    search_matches, search_rank, stored_crate_id,
 };
 use crate::traits::CrateStore;
 
@@ -86,7 +87,7 @@ impl CrateStore for EmbeddedStore {
     async fn publish(&self, new: NewVersion) -> Result<IndexFile, StoreError> {
         self.write(move |txn| {
             let canonical = new.krate.canonical();
-            let key = version_key(&new.version);
+            let key = new.version.key().to_owned();
             let crates = txn.open_table(CRATES).map_err(internal)?;
             let existing = crate_record(&crates, canonical)?;
             drop(crates);
@@ -158,7 +159,7 @@ impl CrateStore for EmbeddedStore {
             audit,
         } = change;
         let canonical = krate.canonical().to_owned();
-        let key = version_key(&version);
+        let key = version.key().to_owned();
         let version_text = version.to_string();
         self.write(move |txn| {
             let crates = txn.open_table(CRATES).map_err(internal)?;
@@ -316,10 +317,10 @@ impl CrateStore for EmbeddedStore {
     async fn crate_file(
         &self,
         krate: &CrateId,
-        version: &semver::Version,
+        version: &VersionId,
     ) -> Result<Option<CrateFileRef>, StoreError> {
         let canonical = krate.canonical().to_owned();
-        let key = version_key(version);
+        let key = version.key().to_owned();
         self.read(move |txn| {
             let crates = txn.open_table(CRATES).map_err(internal)?;
             let Some(record) = crate_record(&crates, &canonical)? else {

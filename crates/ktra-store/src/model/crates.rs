@@ -3,18 +3,11 @@
 use chrono::{DateTime, Utc};
 use ktra_core::index::IndexLine;
 use ktra_core::name::CrateId;
+use ktra_core::version::VersionId;
 
 use super::accounts::{OwnerActor, UserId};
 use super::audit::AuditEvent;
 use crate::error::StoreError;
-
-/// Returns the key under which a version is unique: the version without build metadata
-/// (`1.0.7` and `1.0.7+x` are the same version for cargo).
-pub fn version_key(version: &semver::Version) -> String {
-    let mut key = version.clone();
-    key.build = semver::BuildMetadata::EMPTY;
-    key.to_string()
-}
 
 /// The rules an existing crate sets for a publish: the name must be the crate's own (not a
 /// variant of it in case or `-`/`_`), and the publisher must own the crate. The API checks them
@@ -49,8 +42,8 @@ pub struct NewVersion {
     pub krate: CrateId,
     /// The index line, with `yanked` false.
     pub line: IndexLine,
-    /// The parsed version (`line.vers`).
-    pub version: semver::Version,
+    /// The version (`line.vers`) and its key.
+    pub version: VersionId,
     /// Where the crate file was stored.
     pub blob_key: String,
     /// The crate's description, for search.
@@ -73,7 +66,7 @@ pub struct YankChange {
     /// The crate.
     pub krate: CrateId,
     /// The version.
-    pub version: semver::Version,
+    pub version: VersionId,
     /// `true` to yank, `false` to unyank.
     pub yanked: bool,
     /// The user acting, who must own the crate.
@@ -152,12 +145,6 @@ pub fn max_version<'a>(versions: impl IntoIterator<Item = &'a VersionSummary>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn version_key_drops_build_metadata_only() {
-        let version = semver::Version::parse("1.0.7-rc.1+build.5").unwrap();
-        assert_eq!(version_key(&version), "1.0.7-rc.1");
-    }
 
     #[test]
     fn max_version_skips_yanked() {

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use chrono::Utc;
 use ktra_core::name::{CrateId, canonical_crate_name};
+use ktra_core::version::VersionId;
 use redis::{AsyncCommands, Value};
 use serde::Deserialize;
 
@@ -16,7 +17,7 @@ use crate::error::StoreError;
 use crate::model::{
     CrateFileRef, CrateSummary, IndexFile, MIN_SUBSTRING_QUERY, NewVersion, OwnerAction,
     OwnerActor, OwnerChange, SearchHit, SearchPage, User, UserId, VersionSummary, YankChange,
-    max_version, search_matches, search_rank, stored_crate_id, trigrams, version_key, words,
+    max_version, search_matches, search_rank, stored_crate_id, trigrams, words,
 };
 use crate::traits::CrateStore;
 
@@ -129,7 +130,7 @@ impl CrateStore for RedisStore {
 
     async fn publish(&self, new: NewVersion) -> Result<IndexFile, StoreError> {
         let canonical = new.krate.canonical();
-        let key = version_key(&new.version);
+        let key = new.version.key();
         let mut invocation = self.scripts.publish.prepare_invoke();
         invocation
             .key(self.keys.krate(canonical))
@@ -147,7 +148,7 @@ impl CrateStore for RedisStore {
         invocation
             .arg(canonical)
             .arg(&new.line.name)
-            .arg(&key)
+            .arg(key)
             .arg(&new.line.vers)
             .arg(&new.line.cksum)
             .arg(&new.blob_key)
@@ -211,7 +212,7 @@ impl CrateStore for RedisStore {
             .key(self.keys.pending())
             .key(self.keys.pending_since())
             .arg(canonical)
-            .arg(version_key(&version))
+            .arg(version.key())
             .arg(if yanked { "1" } else { "0" })
             .arg(actor)
             .arg(millis(Utc::now()))
@@ -354,12 +355,12 @@ impl CrateStore for RedisStore {
     async fn crate_file(
         &self,
         krate: &CrateId,
-        version: &semver::Version,
+        version: &VersionId,
     ) -> Result<Option<CrateFileRef>, StoreError> {
         let canonical = krate.canonical();
         let (name, record): (Option<String>, Option<String>) = redis::pipe()
             .hget(self.keys.krate(canonical), "name")
-            .hget(self.keys.versions(canonical), version_key(version))
+            .hget(self.keys.versions(canonical), version.key())
             .query_async(&mut self.connection())
             .await
             .map_err(classify)?;

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use ktra_core::name::CrateId;
+use ktra_core::version::VersionId;
 use serde::{Deserialize, Serialize};
 
 use ktra_store::model::{self, EndpointScope, OwnerAction, YankChange};
@@ -49,8 +50,8 @@ pub(crate) fn crate_from_path(name: &str) -> Result<CrateId, ApiError> {
     CrateId::new(name).map_err(|_| ApiError::not_found(format!("crate `{name}` does not exist")))
 }
 
-fn parse_version(name: &str, version: &str) -> Result<semver::Version, ApiError> {
-    semver::Version::parse(version)
+fn parse_version(name: &str, version: &str) -> Result<VersionId, ApiError> {
+    VersionId::parse(version)
         .map_err(|_| ApiError::not_found(format!("crate `{name}` has no version `{version}`")))
 }
 

@@ -16,6 +16,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use ktra_core::name::CrateId;
+use ktra_core::version::VersionId;
 use ktra_store::BlobError;
 use ktra_store::model::CrateFileRef;
 
@@ -100,7 +101,7 @@ pub async fn download(
 ) -> Result<Response, ApiError> {
     let missing = || ApiError::not_found(format!("crate `{name}` has no version `{version}`"));
     let krate = CrateId::new(&name).map_err(|_| missing())?;
-    let parsed = semver::Version::parse(&version).map_err(|_| missing())?;
+    let parsed = VersionId::parse(&version).map_err(|_| missing())?;
     let file = state
         .store
         .crate_file(&krate, &parsed)

@@ -13,8 +13,9 @@ use chrono::Utc;
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
 use ktra_core::name::CrateId;
+use ktra_core::version::VersionId;
 use ktra_publish::CheckedPublish;
-use ktra_store::model::{EndpointScope, IndexFile, NewVersion, check_publisher, version_key};
+use ktra_store::model::{EndpointScope, IndexFile, NewVersion, check_publisher};
 use ktra_store::{BlobStore, MetadataStore, StoreError};
 use serde::Serialize;
 use tracing::Instrument;
@@ -192,7 +193,6 @@ async fn store_version(
         crate_file,
         cksum,
     } = checked;
-    let key = version_key(&version);
     // Refuse early what the store would refuse anyway, so that no crate file is written for
     // it. The atomic publish below checks all of this again.
     let existing = state.store.crate_summary(&krate).await?;
@@ -207,15 +207,16 @@ async fn store_version(
         .then_some(endpoint == EndpointScope::PublishUpdate);
     if let Some(existing) = existing {
         check_publisher(&existing.name, &existing.owners, &metadata.name, user.id)?;
-        if let Some(duplicate) = existing.versions.iter().find(|summary| {
-            semver::Version::parse(&summary.version)
-                .is_ok_and(|published| version_key(&published) == key)
-        }) {
+        if let Some(duplicate) = existing
+            .versions
+            .iter()
+            .find(|summary| version.is(&summary.version))
+        {
             let duplicate = (existing.name.clone(), duplicate.version.clone());
             return already_there(&state, &krate, &version, &cksum, duplicate).await;
         }
     }
-    let blob_key = BlobStore::new_crate_key(krate.canonical(), &key);
+    let blob_key = BlobStore::new_crate_key(krate.canonical(), version.key());
     state
         .blobs
         .put_new(&blob_key, crate_file)
@@ -278,7 +279,7 @@ pub(crate) async fn remove_unless_committed(
     store: &dyn MetadataStore,
     blobs: &BlobStore,
     krate: &CrateId,
-    version: &semver::Version,
+    version: &VersionId,
     blob_key: &str,
 ) {
     match store.crate_file(krate, version).await {
@@ -306,7 +307,7 @@ pub(crate) async fn remove_unless_committed(
 async fn already_there(
     state: &AppState,
     krate: &CrateId,
-    version: &semver::Version,
+    version: &VersionId,
     cksum: &str,
     (name, existing): (String, String),
 ) -> Result<Stored, ApiError> {

@@ -8,7 +8,6 @@ use ktra_core::name::CrateId;
 use ktra_import::{ImportPlan, PlannedCrate, PlannedVersion};
 use ktra_store::model::{
     ApiToken, NewUser, NewVersion, OwnerAction, OwnerActor, OwnerChange, UserId, YankChange,
-    version_key,
 };
 use ktra_store::{BlobStore, MetadataStore, StoreError};
 use sha2::{Digest, Sha256};
@@ -309,7 +308,7 @@ impl Import {
             )?;
             return Ok(false);
         }
-        let blob_key = BlobStore::new_crate_key(krate.canonical(), &version_key(&version.version));
+        let blob_key = BlobStore::new_crate_key(krate.canonical(), version.version.key());
         self.blobs.put_new(&blob_key, bytes.into()).await?;
         let mut line = version.line.clone();
         // Published as it was first, then yanked as a yank would (one audit event each).

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
+use ktra_core::version::VersionId;
 use ktra_store::model::{ApiToken, Invitation, OwnerAction, OwnerActor};
-
 use ktra_store::{MetadataStore, StoreError};
 
 use super::fixtures::*;
@@ -95,7 +95,7 @@ pub(crate) async fn every_change_records_its_event_and_a_refusal_none(
         .await
         .unwrap();
     published(&*store, "kept", "1.0.0", alice.id).await;
-    let version = semver::Version::parse("1.0.0").unwrap();
+    let version = VersionId::parse("1.0.0").unwrap();
     store
         .set_yanked(yank("kept", &version, true, alice.id, None))
         .await

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use ktra_core::version::VersionId;
 use ktra_store::model::{OwnerAction, OwnerActor};
 use ktra_store::{MetadataStore, StoreError};
 
@@ -64,10 +65,7 @@ pub(crate) async fn publish_appends_and_refuses(store: Arc<dyn MetadataStore>) {
     assert_eq!(summary.owners, vec![alice.id]);
     assert_eq!(summary.versions.len(), 2);
     let found = store
-        .crate_file(
-            &id("foo_bar"),
-            &semver::Version::parse("1.1.0-rc.1").unwrap(),
-        )
+        .crate_file(&id("foo_bar"), &VersionId::parse("1.1.0-rc.1").unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -75,7 +73,7 @@ pub(crate) async fn publish_appends_and_refuses(store: Arc<dyn MetadataStore>) {
     assert_eq!(found.blob_key, "crates/Foo-Bar/1.1.0-rc.1+build");
     assert!(
         store
-            .crate_file(&id("foo_bar"), &semver::Version::parse("3.0.0").unwrap())
+            .crate_file(&id("foo_bar"), &VersionId::parse("3.0.0").unwrap())
             .await
             .unwrap()
             .is_none()
@@ -90,7 +88,7 @@ pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
         published(&*store, "yanky", version, alice.id).await;
     }
     let before = store.index_file(&id("yanky")).await.unwrap().unwrap();
-    let v2 = semver::Version::parse("0.2.0").unwrap();
+    let v2 = VersionId::parse("0.2.0").unwrap();
     let (yanked, changed) = store
         .set_yanked(yank(
             "yanky",
@@ -161,7 +159,7 @@ pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
         store
             .set_yanked(yank(
                 "yanky",
-                &semver::Version::parse("9.0.0").unwrap(),
+                &VersionId::parse("9.0.0").unwrap(),
                 true,
                 alice.id,
                 None
@@ -258,7 +256,7 @@ pub(crate) async fn search_and_listing(store: Arc<dyn MetadataStore>) {
     store
         .set_yanked(yank(
             "tokio",
-            &semver::Version::parse("1.1.0").unwrap(),
+            &VersionId::parse("1.1.0").unwrap(),
             true,
             alice.id,
             None,

@@ -3,6 +3,7 @@
 use chrono::{TimeDelta, Utc};
 use ktra_core::index::IndexLine;
 use ktra_core::name::CrateId;
+use ktra_core::version::VersionId;
 use ktra_store::model::{
     ApiToken, AuditEvent, IndexFile, Invitation, NewToken, NewUser, NewVersion, OwnerAction,
     OwnerActor, OwnerChange, PasswordChange, User, UserId, YankChange,
@@ -82,7 +83,7 @@ pub(crate) fn password_change(
 /// A yank (or unyank) by `actor`, recorded as `audit` when given.
 pub(crate) fn yank(
     name: &str,
-    version: &semver::Version,
+    version: &VersionId,
     yanked: bool,
     actor: UserId,
     audit: Option<AuditEvent>,
@@ -128,7 +129,7 @@ pub(crate) async fn change_owners(
 
 /// A version with no dependencies, published by `publisher`.
 pub(crate) fn new_version(name: &str, version: &str, publisher: UserId) -> NewVersion {
-    let parsed = semver::Version::parse(version).unwrap();
+    let parsed = VersionId::parse(version).unwrap();
     let line = IndexLine::new(
         name.to_owned(),
         version.to_owned(),

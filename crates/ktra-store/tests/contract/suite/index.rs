@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
+use ktra_core::version::VersionId;
 use ktra_store::model::PendingSummary;
 use ktra_store::{MetadataStore, StoreError};
 
@@ -59,7 +60,7 @@ pub(crate) async fn pending_changes_and_acknowledgements(store: Arc<dyn Metadata
     store
         .set_yanked(yank(
             "one",
-            &semver::Version::parse("1.0.0").unwrap(),
+            &VersionId::parse("1.0.0").unwrap(),
             true,
             alice.id,
             None,
