@@ -27,19 +27,15 @@ pub struct KtraIndexLine {
     #[serde(default)]
     pub features: FeatureMap,
     /// Features split off by a later writer, if any.
-    #[serde(default)]
     pub features2: Option<FeatureMap>,
     /// Whether the version is yanked.
     #[serde(default)]
     pub yanked: bool,
     /// The native library linked.
-    #[serde(default)]
     pub links: Option<String>,
     /// The minimum Rust version, if a later writer added it.
-    #[serde(default)]
     pub rust_version: Option<String>,
     /// The entry's schema version, if any.
-    #[serde(default)]
     pub v: Option<u32>,
 }
 
@@ -60,16 +56,12 @@ pub struct KtraIndexDependency {
     #[serde(default = "yes")]
     pub default_features: bool,
     /// The target, if limited to one.
-    #[serde(default)]
     pub target: Option<String>,
     /// `normal`, `build` or `dev` (`null` read as normal).
-    #[serde(default)]
     pub kind: Option<DependencyKind>,
     /// Another registry's index URL.
-    #[serde(default)]
     pub registry: Option<String>,
     /// The real crate name when renamed.
-    #[serde(default)]
     pub package: Option<String>,
 }
 

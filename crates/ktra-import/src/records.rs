@@ -22,7 +22,6 @@ pub struct KtraUser {
     /// The login: the configured `login_prefix` and the name.
     pub login: String,
     /// The name as registered.
-    #[serde(default)]
     pub name: Option<String>,
 }
 
@@ -48,7 +47,6 @@ pub struct KtraMetadata {
     #[serde(default)]
     pub deps: Vec<KtraMetadataDependency>,
     /// The description.
-    #[serde(default)]
     pub description: Option<String>,
     /// Whether Ktra's database says the version is yanked.
     #[serde(default)]
@@ -61,7 +59,6 @@ pub struct KtraMetadataDependency {
     /// The real name of the dependency.
     pub name: String,
     /// The name the dependent gave it, when renamed.
-    #[serde(default)]
     pub explicit_name_in_toml: Option<String>,
 }
 

@@ -25,13 +25,10 @@ pub struct PublishMetadata {
     #[serde(default)]
     pub features: BTreeMap<String, Vec<String>>,
     /// One-line description.
-    #[serde(default)]
     pub description: Option<String>,
     /// The `links` key of the manifest.
-    #[serde(default)]
     pub links: Option<String>,
     /// The minimum supported Rust version.
-    #[serde(default)]
     pub rust_version: Option<String>,
 }
 
@@ -52,16 +49,12 @@ pub struct PublishDependency {
     #[serde(default = "default_true")]
     pub default_features: bool,
     /// The target it is limited to.
-    #[serde(default)]
     pub target: Option<String>,
     /// `normal`, `build` or `dev`.
-    #[serde(default)]
     pub kind: Option<String>,
     /// The index URL of its registry; absent for this registry.
-    #[serde(default)]
     pub registry: Option<String>,
     /// The name the dependent uses when it renamed the dependency.
-    #[serde(default)]
     pub explicit_name_in_toml: Option<String>,
 }
 

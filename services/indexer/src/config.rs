@@ -17,7 +17,6 @@ pub struct GitConfig {
     /// `KTRA_GIT_REMOTE_URL`: the index remote (`file://`, `git://`, `http(s)://`, `ssh://` or
     /// `user@host:path`). Unset: the index is only committed locally, under `local_path`.
     /// A `file://` remote that does not exist yet is created as an empty bare repository.
-    #[serde(default)]
     pub remote_url: Option<String>,
     /// `KTRA_GIT_LOCAL_PATH`: the indexer's own clone (a bare repository) and state.
     #[serde(default = "default_local_path")]
@@ -26,26 +25,19 @@ pub struct GitConfig {
     #[serde(default = "default_branch")]
     pub branch: String,
     /// `KTRA_GIT_HTTPS_USERNAME`: user name for http(s) remotes.
-    #[serde(default)]
     pub https_username: Option<String>,
     /// `KTRA_GIT_HTTPS_PASSWORD`: password or access token for http(s) remotes.
-    #[serde(default)]
     pub https_password: Option<SecretString>,
     /// `KTRA_GIT_SSH_PRIVKEY_PATH`: private key for ssh remotes.
-    #[serde(default)]
     pub ssh_privkey_path: Option<PathBuf>,
     /// `KTRA_GIT_SSH_PUBKEY_PATH`: the matching public key (optional).
-    #[serde(default)]
     pub ssh_pubkey_path: Option<PathBuf>,
     /// `KTRA_GIT_SSH_KEY_PASSPHRASE`: the private key's passphrase, if any.
-    #[serde(default)]
     pub ssh_key_passphrase: Option<SecretString>,
     /// `KTRA_GIT_SSH_USERNAME`: ssh user when the URL names none (default `git`).
-    #[serde(default)]
     pub ssh_username: Option<String>,
     /// `KTRA_GIT_SSH_KNOWN_HOSTS`: a known_hosts file; the remote's host key must be listed in
     /// it. Unset: libgit2 checks `~/.ssh/known_hosts`.
-    #[serde(default)]
     pub ssh_known_hosts: Option<PathBuf>,
     /// `KTRA_GIT_EMAIL`: commit author email (Ktra's `git_email`).
     #[serde(default = "default_email")]

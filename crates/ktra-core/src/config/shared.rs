@@ -27,7 +27,6 @@ pub struct RegistryConfig {
     /// `KTRA_REGISTRY_PUBLIC_URL`: the URL cargo reaches the API at; `config.json`'s `api` and
     /// `dl` are built from it. Defaults to `http://127.0.0.1:{KTRA_HTTP_PORT}` in the API and
     /// `http://127.0.0.1:8000` in the indexer, so set it whenever the API is elsewhere.
-    #[serde(default)]
     pub public_url: Option<Url>,
     /// `KTRA_REGISTRY_DL_PATH`: the download route's prefix, segments joined by `/` (Ktra's
     /// `crate_files_config.dl_path`, `["dl"]`).
@@ -136,7 +135,6 @@ pub struct IndexerEndpointConfig {
     /// `KTRA_INDEXER_URL` (API): the indexer's gRPC endpoint, e.g. `http://127.0.0.1:8001`.
     /// Unset means no git index: the sparse index is the only one, and changes stay marked
     /// unacknowledged for an indexer configured later.
-    #[serde(default)]
     pub url: Option<Url>,
     /// `KTRA_INDEXER_LISTEN` (indexer): the address its gRPC server binds.
     #[serde(default = "default_listen")]

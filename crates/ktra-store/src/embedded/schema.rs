@@ -59,7 +59,6 @@ pub(super) struct TokenRecord {
     pub(super) created_at: DateTime<Utc>,
     #[serde(default = "default_token_name")]
     pub(super) name: String,
-    #[serde(default)]
     pub(super) expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub(super) scope: TokenScope,

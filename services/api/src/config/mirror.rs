@@ -45,7 +45,6 @@ pub struct MirrorConfig {
     pub cache_dir_path: PathBuf,
     /// `KTRA_MIRROR_UPSTREAM_TOKEN`: the token of a private upstream (sent as cargo sends it,
     /// in `Authorization`), to its index and to downloads on the index's host only.
-    #[serde(default)]
     pub upstream_token: Option<secrecy::SecretString>,
 }
 

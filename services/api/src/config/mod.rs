@@ -98,7 +98,6 @@ pub struct AuthConfig {
     pub argon2_parallelism: u32,
     /// `KTRA_AUTH_HASH_CONCURRENCY`: how many hashes may run at once; further logins wait.
     /// Defaults to half the CPUs (at least one), so a login flood leaves cores for publishes.
-    #[serde(default)]
     pub hash_concurrency: Option<usize>,
     /// `KTRA_AUTH_MIN_PASSWORD_LEN`: the shortest password accepted.
     #[serde(default = "default_min_password_len")]
@@ -113,7 +112,6 @@ pub struct AuthConfig {
     pub admins: Vec<String>,
     /// `KTRA_AUTH_BOOTSTRAP_TOKEN`: a secret that creates users while registration is closed,
     /// for the first administrator; remove it once that user exists.
-    #[serde(default)]
     pub bootstrap_token: Option<secrecy::SecretString>,
 }
 
@@ -219,7 +217,6 @@ pub struct LimitsConfig {
     /// in (`x-forwarded-for`: its last entry, the one the proxy added; `x-real-ip`). Unset, the
     /// connection's peer address is the client. Set it only when every request passes the
     /// proxy, or clients can pick their own address.
-    #[serde(default)]
     pub client_ip_header: Option<String>,
     /// `KTRA_LIMITS_HEADER_READ_TIMEOUT_SECS`: the time a client has to send a request head;
     /// slower connections are closed.

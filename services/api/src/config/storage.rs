@@ -34,16 +34,13 @@ pub struct DbConfig {
     /// `KTRA_DB_REDIS_SENTINELS`: Redis Sentinel addresses, `host:port,host:port`. Set, the
     /// primary is the one Sentinel names and a failover is followed without a restart;
     /// `KTRA_DB_REDIS_URL` then gives only credentials, database and TLS.
-    #[serde(default)]
     pub redis_sentinels: Option<String>,
     /// `KTRA_DB_REDIS_SENTINEL_MASTER`: the name Sentinel knows the primary by.
     #[serde(default = "default_sentinel_master")]
     pub redis_sentinel_master: String,
     /// `KTRA_DB_REDIS_SENTINEL_USERNAME`: the user name Sentinel asks for, if it does.
-    #[serde(default)]
     pub redis_sentinel_username: Option<String>,
     /// `KTRA_DB_REDIS_SENTINEL_PASSWORD`: the password Sentinel asks for, if it does.
-    #[serde(default)]
     pub redis_sentinel_password: Option<secrecy::SecretString>,
     /// `KTRA_DB_REDIS_WAIT_REPLICAS`: how many Redis replicas must hold a change before it is
     /// answered (`WAIT`); 0 waits for none. With 1, a failover loses no answered publish.
@@ -55,7 +52,6 @@ pub struct DbConfig {
     pub redis_wait_timeout_ms: u64,
     /// `KTRA_DB_MONGODB_URL` (Ktra's `db_config.mongodb_url`): refused at start with a message
     /// saying what to do, since this registry has no MongoDB store.
-    #[serde(default)]
     pub mongodb_url: Option<String>,
     /// `KTRA_DB_LOGIN_PREFIX`: the prefix Ktra put before user names in owner logins
     /// (`ktra-secure-auth:`); owner commands accept names with or without it.
@@ -129,7 +125,6 @@ pub struct BlobConfig {
     pub dir_path: PathBuf,
     /// `KTRA_BLOB_URL`: the store's URL when the kind is `url`, e.g. `gs://bucket/crates`;
     /// credentials come from the backend's standard variables (`GOOGLE_*`, `AZURE_*`).
-    #[serde(default)]
     pub url: Option<String>,
 }
 
@@ -140,13 +135,11 @@ pub struct BlobConfig {
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
     /// `KTRA_S3_BUCKET`: the bucket.
-    #[serde(default)]
     pub bucket: Option<String>,
     /// `KTRA_S3_REGION`: the region.
     #[serde(default = "default_region")]
     pub region: String,
     /// `KTRA_S3_ENDPOINT`: the endpoint of an S3-compatible server; unset for AWS.
-    #[serde(default)]
     pub endpoint: Option<String>,
     /// `KTRA_S3_ALLOW_HTTP`: allow a plain `http://` endpoint.
     #[serde(default)]
@@ -155,13 +148,10 @@ pub struct S3Config {
     #[serde(default)]
     pub virtual_hosted_style: bool,
     /// `KTRA_S3_PREFIX`: a key prefix inside the bucket.
-    #[serde(default)]
     pub prefix: Option<String>,
     /// `KTRA_S3_ACCESS_KEY_ID`: a static access key; unset (preferred) uses the AWS chain.
-    #[serde(default)]
     pub access_key_id: Option<String>,
     /// `KTRA_S3_SECRET_ACCESS_KEY`: the secret of `KTRA_S3_ACCESS_KEY_ID`.
-    #[serde(default)]
     pub secret_access_key: Option<secrecy::SecretString>,
     /// `KTRA_S3_PRESIGNED_DOWNLOADS`: answer downloads with a redirect to a presigned URL, so
     /// crate bytes flow from S3 straight to cargo.

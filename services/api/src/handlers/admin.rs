@@ -136,7 +136,6 @@ pub async fn revoke_user_token(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InvitationRequest {
-    #[serde(default)]
     expires_in_hours: Option<u32>,
 }
 
@@ -206,13 +205,9 @@ pub async fn create_invitation(
 /// `?before=CURSOR&limit=N&action=crate.publish&actor=alice`, all optional.
 #[derive(Debug, Deserialize)]
 pub struct AuditQuery {
-    #[serde(default)]
     before: Option<String>,
-    #[serde(default)]
     limit: Option<usize>,
-    #[serde(default)]
     action: Option<String>,
-    #[serde(default)]
     actor: Option<String>,
 }
 

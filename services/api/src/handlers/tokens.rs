@@ -43,13 +43,9 @@ const MAX_EXPIRY_DAYS: i64 = 3650;
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     name: String,
-    #[serde(default)]
     expires_at: Option<DateTime<Utc>>,
-    #[serde(default)]
     expires_in_days: Option<u32>,
-    #[serde(default)]
     endpoint_scopes: Option<Vec<EndpointScope>>,
-    #[serde(default)]
     crate_scopes: Option<Vec<String>>,
 }
 

@@ -48,7 +48,6 @@ pub struct TokenResponse {
 #[derive(Debug, Deserialize)]
 pub struct NewUserBody {
     password: SecretString,
-    #[serde(default)]
     invitation: Option<SecretString>,
 }
 
@@ -56,7 +55,6 @@ pub struct NewUserBody {
 #[derive(Debug, Deserialize)]
 pub struct LoginBody {
     password: SecretString,
-    #[serde(default)]
     token: Option<TokenRequest>,
 }
 

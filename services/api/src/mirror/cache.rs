@@ -16,10 +16,8 @@ pub(crate) struct EntryHeader {
     /// When the upstream last confirmed this content, Unix seconds.
     pub(crate) fetched_at: i64,
     /// The upstream's `ETag`, for conditional requests.
-    #[serde(default)]
     pub(crate) upstream_etag: Option<String>,
     /// The upstream's `Last-Modified`, for conditional requests and for cargo.
-    #[serde(default)]
     pub(crate) upstream_last_modified: Option<String>,
     /// Our `ETag` for cargo (quoted), a hash of the content.
     pub(crate) etag: String,

@@ -60,9 +60,7 @@ impl LockFile {
 struct LockedPackage {
     name: String,
     version: String,
-    #[serde(default)]
     source: Option<String>,
-    #[serde(default)]
     checksum: Option<String>,
 }
 
