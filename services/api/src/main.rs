@@ -6,16 +6,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ktra_api::Config;
 use ktra_api::index_sync::IndexSync;
-use ktra_core::config::Settings;
+use ktra_core::config::ConfigFileArg;
 use ktra_core::telemetry::{self, LogConfig};
 
 /// Ktra's registry API: cargo's web API, Ktra's user API and the sparse index.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Ktra's TOML configuration file (default: ./ktra.toml when present).
-    #[arg(short = 'c', long = "config", global = true)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigFileArg,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -61,7 +60,7 @@ enum ImportFrom {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
-    let settings = Settings::load(args.config.as_deref(), std::env::vars())?;
+    let settings = args.config.load()?;
     let telemetry = telemetry::init(&LogConfig::from_settings(&settings)?, "ktra-api")?;
     let config = Config::from_settings(&settings)?;
     let result = match args.command.unwrap_or(Command::Serve) {

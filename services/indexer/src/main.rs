@@ -1,9 +1,7 @@
 //! The `ktra-indexer` binary.
 
-use std::path::PathBuf;
-
 use clap::{Parser, Subcommand};
-use ktra_core::config::Settings;
+use ktra_core::config::ConfigFileArg;
 use ktra_core::telemetry::{self, LogConfig};
 use ktra_indexer::Config;
 
@@ -11,9 +9,8 @@ use ktra_indexer::Config;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Ktra's TOML configuration file (default: ./ktra.toml when present).
-    #[arg(short = 'c', long = "config", global = true)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigFileArg,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -53,7 +50,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
-    let settings = Settings::load(args.config.as_deref(), std::env::vars())?;
+    let settings = args.config.load()?;
     let telemetry = telemetry::init(&LogConfig::from_settings(&settings)?, "ktra-indexer")?;
     let config = Config::from_settings(&settings)?;
     let result = match args.command.unwrap_or(Command::Serve) {

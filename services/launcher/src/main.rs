@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ktra_core::config::IndexerEndpointConfig;
-use ktra_core::config::Settings;
+use ktra_core::config::{ConfigFileArg, Settings};
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -24,9 +24,8 @@ use tokio::signal::unix::{SignalKind, signal};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Ktra's TOML configuration file (default: ./ktra.toml when present).
-    #[arg(short = 'c', long = "config")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigFileArg,
 }
 
 /// How long the children get to drain before they are killed.
@@ -35,9 +34,9 @@ const STOP_GRACE: Duration = Duration::from_secs(30);
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
-    let settings = Settings::load(args.config.as_deref(), std::env::vars())?;
+    let settings = args.config.load()?;
     let env = derived_env(&settings)?;
-    let config_args: Vec<OsString> = match &args.config {
+    let config_args: Vec<OsString> = match &args.config.config {
         Some(path) => vec!["-c".into(), path.clone().into_os_string()],
         None => Vec::new(),
     };

@@ -80,6 +80,25 @@ pub enum ConfigError {
     },
 }
 
+/// The `-c`/`--config` option of every Ktra binary: Ktra's TOML file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigFileArg {
+    /// Ktra's TOML configuration file (default: ./ktra.toml when present).
+    #[arg(short = 'c', long = "config", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigFileArg {
+    /// Loads the settings from the file and this process's environment (see [`Settings::load`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Settings::load`].
+    pub fn load(&self) -> Result<Settings, ConfigError> {
+        Settings::load(self.config.as_deref(), std::env::vars())
+    }
+}
+
 /// The merged settings: the TOML file's values overlaid by the environment, by variable name.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
@@ -243,9 +262,7 @@ mod tests {
     #[derive(Debug, Deserialize, PartialEq)]
     #[serde(deny_unknown_fields)]
     pub(super) struct Http {
-        #[serde(default)]
         pub(super) port: Option<u16>,
-        #[serde(default)]
         pub(super) address: Option<String>,
     }
 
