@@ -3,7 +3,7 @@
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// The `Content-Type` of what [`render`] writes: the OpenMetrics text format, which Prometheus
 /// scrapes natively (counters carry the `_total` suffix, the output ends with `# EOF`).
@@ -17,6 +17,18 @@ pub fn latency_histogram() -> Histogram {
 /// A size histogram from 1 to about 65,000.
 pub fn count_histogram() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 2.0, 17))
+}
+
+/// Registers `metric` under `name` with its help text and returns it, for the struct that
+/// updates it.
+pub fn registered<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 /// Renders a registry in the OpenMetrics text format.

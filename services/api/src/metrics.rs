@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use ktra_core::metrics::{latency_histogram, render};
+use ktra_core::metrics::{latency_histogram, registered, render};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -136,107 +136,107 @@ impl ApiMetrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("ktra");
-        let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
+        let http_requests = registered(
+            &mut registry,
             "http_requests",
             "HTTP requests answered, by route, method and status",
-            http_requests.clone(),
+            Family::<HttpLabels, Counter>::default(),
         );
-        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        registry.register(
+        let http_duration = registered(
+            &mut registry,
             "http_request_duration_seconds",
             "Time to answer an HTTP request, by route and method",
-            http_duration.clone(),
+            Family::<RouteLabels, Histogram>::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            ),
         );
-        let publishes = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
+        let publishes = registered(
+            &mut registry,
             "publishes",
             "Publish requests by outcome",
-            publishes.clone(),
+            Family::<OutcomeLabels, Counter>::default(),
         );
-        let yanks = Family::<YankLabels, Counter>::default();
-        registry.register(
+        let yanks = registered(
+            &mut registry,
             "yanks",
             "Yank and unyank requests by outcome",
-            yanks.clone(),
+            Family::<YankLabels, Counter>::default(),
         );
-        let uploaded_bytes = Counter::default();
-        registry.register(
+        let uploaded_bytes = registered(
+            &mut registry,
             "uploaded_crate_bytes",
             "Bytes of crate files accepted by publishes",
-            uploaded_bytes.clone(),
+            Counter::default(),
         );
-        let downloaded_bytes = Counter::default();
-        registry.register(
+        let downloaded_bytes = registered(
+            &mut registry,
             "downloaded_crate_bytes",
             "Bytes of crate files served by downloads",
-            downloaded_bytes.clone(),
+            Counter::default(),
         );
-        let storage_duration = Family::<StorageLabels, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        registry.register(
+        let storage_duration = registered(
+            &mut registry,
             "storage_operation_duration_seconds",
             "Time of metadata and blob store operations",
-            storage_duration.clone(),
+            Family::<StorageLabels, Histogram>::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            ),
         );
-        let storage_errors = Family::<StorageLabels, Counter>::default();
-        registry.register(
+        let storage_errors = registered(
+            &mut registry,
             "storage_operation_errors",
             "Metadata and blob store operations that failed",
-            storage_errors.clone(),
+            Family::<StorageLabels, Counter>::default(),
         );
-        let index_unacknowledged = Gauge::default();
-        registry.register(
+        let index_unacknowledged = registered(
+            &mut registry,
             "index_unacknowledged_crates",
             "Crates whose latest change the git indexer has not acknowledged",
-            index_unacknowledged.clone(),
+            Gauge::default(),
         );
-        let index_unacknowledged_oldest_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        registry.register(
+        let index_unacknowledged_oldest_age = registered(
+            &mut registry,
             "index_unacknowledged_oldest_age_seconds",
             "Age of the oldest change the git indexer has not acknowledged",
-            index_unacknowledged_oldest_age.clone(),
+            Gauge::<f64, std::sync::atomic::AtomicU64>::default(),
         );
-        let rate_limited = Family::<LimitLabels, Counter>::default();
-        registry.register(
+        let rate_limited = registered(
+            &mut registry,
             "rate_limited_requests",
             "Requests refused with 429 by a rate limit, by limit",
-            rate_limited.clone(),
+            Family::<LimitLabels, Counter>::default(),
         );
-        let audit_failures = Counter::default();
-        registry.register(
+        let audit_failures = registered(
+            &mut registry,
             "audit_record_failures",
             "Audit events the metadata store could not record",
-            audit_failures.clone(),
+            Counter::default(),
         );
-        let metadata_store_up = Gauge::default();
-        registry.register(
+        let metadata_store_up = registered(
+            &mut registry,
             "metadata_store_up",
             "Whether the metadata store (Redis or the embedded database) answers",
-            metadata_store_up.clone(),
+            Gauge::default(),
         );
-        let mirror_cache = Family::<MirrorCacheLabels, Counter>::default();
-        registry.register(
+        let mirror_cache = registered(
+            &mut registry,
             "mirror_cache_requests",
             "Mirror cache lookups by kind (index, crate) and result (hit, revalidated, miss, stale)",
-            mirror_cache.clone(),
+            Family::<MirrorCacheLabels, Counter>::default(),
         );
-        let mirror_upstream_duration = Family::<MirrorKindLabels, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        registry.register(
+        let mirror_upstream_duration = registered(
+            &mut registry,
             "mirror_upstream_request_duration_seconds",
             "Time of the mirror's requests to the upstream registry, by kind",
-            mirror_upstream_duration.clone(),
+            Family::<MirrorKindLabels, Histogram>::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            ),
         );
-        let mirror_upstream_errors = Family::<MirrorErrorLabels, Counter>::default();
-        registry.register(
+        let mirror_upstream_errors = registered(
+            &mut registry,
             "mirror_upstream_errors",
             "Mirror requests to the upstream registry that failed, by kind and error",
-            mirror_upstream_errors.clone(),
+            Family::<MirrorErrorLabels, Counter>::default(),
         );
         Self {
             registry,

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, StatusCode};
-use ktra_core::metrics::{count_histogram, latency_histogram, render};
+use ktra_core::metrics::{count_histogram, latency_histogram, registered, render};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -49,67 +49,71 @@ impl IndexerMetrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("ktra_indexer");
-        let queue_depth = Gauge::default();
-        registry.register(
+        let queue_depth = registered(
+            &mut registry,
             "queue_depth",
             "Index files waiting to be written",
-            queue_depth.clone(),
+            Gauge::default(),
         );
-        let batch_size = count_histogram();
-        registry.register(
+        let batch_size = registered(
+            &mut registry,
             "batch_size_files",
             "Index files per commit",
-            batch_size.clone(),
+            count_histogram(),
         );
-        let commit_duration = latency_histogram();
-        registry.register(
+        let commit_duration = registered(
+            &mut registry,
             "commit_duration_seconds",
             "Time to write one round's commit",
-            commit_duration.clone(),
+            latency_histogram(),
         );
-        let push_duration = latency_histogram();
-        registry.register(
+        let push_duration = registered(
+            &mut registry,
             "push_duration_seconds",
             "Time to push one round",
-            push_duration.clone(),
+            latency_histogram(),
         );
-        let rounds = Counter::default();
-        registry.register("rounds", "Rounds committed and pushed", rounds.clone());
-        let round_failures = Counter::default();
-        registry.register(
+        let rounds = registered(
+            &mut registry,
+            "rounds",
+            "Rounds committed and pushed",
+            Counter::default(),
+        );
+        let round_failures = registered(
+            &mut registry,
             "round_failures",
             "Rounds that failed and were retried with backoff",
-            round_failures.clone(),
+            Counter::default(),
         );
-        let push_failures = Counter::default();
-        registry.register(
+        let push_failures = registered(
+            &mut registry,
             "push_failures",
             "Pushes the remote refused or that did not reach it",
-            push_failures.clone(),
+            Counter::default(),
         );
-        let remote_moves = Counter::default();
-        registry.register(
+        let remote_moves = registered(
+            &mut registry,
             "remote_moves",
             "Times the remote had moved and our state was re-applied on top of it",
-            remote_moves.clone(),
+            Counter::default(),
         );
-        let acknowledged = Counter::default();
-        registry.register(
+        let acknowledged = registered(
+            &mut registry,
             "acknowledged_updates",
             "Updates acknowledged to the API",
-            acknowledged.clone(),
+            Counter::default(),
         );
-        let foreign_refusals = Counter::default();
-        registry.register(
+        let foreign_refusals = registered(
+            &mut registry,
             "foreign_file_refusals",
             "Crate files not written because they list versions the store does not have",
-            foreign_refusals.clone(),
+            Counter::default(),
         );
-        let last_push = Gauge::<f64, AtomicU64>::default();
-        registry.register(
+        let last_push = registered(
+            &mut registry,
             "last_push_timestamp_seconds",
             "When the last push succeeded, seconds since the epoch",
-            last_push.clone(),
+            Gauge::<f64, AtomicU64>::default(),
         );
         Self {
             registry,
