@@ -61,14 +61,9 @@ pub(super) fn require_owner_or_admin(
 #[async_trait]
 impl CrateStore for EmbeddedStore {
     async fn crate_summary(&self, krate: &CrateId) -> Result<Option<CrateSummary>, StoreError> {
-        let canonical = krate.canonical().to_owned();
-        self.read(move |txn| {
-            let crates = txn.open_table(CRATES).map_err(internal)?;
-            let Some(record) = crate_record(&crates, &canonical)? else {
-                return Ok(None);
-            };
+        self.read_crate(krate, |txn, record, canonical| {
             let versions = txn.open_table(VERSIONS).map_err(internal)?;
-            let versions = version_records(&versions, &canonical)?
+            let versions = version_records(&versions, canonical)?
                 .into_iter()
                 .map(|version| VersionSummary {
                     version: version.vers,
@@ -81,7 +76,6 @@ impl CrateStore for EmbeddedStore {
                 versions,
             }))
         })
-        .await
     }
 
     async fn publish(&self, new: NewVersion) -> Result<IndexFile, StoreError> {
@@ -219,12 +213,7 @@ impl CrateStore for EmbeddedStore {
     }
 
     async fn owners(&self, krate: &CrateId) -> Result<Option<Vec<User>>, StoreError> {
-        let canonical = krate.canonical().to_owned();
-        self.read(move |txn| {
-            let crates = txn.open_table(CRATES).map_err(internal)?;
-            let Some(record) = crate_record(&crates, &canonical)? else {
-                return Ok(None);
-            };
+        self.read_crate(krate, |txn, record, _| {
             let user_ids = txn.open_table(USER_IDS).map_err(internal)?;
             let users = txn.open_table(USERS).map_err(internal)?;
             record
@@ -234,7 +223,6 @@ impl CrateStore for EmbeddedStore {
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some)
         })
-        .await
     }
 
     async fn change_owners(&self, change: OwnerChange) -> Result<Vec<User>, StoreError> {
@@ -319,16 +307,10 @@ impl CrateStore for EmbeddedStore {
         krate: &CrateId,
         version: &VersionId,
     ) -> Result<Option<CrateFileRef>, StoreError> {
-        let canonical = krate.canonical().to_owned();
-        let key = version.key().to_owned();
-        self.read(move |txn| {
-            let crates = txn.open_table(CRATES).map_err(internal)?;
-            let Some(record) = crate_record(&crates, &canonical)? else {
-                return Ok(None);
-            };
+        self.read_crate(krate, |txn, record, canonical| {
             let versions = txn.open_table(VERSIONS).map_err(internal)?;
             let Some(version) = versions
-                .get((canonical.as_str(), key.as_str()))
+                .get((canonical, version.key()))
                 .map_err(internal)?
                 .map(|value| decode::<VersionRecord>(value.value()))
                 .transpose()?
@@ -342,7 +324,6 @@ impl CrateStore for EmbeddedStore {
                 cksum: version.cksum,
             }))
         })
-        .await
     }
 
     async fn crate_names(

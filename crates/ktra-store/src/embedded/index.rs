@@ -69,16 +69,10 @@ pub(super) fn commit_crate_change(
 #[async_trait]
 impl IndexStore for EmbeddedStore {
     async fn index_file(&self, krate: &CrateId) -> Result<Option<IndexFile>, StoreError> {
-        let canonical = krate.canonical().to_owned();
-        self.read(move |txn| {
-            let crates = txn.open_table(CRATES).map_err(internal)?;
-            let Some(record) = crate_record(&crates, &canonical)? else {
-                return Ok(None);
-            };
+        self.read_crate(krate, |txn, record, canonical| {
             let files = txn.open_table(INDEX_FILES).map_err(internal)?;
-            index_file_of(&record, &files, &canonical).map(Some)
+            index_file_of(&record, &files, canonical).map(Some)
         })
-        .await
     }
 
     async fn index_validators(&self, krate: &CrateId) -> Result<Option<IndexFile>, StoreError> {

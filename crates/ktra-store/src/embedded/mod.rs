@@ -17,12 +17,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ktra_core::name::CrateId;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use self::coordination::RateWindows;
 use self::schema::{
-    AUDIT, CRATES, INDEX_FILES, INVITATIONS, META, PENDING, PENDING_SINCE, SCHEMA_VERSION, TOKENS,
-    USER_IDS, USER_TOKENS, USERS, VERSIONS, internal,
+    AUDIT, CRATES, CrateRecord, INDEX_FILES, INVITATIONS, META, PENDING, PENDING_SINCE,
+    SCHEMA_VERSION, TOKENS, USER_IDS, USER_TOKENS, USERS, VERSIONS, crate_record, internal,
 };
 use crate::error::StoreError;
 use crate::traits::MetadataStore;
@@ -118,6 +119,22 @@ impl EmbeddedStore {
     {
         let txn = self.db.begin_read().map_err(internal)?;
         work(&txn)
+    }
+
+    /// Runs a point read of one crate: `work` gets the transaction, the crate's record and its
+    /// canonical name, and is not called when the crate does not exist.
+    fn read_crate<T>(
+        &self,
+        krate: &CrateId,
+        work: impl FnOnce(&ReadTransaction, CrateRecord, &str) -> Result<Option<T>, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.db.begin_read().map_err(internal)?;
+        let crates = txn.open_table(CRATES).map_err(internal)?;
+        let Some(record) = crate_record(&crates, krate.canonical())? else {
+            return Ok(None);
+        };
+        drop(crates);
+        work(&txn, record, krate.canonical())
     }
 
     /// Runs a read that may walk many keys (search, listings) on the blocking pool.
