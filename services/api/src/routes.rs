@@ -30,11 +30,11 @@ pub fn router(state: AppState) -> Router {
     let changes = Router::new()
         .route(
             "/api/v1/crates/{name}/{version}/yank",
-            axum::routing::delete(crates::yank),
+            axum::routing::delete(crates::change_yanked),
         )
         .route(
             "/api/v1/crates/{name}/{version}/unyank",
-            put(crates::unyank),
+            put(crates::change_yanked),
         )
         .route(
             "/ktra/api/v1/tokens",
@@ -87,8 +87,8 @@ pub fn router(state: AppState) -> Router {
         get(crates::list_owners)
             .route_layer(required_if_private())
             .merge(
-                put(crates::add_owners)
-                    .delete(crates::remove_owners)
+                put(crates::change_owners)
+                    .delete(crates::change_owners)
                     .route_layer(required()),
             ),
     );

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
+use http::Method;
 use ktra_core::name::CrateId;
 use ktra_core::version::VersionId;
 use serde::{Deserialize, Serialize};
@@ -55,30 +56,6 @@ fn parse_version(name: &str, version: &str) -> Result<VersionId, ApiError> {
         .map_err(|_| ApiError::not_found(format!("crate `{name}` has no version `{version}`")))
 }
 
-async fn set_yanked(
-    state: &AppState,
-    caller: Caller,
-    client: &str,
-    name: &str,
-    version: &str,
-    yanked: bool,
-) -> Result<Json<Ok>, ApiError> {
-    let result = change_yank_flag(state, caller, client, name, version, yanked).await;
-    let status = match &result {
-        Result::Ok(_) => http::StatusCode::OK,
-        Err(error) => error.code().http_status(),
-    };
-    state
-        .metrics
-        .yanks
-        .get_or_create(&crate::metrics::YankLabels {
-            action: if yanked { "yank" } else { "unyank" }.to_owned(),
-            outcome: crate::metrics::outcome(status),
-        })
-        .inc();
-    result
-}
-
 async fn change_yank_flag(
     state: &AppState,
     caller: Caller,
@@ -115,26 +92,31 @@ async fn change_yank_flag(
     Ok(Json(Ok::new()))
 }
 
-/// `DELETE /api/v1/crates/{name}/{version}/yank`.
+/// `DELETE /api/v1/crates/{name}/{version}/yank` yanks, `PUT .../unyank` unyanks: each path
+/// takes one method, so the method says which.
 #[tracing::instrument(skip_all, fields(user = %caller.user.name, crate_name = %name, version = %version))]
-pub async fn yank(
+pub async fn change_yanked(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    method: Method,
     caller: Caller,
     ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<Json<Ok>, ApiError> {
-    set_yanked(&state, caller, &client, &name, &version, true).await
-}
-
-/// `PUT /api/v1/crates/{name}/{version}/unyank`.
-#[tracing::instrument(skip_all, fields(user = %caller.user.name, crate_name = %name, version = %version))]
-pub async fn unyank(
-    State(state): State<AppState>,
-    ClientIp(client): ClientIp,
-    caller: Caller,
-    ApiPath((name, version)): ApiPath<(String, String)>,
-) -> Result<Json<Ok>, ApiError> {
-    set_yanked(&state, caller, &client, &name, &version, false).await
+    let yanked = method == Method::DELETE;
+    let result = change_yank_flag(&state, caller, &client, &name, &version, yanked).await;
+    let status = match &result {
+        Result::Ok(_) => http::StatusCode::OK,
+        Err(error) => error.code().http_status(),
+    };
+    state
+        .metrics
+        .yanks
+        .get_or_create(&crate::metrics::YankLabels {
+            action: if yanked { "yank" } else { "unyank" }.to_owned(),
+            outcome: crate::metrics::outcome(status),
+        })
+        .inc();
+    result
 }
 
 /// One owner in cargo's owner list.
@@ -214,7 +196,7 @@ fn owners_changed_message(action: OwnerAction, changed: &[model::User], name: &s
 }
 
 /// Adds or removes owners; the store records the change, and marks an administrator's.
-async fn change_owners(
+async fn apply_owner_change(
     state: &AppState,
     caller: &Caller,
     client: &str,
@@ -248,28 +230,22 @@ async fn change_owners(
     ))))
 }
 
-/// `PUT /api/v1/crates/{name}/owners`.
+/// `PUT /api/v1/crates/{name}/owners` adds owners, `DELETE` removes them.
 #[tracing::instrument(skip_all, fields(user = %caller.user.name, crate_name = %name))]
-pub async fn add_owners(
+pub async fn change_owners(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    method: Method,
     caller: Caller,
     ApiPath(name): ApiPath<String>,
     body: Body,
 ) -> Result<Json<OkMessage>, ApiError> {
-    change_owners(&state, &caller, &client, &name, body, OwnerAction::Add).await
-}
-
-/// `DELETE /api/v1/crates/{name}/owners`.
-#[tracing::instrument(skip_all, fields(user = %caller.user.name, crate_name = %name))]
-pub async fn remove_owners(
-    State(state): State<AppState>,
-    ClientIp(client): ClientIp,
-    caller: Caller,
-    ApiPath(name): ApiPath<String>,
-    body: Body,
-) -> Result<Json<OkMessage>, ApiError> {
-    change_owners(&state, &caller, &client, &name, body, OwnerAction::Remove).await
+    let action = if method == Method::DELETE {
+        OwnerAction::Remove
+    } else {
+        OwnerAction::Add
+    };
+    apply_owner_change(&state, &caller, &client, &name, body, action).await
 }
 
 /// Search parameters, as cargo sends them.
@@ -277,9 +253,7 @@ pub async fn remove_owners(
 pub struct SearchQuery {
     #[serde(default)]
     q: String,
-    #[serde(default)]
     per_page: Option<u64>,
-    #[serde(default)]
     page: Option<u64>,
 }
 
