@@ -21,16 +21,39 @@ const TOKEN_NAME: &str = "imported from Ktra";
 /// What the import did.
 #[derive(Debug, Default)]
 pub(super) struct Report {
-    pub(super) users_created: usize,
-    pub(super) users_present: usize,
-    pub(super) versions_imported: usize,
-    pub(super) versions_present: usize,
-    pub(super) crates_touched: usize,
-    pub(super) yanked: usize,
-    pub(super) owners_added: usize,
-    pub(super) tokens_added: usize,
+    users_created: usize,
+    users_present: usize,
+    versions_imported: usize,
+    versions_present: usize,
+    crates_touched: usize,
+    yanked: usize,
+    owners_added: usize,
+    tokens_added: usize,
     /// Problems found while applying (a name taken here already, a file changed since).
-    pub(super) problems: Vec<String>,
+    problems: Vec<String>,
+}
+
+impl Report {
+    /// Prints what the import did and the problems it met while applying; returns how many.
+    pub(super) fn print(&self) -> usize {
+        println!(
+            "\nImported: {} user(s), {} version(s) of {} crate(s), {} version(s) yanked again, {} \
+             owner(s) added.\nAlready there (an earlier run): {} user(s), {} version(s); {} newer \
+             Ktra token(s) added.",
+            self.users_created,
+            self.versions_imported,
+            self.crates_touched,
+            self.yanked,
+            self.owners_added,
+            self.users_present,
+            self.versions_present,
+            self.tokens_added,
+        );
+        for problem in &self.problems {
+            println!("  problem: {problem}");
+        }
+        self.problems.len()
+    }
 }
 
 /// A problem found while applying: with `Stop` it ends the import.

@@ -169,23 +169,7 @@ pub async fn import_ktra(config: &Config, args: &KtraImportArgs) -> anyhow::Resu
         progress_bar(plan.version_count()),
     );
     let report = import.apply(&plan).await?;
-    println!(
-        "\nImported: {} user(s), {} version(s) of {} crate(s), {} version(s) yanked again, {} \
-         owner(s) added.\nAlready there (an earlier run): {} user(s), {} version(s); {} newer \
-         Ktra token(s) added.",
-        report.users_created,
-        report.versions_imported,
-        report.crates_touched,
-        report.yanked,
-        report.owners_added,
-        report.users_present,
-        report.versions_present,
-        report.tokens_added,
-    );
-    let problems = plan.problems.len() + report.problems.len();
-    for problem in &report.problems {
-        println!("  problem: {problem}");
-    }
+    let problems = plan.problems.len() + report.print();
     let sync = IndexSync::new(&config.indexer, store)?;
     if sync.is_enabled() {
         match sync.resend_pending().await {
