@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
-use ktra_store::model::{ApiToken, EndpointScope, TokenDetails, TokenScope};
+use ktra_store::model::{ApiToken, EndpointScope, TokenDetails, TokenScope, User};
 use ktra_store::{MetadataStore, StoreError};
 
 use super::fixtures::*;
@@ -40,14 +40,7 @@ pub(crate) async fn users_and_tokens(store: Arc<dyn MetadataStore>) {
     );
 
     let second = ApiToken::generate();
-    store
-        .add_token(
-            alice.id,
-            second.to_new_token("login", Utc::now()),
-            audit("token.create", "t"),
-        )
-        .await
-        .unwrap();
+    add_token(&*store, alice.id, second.to_new_token("login", Utc::now())).await;
     assert!(store.token(first.id()).await.unwrap().is_some());
     assert!(store.token(second.id()).await.unwrap().is_some());
 
@@ -124,14 +117,7 @@ pub(crate) async fn scoped_tokens_list_and_revoke(store: Arc<dyn MetadataStore>)
             crates: Some(vec!["acme-*".into()]),
         },
     };
-    store
-        .add_token(
-            alice.id,
-            scoped.to_new_token_with(details.clone()),
-            audit("token.create", "t"),
-        )
-        .await
-        .unwrap();
+    add_token(&*store, alice.id, scoped.to_new_token_with(details.clone())).await;
     let stored = store.token(scoped.id()).await.unwrap().unwrap();
     assert_eq!(stored.id, scoped.id());
     // An expired token stays listed for a while, so its holder is told it expired.
@@ -139,14 +125,7 @@ pub(crate) async fn scoped_tokens_list_and_revoke(store: Arc<dyn MetadataStore>)
     let mut old = details.clone();
     old.name = "old".into();
     old.expires_at = Some(Utc::now() - TimeDelta::days(1));
-    store
-        .add_token(
-            alice.id,
-            expired.to_new_token_with(old),
-            audit("token.create", "t"),
-        )
-        .await
-        .unwrap();
+    add_token(&*store, alice.id, expired.to_new_token_with(old)).await;
     assert!(store.token(expired.id()).await.unwrap().is_some());
     store
         .revoke_token(alice.id, expired.id(), audit("token.revoke", "t"))
@@ -255,41 +234,22 @@ pub(crate) async fn invitations_are_single_use(store: Arc<dyn MetadataStore>) {
     let code = [7_u8; 32];
     invite(&*store, code, admin.id, TimeDelta::hours(1)).await;
     assert!(matches!(
-        store
-            .create_user(invited_user([8; 32], "carol", "h", token()))
-            .await,
+        signs_up(&*store, [8; 32], "carol").await,
         Err(StoreError::InvitationInvalid)
     ));
     // A taken name keeps the invitation for another try.
     assert!(matches!(
-        store
-            .create_user(invited_user(code, "Taken", "h", token()))
-            .await,
+        signs_up(&*store, code, "Taken").await,
         Err(StoreError::UserExists(_))
     ));
-    let carol = store
-        .create_user(invited_user(code, "carol", "h", token()))
-        .await
-        .unwrap();
+    let carol = signs_up(&*store, code, "carol").await.unwrap();
     assert_eq!(carol.name, "carol");
-    assert!(matches!(
-        store
-            .create_user(invited_user(code, "dave", "h", token()))
-            .await,
-        Err(StoreError::InvitationInvalid)
-    ));
-    assert!(store.user_credentials("dave").await.unwrap().is_none());
+    assert_sign_up_refused(&*store, code, "dave").await;
     // An expired invitation is refused.
     let stale = [9_u8; 32];
     invite(&*store, stale, admin.id, TimeDelta::milliseconds(50)).await;
     tokio::time::sleep(std::time::Duration::from_millis(120)).await;
-    assert!(matches!(
-        store
-            .create_user(invited_user(stale, "erin", "h", token()))
-            .await,
-        Err(StoreError::InvitationInvalid)
-    ));
-    assert!(store.user_credentials("erin").await.unwrap().is_none());
+    assert_sign_up_refused(&*store, stale, "erin").await;
     // Disabling an administrator drops the invitations they issued.
     let pending = [10_u8; 32];
     invite(&*store, pending, admin.id, TimeDelta::hours(1)).await;
@@ -298,16 +258,32 @@ pub(crate) async fn invitations_are_single_use(store: Arc<dyn MetadataStore>) {
         .await
         .unwrap();
     assert!(matches!(
-        store
-            .create_user(invited_user(pending, "frank", "h", token()))
-            .await,
+        signs_up(&*store, pending, "frank").await,
         Err(StoreError::InvitationInvalid)
     ));
     // An unknown invitation is refused whether or not the name is taken.
     assert!(matches!(
-        store
-            .create_user(invited_user([11; 32], "carol", "h", token()))
-            .await,
+        signs_up(&*store, [11; 32], "carol").await,
         Err(StoreError::InvitationInvalid)
     ));
+}
+
+/// A sign-up with invitation `code` as `name`.
+async fn signs_up(
+    store: &dyn MetadataStore,
+    code: [u8; 32],
+    name: &str,
+) -> Result<User, StoreError> {
+    store
+        .create_user(invited_user(code, name, "h", token()))
+        .await
+}
+
+/// Asserts a sign-up with invitation `code` is refused and creates nobody.
+async fn assert_sign_up_refused(store: &dyn MetadataStore, code: [u8; 32], name: &str) {
+    assert!(matches!(
+        signs_up(store, code, name).await,
+        Err(StoreError::InvitationInvalid)
+    ));
+    assert!(store.user_credentials(name).await.unwrap().is_none());
 }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
-use ktra_core::version::VersionId;
 use ktra_store::model::{ApiToken, Invitation, OwnerAction, OwnerActor};
 use ktra_store::{MetadataStore, StoreError};
 
@@ -74,14 +73,7 @@ pub(crate) async fn every_change_records_its_event_and_a_refusal_none(
         .await
         .unwrap();
     let extra = ApiToken::generate();
-    store
-        .add_token(
-            alice.id,
-            extra.to_new_token("ci", Utc::now()),
-            audit("token.create", "t"),
-        )
-        .await
-        .unwrap();
+    add_token(&*store, alice.id, extra.to_new_token("ci", Utc::now())).await;
     store
         .revoke_token(alice.id, extra.id(), audit("token.revoke", "t"))
         .await
@@ -95,9 +87,8 @@ pub(crate) async fn every_change_records_its_event_and_a_refusal_none(
         .await
         .unwrap();
     published(&*store, "kept", "1.0.0", alice.id).await;
-    let version = VersionId::parse("1.0.0").unwrap();
     store
-        .set_yanked(yank("kept", &version, true, alice.id, None))
+        .set_yanked(yank("kept", "1.0.0", true, alice.id, None))
         .await
         .unwrap();
     let mut change = owner_change("kept", OwnerAction::Add, OwnerActor::Admin, &["bob"]);
@@ -165,7 +156,7 @@ pub(crate) async fn every_change_records_its_event_and_a_refusal_none(
     ));
     assert!(
         store
-            .set_yanked(yank("kept", &version, true, alice.id, None))
+            .set_yanked(yank("kept", "1.0.0", true, alice.id, None))
             .await
             .is_ok_and(|(_, changed)| !changed)
     );

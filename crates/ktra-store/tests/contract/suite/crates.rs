@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use ktra_core::version::VersionId;
-use ktra_store::model::{OwnerAction, OwnerActor};
+use ktra_store::model::OwnerAction::{Add, Remove};
+use ktra_store::model::OwnerActor::{Admin, Owner};
 use ktra_store::{MetadataStore, StoreError};
 
 use super::fixtures::*;
@@ -88,17 +89,17 @@ pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
         published(&*store, "yanky", version, alice.id).await;
     }
     let before = store.index_file(&id("yanky")).await.unwrap().unwrap();
-    let v2 = VersionId::parse("0.2.0").unwrap();
-    let (yanked, changed) = store
-        .set_yanked(yank(
+    // Alice yanks 0.2.0, the event's target saying which call it was.
+    let yank_v2 = |target| {
+        yank(
             "yanky",
-            &v2,
+            "0.2.0",
             true,
             alice.id,
-            Some(audit("crate.yank", "yanky@0.2.0")),
-        ))
-        .await
-        .unwrap();
+            Some(audit("crate.yank", target)),
+        )
+    };
+    let (yanked, changed) = store.set_yanked(yank_v2("yanky@0.2.0")).await.unwrap();
     assert!(changed);
     assert_eq!(yanked.revision, before.revision + 1);
     let flags: Vec<bool> = lines(&yanked).iter().map(|line| line.yanked).collect();
@@ -108,16 +109,7 @@ pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
     assert_eq!(lines(&yanked), expected, "only the flag changed");
 
     // Yanking again changes nothing, and records nothing.
-    let again = store
-        .set_yanked(yank(
-            "yanky",
-            &v2,
-            true,
-            alice.id,
-            Some(audit("crate.yank", "again")),
-        ))
-        .await
-        .unwrap();
+    let again = store.set_yanked(yank_v2("again")).await.unwrap();
     assert_eq!(again, (yanked.clone(), false));
     // The validators answer revalidations without the content, and agree with the file.
     let validators = store.index_validators(&id("yanky")).await.unwrap().unwrap();
@@ -143,7 +135,7 @@ pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
     assert_eq!(targets, ["yanky@0.2.0", "yanky@0.3.0"]);
     assert_eq!(recorded[0].event.action, "crate.yank");
     let (undone, _) = store
-        .set_yanked(yank("yanky", &v2, false, alice.id, None))
+        .set_yanked(yank("yanky", "0.2.0", false, alice.id, None))
         .await
         .unwrap();
     assert_eq!(undone.content, before.content);
@@ -151,25 +143,19 @@ pub(crate) async fn yank_flips_one_line(store: Arc<dyn MetadataStore>) {
 
     assert!(matches!(
         store
-            .set_yanked(yank("yanky", &v2, true, bob.id, None))
+            .set_yanked(yank("yanky", "0.2.0", true, bob.id, None))
             .await,
         Err(StoreError::NotOwner(_))
     ));
     assert!(matches!(
         store
-            .set_yanked(yank(
-                "yanky",
-                &VersionId::parse("9.0.0").unwrap(),
-                true,
-                alice.id,
-                None
-            ))
+            .set_yanked(yank("yanky", "9.0.0", true, alice.id, None))
             .await,
         Err(StoreError::VersionNotFound { .. })
     ));
     assert!(matches!(
         store
-            .set_yanked(yank("nothing", &v2, true, alice.id, None))
+            .set_yanked(yank("nothing", "0.2.0", true, alice.id, None))
             .await,
         Err(StoreError::CrateNotFound(_))
     ));
@@ -180,18 +166,11 @@ pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
     let bob = registered(&*store, "bob").await;
     published(&*store, "owned", "1.0.0", alice.id).await;
     assert!(matches!(
-        change_owners(
-            &*store,
-            "owned",
-            OwnerAction::Add,
-            OwnerActor::Owner(bob.id),
-            &["bob"]
-        )
-        .await,
+        change_owners(&*store, "owned", Add, Owner(bob.id), &["bob"]).await,
         Err(StoreError::NotOwner(_))
     ));
     assert!(matches!(
-        change_owners(&*store, "owned", OwnerAction::Add, OwnerActor::Owner(alice.id), &["bob", "nobody"])
+        change_owners(&*store, "owned", Add, Owner(alice.id), &["bob", "nobody"])
             .await,
         Err(StoreError::UserNotFound(name)) if name == "nobody"
     ));
@@ -199,15 +178,9 @@ pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
         store.owners(&id("owned")).await.unwrap().unwrap(),
         vec![alice.clone()]
     );
-    let added = change_owners(
-        &*store,
-        "owned",
-        OwnerAction::Add,
-        OwnerActor::Owner(alice.id),
-        &["BOB", "alice"],
-    )
-    .await
-    .unwrap();
+    let added = change_owners(&*store, "owned", Add, Owner(alice.id), &["BOB", "alice"])
+        .await
+        .unwrap();
     assert_eq!(added, vec![bob.clone()]);
     assert_eq!(
         store.owners(&id("owned")).await.unwrap().unwrap(),
@@ -215,25 +188,12 @@ pub(crate) async fn owners_never_run_out(store: Arc<dyn MetadataStore>) {
     );
     published(&*store, "owned", "1.1.0", bob.id).await;
     assert!(matches!(
-        change_owners(
-            &*store,
-            "owned",
-            OwnerAction::Remove,
-            OwnerActor::Owner(bob.id),
-            &["alice", "bob"]
-        )
-        .await,
+        change_owners(&*store, "owned", Remove, Owner(bob.id), &["alice", "bob"]).await,
         Err(StoreError::LastOwner(_))
     ));
-    let removed = change_owners(
-        &*store,
-        "owned",
-        OwnerAction::Remove,
-        OwnerActor::Owner(bob.id),
-        &["alice"],
-    )
-    .await
-    .unwrap();
+    let removed = change_owners(&*store, "owned", Remove, Owner(bob.id), &["alice"])
+        .await
+        .unwrap();
     assert_eq!(removed, vec![alice.clone()]);
     assert_eq!(
         store.owners(&id("owned")).await.unwrap().unwrap(),
@@ -254,13 +214,7 @@ pub(crate) async fn search_and_listing(store: Arc<dyn MetadataStore>) {
         published(&*store, name, version, alice.id).await;
     }
     store
-        .set_yanked(yank(
-            "tokio",
-            &VersionId::parse("1.1.0").unwrap(),
-            true,
-            alice.id,
-            None,
-        ))
+        .set_yanked(yank("tokio", "1.1.0", true, alice.id, None))
         .await
         .unwrap();
     let page = store.search("TOKIO", 0, 10).await.unwrap();
@@ -325,46 +279,20 @@ pub(crate) async fn admins_change_any_owners_but_never_the_last(store: Arc<dyn M
     let bob = registered(&*store, "bob").await;
     published(&*store, "owned", "1.0.0", alice.id).await;
     // A transfer: add the new owner, then remove the old one.
-    let added = change_owners(
-        &*store,
-        "owned",
-        OwnerAction::Add,
-        OwnerActor::Admin,
-        &["bob"],
-    )
-    .await
-    .unwrap();
+    let added = change_owners(&*store, "owned", Add, Admin, &["bob"])
+        .await
+        .unwrap();
     assert_eq!(added, std::slice::from_ref(&bob));
-    change_owners(
-        &*store,
-        "owned",
-        OwnerAction::Remove,
-        OwnerActor::Admin,
-        &["alice"],
-    )
-    .await
-    .unwrap();
+    change_owners(&*store, "owned", Remove, Admin, &["alice"])
+        .await
+        .unwrap();
     assert_eq!(store.owners(&id("owned")).await.unwrap().unwrap(), [bob]);
     assert!(matches!(
-        change_owners(
-            &*store,
-            "owned",
-            OwnerAction::Remove,
-            OwnerActor::Admin,
-            &["bob"]
-        )
-        .await,
+        change_owners(&*store, "owned", Remove, Admin, &["bob"]).await,
         Err(StoreError::LastOwner(_))
     ));
     assert!(matches!(
-        change_owners(
-            &*store,
-            "nothing",
-            OwnerAction::Add,
-            OwnerActor::Admin,
-            &["bob"]
-        )
-        .await,
+        change_owners(&*store, "nothing", Add, Admin, &["bob"]).await,
         Err(StoreError::CrateNotFound(_))
     ));
 }

@@ -83,18 +83,26 @@ pub(crate) fn password_change(
 /// A yank (or unyank) by `actor`, recorded as `audit` when given.
 pub(crate) fn yank(
     name: &str,
-    version: &VersionId,
+    version: &str,
     yanked: bool,
     actor: UserId,
     audit: Option<AuditEvent>,
 ) -> YankChange {
     YankChange {
         krate: id(name),
-        version: version.clone(),
+        version: VersionId::parse(version).unwrap(),
         yanked,
         actor,
         audit: audit.unwrap_or_else(|| self::audit("crate.yank", name)),
     }
+}
+
+/// Gives `user` one more token, as a login does.
+pub(crate) async fn add_token(store: &dyn MetadataStore, user: UserId, token: NewToken) {
+    store
+        .add_token(user, token, audit("token.create", "t"))
+        .await
+        .unwrap();
 }
 
 /// An owner change of `names` by `actor`.

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
-use ktra_core::version::VersionId;
 use ktra_store::model::PendingSummary;
 use ktra_store::{MetadataStore, StoreError};
 
@@ -58,13 +57,7 @@ pub(crate) async fn pending_changes_and_acknowledgements(store: Arc<dyn Metadata
 
     // A yank marks the crate again.
     store
-        .set_yanked(yank(
-            "one",
-            &VersionId::parse("1.0.0").unwrap(),
-            true,
-            alice.id,
-            None,
-        ))
+        .set_yanked(yank("one", "1.0.0", true, alice.id, None))
         .await
         .unwrap();
     let pending = store.pending_changes(10).await.unwrap();
