@@ -15,13 +15,7 @@ async fn cargo_uses_the_git_index_over_file_and_git_protocols() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path();
 
-    let lib = library_package(
-        root,
-        "gitlib",
-        "Git_Lib",
-        "0.1.0",
-        "pub fn value() -> u32 { 7 }\n",
-    );
+    let lib = library_package(root, "Git_Lib", "0.1.0", "pub fn value() -> u32 { 7 }\n");
     publisher.publish(&lib, "ktra").await;
     // Publish answered only after the indexer pushed (the acknowledgement wait), so the git
     // index already holds the version.

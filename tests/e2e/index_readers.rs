@@ -24,7 +24,6 @@ async fn independent_readers_parse_the_sparse_and_git_index() {
 
     let base = library_package(
         root,
-        "base",
         "Reader_Base",
         "0.1.0",
         "pub fn value() -> u32 { 1 }\n",

@@ -110,7 +110,6 @@ async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote(
     // dependent with a renamed optional dependency behind a `dep:` feature.
     let upper = library_package(
         &work,
-        "upper",
         "Upper_Crate",
         "1.0.0",
         "pub fn upper() -> u32 { 1 }\n",
@@ -118,7 +117,6 @@ async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote(
     alice.publish(&upper, "ktra").await;
     let tiny = library_package(
         &work,
-        "tiny",
         "tiny-crate",
         "0.1.0",
         "pub fn tiny() -> u32 { 10 }\n",

@@ -49,7 +49,7 @@ async fn one_command_runs_both_services_from_a_ktra_file() {
     // the API hands it the publish.
     let index = format!("file://{}", remote.display());
     let cargo = CargoHome::logged_in("ktra", &index, &token).await;
-    let lib = library_package(dir.path(), "lib", "one_command", "0.1.0", "");
+    let lib = library_package(dir.path(), "one_command", "0.1.0", "");
     cargo.publish(&lib, "ktra").await;
     let files = branch_files(&remote, "main");
     assert!(files.contains_key("on/e_/one_command"), "{files:?}");

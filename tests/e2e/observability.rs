@@ -21,7 +21,7 @@ async fn one_cargo_publish_is_one_trace_across_both_services() {
     let index = format!("sparse+{}/index/", registry.base);
     let cargo = CargoHome::logged_in("ktra", &index, &token).await;
     let work = tempfile::tempdir().unwrap();
-    let lib = library_package(work.path(), "traced", "traced", "0.1.0", "pub fn f() {}\n");
+    let lib = library_package(work.path(), "traced", "0.1.0", "pub fn f() {}\n");
     cargo.publish(&lib, "ktra").await;
 
     // A proxy in front of the API started a trace: the request joins it.

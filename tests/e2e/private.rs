@@ -55,7 +55,6 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
     let root = work.path();
     let lib = library_package(
         root,
-        "secret",
         "secret_lib",
         "0.1.0",
         "pub fn value() -> u32 { 42 }\n",
@@ -219,14 +218,8 @@ async fn cargo_obeys_token_scopes_in_a_private_registry() {
     let home = CargoHome::logged_in("ktra", &index, &read_only).await;
     let work = tempfile::tempdir().unwrap();
     let root = work.path();
-    let lib = library_package(
-        root,
-        "lib",
-        "scoped_lib",
-        "0.1.0",
-        "pub fn value() -> u32 { 7 }\n",
-    );
-    let other = library_package(root, "other", "other_lib", "0.1.0", "");
+    let lib = library_package(root, "scoped_lib", "0.1.0", "pub fn value() -> u32 { 7 }\n");
+    let other = library_package(root, "other_lib", "0.1.0", "");
     let publish_args = |token| {
         with_token(
             &[

@@ -171,12 +171,12 @@ pub fn library_manifest(name: &str, version: &str, extra: &str) -> String {
     )
 }
 
-/// Writes a library package into `root/dir`: [`library_manifest`] without extras, and
-/// `src/lib.rs` with `lib_rs`.
-pub fn library_package(root: &Path, dir: &str, name: &str, version: &str, lib_rs: &str) -> PathBuf {
+/// Writes a library package into `root/{name in lower case}`: [`library_manifest`] without
+/// extras, and `src/lib.rs` with `lib_rs`.
+pub fn library_package(root: &Path, name: &str, version: &str, lib_rs: &str) -> PathBuf {
     package(
         root,
-        dir,
+        &name.to_ascii_lowercase(),
         &library_manifest(name, version, ""),
         &[("src/lib.rs", lib_rs)],
     )
