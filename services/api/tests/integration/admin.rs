@@ -7,7 +7,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::harness::{
-    Backend, PASSWORD, Reply, TestApp, assert_ok, assert_refused, read_json, token_of,
+    Backend, PASSWORD, Reply, TestApp, assert_forbidden, assert_ok, assert_refused, read_json,
+    token_of,
 };
 
 /// Asks to register `name`, with `authorization` (an administrator's or the bootstrap token).
@@ -33,7 +34,7 @@ async fn closed_registration_admits_only_administrators() {
 
     // Nobody registers themselves.
     let reply = new_user(&app, "eve", None).await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "registration is closed");
+    assert_forbidden(&reply, "registration is closed");
     let (status, body) = new_user(&app, "eve", Some("bootstrap-secret-wrong")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(!body.to_string().contains("bootstrap-secret"), "{body}");
@@ -49,7 +50,7 @@ async fn closed_registration_admits_only_administrators() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let dev = body["token"].as_str().unwrap().to_owned();
     let reply = new_user(&app, "eve", Some(&dev)).await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "registration is closed");
+    assert_forbidden(&reply, "registration is closed");
     assert!(app.store.user_credentials("eve").await.unwrap().is_none());
 
     // Logging in is unaffected.
@@ -134,7 +135,7 @@ impl WithUsers {
         let root = &self.admin.root;
         assert_ok(&app.publish_crate(&self.alice, "tool", "1.0.0").await);
         let reply = app.add_owner(&self.bob, "tool", "bob").await;
-        assert_refused(&reply, StatusCode::FORBIDDEN, "not an owner");
+        assert_forbidden(&reply, "not an owner");
         let reply = app.add_owner(root, "tool", "bob").await;
         assert_ok(&reply);
         let reply = app.remove_owner(root, "tool", "alice").await;
@@ -152,14 +153,14 @@ impl WithUsers {
         let admin = &self.admin;
         let app = &admin.app;
         let reply = admin.set_enabled("disable", &self.alice, "bob").await;
-        assert_refused(&reply, StatusCode::FORBIDDEN, "for administrators");
+        assert_forbidden(&reply, "for administrators");
         let reply = admin.set_enabled("disable", &admin.root, "root").await;
         assert_refused(&reply, StatusCode::BAD_REQUEST, "cannot disable themselves");
         assert_ok(&admin.set_enabled("disable", &admin.root, "bob").await);
         let reply = app.publish_crate(&self.bob, "tool", "1.1.0").await;
-        assert_refused(&reply, StatusCode::FORBIDDEN, "invalid or revoked");
+        assert_forbidden(&reply, "invalid or revoked");
         let reply = app.login("bob", PASSWORD).await;
-        assert_refused(&reply, StatusCode::FORBIDDEN, "user `bob` is disabled");
+        assert_forbidden(&reply, "user `bob` is disabled");
         assert_ok(&admin.set_enabled("enable", &admin.root, "bob").await);
         self.bob = token_of(&app.login("bob", PASSWORD).await);
     }
@@ -207,18 +208,18 @@ async fn each_invitation_registers_one_user_once(backend: Backend) {
         users.push(token);
         let request = json!({"password": PASSWORD, "invitation": code});
         let reply = admin.app.register("mallory", &request).await;
-        assert_refused(&reply, StatusCode::FORBIDDEN, "already used or expired");
+        assert_forbidden(&reply, "already used or expired");
     }
     let request = json!({"password": PASSWORD, "invitation": "ktra_inv_00"});
     let reply = admin.app.register("mallory", &request).await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "invitation");
+    assert_forbidden(&reply, "invitation");
     let reply = new_user(&admin.app, "mallory", None).await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "registration is closed");
+    assert_forbidden(&reply, "registration is closed");
     let mallory = admin.app.store.user_credentials("mallory").await.unwrap();
     assert!(mallory.is_none());
     // Users cannot invite.
     let reply = admin.invite(&users[0]).await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "for administrators");
+    assert_forbidden(&reply, "for administrators");
 }
 
 async fn administrators_transfer_crates_but_never_leave_them_without_owners(backend: Backend) {
@@ -302,7 +303,7 @@ async fn the_audit_log_is_for_administrators_and_filters_and_pages(backend: Back
     let root = &registry.admin.root;
     assert_ok(&app.publish_crate(&registry.alice, "tool", "1.0.0").await);
     let reply = app.get_as(&registry.bob, "/ktra/api/v1/admin/audit").await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "for administrators");
+    assert_forbidden(&reply, "for administrators");
     let (_, page) = app.get_as(root, "/ktra/api/v1/admin/audit").await;
     let events = page["events"].as_array().unwrap();
     let (_, publishes) = app

@@ -8,7 +8,7 @@ use ktra_api::state::Faults;
 use ktra_testing::fixtures::CrateFixture;
 use reqwest::{Method, StatusCode};
 
-use crate::harness::{Backend, TestApp, assert_ok, assert_refused};
+use crate::harness::{Backend, TestApp, assert_forbidden, assert_ok, assert_refused};
 
 crate::on_every_backend!(a_publish_whose_answer_was_lost_succeeds_when_retried);
 
@@ -50,7 +50,7 @@ async fn a_publish_whose_answer_was_lost_succeeds_when_retried(backend: Backend)
     // Another user may not "retry" it.
     let mallory = app.create_user("mallory").await;
     let reply = app.publish(Some(&mallory), fixture.body()).await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "");
+    assert_forbidden(&reply, "");
 
     // A yank or unyank sent twice succeeds twice.
     for (method, action, yanked) in [

@@ -4,7 +4,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{Backend, PASSWORD, TestApp, assert_ok, assert_refused, read_json, token_of};
+use crate::harness::{
+    Backend, PASSWORD, TestApp, assert_forbidden, assert_ok, assert_refused, read_json, token_of,
+};
 
 pub(crate) async fn registration_refuses_taken_names_short_passwords_and_bad_bodies(
     backend: Backend,
@@ -67,15 +69,11 @@ pub(crate) async fn changing_the_password_revokes_every_token_and_returns_a_new_
         |old_password: &str| json!({"old_password": old_password, "new_password": "new-password"});
     let path = "/ktra/api/v1/change_password/alice";
     let reply = app.post_json(path, &change("wrong-password")).await;
-    assert_refused(
-        &reply,
-        StatusCode::FORBIDDEN,
-        "invalid user name or password",
-    );
+    assert_forbidden(&reply, "invalid user name or password");
     let third = token_of(&app.post_json(path, &change(PASSWORD)).await);
     for revoked in [&first, &second] {
         let reply = app.publish_crate(revoked, "late", "1.0.0").await;
-        assert_refused(&reply, StatusCode::FORBIDDEN, "invalid or revoked");
+        assert_forbidden(&reply, "invalid or revoked");
     }
     let bearer = format!("Bearer {third}");
     assert_ok(&app.publish_crate(&bearer, "late", "1.0.0").await);

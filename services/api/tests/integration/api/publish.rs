@@ -5,7 +5,9 @@ use ktra_testing::fixtures::CrateFixture;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{Backend, TestApp, assert_error, assert_ok, assert_refused, read_json};
+use crate::harness::{
+    Backend, TestApp, assert_error, assert_forbidden, assert_ok, assert_refused, read_json,
+};
 
 pub(crate) async fn publish_rejections_store_nothing(backend: Backend) {
     let app = TestApp::start_on(backend, &[]).await;
@@ -25,7 +27,7 @@ pub(crate) async fn publish_rejections_store_nothing(backend: Backend) {
     let last = if token.ends_with('0') { '1' } else { '0' };
     let forged = format!("{}{last}", &token[..token.len() - 1]);
     let reply = app.publish_crate(&forged, "demo", "1.0.0").await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "invalid or revoked");
+    assert_forbidden(&reply, "invalid or revoked");
 
     // Malformed bodies.
     let truncated_json = CrateFixture::body_from(&json!("x"), b"")
@@ -137,14 +139,14 @@ pub(crate) async fn duplicates_collisions_and_ownership(backend: Backend) {
         assert_refused(&reply, StatusCode::BAD_REQUEST, needle);
     }
     let reply = app.publish_crate(&bob, "Foo_Bar", "2.0.0").await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "not an owner");
+    assert_forbidden(&reply, "not an owner");
     assert_eq!(app.index_lines("foo_bar").await.unwrap(), before);
     assert!(app.index_lines("foo-bar").await.is_none());
     assert_eq!(app.blob_keys().await.len(), 1);
 
     // Yank and owners refuse non-owners and unknown targets.
     let reply = app.yank(&bob, "Foo_Bar", "1.0.0").await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "not an owner");
+    assert_forbidden(&reply, "not an owner");
     let path = "/api/v1/crates/Foo_Bar/1.0.0/yank";
     let reply = app.call(Method::DELETE, path, None, None).await;
     assert_refused(&reply, StatusCode::UNAUTHORIZED, "requires authentication");
@@ -155,7 +157,7 @@ pub(crate) async fn duplicates_collisions_and_ownership(backend: Backend) {
     assert_eq!(app.index_lines("foo_bar").await.unwrap(), before);
 
     let reply = app.add_owner(&bob, "Foo_Bar", "bob").await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "not an owner");
+    assert_forbidden(&reply, "not an owner");
     let reply = app.add_owner(&alice, "Foo_Bar", "carol").await;
     assert_refused(
         &reply,

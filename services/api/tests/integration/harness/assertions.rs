@@ -84,3 +84,9 @@ pub(crate) fn assert_ok(reply: &Reply) {
 pub(crate) fn assert_refused(reply: &Reply, expected: StatusCode, needle: &str) {
     assert_error(reply.0, &reply.1, expected, needle);
 }
+
+/// Asserts the caller was refused with 403 (authenticated, not allowed), the detail containing
+/// `needle`.
+pub(crate) fn assert_forbidden(reply: &Reply, needle: &str) {
+    assert_refused(reply, StatusCode::FORBIDDEN, needle);
+}

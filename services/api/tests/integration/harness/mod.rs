@@ -19,7 +19,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub(crate) use assertions::{assert_error, assert_ok, assert_refused};
+pub(crate) use assertions::{assert_error, assert_forbidden, assert_ok, assert_refused};
 pub(crate) use bursts::{Accepted, publish_at_once, version_count};
 pub(crate) use requests::{Reply, read_json, token_of};
 

@@ -8,7 +8,7 @@ use super::{
     cache_requests, consumer, index_of, point_crates_io_at, publish_upstream_crates_as,
     start_mirror, upstream_downloads, upstream_errors, upstream_with_crates,
 };
-use crate::harness::{PRIVATE, TestApp, assert_refused};
+use crate::harness::{PRIVATE, TestApp, assert_forbidden, assert_refused};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cargo_builds_through_the_mirror_and_from_its_cache_once_the_upstream_is_gone() {
@@ -157,11 +157,7 @@ async fn allow_and_deny_lists_refuse_what_they_exclude() {
         "/mirror/index/ot/he/other",
     ] {
         let reply = mirror.get(path).await;
-        assert_refused(
-            &reply,
-            StatusCode::FORBIDDEN,
-            "may not be pulled through this mirror",
-        );
+        assert_forbidden(&reply, "may not be pulled through this mirror");
     }
     let (status, _) = mirror.get_bytes("/mirror/index/mi/d-/mid-crate").await;
     assert_eq!(status, StatusCode::OK);

@@ -6,7 +6,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use super::scoped;
-use crate::harness::{PASSWORD, TestApp, assert_ok, assert_refused, eventually, token_of};
+use crate::harness::{
+    PASSWORD, TestApp, assert_forbidden, assert_ok, assert_refused, eventually, token_of,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_token_stops_working_when_it_expires() {
@@ -23,11 +25,7 @@ async fn a_token_stops_working_when_it_expires() {
     })
     .await;
     let reply = app.publish_crate(&brief, "late", "1.0.0").await;
-    assert_refused(
-        &reply,
-        StatusCode::FORBIDDEN,
-        "the token `brief` expired at",
-    );
+    assert_forbidden(&reply, "the token `brief` expired at");
     app.assert_not_stored("late", 1).await;
     let (_, listed) = app.get_as(&full, "/ktra/api/v1/tokens").await;
     assert_eq!(listed["tokens"][1]["expired"], true, "{listed}");
@@ -98,7 +96,7 @@ async fn login_asks_for_a_scoped_token_with_the_password() {
         .await;
     let laptop = token_of(&reply);
     let reply = app.publish_crate(&laptop, "nope", "1.0.0").await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "`laptop`");
+    assert_forbidden(&reply, "`laptop`");
     // A bad token request is refused before the password is even checked.
     let reply = app
         .post_json(

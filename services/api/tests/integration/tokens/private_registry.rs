@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use super::scoped;
-use crate::harness::{PRIVATE, TestApp, assert_error, assert_ok, assert_refused, read_json};
+use crate::harness::{PRIVATE, TestApp, assert_error, assert_forbidden, assert_ok, read_json};
 
 /// Returns how often the metadata store's `token` lookup ran, from `/metrics`.
 async fn token_lookups(app: &TestApp) -> f64 {
@@ -31,11 +31,7 @@ async fn a_private_registry_reads_a_token_once_per_request() {
     // The gate authenticates each request; the handlers use what it found, scope included.
     assert_eq!(token_lookups(&app).await - before, 2.0);
     let reply = app.add_owner(&yanker, "quiet", "alice").await;
-    assert_refused(
-        &reply,
-        StatusCode::FORBIDDEN,
-        "does not allow changing owners",
-    );
+    assert_forbidden(&reply, "does not allow changing owners");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

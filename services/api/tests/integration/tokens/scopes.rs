@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use super::scoped;
-use crate::harness::{Backend, TestApp, assert_ok, assert_refused};
+use crate::harness::{Backend, TestApp, assert_forbidden, assert_ok, assert_refused};
 
 /// A registry where alice holds her first, unrestricted token and one token of each scope,
 /// bob exists, and `acme-core` 1.0.0 is published with the publish-new token.
@@ -79,20 +79,16 @@ async fn publish_update_adds_versions_never_crates(backend: Backend) {
     let Scoped { app, update, .. } = Scoped::start(backend).await;
     assert_ok(&app.publish_crate(&update, "acme-core", "1.1.0").await);
     let reply = app.publish_crate(&update, "acme-util", "1.0.0").await;
-    assert_refused(
-        &reply,
-        StatusCode::FORBIDDEN,
-        "does not allow publishing new crates",
-    );
+    assert_forbidden(&reply, "does not allow publishing new crates");
     assert!(app.index_lines("acme-util").await.is_none());
 }
 
 async fn read_only_reads_and_does_nothing_else(backend: Backend) {
     let Scoped { app, read_only, .. } = Scoped::start(backend).await;
     let reply = app.publish_crate(&read_only, "acme-core", "2.0.0").await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "its scope is read-only");
+    assert_forbidden(&reply, "its scope is read-only");
     let reply = app.yank(&read_only, "acme-core", "1.0.0").await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "does not allow yanking");
+    assert_forbidden(&reply, "does not allow yanking");
     let (status, body) = app.get_as(&read_only, "/api/v1/crates?q=acme").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["meta"]["total"], 1);
@@ -108,14 +104,10 @@ async fn yank_and_change_owners_admit_only_their_scope(backend: Backend) {
     } = Scoped::start(backend).await;
     assert_ok(&app.publish_crate(&update, "acme-core", "1.1.0").await);
     let reply = app.yank(&update, "acme-core", "1.0.0").await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "does not allow yanking");
+    assert_forbidden(&reply, "does not allow yanking");
     assert_ok(&app.yank(&yanker, "acme-core", "1.0.0").await);
     let reply = app.add_owner(&yanker, "acme-core", "bob").await;
-    assert_refused(
-        &reply,
-        StatusCode::FORBIDDEN,
-        "does not allow changing owners",
-    );
+    assert_forbidden(&reply, "does not allow changing owners");
     let reply = app.add_owner(&owners, "acme-core", "bob").await;
     assert_ok(&reply);
     // Nothing a refusal touched changed: two versions, the first yanked.
@@ -174,7 +166,7 @@ async fn a_scoped_token_mints_and_revokes_no_other_token_but_revokes_itself(back
     let own_path = format!("/ktra/api/v1/tokens/{}", scoped.id_of("ci").await);
     assert_ok(&app.delete_as(&scoped.update, &own_path).await);
     let reply = app.yank(&scoped.update, "acme-core", "1.0.0").await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "invalid or revoked");
+    assert_forbidden(&reply, "invalid or revoked");
 }
 
 async fn the_unrestricted_token_revokes_others_and_an_unknown_id_is_404(backend: Backend) {
