@@ -8,43 +8,42 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// Path parameters; a malformed path is a 400 in cargo's format.
-#[derive(Debug)]
-pub struct ApiPath<T>(pub T);
+/// Defines an extractor that wraps one of axum's and answers its rejections as a 400 in
+/// cargo's format.
+macro_rules! cargo_format_extractor {
+    ($(#[$doc:meta])* $name:ident wraps $inner:ident) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name<T>(pub T);
 
-impl<S, T> FromRequestParts<S> for ApiPath<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
+        impl<S, T> FromRequestParts<S> for $name<T>
+        where
+            T: DeserializeOwned + Send,
+            S: Send + Sync,
+        {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(value)| Self(value))
-            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
-    }
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &S,
+            ) -> Result<Self, Self::Rejection> {
+                $inner::<T>::from_request_parts(parts, state)
+                    .await
+                    .map(|$inner(value)| Self(value))
+                    .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+            }
+        }
+    };
 }
 
-/// Query parameters; a malformed query is a 400 in cargo's format.
-#[derive(Debug)]
-pub struct ApiQuery<T>(pub T);
-
-impl<S, T> FromRequestParts<S> for ApiQuery<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(value)| Self(value))
-            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
-    }
-}
+cargo_format_extractor!(
+    /// Path parameters; a malformed path is a 400 in cargo's format.
+    ApiPath wraps Path
+);
+cargo_format_extractor!(
+    /// Query parameters; a malformed query is a 400 in cargo's format.
+    ApiQuery wraps Query
+);
 
 /// How much of a refused body is read and thrown away before answering, so that a client
 /// still sending it sees the answer instead of a reset connection.
