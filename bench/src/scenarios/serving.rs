@@ -11,7 +11,7 @@ use ktra_testing::fixtures::CrateFixture;
 
 use super::publishing::{publish_all, publish_bodies};
 use super::{Figures, Sizes, crate_name};
-use crate::load::{self, Protocol, Stop};
+use crate::load::{self, LoadResult, Protocol, Stop};
 use crate::nginx::Nginx;
 use crate::system::System;
 
@@ -31,6 +31,31 @@ fn get_request(
 }
 
 /// Fetches a path once; returns the body and its ETag.
+/// Runs reads against `address` for the scenario's duration and checks that every answer had
+/// the expected status (`expect`: the status, and what the error names).
+async fn read_load(
+    address: SocketAddr,
+    protocol: Protocol,
+    sizes: &Sizes,
+    request: Arc<dyn Fn(usize) -> Request<Full<Bytes>> + Send + Sync>,
+    (status, what): (u16, &str),
+) -> anyhow::Result<LoadResult> {
+    let result = load::run(
+        address,
+        protocol,
+        sizes.connections,
+        Stop::After(sizes.duration),
+        request,
+    )
+    .await?;
+    anyhow::ensure!(
+        result.unexpected(status) == 0,
+        "{what}: {:?}",
+        result.statuses
+    );
+    Ok(result)
+}
+
 async fn fetch(address: SocketAddr, path: &str) -> anyhow::Result<(Bytes, Option<String>)> {
     let response = reqwest::get(format!("http://{address}{path}")).await?;
     anyhow::ensure!(
@@ -74,37 +99,27 @@ pub(crate) async fn reads(
                 };
                 let variant = format!("{label}, {kind}, {protocol_name}");
                 let etag = |tag: &Option<String>| (expected == 304).then(|| tag.clone()).flatten();
-                let ktra = load::run(
+                let ktra = read_load(
                     system.address,
                     protocol,
-                    sizes.connections,
-                    Stop::After(sizes.duration),
+                    sizes,
                     get_request(path.clone(), etag(&ktra_etag)),
+                    (expected, &format!("ktra {variant}")),
                 )
                 .await?;
-                anyhow::ensure!(
-                    ktra.unexpected(expected) == 0,
-                    "ktra {variant}: {:?}",
-                    ktra.statuses
-                );
                 let reference_address = if protocol == Protocol::Http1 {
                     nginx.http1
                 } else {
                     nginx.h2c
                 };
-                let reference = load::run(
+                let reference = read_load(
                     reference_address,
                     protocol,
-                    sizes.connections,
-                    Stop::After(sizes.duration),
+                    sizes,
                     get_request(path.clone(), etag(&nginx_etag)),
+                    (expected, &format!("nginx {variant}")),
                 )
                 .await?;
-                anyhow::ensure!(
-                    reference.unexpected(expected) == 0,
-                    "nginx {variant}: {:?}",
-                    reference.statuses
-                );
                 figures.record("sparse reads", &variant, "ktra", "req/s", ktra.rate());
                 figures.record("sparse reads", &variant, "nginx", "req/s", reference.rate());
                 figures.record(
@@ -134,15 +149,14 @@ pub(crate) async fn downloads(
     let path = format!("/dl/{name}/1.0.0/download");
     let (content, _) = fetch(system.address, &path).await?;
     nginx.put(path.trim_start_matches('/'), &content)?;
-    let ktra = load::run(
+    let ktra = read_load(
         system.address,
         Protocol::Http1,
-        sizes.connections,
-        Stop::After(sizes.duration),
+        sizes,
         get_request(path.clone(), None),
+        (200, "downloads"),
     )
     .await?;
-    anyhow::ensure!(ktra.unexpected(200) == 0, "downloads: {:?}", ktra.statuses);
     let reference = load::run(
         nginx.http1,
         Protocol::Http1,
