@@ -2,98 +2,13 @@
 //! cargo, stopped, and imported; cargo then carries on against this registry with the same
 //! tokens and the same index URL (the remote is kept).
 
-use std::path::{Path, PathBuf};
-
 use ktra_testing::cargo::{
     CargoHome, library_manifest, library_package, package, printing_app, rewrite_library_manifest,
 };
-use ktra_testing::git::{branch_files, git, init_bare};
-use ktra_testing::process::{Service, free_port, project_path};
-use ktra_testing::registry::{Registry, new_user};
+use ktra_testing::git::branch_files;
+use ktra_testing::peers::Ktra;
+use ktra_testing::registry::Registry;
 use serde_json::{Value, json};
-
-/// Where `scripts/setup-test-deps.sh` installs Ktra.
-fn ktra_binary() -> PathBuf {
-    let path = project_path(".tools/ktra-0.7.0/bin/ktra");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/setup-test-deps.sh (make setup)",
-        path.display()
-    );
-    path
-}
-
-/// A Ktra installation as its book sets one up: a bare remote holding the operator's
-/// `config.json`, and a `ktra.toml` with absolute paths.
-struct Ktra {
-    service: Service,
-    toml: PathBuf,
-    remote: PathBuf,
-    base: String,
-}
-
-impl Ktra {
-    fn start(dir: &Path) -> Self {
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let remote = dir.join("index.git");
-        init_bare(&remote);
-        let seed = dir.join("seed");
-        std::fs::create_dir_all(&seed).unwrap();
-        git(&seed, &["init", "--quiet", "--initial-branch=main", "."]);
-        std::fs::write(
-            seed.join("config.json"),
-            json!({"dl": format!("{base}/dl"), "api": base}).to_string(),
-        )
-        .unwrap();
-        git(&seed, &["add", "config.json"]);
-        git(&seed, &["commit", "--quiet", "-m", "initial commit"]);
-        git(
-            &seed,
-            &[
-                "push",
-                "--quiet",
-                &format!("file://{}", remote.display()),
-                "HEAD:main",
-            ],
-        );
-        let toml = dir.join("ktra.toml");
-        std::fs::write(
-            &toml,
-            format!(
-                "[index_config]\nremote_url = \"file://{remote}\"\nlocal_path = \"{dir}/index\"\n\
-                 branch = \"main\"\nname = \"ktra\"\nemail = \"ktra@example.com\"\n\n\
-                 [crate_files_config]\ndl_dir_path = \"{dir}/crates\"\n\
-                 cache_dir_path = \"{dir}/crates_io_caches\"\n\n\
-                 [db_config]\ndb_dir_path = \"{dir}/db\"\n\n\
-                 [server_config]\naddress = [127, 0, 0, 1]\nport = {port}\n",
-                remote = remote.display(),
-                dir = dir.display(),
-            ),
-        )
-        .unwrap();
-        let service = Service::new(
-            "ktra",
-            ktra_binary(),
-            &["-c", &toml.display().to_string()],
-            vec![("RUST_LOG".to_owned(), "info".to_owned())],
-            dir,
-            port,
-        );
-        service.start();
-        Self {
-            service,
-            toml,
-            remote,
-            base,
-        }
-    }
-
-    /// Registers a user through Ktra's API; returns the token.
-    async fn new_user(&self, name: &str, password: &str) -> String {
-        new_user(&self.base, name, password).await
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ktra_installation_moves_here_with_its_tokens_owners_yanks_and_remote() {

@@ -17,6 +17,7 @@ pub mod collector;
 pub mod fixtures;
 pub mod git;
 pub mod metrics;
+pub mod peers;
 pub mod poll;
 pub mod process;
 pub mod registry;
