@@ -28,14 +28,14 @@ test: setup ## Install what the tests need, then run every test
 .PHONY: bench
 bench: setup ## Run the benchmarks (release build, about 40 minutes); results in target/bench/
 	$(CARGO) build --locked --release -p ktra-api -p ktra-indexer -p ktra-bench
-	./target/release/ktra-bench --json target/bench/run.json run --configs embedded,redis,redis-s3,redis-wait
+	./target/release/ktra-bench --json target/bench/run.json run --configs embedded,redis,redis-s3,redis-wait,ktra-0.7.0
 	./target/release/ktra-bench --json target/bench/indexer-growth.json indexer-growth
 	./target/release/ktra-bench --json target/bench/indexer-growth-git-daemon.json indexer-growth --git-daemon --updates 100
 
 .PHONY: bench-smoke
 bench-smoke: setup ## A short run of every benchmark scenario, so the harness cannot rot (no timing is checked)
 	$(CARGO) build --locked -p ktra-api -p ktra-indexer -p ktra-bench
-	./target/debug/ktra-bench --json target/bench/smoke.json run --quick --configs embedded,redis-s3,redis-wait
+	./target/debug/ktra-bench --json target/bench/smoke.json run --quick --configs embedded,redis-s3,redis-wait,ktra-0.7.0
 	./target/debug/ktra-bench indexer-growth --sizes 100,300 --updates 10
 
 VENV := .venv/bin

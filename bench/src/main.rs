@@ -3,6 +3,7 @@
 mod indexer_growth;
 mod load;
 mod nginx;
+mod peers;
 mod scenarios;
 mod stats;
 mod system;
@@ -29,7 +30,8 @@ struct Args {
 enum Command {
     /// Every scenario, in every named configuration, several runs each.
     Run {
-        /// Configurations: embedded, redis-s3.
+        /// Configurations: embedded, redis, redis-s3, redis-wait; and the peer ktra-0.7.0
+        /// (publishing only).
         #[arg(long, value_delimiter = ',', default_value = "embedded,redis-s3")]
         configs: Vec<String>,
         /// Runs of each scenario.
@@ -176,6 +178,10 @@ async fn main() -> anyhow::Result<()> {
             let runs = if quick { 1 } else { runs.max(1) };
             let mut all = Vec::new();
             for name in configs {
+                if name == peers::KTRA_0_7 {
+                    all.extend(peers::ktra_0_7(&sizes, runs).await?);
+                    continue;
+                }
                 let configuration = Configuration::parse(&name)
                     .ok_or_else(|| anyhow::anyhow!("unknown configuration `{name}`"))?;
                 all.extend(

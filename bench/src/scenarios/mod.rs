@@ -7,7 +7,9 @@ use serde::Serialize;
 mod publishing;
 mod serving;
 
-pub(crate) use publishing::{Label, growth, publish, visible};
+pub(crate) use publishing::{
+    Label, growth, publish, publish_bodies, publish_load, record_publish, visible,
+};
 pub(crate) use serving::{downloads, reads};
 
 /// One measured figure, over several runs.

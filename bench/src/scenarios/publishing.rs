@@ -1,5 +1,6 @@
 //! Publishing scenarios: publishes per second, publish to visible, and the registry grown.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use crate::load::{self, LoadResult, Protocol, Stop};
 use crate::system::System;
 
 /// Pre-builds publish bodies, so the load generator does not spend its time compressing.
-pub(super) fn publish_bodies(prefix: &str, count: usize, versions: usize) -> Vec<Bytes> {
+pub(crate) fn publish_bodies(prefix: &str, count: usize, versions: usize) -> Vec<Bytes> {
     (0..count)
         .map(|index| {
             let crate_index = index / versions.max(1);
@@ -48,21 +49,57 @@ pub(crate) async fn publish_all(
     clients: usize,
     bodies: Vec<Bytes>,
 ) -> anyhow::Result<LoadResult> {
-    let total = bodies.len();
-    let result = load::run(
-        system.address,
-        Protocol::Http1,
-        clients,
-        Stop::Count(Arc::new(AtomicUsize::new(0)), total),
-        publish_request(&system.token, Arc::new(bodies)),
-    )
-    .await?;
+    let result = publish_load(system.address, &system.token, clients, bodies).await?;
     anyhow::ensure!(
         result.unexpected(200) == 0,
         "publishes failed: {:?}",
         result.statuses
     );
     Ok(result)
+}
+
+/// Publishes `bodies` to the registry at `address` through `clients` connections, each once,
+/// whatever the answers.
+pub(crate) async fn publish_load(
+    address: SocketAddr,
+    token: &str,
+    clients: usize,
+    bodies: Vec<Bytes>,
+) -> anyhow::Result<LoadResult> {
+    let total = bodies.len();
+    load::run(
+        address,
+        Protocol::Http1,
+        clients,
+        Stop::Count(Arc::new(AtomicUsize::new(0)), total),
+        publish_request(token, Arc::new(bodies)),
+    )
+    .await
+}
+
+/// Records a publish measurement: throughput and latency.
+pub(crate) fn record_publish(figures: &mut Figures, variant: &str, result: &LoadResult) {
+    figures.record(
+        "publish",
+        variant,
+        "throughput",
+        "publishes/s",
+        result.rate(),
+    );
+    figures.record(
+        "publish",
+        variant,
+        "latency p50",
+        "ms",
+        result.latency_ms(50.0),
+    );
+    figures.record(
+        "publish",
+        variant,
+        "latency p99",
+        "ms",
+        result.latency_ms(99.0),
+    );
 }
 
 /// Names a measurement: `tag` goes into crate names (letters and digits only), `label` into
@@ -91,27 +128,7 @@ pub(crate) async fn publish(
         );
         let result = publish_all(system, clients, bodies).await?;
         let variant = format!("{clients} clients{}", label.text);
-        figures.record(
-            "publish",
-            &variant,
-            "throughput",
-            "publishes/s",
-            result.rate(),
-        );
-        figures.record(
-            "publish",
-            &variant,
-            "latency p50",
-            "ms",
-            result.latency_ms(50.0),
-        );
-        figures.record(
-            "publish",
-            &variant,
-            "latency p99",
-            "ms",
-            result.latency_ms(99.0),
-        );
+        record_publish(figures, &variant, &result);
     }
     Ok(())
 }
