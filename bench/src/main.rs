@@ -31,7 +31,7 @@ enum Command {
     /// Every scenario, in every named configuration, several runs each.
     Run {
         /// Configurations: embedded, redis, redis-s3, redis-wait; and the peer ktra-0.7.0
-        /// (publishing only).
+        /// (publishing and downloads).
         #[arg(long, value_delimiter = ',', default_value = "embedded,redis-s3")]
         configs: Vec<String>,
         /// Runs of each scenario.

@@ -1,13 +1,15 @@
 //! Peer registries measured in the same run as ours, with the same load: Ktra 0.7.0 (its
 //! default sled store, a `file://` git remote), the registry our users move from. It has no
-//! sparse index, so only publishing is measured; every publish waits for its git push, as
-//! ours do by default.
+//! sparse index, so publishing and downloads are measured; every publish waits for its git
+//! push, as ours do by default.
 
 use std::net::SocketAddr;
 
 use ktra_testing::peers::Ktra;
 
-use crate::scenarios::{Figure, Figures, Sizes, publish_bodies, publish_load, record_publish};
+use crate::scenarios::{
+    Figure, Figures, Sizes, peer_downloads, publish_bodies, publish_load, record_publish,
+};
 
 /// The configuration name the figures carry.
 pub(crate) const KTRA_0_7: &str = "ktra-0.7.0";
@@ -16,7 +18,7 @@ pub(crate) const KTRA_0_7: &str = "ktra-0.7.0";
 /// counts our registry gets would take it many minutes.
 const MAX_PUBLISHES: usize = 400;
 
-/// Measures Ktra 0.7.0's publishes at each client count, `runs` times. A refused or failed
+/// Measures Ktra 0.7.0's publishes at each client count and its downloads, `runs` times. A refused or failed
 /// publish is counted, not fatal: a peer's failures under load are part of the comparison.
 pub(crate) async fn ktra_0_7(sizes: &Sizes, runs: usize) -> anyhow::Result<Vec<Figure>> {
     eprintln!("bench: starting {KTRA_0_7}");
@@ -44,6 +46,7 @@ pub(crate) async fn ktra_0_7(sizes: &Sizes, runs: usize) -> anyhow::Result<Vec<F
                 result.unexpected(200) as f64,
             );
         }
+        peer_downloads(address, &token, sizes, run, &mut figures).await?;
     }
     ktra.service.terminate();
     Ok(figures.into_inner())

@@ -9,7 +9,7 @@ use hyper::Request;
 use ktra_core::index::index_path;
 use ktra_testing::fixtures::CrateFixture;
 
-use super::publishing::{publish_all, publish_bodies};
+use super::publishing::{publish_all, publish_bodies, publish_load};
 use super::{Figures, Sizes, crate_name};
 use crate::load::{self, LoadResult, Protocol, Stop};
 use crate::nginx::Nginx;
@@ -31,6 +31,52 @@ fn get_request(
 }
 
 /// Fetches a path once; returns the body and its ETag.
+/// Names a download measurement, the same for every registry measured.
+fn download_variant(bytes: usize, sizes: &Sizes) -> String {
+    format!(
+        "{:.1} MB crate, {} connections",
+        bytes as f64 / 1e6,
+        sizes.connections
+    )
+}
+
+/// Scenario 4 against a peer registry at `address`: the same 1 MB crate, the same load,
+/// recorded as `peer` under the peer's configuration.
+pub(crate) async fn peer_downloads(
+    address: SocketAddr,
+    token: &str,
+    sizes: &Sizes,
+    run: usize,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let name = format!("peerdownload{run}");
+    let fixture = CrateFixture::new(&name, "1.0.0").with_payload(1_000_000);
+    let published = publish_load(address, token, 1, vec![Bytes::from(fixture.body())]).await?;
+    anyhow::ensure!(
+        published.unexpected(200) == 0,
+        "the peer refused the download crate: {:?}",
+        published.statuses
+    );
+    let path = format!("/dl/{name}/1.0.0/download");
+    let (content, _) = fetch(address, &path).await?;
+    let peer = read_load(
+        address,
+        Protocol::Http1,
+        sizes,
+        get_request(path, None),
+        (200, "peer downloads"),
+    )
+    .await?;
+    figures.record(
+        "downloads",
+        &download_variant(content.len(), sizes),
+        "peer",
+        "MB/s",
+        peer.megabytes_per_second(),
+    );
+    Ok(())
+}
+
 /// Runs reads against `address` for the scenario's duration and checks that every answer had
 /// the expected status (`expect`: the status, and what the error names).
 async fn read_load(
@@ -165,11 +211,7 @@ pub(crate) async fn downloads(
         get_request(path, None),
     )
     .await?;
-    let variant = format!(
-        "{:.1} MB crate, {} connections",
-        content.len() as f64 / 1e6,
-        sizes.connections
-    );
+    let variant = download_variant(content.len(), sizes);
     figures.record(
         "downloads",
         &variant,
