@@ -40,6 +40,25 @@ fn download_variant(bytes: usize, sizes: &Sizes) -> String {
     )
 }
 
+/// Publishes the 1 MB crate `name` the download scenarios read; returns its download path and
+/// the file as served.
+async fn publish_download_crate(
+    address: SocketAddr,
+    token: &str,
+    name: &str,
+) -> anyhow::Result<(String, Bytes)> {
+    let fixture = CrateFixture::new(name, "1.0.0").with_payload(1_000_000);
+    let published = publish_load(address, token, 1, vec![Bytes::from(fixture.body())]).await?;
+    anyhow::ensure!(
+        published.unexpected(200) == 0,
+        "the download crate was refused: {:?}",
+        published.statuses
+    );
+    let path = format!("/dl/{name}/1.0.0/download");
+    let (content, _) = fetch(address, &path).await?;
+    Ok((path, content))
+}
+
 /// Scenario 4 against a peer registry at `address`: the same 1 MB crate, the same load,
 /// recorded as `peer` under the peer's configuration.
 pub(crate) async fn peer_downloads(
@@ -49,16 +68,8 @@ pub(crate) async fn peer_downloads(
     run: usize,
     figures: &mut Figures,
 ) -> anyhow::Result<()> {
-    let name = format!("peerdownload{run}");
-    let fixture = CrateFixture::new(&name, "1.0.0").with_payload(1_000_000);
-    let published = publish_load(address, token, 1, vec![Bytes::from(fixture.body())]).await?;
-    anyhow::ensure!(
-        published.unexpected(200) == 0,
-        "the peer refused the download crate: {:?}",
-        published.statuses
-    );
-    let path = format!("/dl/{name}/1.0.0/download");
-    let (content, _) = fetch(address, &path).await?;
+    let (path, content) =
+        publish_download_crate(address, token, &format!("peerdownload{run}")).await?;
     let peer = read_load(
         address,
         Protocol::Http1,
@@ -189,11 +200,8 @@ pub(crate) async fn downloads(
     run: usize,
     figures: &mut Figures,
 ) -> anyhow::Result<()> {
-    let name = format!("download{run}");
-    let fixture = CrateFixture::new(&name, "1.0.0").with_payload(1_000_000);
-    publish_all(system, 1, vec![Bytes::from(fixture.body())]).await?;
-    let path = format!("/dl/{name}/1.0.0/download");
-    let (content, _) = fetch(system.address, &path).await?;
+    let (path, content) =
+        publish_download_crate(system.address, &system.token, &format!("download{run}")).await?;
     nginx.put(path.trim_start_matches('/'), &content)?;
     let ktra = read_load(
         system.address,
