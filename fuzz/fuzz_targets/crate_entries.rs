@@ -210,7 +210,7 @@ fuzz_target!(|input: Crate| {
     let (crate_file, well_formed) = build(&input);
     let result = validate(&crate_file, NAME, VERSION, MAX_UNPACKED_BYTES, MAX_FILES);
     if well_formed {
-        assert_eq!(result, Ok(()), "refused a well-formed crate");
+        assert!(result.is_ok(), "refused a well-formed crate: {result:?}");
     }
     if result.is_ok() {
         assert_accepted_tarball(&crate_file, NAME, VERSION, MAX_UNPACKED_BYTES, MAX_FILES);

@@ -377,7 +377,7 @@ fn crate_tarball_seeds(dir: &Path) {
     for (name, crate_file, expected) in seeds {
         let result = tarball::validate(&crate_file, NAME, VERSION, MAX_UNPACKED_BYTES, MAX_FILES);
         match expected {
-            None => assert_eq!(result, Ok(()), "{name} must pass"),
+            None => assert!(result.is_ok(), "{name} must pass: {result:?}"),
             Some(expected) => {
                 let error = result.expect_err(name);
                 assert!(expected(&error), "{name}: unexpected {error}");

@@ -10,6 +10,7 @@ pub mod tarball;
 pub mod wire;
 
 use bytes::Bytes;
+use ktra_core::metadata::VersionMetadata;
 use sha2::{Digest, Sha256};
 
 use metadata::{MetadataError, PublishMetadata};
@@ -38,6 +39,8 @@ pub struct CheckedPublish {
     pub krate: ktra_core::name::CrateId,
     /// The metadata cargo sent.
     pub metadata: PublishMetadata,
+    /// The Rust edition, from the crate file's `Cargo.toml`.
+    pub edition: Option<String>,
     /// The version and its key.
     pub version: ktra_core::version::VersionId,
     /// The `.crate` file.
@@ -84,7 +87,7 @@ pub fn check(body: Bytes, limits: &PublishLimits) -> Result<CheckedPublish, Publ
     let parts = wire::split(body)?;
     let metadata = PublishMetadata::parse(&parts.metadata)?;
     let (krate, version) = metadata.validate(limits)?;
-    tarball::validate(
+    let manifest = tarball::validate(
         &parts.crate_file,
         &metadata.name,
         &metadata.vers,
@@ -94,9 +97,37 @@ pub fn check(body: Bytes, limits: &PublishLimits) -> Result<CheckedPublish, Publ
     let cksum = hex::encode(Sha256::digest(&parts.crate_file));
     Ok(CheckedPublish {
         krate,
+        edition: manifest.edition(),
         metadata,
         version,
         crate_file: parts.crate_file,
         cksum,
     })
+}
+
+/// What a stored crate file says about its version, for a version whose publish metadata was
+/// not kept (the backfill, the import): its manifest's metadata and its README. The file is
+/// checked as a publish would check it. CPU-bound: run it on the blocking pool.
+///
+/// # Errors
+///
+/// The file's first problem, as [`tarball::validate`] finds it.
+pub fn metadata_of_crate_file(
+    crate_file: &[u8],
+    name: &str,
+    version: &str,
+    limits: &PublishLimits,
+) -> Result<(VersionMetadata, Option<String>), TarballError> {
+    let manifest = tarball::validate(
+        crate_file,
+        name,
+        version,
+        limits.max_unpacked_bytes,
+        limits.max_files,
+    )?;
+    let crate_size = u64::try_from(crate_file.len()).unwrap_or(u64::MAX);
+    let readme = manifest
+        .readme_file()
+        .and_then(|path| tarball::readme_text(crate_file, &format!("{name}-{version}"), &path));
+    Ok((manifest.version_metadata(crate_size), readme))
 }

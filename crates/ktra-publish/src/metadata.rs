@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use ktra_core::index::{DependencyKind, IndexDependency, IndexLine};
+use ktra_core::metadata::VersionMetadata;
 use ktra_core::name::{CrateId, validate_crate_name};
 use ktra_core::version::VersionId;
 use serde::Deserialize;
@@ -30,6 +31,29 @@ pub struct PublishMetadata {
     pub links: Option<String>,
     /// The minimum supported Rust version.
     pub rust_version: Option<String>,
+    /// Authors, as the manifest lists them.
+    #[serde(default)]
+    pub authors: Vec<String>,
+    /// URL of the documentation.
+    pub documentation: Option<String>,
+    /// URL of the home page.
+    pub homepage: Option<String>,
+    /// URL of the source repository.
+    pub repository: Option<String>,
+    /// The README's text.
+    pub readme: Option<String>,
+    /// The README's path in the package.
+    pub readme_file: Option<String>,
+    /// Search keywords.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// crates.io category slugs.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// SPDX license expression.
+    pub license: Option<String>,
+    /// Path of a license file in the package.
+    pub license_file: Option<String>,
 }
 
 /// One dependency in the publish metadata.
@@ -186,6 +210,27 @@ impl PublishMetadata {
             )));
         }
         Ok((krate, version))
+    }
+
+    /// The descriptive metadata to keep for the version; `edition` comes from the package's
+    /// `Cargo.toml` (cargo does not send it), `crate_size` is the `.crate` file's size.
+    pub fn version_metadata(&self, edition: Option<String>, crate_size: u64) -> VersionMetadata {
+        VersionMetadata {
+            description: self.description.clone(),
+            documentation: self.documentation.clone(),
+            homepage: self.homepage.clone(),
+            repository: self.repository.clone(),
+            license: self.license.clone(),
+            license_file: self.license_file.clone(),
+            readme_file: self.readme_file.clone(),
+            keywords: self.keywords.clone(),
+            categories: self.categories.clone(),
+            authors: self.authors.clone(),
+            links: self.links.clone(),
+            rust_version: self.rust_version.clone(),
+            edition,
+            crate_size: Some(crate_size),
+        }
     }
 
     /// Builds the index line, as crates.io would: renamed dependencies keep their alias in

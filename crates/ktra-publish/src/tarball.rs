@@ -8,6 +8,7 @@ use std::io::Read;
 use std::path::{Component, Path};
 
 use flate2::read::GzDecoder;
+use ktra_core::metadata::{MAX_README_BYTES, VersionMetadata};
 use serde::Deserialize;
 use tar::EntryType;
 
@@ -57,13 +58,79 @@ pub enum TarballError {
 
 #[derive(Deserialize)]
 struct Manifest {
-    package: Option<ManifestPackage>,
+    package: Option<toml::Table>,
 }
 
-#[derive(Deserialize)]
-struct ManifestPackage {
-    name: String,
-    version: Option<String>,
+/// The `[package]` table of a crate file's `Cargo.toml`, as cargo normalises it when it
+/// packages a crate (workspace values resolved, `readme` a path or `false`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackageManifest {
+    table: toml::Table,
+}
+
+impl PackageManifest {
+    /// A string field; absent when missing or of another type (a hand-made manifest may hold
+    /// `{ workspace = true }`).
+    fn text(&self, key: &str) -> Option<String> {
+        self.table
+            .get(key)
+            .and_then(toml::Value::as_str)
+            .map(str::to_owned)
+    }
+
+    /// A list of strings; the strings of it, or empty.
+    fn list(&self, key: &str) -> Vec<String> {
+        self.table
+            .get(key)
+            .and_then(toml::Value::as_array)
+            .map(|values| {
+                values
+                    .iter()
+                    .filter_map(toml::Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The Rust edition.
+    pub fn edition(&self) -> Option<String> {
+        self.text("edition")
+    }
+
+    /// The README's path in the package: `readme` when it is a path, none when it is `false`,
+    /// and cargo's default (`README.md`) when it is missing.
+    pub fn readme_file(&self) -> Option<String> {
+        match self.table.get("readme") {
+            Some(toml::Value::String(path)) => Some(path.clone()),
+            Some(toml::Value::Boolean(false)) => None,
+            _ => Some("README.md".to_owned()),
+        }
+    }
+
+    /// What the manifest says about the version, for a version whose publish metadata was not
+    /// kept; `crate_size` is the `.crate` file's size.
+    pub fn version_metadata(&self, crate_size: u64) -> VersionMetadata {
+        VersionMetadata {
+            description: self.text("description"),
+            documentation: self.text("documentation"),
+            homepage: self.text("homepage"),
+            repository: self.text("repository"),
+            license: self.text("license"),
+            license_file: self.text("license-file"),
+            readme_file: match self.table.get("readme") {
+                Some(toml::Value::String(path)) => Some(path.clone()),
+                _ => None,
+            },
+            keywords: self.list("keywords"),
+            categories: self.list("categories"),
+            authors: self.list("authors"),
+            links: self.text("links"),
+            rust_version: self.text("rust-version"),
+            edition: self.edition(),
+            crate_size: Some(crate_size),
+        }
+    }
 }
 
 /// A reader that fails once more than `remaining` bytes were read through it.
@@ -85,7 +152,8 @@ impl<R: Read> Read for Bounded<R> {
     }
 }
 
-/// Checks a crate file for the crate `name` at `version` (both as in the metadata).
+/// Checks a crate file for the crate `name` at `version` (both as in the metadata), and
+/// returns its manifest's `[package]` table.
 ///
 /// # Errors
 ///
@@ -96,7 +164,7 @@ pub fn validate(
     version: &str,
     max_unpacked_bytes: u64,
     max_files: usize,
-) -> Result<(), TarballError> {
+) -> Result<PackageManifest, TarballError> {
     let prefix = format!("{name}-{version}");
     let decoder = Bounded {
         inner: GzDecoder::new(crate_file),
@@ -153,17 +221,66 @@ pub fn validate(
     let manifest = manifest.ok_or_else(|| TarballError::MissingManifest(prefix.clone()))?;
     let parsed: Manifest = toml::from_str(&manifest)
         .map_err(|error| TarballError::InvalidManifest(error.message().to_owned()))?;
-    let package = parsed
+    let table = parsed
         .package
         .ok_or_else(|| TarballError::InvalidManifest("no [package] table".to_owned()))?;
-    let found_version = package.version.unwrap_or_else(|| "0.0.0".to_owned());
-    if package.name != name || found_version != version {
+    let found_name = table.get("name").and_then(toml::Value::as_str);
+    let found_version = match table.get("version") {
+        None => Some("0.0.0"),
+        Some(value) => value.as_str(),
+    };
+    let (Some(found_name), Some(found_version)) = (found_name, found_version) else {
+        return Err(TarballError::InvalidManifest(
+            "`package.name` and `package.version` must be strings".to_owned(),
+        ));
+    };
+    if found_name != name || found_version != version {
         return Err(TarballError::ManifestMismatch {
             expected: format!("{name}@{version}"),
-            found: format!("{}@{found_version}", package.name),
+            found: format!("{found_name}@{found_version}"),
         });
     }
-    Ok(())
+    Ok(PackageManifest { table })
+}
+
+/// Reads a README from a crate file already checked by [`validate`]: `path` relative to the
+/// package's root (`prefix`, `{name}-{version}`), at most
+/// [`MAX_README_BYTES`](ktra_core::metadata::MAX_README_BYTES) of it, cut at a character
+/// boundary. `None` when the file is missing, not UTF-8, or the path leaves the package.
+#[must_use]
+pub fn readme_text(crate_file: &[u8], prefix: &str, path: &str) -> Option<String> {
+    let relative = Path::new(path);
+    if !relative
+        .components()
+        .all(|component| matches!(component, Component::Normal(_) | Component::CurDir))
+    {
+        return None;
+    }
+    let wanted = Path::new(prefix).join(relative);
+    let mut archive = tar::Archive::new(GzDecoder::new(crate_file));
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        if entry.header().entry_type() == EntryType::Directory
+            || entry.path().ok()?.components().ne(wanted.components())
+        {
+            continue;
+        }
+        let limit = u64::try_from(MAX_README_BYTES).unwrap_or(u64::MAX);
+        let mut bytes = Vec::new();
+        (&mut entry).take(limit).read_to_end(&mut bytes).ok()?;
+        return match String::from_utf8(bytes) {
+            Ok(text) => Some(text),
+            // Cut inside a character by the limit: keep what precedes it.
+            Err(error) if error.utf8_error().error_len().is_none() => {
+                let valid = error.utf8_error().valid_up_to();
+                let mut bytes = error.into_bytes();
+                bytes.truncate(valid);
+                String::from_utf8(bytes).ok()
+            }
+            Err(_) => None,
+        };
+    }
+    None
 }
 
 /// Returns whether `path` is `prefix` or lies under it, using only plain components.
@@ -218,10 +335,60 @@ pub(crate) mod tests {
                 b"pub fn f() {}",
             ),
         ]);
-        assert_eq!(validate(&file, "Demo", "1.0.0", 1 << 20, 2), Ok(()));
+        let manifest = validate(&file, "Demo", "1.0.0", 1 << 20, 2).unwrap();
+        assert_eq!(manifest.edition(), None);
+        assert_eq!(manifest.readme_file().as_deref(), Some("README.md"));
         assert_eq!(
             validate(&file, "Demo", "1.0.0", 1 << 20, 1),
             Err(TarballError::TooManyFiles(1))
+        );
+    }
+
+    #[test]
+    fn reads_what_the_manifest_says_and_the_readme() {
+        let manifest = br#"[package]
+name = "demo"
+version = "1.0.0"
+edition = "2021"
+rust-version = "1.70"
+authors = ["Ada <ada@example.com>"]
+description = "A demo"
+homepage = "https://example.com"
+keywords = ["demo", 7]
+license = "MIT OR Apache-2.0"
+readme = "docs/INTRO.md"
+repository = { workspace = true }
+"#;
+        let file = tarball(&[
+            ("demo-1.0.0/Cargo.toml", EntryType::Regular, manifest),
+            (
+                "demo-1.0.0/docs/INTRO.md",
+                EntryType::Regular,
+                "# Démo".as_bytes(),
+            ),
+            ("demo-1.0.0/README.md", EntryType::Regular, b"not this one"),
+            ("demo-1.0.0/bad.md", EntryType::Regular, b"\xff\xfe"),
+        ]);
+        let package = validate(&file, "demo", "1.0.0", 1 << 20, 10).unwrap();
+        let metadata = package.version_metadata(123);
+        assert_eq!(metadata.edition.as_deref(), Some("2021"));
+        assert_eq!(metadata.rust_version.as_deref(), Some("1.70"));
+        assert_eq!(metadata.authors, ["Ada <ada@example.com>"]);
+        assert_eq!(metadata.keywords, ["demo"], "only strings are kept");
+        assert_eq!(metadata.repository, None, "an unresolved table is no URL");
+        assert_eq!(metadata.license.as_deref(), Some("MIT OR Apache-2.0"));
+        assert_eq!(metadata.readme_file.as_deref(), Some("docs/INTRO.md"));
+        assert_eq!(metadata.crate_size, Some(123));
+        let readme_file = package.readme_file().unwrap();
+        assert_eq!(
+            readme_text(&file, "demo-1.0.0", &readme_file).as_deref(),
+            Some("# Démo")
+        );
+        assert_eq!(readme_text(&file, "demo-1.0.0", "bad.md"), None);
+        assert_eq!(readme_text(&file, "demo-1.0.0", "missing.md"), None);
+        assert_eq!(
+            readme_text(&file, "demo-1.0.0", "../demo-1.0.0/README.md"),
+            None
         );
     }
 

@@ -20,13 +20,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::StoreError;
+use ktra_core::metadata::VersionMetadata;
 use ktra_core::name::CrateId;
 use ktra_core::version::VersionId;
 
 use crate::model::{
-    AuditEvent, AuditRecord, CrateFileRef, CrateSummary, IndexFile, Invitation, NewToken, NewUser,
-    NewVersion, OwnerChange, PasswordChange, PendingChange, PendingSummary, SearchPage,
-    StoredToken, TokenId, TokenInfo, User, UserCredentials, UserId, YankChange,
+    AuditEvent, AuditRecord, CrateDetails, CrateFileRef, CrateSummary, IndexFile, Invitation,
+    NewToken, NewUser, NewVersion, OwnerChange, PasswordChange, PendingChange, PendingSummary,
+    SearchPage, StoredToken, TokenId, TokenInfo, User, UserCredentials, UserId, YankChange,
 };
 use crate::observer::{StoreKind, StoreObserver, observe};
 
@@ -165,6 +166,29 @@ store_domains! {
     pub trait CrateStore {
         /// Returns a crate's name, owners and versions.
         async fn crate_summary(&self, krate: &CrateId) -> Result<Option<CrateSummary>, StoreError>;
+
+        /// Returns a crate's name, owners and versions with what each says about itself, for
+        /// pages and the crates.io read API.
+        async fn crate_details(&self, krate: &CrateId) -> Result<Option<CrateDetails>, StoreError>;
+
+        /// Returns a version's README as kept at publish (or by the backfill); `None` when the
+        /// version has none or does not exist.
+        async fn readme(
+            &self,
+            krate: &CrateId,
+            version: &VersionId,
+        ) -> Result<Option<String>, StoreError>;
+
+        /// Keeps the metadata and README of a version whose metadata was not kept yet (one
+        /// published before the registry kept it); returns whether it did. A version that has
+        /// metadata keeps it, and a missing version is no error (`false`).
+        async fn keep_version_metadata(
+            &self,
+            krate: &CrateId,
+            version: &VersionId,
+            metadata: VersionMetadata,
+            readme: Option<String>,
+        ) -> Result<bool, StoreError>;
 
         /// Publishes a version: checks that the name does not collide with another crate, that the
         /// version is new and that the publisher owns the crate (or creates it and becomes its

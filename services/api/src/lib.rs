@@ -13,7 +13,6 @@ pub mod handlers;
 #[cfg(feature = "import-ktra")]
 pub mod import;
 pub mod index_sync;
-pub mod index_upgrade;
 pub mod ktra_data;
 pub mod limits;
 pub mod metrics;
@@ -22,6 +21,7 @@ pub mod mirror;
 pub mod password;
 pub mod routes;
 pub mod state;
+pub mod upgrade;
 
 use std::future::Future;
 use std::time::Duration;
@@ -64,7 +64,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let drain_timeout = Duration::from_secs(state.config.http.request_timeout_secs);
-    tokio::spawn(index_upgrade::upgrade_in_background(state.store.clone()));
+    tokio::spawn(upgrade::in_background(
+        state.store.clone(),
+        state.blobs.clone(),
+        state.config.publish_limits(),
+    ));
     let resender = tokio::spawn(state.index_sync.clone().resend_forever());
     let index_sync = state.index_sync.clone();
     let handoff = tokio::spawn(index_sync.clone().hand_off_forever());

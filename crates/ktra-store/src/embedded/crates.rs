@@ -1,25 +1,28 @@
 //! Crates, versions and owners in the embedded store: publish, yank, owner changes and search.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use chrono::Utc;
 use ktra_core::index::IndexLine;
+use ktra_core::metadata::VersionMetadata;
 use ktra_core::name::CrateId;
 use ktra_core::version::VersionId;
-use redb::ReadableTable;
+use redb::{ReadableTable, WriteTransaction};
 
 use super::EmbeddedStore;
 use super::accounts::{resolve_users, user_by_id};
 use super::audit::append_audit;
 use super::index::{commit_crate_change, index_file_of};
 use super::schema::{
-    CRATES, CrateRecord, INDEX_FILES, USER_IDS, USERS, VERSIONS, VersionRecord, crate_record,
-    decode, encode, internal,
+    CRATES, CrateRecord, INDEX_FILES, READMES, USER_IDS, USERS, VERSION_METADATA, VERSIONS,
+    VersionRecord, crate_record, decode, encode, internal,
 };
 use crate::error::StoreError;
 use crate::model::{
-    CrateFileRef, CrateSummary, IndexFile, NewVersion, OwnerAction, OwnerActor, OwnerChange,
-    SearchHit, SearchPage, User, UserId, VersionSummary, YankChange, check_publisher, max_version,
-    search_matches, search_rank, stored_crate_id,
+    CrateDetails, CrateFileRef, CrateSummary, IndexFile, NewVersion, OwnerAction, OwnerActor,
+    OwnerChange, SearchHit, SearchPage, User, UserId, VersionDetails, VersionSummary, YankChange,
+    check_publisher, max_version, search_matches, search_rank, stored_crate_id,
 };
 use crate::traits::CrateStore;
 
@@ -58,6 +61,27 @@ pub(super) fn require_owner_or_admin(
     }
 }
 
+/// Writes a version's metadata and README.
+fn keep_metadata(
+    txn: &WriteTransaction,
+    canonical: &str,
+    key: &str,
+    metadata: &VersionMetadata,
+    readme: Option<&str>,
+) -> Result<(), StoreError> {
+    txn.open_table(VERSION_METADATA)
+        .map_err(internal)?
+        .insert((canonical, key), encode(metadata)?.as_slice())
+        .map_err(internal)?;
+    if let Some(readme) = readme {
+        txn.open_table(READMES)
+            .map_err(internal)?
+            .insert((canonical, key), readme)
+            .map_err(internal)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl CrateStore for EmbeddedStore {
     async fn crate_summary(&self, krate: &CrateId) -> Result<Option<CrateSummary>, StoreError> {
@@ -76,6 +100,108 @@ impl CrateStore for EmbeddedStore {
                 versions,
             }))
         })
+    }
+
+    async fn crate_details(&self, krate: &CrateId) -> Result<Option<CrateDetails>, StoreError> {
+        let krate = krate.clone();
+        // A crate with a thousand versions reads a thousand metadata records: off the task.
+        self.scan(move |txn| {
+            let crates = txn.open_table(CRATES).map_err(internal)?;
+            let canonical = krate.canonical();
+            let Some(record) = crate_record(&crates, canonical)? else {
+                return Ok(None);
+            };
+            let user_ids = txn.open_table(USER_IDS).map_err(internal)?;
+            let users = txn.open_table(USERS).map_err(internal)?;
+            let mut known: BTreeMap<UserId, User> = BTreeMap::new();
+            let mut user = |id: UserId| -> Result<User, StoreError> {
+                if let Some(user) = known.get(&id) {
+                    return Ok(user.clone());
+                }
+                let user = user_by_id(&user_ids, &users, id)?;
+                known.insert(id, user.clone());
+                Ok(user)
+            };
+            let owners = record
+                .owners
+                .iter()
+                .map(|id| user(*id))
+                .collect::<Result<Vec<_>, _>>()?;
+            let versions_table = txn.open_table(VERSIONS).map_err(internal)?;
+            let metadata_table = txn.open_table(VERSION_METADATA).map_err(internal)?;
+            let mut versions = Vec::new();
+            for version in version_records(&versions_table, canonical)? {
+                let key = VersionId::parse(&version.vers).map_err(internal)?;
+                let metadata = metadata_table
+                    .get((canonical, key.key()))
+                    .map_err(internal)?
+                    .map(|value| decode::<VersionMetadata>(value.value()))
+                    .transpose()?;
+                versions.push(VersionDetails {
+                    publisher: version.publisher.map(&mut user).transpose()?,
+                    version: version.vers,
+                    yanked: version.yanked,
+                    cksum: version.cksum,
+                    published_at: version.published_at,
+                    metadata,
+                });
+            }
+            Ok(Some(CrateDetails {
+                name: record.name,
+                owners,
+                versions,
+            }))
+        })
+        .await
+    }
+
+    async fn readme(
+        &self,
+        krate: &CrateId,
+        version: &VersionId,
+    ) -> Result<Option<String>, StoreError> {
+        let canonical = krate.canonical().to_owned();
+        let key = version.key().to_owned();
+        self.read(move |txn| {
+            Ok(txn
+                .open_table(READMES)
+                .map_err(internal)?
+                .get((canonical.as_str(), key.as_str()))
+                .map_err(internal)?
+                .map(|value| value.value().to_owned()))
+        })
+        .await
+    }
+
+    async fn keep_version_metadata(
+        &self,
+        krate: &CrateId,
+        version: &VersionId,
+        metadata: VersionMetadata,
+        readme: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let canonical = krate.canonical().to_owned();
+        let key = version.key().to_owned();
+        self.write(move |txn| {
+            let exists = txn
+                .open_table(VERSIONS)
+                .map_err(internal)?
+                .get((canonical.as_str(), key.as_str()))
+                .map_err(internal)?
+                .is_some();
+            let kept = txn
+                .open_table(VERSION_METADATA)
+                .map_err(internal)?
+                .get((canonical.as_str(), key.as_str()))
+                .map_err(internal)?
+                .is_some();
+            if !exists || kept {
+                return Ok(false);
+            }
+            keep_metadata(txn, &canonical, &key, &metadata, readme.as_deref())?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn publish(&self, new: NewVersion) -> Result<IndexFile, StoreError> {
@@ -122,13 +248,16 @@ impl CrateStore for EmbeddedStore {
                 cksum: new.line.cksum.clone(),
                 blob_key: new.blob_key.clone(),
                 yanked: false,
+                published_at: Some(new.published_at),
+                publisher: Some(new.publisher),
             };
             versions
                 .insert((canonical, key.as_str()), encode(&version)?.as_slice())
                 .map_err(internal)?;
             drop(versions);
+            keep_metadata(txn, canonical, &key, &new.metadata, new.readme.as_deref())?;
             record.version_count += 1;
-            record.description = new.description.clone();
+            record.description = new.metadata.description.clone();
             let mut content = txn
                 .open_table(INDEX_FILES)
                 .map_err(internal)?

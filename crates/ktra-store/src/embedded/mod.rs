@@ -22,8 +22,9 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 
 use self::coordination::RateWindows;
 use self::schema::{
-    AUDIT, CRATES, CrateRecord, INDEX_FILES, INVITATIONS, META, PENDING, PENDING_SINCE,
-    SCHEMA_VERSION, TOKENS, USER_IDS, USER_TOKENS, USERS, VERSIONS, crate_record, internal,
+    AUDIT, CRATES, CrateRecord, INDEX_FILES, INVITATIONS, META, PENDING, PENDING_SINCE, READMES,
+    SCHEMA_VERSION, TOKENS, USER_IDS, USER_TOKENS, USERS, VERSION_METADATA, VERSIONS, crate_record,
+    internal,
 };
 use crate::error::StoreError;
 use crate::traits::MetadataStore;
@@ -99,6 +100,8 @@ impl EmbeddedStore {
             txn.open_multimap_table(USER_TOKENS).map_err(internal)?;
             txn.open_table(CRATES).map_err(internal)?;
             txn.open_table(VERSIONS).map_err(internal)?;
+            txn.open_table(VERSION_METADATA).map_err(internal)?;
+            txn.open_table(READMES).map_err(internal)?;
             txn.open_table(INDEX_FILES).map_err(internal)?;
             txn.open_table(PENDING).map_err(internal)?;
             txn.open_table(PENDING_SINCE).map_err(internal)?;

@@ -26,6 +26,13 @@ pub(super) const CRATES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new
 /// (canonical crate name, version without build metadata) to [`VersionRecord`].
 pub(super) const VERSIONS: TableDefinition<'_, (&str, &str), &[u8]> =
     TableDefinition::new("versions");
+/// (canonical crate name, version key) to the version's
+/// [`VersionMetadata`](ktra_core::metadata::VersionMetadata) (JSON); versions published before
+/// the registry kept it have none until the backfill reads their crate files.
+pub(super) const VERSION_METADATA: TableDefinition<'_, (&str, &str), &[u8]> =
+    TableDefinition::new("version_metadata");
+/// (canonical crate name, version key) to the version's README (UTF-8).
+pub(super) const READMES: TableDefinition<'_, (&str, &str), &str> = TableDefinition::new("readmes");
 /// Canonical crate name to the index file's bytes.
 pub(super) const INDEX_FILES: TableDefinition<'_, &str, &[u8]> =
     TableDefinition::new("index_files");
@@ -107,6 +114,12 @@ pub(super) struct VersionRecord {
     pub(super) cksum: String,
     pub(super) blob_key: String,
     pub(super) yanked: bool,
+    /// Unknown for versions stored before the registry kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) published_at: Option<DateTime<Utc>>,
+    /// Unknown for versions stored before the registry kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) publisher: Option<UserId>,
 }
 
 pub(super) fn internal(error: impl std::fmt::Display) -> StoreError {

@@ -2,10 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use ktra_core::index::IndexLine;
+use ktra_core::metadata::VersionMetadata;
 use ktra_core::name::CrateId;
 use ktra_core::version::VersionId;
 
-use super::accounts::{OwnerActor, UserId};
+use super::accounts::{OwnerActor, User, UserId};
 use super::audit::AuditEvent;
 use crate::error::StoreError;
 
@@ -46,8 +47,10 @@ pub struct NewVersion {
     pub version: VersionId,
     /// Where the crate file was stored.
     pub blob_key: String,
-    /// The crate's description, for search.
-    pub description: Option<String>,
+    /// What the version says about itself; its description becomes the crate's, for search.
+    pub metadata: VersionMetadata,
+    /// The README's text, at most [`MAX_README_BYTES`](ktra_core::metadata::MAX_README_BYTES).
+    pub readme: Option<String>,
     /// The publishing user; becomes the owner of a new crate and must own an existing one.
     pub publisher: UserId,
     /// The publication time.
@@ -117,6 +120,35 @@ pub struct VersionSummary {
     pub version: String,
     /// Whether it is yanked.
     pub yanked: bool,
+}
+
+/// A crate as people and the crates.io read API see it.
+#[derive(Debug, Clone)]
+pub struct CrateDetails {
+    /// The name as first published.
+    pub name: String,
+    /// The owners.
+    pub owners: Vec<User>,
+    /// The versions, in publish order.
+    pub versions: Vec<VersionDetails>,
+}
+
+/// One version of a crate, in full but for its README (see [`crate::CrateStore::readme`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionDetails {
+    /// The version as published.
+    pub version: String,
+    /// Whether it is yanked.
+    pub yanked: bool,
+    /// SHA-256 of the crate file, hex.
+    pub cksum: String,
+    /// When it was published; unknown for versions stored before the registry kept it.
+    pub published_at: Option<DateTime<Utc>>,
+    /// Who published it; unknown for versions stored before the registry kept it.
+    pub publisher: Option<User>,
+    /// What it says about itself; `None` until kept (at publish, or by the backfill for
+    /// versions published before the registry kept it).
+    pub metadata: Option<VersionMetadata>,
 }
 
 /// Where a version's crate file lives.

@@ -1,9 +1,10 @@
 //! Crates, versions and owners in Redis: publish, yank, owner changes and search.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::Utc;
+use ktra_core::metadata::VersionMetadata;
 use ktra_core::name::{CrateId, canonical_crate_name};
 use ktra_core::version::VersionId;
 use redis::{AsyncCommands, Value};
@@ -15,9 +16,10 @@ use super::scripts::AuditArgs;
 use super::{classify, internal, millis};
 use crate::error::StoreError;
 use crate::model::{
-    CrateFileRef, CrateSummary, IndexFile, MIN_SUBSTRING_QUERY, NewVersion, OwnerAction,
-    OwnerActor, OwnerChange, SearchHit, SearchPage, User, UserId, VersionSummary, YankChange,
-    max_version, search_matches, search_rank, stored_crate_id, trigrams, words,
+    CrateDetails, CrateFileRef, CrateSummary, IndexFile, MIN_SUBSTRING_QUERY, NewVersion,
+    OwnerAction, OwnerActor, OwnerChange, SearchHit, SearchPage, User, UserId, VersionDetails,
+    VersionSummary, YankChange, max_version, search_matches, search_rank, stored_crate_id,
+    trigrams, words,
 };
 use crate::traits::CrateStore;
 
@@ -28,6 +30,15 @@ pub(super) struct VersionRecord {
     pub(super) cksum: String,
     pub(super) blob_key: String,
     pub(super) yanked: bool,
+    /// Milliseconds since the epoch; unknown for versions stored before the registry kept it.
+    #[serde(default)]
+    pub(super) published_at: Option<i64>,
+    /// Unknown for versions stored before the registry kept it.
+    #[serde(default)]
+    pub(super) publisher: Option<UserId>,
+    /// The version's line in the index file, from 0.
+    #[serde(default)]
+    pub(super) line: u64,
 }
 
 impl RedisStore {
@@ -96,12 +107,9 @@ impl RedisStore {
         let mut records: Vec<(u64, VersionSummary)> = raw
             .iter()
             .map(|text| {
-                let value: serde_json::Value = serde_json::from_str(text).map_err(internal)?;
-                let record: VersionRecord =
-                    serde_json::from_value(value.clone()).map_err(internal)?;
-                let line = value["line"].as_u64().unwrap_or(u64::MAX);
+                let record: VersionRecord = serde_json::from_str(text).map_err(internal)?;
                 Ok((
-                    line,
+                    record.line,
                     VersionSummary {
                         version: record.vers,
                         yanked: record.yanked,
@@ -112,6 +120,15 @@ impl RedisStore {
         records.sort_by_key(|(line, _)| *line);
         Ok(records.into_iter().map(|(_, summary)| summary).collect())
     }
+}
+
+/// An owner among the users read for a crate; an owner without a user record is an
+/// inconsistency.
+fn known_user(users: &BTreeMap<UserId, User>, id: UserId) -> Result<User, StoreError> {
+    users
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| internal(format!("user id {id} has no name")))
 }
 
 #[async_trait]
@@ -128,6 +145,113 @@ impl CrateStore for RedisStore {
         }))
     }
 
+    async fn crate_details(&self, krate: &CrateId) -> Result<Option<CrateDetails>, StoreError> {
+        let canonical = krate.canonical();
+        let (name, owner_ids, versions, metadata): (
+            Option<String>,
+            Vec<UserId>,
+            HashMap<String, String>,
+            HashMap<String, String>,
+        ) = redis::pipe()
+            .hget(self.keys.krate(canonical), "name")
+            .smembers(self.keys.owners(canonical))
+            .hgetall(self.keys.versions(canonical))
+            .hgetall(self.keys.version_metadata(canonical))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        let Some(name) = name else {
+            return Ok(None);
+        };
+        let mut records = versions
+            .iter()
+            .map(|(key, text)| {
+                let record: VersionRecord = serde_json::from_str(text).map_err(internal)?;
+                Ok((key, record))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        records.sort_by_key(|(_, record)| record.line);
+        let mut users: BTreeMap<UserId, User> = BTreeMap::new();
+        let wanted: BTreeSet<UserId> = owner_ids
+            .iter()
+            .copied()
+            .chain(records.iter().filter_map(|(_, record)| record.publisher))
+            .collect();
+        for id in wanted {
+            if let Some(user) = self.find_user_by_id(id).await? {
+                users.insert(id, user);
+            }
+        }
+        let mut owners: Vec<User> = owner_ids
+            .iter()
+            .map(|id| known_user(&users, *id))
+            .collect::<Result<_, _>>()?;
+        owners.sort_by_key(|user| user.id);
+        let versions = records
+            .into_iter()
+            .map(|(key, record)| {
+                Ok(VersionDetails {
+                    published_at: record
+                        .published_at
+                        .and_then(chrono::DateTime::from_timestamp_millis),
+                    publisher: record.publisher.and_then(|id| users.get(&id).cloned()),
+                    metadata: metadata
+                        .get(key)
+                        .map(|text| serde_json::from_str(text))
+                        .transpose()
+                        .map_err(internal)?,
+                    version: record.vers,
+                    yanked: record.yanked,
+                    cksum: record.cksum,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Some(CrateDetails {
+            name,
+            owners,
+            versions,
+        }))
+    }
+
+    async fn readme(
+        &self,
+        krate: &CrateId,
+        version: &VersionId,
+    ) -> Result<Option<String>, StoreError> {
+        self.connection()
+            .hget(self.keys.readmes(krate.canonical()), version.key())
+            .await
+            .map_err(classify)
+    }
+
+    async fn keep_version_metadata(
+        &self,
+        krate: &CrateId,
+        version: &VersionId,
+        metadata: VersionMetadata,
+        readme: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let canonical = krate.canonical();
+        let mut connection = self.primary.writer().await;
+        let kept: i64 = self
+            .scripts
+            .keep_metadata
+            .key(self.keys.versions(canonical))
+            .key(self.keys.version_metadata(canonical))
+            .key(self.keys.readmes(canonical))
+            .arg(version.key())
+            .arg(serde_json::to_string(&metadata).map_err(internal)?)
+            .arg(readme.as_deref().unwrap_or_default())
+            .arg(if readme.is_some() { "1" } else { "0" })
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        if kept == 1 {
+            self.primary.replicated(&mut connection).await?;
+        }
+        Ok(kept == 1)
+    }
+
     async fn publish(&self, new: NewVersion) -> Result<IndexFile, StoreError> {
         let canonical = new.krate.canonical();
         let key = new.version.key();
@@ -138,11 +262,14 @@ impl CrateStore for RedisStore {
             .key(self.keys.owners(canonical))
             .key(self.keys.pending())
             .key(self.keys.crate_names())
-            .key(self.keys.pending_since());
+            .key(self.keys.pending_since())
+            .key(self.keys.version_metadata(canonical))
+            .key(self.keys.readmes(canonical));
         for gram in trigrams(canonical) {
             invocation.key(self.keys.name_trigram(&gram));
         }
-        for word in words(new.description.as_deref().unwrap_or_default()) {
+        let description = new.metadata.description.as_deref();
+        for word in words(description.unwrap_or_default()) {
             invocation.key(self.keys.description_word(&word));
         }
         invocation
@@ -154,14 +281,17 @@ impl CrateStore for RedisStore {
             .arg(&new.blob_key)
             .arg(new.line.to_json())
             .arg(new.publisher)
-            .arg(new.description.as_deref().unwrap_or_default())
-            .arg(if new.description.is_some() { "1" } else { "0" })
+            .arg(description.unwrap_or_default())
+            .arg(if description.is_some() { "1" } else { "0" })
             .arg(millis(new.published_at))
             .arg(match new.crate_exists {
                 Some(true) => "1",
                 Some(false) => "0",
                 None => "",
             })
+            .arg(serde_json::to_string(&new.metadata).map_err(internal)?)
+            .arg(new.readme.as_deref().unwrap_or_default())
+            .arg(if new.readme.is_some() { "1" } else { "0" })
             .audit(self.keys.audit(), &new.audit)?;
         let mut connection = self.primary.writer().await;
         let reply: Vec<Value> = invocation

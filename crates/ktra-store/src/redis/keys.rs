@@ -100,6 +100,17 @@ impl Keys {
         format!("{}:versions:{canonical}", self.base)
     }
 
+    /// What each of a crate's versions says about itself (hash): version key to
+    /// `VersionMetadata` (JSON).
+    pub fn version_metadata(&self, canonical: &str) -> String {
+        format!("{}:version_metadata:{canonical}", self.base)
+    }
+
+    /// A crate's READMEs (hash): version key to the README's text.
+    pub fn readmes(&self, canonical: &str) -> String {
+        format!("{}:readmes:{canonical}", self.base)
+    }
+
     /// A crate's owners' ids (set).
     pub fn owners(&self, canonical: &str) -> String {
         format!("{}:owners:{canonical}", self.base)

@@ -20,6 +20,7 @@ pub(super) struct Scripts {
     pub(super) disable_user: Script,
     pub(super) revoke_token: Script,
     pub(super) acknowledge: Script,
+    pub(super) keep_metadata: Script,
     pub(super) lease: Script,
     pub(super) rate: Script,
 }
@@ -54,6 +55,7 @@ impl Scripts {
             disable_user: audited(include_str!("scripts/disable_user.lua")),
             revoke_token: audited(include_str!("scripts/revoke_token.lua")),
             acknowledge: Script::new(include_str!("scripts/acknowledge.lua")),
+            keep_metadata: Script::new(include_str!("scripts/keep_metadata.lua")),
             lease: Script::new(include_str!("scripts/lease.lua")),
             rate: Script::new(include_str!("scripts/rate.lua")),
         }

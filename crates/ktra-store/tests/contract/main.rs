@@ -25,6 +25,7 @@ macro_rules! contract_tests {
             every_change_records_its_event_and_a_refusal_none,
             publishes_can_require_the_crate_to_exist_or_not,
             index_files_are_replaced_only_at_their_revision,
+            versions_keep_what_they_say_about_themselves,
         );
     };
     ($open:ident: $($name:ident),* $(,)?) => {

@@ -170,3 +170,26 @@ async fn replicas_of_earlier_versions_read_the_same_etag() {
         .unwrap();
     assert_eq!(stored, file.etag());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_stored_by_earlier_releases_take_metadata_once() {
+    let (_keep, store) = open().await;
+    let user = registered(&*store, "alice").await;
+    published(&*store, "legacy", "1.0.0", user.id).await;
+    // What an earlier release left: a version record without publish time or publisher, and
+    // no metadata.
+    let client = redis::Client::open(_keep.1.url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::pipe()
+        .hset(
+            "ktra-test:v1:versions:legacy",
+            "1.0.0",
+            r#"{"vers":"1.0.0","line":0,"cksum":"ab","blob_key":"k","yanked":false}"#,
+        )
+        .del("ktra-test:v1:version_metadata:legacy")
+        .del("ktra-test:v1:readmes:legacy")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    crate::suite::legacy_version_takes_metadata_once(&*store).await;
+}

@@ -12,6 +12,7 @@ use axum::extract::State;
 use chrono::Utc;
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
+use ktra_core::metadata::bounded_readme;
 use ktra_core::name::CrateId;
 use ktra_core::version::VersionId;
 use ktra_publish::CheckedPublish;
@@ -189,6 +190,7 @@ async fn store_version(
     let CheckedPublish {
         krate,
         metadata,
+        edition,
         version,
         crate_file,
         cksum,
@@ -217,6 +219,7 @@ async fn store_version(
         }
     }
     let blob_key = BlobStore::new_crate_key(krate.canonical(), version.key());
+    let crate_size = u64::try_from(crate_file.len()).unwrap_or(u64::MAX);
     state
         .blobs
         .put_new(&blob_key, crate_file)
@@ -229,7 +232,8 @@ async fn store_version(
         line: metadata.to_index_line(cksum.clone(), published_at),
         version: version.clone(),
         blob_key: blob_key.clone(),
-        description: metadata.description.clone(),
+        metadata: metadata.version_metadata(edition, crate_size),
+        readme: metadata.readme.clone().map(bounded_readme),
         publisher: user.id,
         published_at,
         audit: crate::audit::event(

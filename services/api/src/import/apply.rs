@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::Utc;
 use ktra_core::name::CrateId;
 use ktra_import::{ImportPlan, PlannedCrate, PlannedVersion};
+use ktra_publish::PublishLimits;
 use ktra_store::model::{
     ApiToken, NewUser, NewVersion, OwnerAction, OwnerActor, OwnerChange, UserId, YankChange,
 };
@@ -14,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::OnProblem;
 use crate::handlers::publish::remove_unless_committed;
+use crate::upgrade::version_metadata::from_crate_file;
 
 /// The name given to imported tokens.
 const TOKEN_NAME: &str = "imported from Ktra";
@@ -331,8 +334,20 @@ impl Import {
             )?;
             return Ok(false);
         }
+        let bytes = Bytes::from(bytes);
+        let (mut metadata, readme, unreadable) = from_crate_file(
+            bytes.clone(),
+            &version.line.name,
+            &version.line.vers,
+            &PublishLimits::DEFAULT,
+        )
+        .await;
+        if let Some(problem) = unreadable {
+            tracing::warn!(%subject, %problem, "the crate file does not pass the publish checks; only its size and description are kept");
+        }
+        metadata.description = metadata.description.or_else(|| version.description.clone());
         let blob_key = BlobStore::new_crate_key(krate.canonical(), version.version.key());
-        self.blobs.put_new(&blob_key, bytes.into()).await?;
+        self.blobs.put_new(&blob_key, bytes).await?;
         let mut line = version.line.clone();
         // Published as it was first, then yanked as a yank would (one audit event each).
         line.yanked = false;
@@ -341,7 +356,8 @@ impl Import {
             line,
             version: version.version.clone(),
             blob_key: blob_key.clone(),
-            description: version.description.clone(),
+            metadata,
+            readme,
             publisher,
             published_at: version.published_at,
             audit: event("crate.import", publisher_name, subject),

@@ -319,3 +319,128 @@ pub(crate) async fn publishes_can_require_the_crate_to_exist_or_not(store: Arc<d
     new.crate_exists = Some(false);
     store.publish(new).await.unwrap();
 }
+
+pub(crate) async fn versions_keep_what_they_say_about_themselves(store: Arc<dyn MetadataStore>) {
+    let alice = registered(&*store, "alice").await;
+    let bob = registered(&*store, "bob").await;
+    let before = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
+    published(&*store, "Told", "1.0.0", alice.id).await;
+    let mut bare = new_version("Told", "1.1.0", alice.id);
+    bare.metadata = Default::default();
+    bare.readme = None;
+    store.publish(bare).await.unwrap();
+    change_owners(&*store, "Told", Add, Owner(alice.id), &["bob"])
+        .await
+        .unwrap();
+    published(&*store, "Told", "2.0.0-rc.1+meta", bob.id).await;
+
+    let details = store.crate_details(&id("told")).await.unwrap().unwrap();
+    assert_eq!(details.name, "Told");
+    let owners: Vec<&str> = details
+        .owners
+        .iter()
+        .map(|user| user.name.as_str())
+        .collect();
+    assert_eq!(owners, ["alice", "bob"]);
+    let versions: Vec<&str> = details
+        .versions
+        .iter()
+        .map(|v| v.version.as_str())
+        .collect();
+    assert_eq!(
+        versions,
+        ["1.0.0", "1.1.0", "2.0.0-rc.1+meta"],
+        "in publish order"
+    );
+    let first = &details.versions[0];
+    assert_eq!(first.publisher.as_ref().unwrap().name, "alice");
+    assert!(first.published_at.unwrap() >= before);
+    assert_eq!(first.cksum, "ab".repeat(32));
+    let metadata = first.metadata.as_ref().unwrap();
+    assert_eq!(metadata.description.as_deref(), Some("about Told"));
+    assert_eq!(metadata.license.as_deref(), Some("MIT"));
+    assert_eq!(details.versions[2].publisher.as_ref().unwrap().name, "bob");
+    assert_eq!(
+        details.versions[1].metadata.as_ref(),
+        Some(&Default::default()),
+        "an empty record is kept, not confused with none"
+    );
+    assert!(store.crate_details(&id("missing")).await.unwrap().is_none());
+
+    let readme = |version: &str| {
+        let store = Arc::clone(&store);
+        let version = VersionId::parse(version).unwrap();
+        async move { store.readme(&id("told"), &version).await.unwrap() }
+    };
+    assert_eq!(readme("1.0.0").await.as_deref(), Some("# Told 1.0.0"));
+    assert_eq!(
+        readme("2.0.0-rc.1").await.as_deref(),
+        Some("# Told 2.0.0-rc.1+meta"),
+        "found by the version's key"
+    );
+    assert_eq!(readme("1.1.0").await, None);
+    assert_eq!(readme("9.9.9").await, None);
+
+    // The backfill fills what is missing, and only that.
+    let filled = ktra_core::metadata::VersionMetadata {
+        homepage: Some("https://example.com".to_owned()),
+        ..Default::default()
+    };
+    let v = |text: &str| VersionId::parse(text).unwrap();
+    for (version, expected) in [("1.0.0", false), ("9.9.9", false)] {
+        let kept = store
+            .keep_version_metadata(&id("told"), &v(version), filled.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(kept, expected, "{version}");
+    }
+    let told = id("told");
+    let details = store.crate_details(&told).await.unwrap().unwrap();
+    assert_eq!(
+        details.versions[0]
+            .metadata
+            .as_ref()
+            .unwrap()
+            .license
+            .as_deref(),
+        Some("MIT"),
+        "kept metadata is never replaced"
+    );
+}
+
+/// Checks a store holding `legacy@1.0.0` as an earlier release wrote it (no publish time, no
+/// publisher, no metadata): it reads as unknown, and the backfill keeps metadata for it once.
+pub(crate) async fn legacy_version_takes_metadata_once(store: &dyn MetadataStore) {
+    let legacy = id("legacy");
+    let details = store.crate_details(&legacy).await.unwrap().unwrap();
+    let version = &details.versions[0];
+    assert_eq!(version.version, "1.0.0");
+    assert_eq!(
+        (&version.published_at, &version.publisher, &version.metadata),
+        (&None, &None, &None)
+    );
+    let metadata = ktra_core::metadata::VersionMetadata {
+        repository: Some("https://example.com/legacy.git".to_owned()),
+        ..Default::default()
+    };
+    let one = VersionId::parse("1.0.0").unwrap();
+    assert!(
+        store
+            .keep_version_metadata(&legacy, &one, metadata.clone(), Some("# Legacy".to_owned()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .keep_version_metadata(&legacy, &one, Default::default(), None)
+            .await
+            .unwrap(),
+        "a second backfill changes nothing"
+    );
+    let details = store.crate_details(&legacy).await.unwrap().unwrap();
+    assert_eq!(details.versions[0].metadata, Some(metadata));
+    assert_eq!(
+        store.readme(&legacy, &one).await.unwrap().as_deref(),
+        Some("# Legacy")
+    );
+}

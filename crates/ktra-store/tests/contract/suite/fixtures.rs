@@ -2,6 +2,7 @@
 
 use chrono::{TimeDelta, Utc};
 use ktra_core::index::IndexLine;
+use ktra_core::metadata::VersionMetadata;
 use ktra_core::name::CrateId;
 use ktra_core::version::VersionId;
 use ktra_store::model::{
@@ -153,7 +154,12 @@ pub(crate) fn new_version(name: &str, version: &str, publisher: UserId) -> NewVe
         line,
         version: parsed,
         blob_key: format!("crates/{name}/{version}"),
-        description: Some(format!("about {name}")),
+        metadata: VersionMetadata {
+            description: Some(format!("about {name}")),
+            license: Some("MIT".to_owned()),
+            ..VersionMetadata::default()
+        },
+        readme: Some(format!("# {name} {version}")),
         publisher,
         published_at: Utc::now(),
         audit: audit("crate.publish", &format!("{name}@{version}")),

@@ -101,17 +101,6 @@ fn without_nulls(file: &IndexFile) -> Option<Vec<u8>> {
     Some(content)
 }
 
-/// Runs [`drop_null_keys`] once, logging the outcome; for a task started with the service.
-pub async fn upgrade_in_background(store: std::sync::Arc<dyn MetadataStore>) {
-    match drop_null_keys(&*store).await {
-        Ok(0) => {}
-        Ok(count) => tracing::info!(count, "index files rewritten without null keys"),
-        Err(error) => {
-            tracing::warn!(%error, "rewriting index files without null keys failed; the next start retries");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
