@@ -25,9 +25,10 @@ use ktra_core::name::CrateId;
 use ktra_core::version::VersionId;
 
 use crate::model::{
-    AuditEvent, AuditRecord, CrateDetails, CrateFileRef, CrateSummary, IndexFile, Invitation,
-    NewToken, NewUser, NewVersion, OwnerChange, PasswordChange, PendingChange, PendingSummary,
-    SearchPage, StoredToken, TokenId, TokenInfo, User, UserCredentials, UserId, YankChange,
+    AuditEvent, AuditRecord, CrateDetails, CrateFileRef, CrateOverview, CrateSummary, IndexFile,
+    Invitation, NewToken, NewUser, NewVersion, OwnerChange, PasswordChange, PendingChange,
+    PendingSummary, SearchPage, StoredToken, TokenId, TokenInfo, User, UserCredentials, UserId,
+    YankChange,
 };
 use crate::observer::{StoreKind, StoreObserver, observe};
 
@@ -170,6 +171,10 @@ store_domains! {
         /// Returns a crate's name, owners and versions with what each says about itself, for
         /// pages and the crates.io read API.
         async fn crate_details(&self, krate: &CrateId) -> Result<Option<CrateDetails>, StoreError>;
+
+        /// Returns every crate, briefly, in canonical order: for listings, which the API
+        /// caches (one read of every crate record).
+        async fn crates_overview(&self) -> Result<Vec<CrateOverview>, StoreError>;
 
         /// Returns a version's README as kept at publish (or by the backfill); `None` when the
         /// version has none or does not exist.

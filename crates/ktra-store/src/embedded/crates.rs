@@ -20,9 +20,9 @@ use super::schema::{
 };
 use crate::error::StoreError;
 use crate::model::{
-    CrateDetails, CrateFileRef, CrateSummary, IndexFile, NewVersion, OwnerAction, OwnerActor,
-    OwnerChange, SearchHit, SearchPage, User, UserId, VersionDetails, VersionSummary, YankChange,
-    check_publisher, max_version, search_matches, search_rank, stored_crate_id,
+    CrateDetails, CrateFileRef, CrateOverview, CrateSummary, IndexFile, NewVersion, OwnerAction,
+    OwnerActor, OwnerChange, SearchHit, SearchPage, User, UserId, VersionDetails, VersionSummary,
+    YankChange, check_publisher, max_version, search_matches, search_rank, stored_crate_id,
 };
 use crate::traits::CrateStore;
 
@@ -155,6 +155,26 @@ impl CrateStore for EmbeddedStore {
         .await
     }
 
+    async fn crates_overview(&self) -> Result<Vec<CrateOverview>, StoreError> {
+        self.scan(|txn| {
+            let crates = txn.open_table(CRATES).map_err(internal)?;
+            let mut overview = Vec::new();
+            for entry in crates.iter().map_err(internal)? {
+                let record: CrateRecord = decode(entry.map_err(internal)?.1.value())?;
+                overview.push(CrateOverview {
+                    name: record.name,
+                    description: record.description,
+                    created_at: record.created_at,
+                    updated_at: record.last_modified,
+                    newest_version: record.newest_version,
+                    version_count: record.version_count,
+                });
+            }
+            Ok(overview)
+        })
+        .await
+    }
+
     async fn readme(
         &self,
         krate: &CrateId,
@@ -240,6 +260,8 @@ impl CrateStore for EmbeddedStore {
                     revision: 0,
                     etag: String::new(),
                     last_modified: new.published_at,
+                    created_at: Some(new.published_at),
+                    newest_version: None,
                 },
             };
             let version = VersionRecord {
@@ -258,6 +280,7 @@ impl CrateStore for EmbeddedStore {
             keep_metadata(txn, canonical, &key, &new.metadata, new.readme.as_deref())?;
             record.version_count += 1;
             record.description = new.metadata.description.clone();
+            record.newest_version = Some(new.line.vers.clone());
             let mut content = txn
                 .open_table(INDEX_FILES)
                 .map_err(internal)?

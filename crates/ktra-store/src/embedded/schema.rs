@@ -104,6 +104,13 @@ pub(super) struct CrateRecord {
     #[serde(default)]
     pub(super) etag: String,
     pub(super) last_modified: DateTime<Utc>,
+    /// Unknown for crates stored before the registry kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) created_at: Option<DateTime<Utc>>,
+    /// The version published last; unknown for crates not published to since the registry
+    /// kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) newest_version: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -151,6 +151,25 @@ pub struct VersionDetails {
     pub metadata: Option<VersionMetadata>,
 }
 
+/// A crate in listings: the home page and the summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrateOverview {
+    /// The name as first published.
+    pub name: String,
+    /// The latest published description.
+    pub description: Option<String>,
+    /// When its first version was published; unknown for crates stored before the registry
+    /// kept it.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When its index file last changed (a publish or a yank).
+    pub updated_at: DateTime<Utc>,
+    /// The version published last; unknown for crates not published to since the registry
+    /// kept it.
+    pub newest_version: Option<String>,
+    /// How many versions it has.
+    pub version_count: u32,
+}
+
 /// Where a version's crate file lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrateFileRef {

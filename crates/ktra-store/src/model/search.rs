@@ -61,25 +61,30 @@ pub fn trigrams(canonical: &str) -> Vec<String> {
     grams
 }
 
-/// Returns whether a crate matches a search query: the query, folded like crate names, occurs
-/// in the name (for queries shorter than [`MIN_SUBSTRING_QUERY`], starts it), or every word of
-/// the query is a word of the description.
-pub fn search_matches(query: &str, canonical: &str, description: Option<&str>) -> bool {
-    let folded = ktra_core::name::canonical_crate_name(query);
-    let name_matches = if folded.chars().count() < MIN_SUBSTRING_QUERY {
+/// Returns whether `text`, folded like crate names, occurs in a canonical name (for texts
+/// shorter than [`MIN_SUBSTRING_QUERY`], starts it).
+pub fn name_contains(canonical: &str, text: &str) -> bool {
+    let folded = ktra_core::name::canonical_crate_name(text);
+    if folded.chars().count() < MIN_SUBSTRING_QUERY {
         canonical.starts_with(&folded)
     } else {
         canonical.contains(&folded)
-    };
-    if name_matches {
+    }
+}
+
+/// Returns whether a crate matches a search query: the whole query occurs in the name (see
+/// [`name_contains`]), or each word of the query occurs in the name or is a word of the
+/// description (`serde json` finds `serde_json`, and a crate described as a fast JSON parser).
+pub fn search_matches(query: &str, canonical: &str, description: Option<&str>) -> bool {
+    if name_contains(canonical, query) {
         return true;
     }
     let wanted = words(query);
+    let have = description.map(words).unwrap_or_default();
     !wanted.is_empty()
-        && description.is_some_and(|text| {
-            let have = words(text);
-            wanted.iter().all(|word| have.binary_search(word).is_ok())
-        })
+        && wanted
+            .iter()
+            .all(|word| name_contains(canonical, word) || have.binary_search(word).is_ok())
 }
 
 #[cfg(test)]
@@ -102,6 +107,14 @@ mod tests {
             "simd",
             Some("A fast json parser.")
         ));
+        assert!(search_matches("serde json", "serde_json", None));
+        assert!(search_matches("json serde", "serde_json", None));
+        assert!(search_matches(
+            "simd json",
+            "simd",
+            Some("A fast json parser.")
+        ));
+        assert!(!search_matches("serde xml", "serde_json", None));
         assert_eq!(trigrams("serde"), ["erd", "rde", "ser"]);
         assert_eq!(words("Fast, FAST json!"), ["fast", "json"]);
     }

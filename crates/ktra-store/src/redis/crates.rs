@@ -13,13 +13,13 @@ use serde::Deserialize;
 use super::RedisStore;
 use super::index::index_file_reply;
 use super::scripts::AuditArgs;
-use super::{classify, internal, millis};
+use super::{classify, from_millis, internal, millis};
 use crate::error::StoreError;
 use crate::model::{
-    CrateDetails, CrateFileRef, CrateSummary, IndexFile, MIN_SUBSTRING_QUERY, NewVersion,
-    OwnerAction, OwnerActor, OwnerChange, SearchHit, SearchPage, User, UserId, VersionDetails,
-    VersionSummary, YankChange, max_version, search_matches, search_rank, stored_crate_id,
-    trigrams, words,
+    CrateDetails, CrateFileRef, CrateOverview, CrateSummary, IndexFile, MIN_SUBSTRING_QUERY,
+    NewVersion, OwnerAction, OwnerActor, OwnerChange, SearchHit, SearchPage, User, UserId,
+    VersionDetails, VersionSummary, YankChange, max_version, search_matches, search_rank,
+    stored_crate_id, trigrams, words,
 };
 use crate::traits::CrateStore;
 
@@ -57,42 +57,55 @@ impl RedisStore {
         Ok(name.map(|name| (name, owners)))
     }
 
-    /// Returns the canonical names that may match a query, from the search indexes.
+    /// Returns the canonical names that may match a query, from the search indexes: those
+    /// whose name holds the whole query, and those where each word of the query is in the
+    /// name or in the description's word index ([`search_matches`] decides).
     pub(super) async fn search_candidates(
         &self,
         query: &str,
     ) -> Result<BTreeSet<String>, StoreError> {
+        let mut candidates = self.name_candidates(query).await?;
+        let mut every_word: Option<BTreeSet<String>> = None;
+        for word in words(query) {
+            let mut matching = self.name_candidates(&word).await?;
+            let described: Vec<String> = self
+                .connection()
+                .smembers(self.keys.description_word(&word))
+                .await
+                .map_err(classify)?;
+            matching.extend(described);
+            every_word = Some(match every_word {
+                None => matching,
+                Some(found) => found.intersection(&matching).cloned().collect(),
+            });
+        }
+        candidates.extend(every_word.unwrap_or_default());
+        Ok(candidates)
+    }
+
+    /// Returns the canonical names that hold `text` (see [`crate::model::name_contains`]),
+    /// from the name index.
+    async fn name_candidates(&self, text: &str) -> Result<BTreeSet<String>, StoreError> {
+        let folded = canonical_crate_name(text);
         let mut connection = self.connection();
-        let folded = canonical_crate_name(query);
-        let mut candidates = BTreeSet::new();
-        if folded.chars().count() < MIN_SUBSTRING_QUERY {
-            if !folded.is_empty() {
-                let start = format!("[{folded}");
-                let end = format!("[{folded}\u{ff}");
-                let names: Vec<String> = connection
-                    .zrangebylex(self.keys.crate_names(), start, end)
-                    .await
-                    .map_err(classify)?;
-                candidates.extend(names);
+        let names: Vec<String> = if folded.chars().count() < MIN_SUBSTRING_QUERY {
+            if folded.is_empty() {
+                return Ok(BTreeSet::new());
             }
+            let start = format!("[{folded}");
+            let end = format!("[{folded}\u{ff}");
+            connection
+                .zrangebylex(self.keys.crate_names(), start, end)
+                .await
+                .map_err(classify)?
         } else {
             let grams: Vec<String> = trigrams(&folded)
                 .iter()
                 .map(|gram| self.keys.name_trigram(gram))
                 .collect();
-            let names: Vec<String> = connection.sinter(grams).await.map_err(classify)?;
-            candidates.extend(names);
-        }
-        let query_words = words(query);
-        if !query_words.is_empty() {
-            let word_keys: Vec<String> = query_words
-                .iter()
-                .map(|word| self.keys.description_word(word))
-                .collect();
-            let names: Vec<String> = connection.sinter(word_keys).await.map_err(classify)?;
-            candidates.extend(names);
-        }
-        Ok(candidates)
+            connection.sinter(grams).await.map_err(classify)?
+        };
+        Ok(names.into_iter().collect())
     }
 
     pub(super) async fn version_summaries(
@@ -121,6 +134,26 @@ impl RedisStore {
         Ok(records.into_iter().map(|(_, summary)| summary).collect())
     }
 }
+
+/// The crate record's fields a listing reads, in [`OVERVIEW_FIELDS`] order.
+const OVERVIEW_FIELDS: [&str; 6] = [
+    "name",
+    "description",
+    "created_at",
+    "last_modified",
+    "newest_version",
+    "version_count",
+];
+
+/// [`OVERVIEW_FIELDS`] as read.
+type OverviewFields = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<u32>,
+);
 
 /// An owner among the users read for a crate; an owner without a user record is an
 /// inconsistency.
@@ -211,6 +244,39 @@ impl CrateStore for RedisStore {
             owners,
             versions,
         }))
+    }
+
+    async fn crates_overview(&self) -> Result<Vec<CrateOverview>, StoreError> {
+        let names: Vec<String> = self
+            .connection()
+            .zrange(self.keys.crate_names(), 0, -1)
+            .await
+            .map_err(classify)?;
+        let mut overview = Vec::with_capacity(names.len());
+        for chunk in names.chunks(512) {
+            let mut pipe = redis::pipe();
+            for canonical in chunk {
+                pipe.hmget(self.keys.krate(canonical), &OVERVIEW_FIELDS);
+            }
+            let rows: Vec<OverviewFields> = pipe
+                .query_async(&mut self.connection())
+                .await
+                .map_err(classify)?;
+            for (name, description, created_at, last_modified, newest_version, count) in rows {
+                let (Some(name), Some(last_modified)) = (name, last_modified) else {
+                    continue;
+                };
+                overview.push(CrateOverview {
+                    name,
+                    description,
+                    created_at: created_at.as_deref().map(from_millis).transpose()?,
+                    updated_at: from_millis(&last_modified)?,
+                    newest_version,
+                    version_count: count.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(overview)
     }
 
     async fn readme(

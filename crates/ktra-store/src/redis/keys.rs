@@ -90,7 +90,7 @@ impl Keys {
     }
 
     /// A crate's record (hash): name, description, revision, version count,
-    /// last_modified, and `index`, the crate's index file.
+    /// last_modified, created_at, newest_version, and `index`, the crate's index file.
     pub fn krate(&self, canonical: &str) -> String {
         format!("{}:crate:{canonical}", self.base)
     }

@@ -26,6 +26,7 @@ macro_rules! contract_tests {
             publishes_can_require_the_crate_to_exist_or_not,
             index_files_are_replaced_only_at_their_revision,
             versions_keep_what_they_say_about_themselves,
+            the_overview_lists_every_crate,
         );
     };
     ($open:ident: $($name:ident),* $(,)?) => {

@@ -27,7 +27,8 @@ if existing then
     return {'duplicate', cjson.decode(duplicate)['vers']}
   end
 else
-  redis.call('HSET', KEYS[1], 'name', ARGV[2], 'revision', 0, 'version_count', 0)
+  redis.call('HSET', KEYS[1], 'name', ARGV[2], 'revision', 0, 'version_count', 0,
+    'created_at', ARGV[11])
   redis.call('SADD', KEYS[3], ARGV[8])
   redis.call('ZADD', KEYS[5], 0, ARGV[1])
 end
@@ -42,7 +43,7 @@ if ARGV[15] == '1' then
 end
 local content = (redis.call('HGET', KEYS[1], 'index') or '') .. ARGV[7] .. '\n'
 local revision = commit_index_file(KEYS[1], KEYS[4], KEYS[6], ARGV[1], content, ARGV[11])
-redis.call('HSET', KEYS[1], 'version_count', line_number + 1)
+redis.call('HSET', KEYS[1], 'version_count', line_number + 1, 'newest_version', ARGV[4])
 if ARGV[10] == '1' then
   redis.call('HSET', KEYS[1], 'description', ARGV[9])
 else

@@ -228,6 +228,21 @@ pub(crate) async fn search_and_listing(store: Arc<dyn MetadataStore>) {
     assert_eq!(second_page.hits.len(), 1);
     assert_eq!(store.search("about serde", 0, 10).await.unwrap().total, 1);
     assert_eq!(store.search("nothing", 0, 10).await.unwrap().total, 0);
+    // Several words: each must be in the name or the description.
+    let hits = |query: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            let page = store.search(query, 0, 10).await.unwrap();
+            page.hits
+                .into_iter()
+                .map(|hit| hit.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(hits("tokio util").await, ["tokio-util"]);
+    assert_eq!(hits("ext my").await, ["my_tokio_ext"]);
+    assert_eq!(hits("about tokio ext").await, ["my_tokio_ext"]);
+    assert!(hits("tokio serde").await.is_empty());
 
     let canonical = |names: &[ktra_core::name::CrateId]| -> Vec<String> {
         names
@@ -443,4 +458,22 @@ pub(crate) async fn legacy_version_takes_metadata_once(store: &dyn MetadataStore
         store.readme(&legacy, &one).await.unwrap().as_deref(),
         Some("# Legacy")
     );
+}
+
+pub(crate) async fn the_overview_lists_every_crate(store: Arc<dyn MetadataStore>) {
+    assert!(store.crates_overview().await.unwrap().is_empty());
+    let alice = registered(&*store, "alice").await;
+    let before = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
+    published(&*store, "Zeta", "1.0.0", alice.id).await;
+    published(&*store, "alpha", "0.1.0", alice.id).await;
+    published(&*store, "alpha", "0.2.0-beta.1", alice.id).await;
+    let overview = store.crates_overview().await.unwrap();
+    let names: Vec<&str> = overview.iter().map(|entry| entry.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "Zeta"], "in canonical order");
+    let alpha = &overview[0];
+    assert_eq!(alpha.newest_version.as_deref(), Some("0.2.0-beta.1"));
+    assert_eq!(alpha.version_count, 2);
+    assert_eq!(alpha.description.as_deref(), Some("about alpha"));
+    let created = alpha.created_at.unwrap();
+    assert!(created >= before && created <= alpha.updated_at);
 }
