@@ -9,9 +9,9 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 
 /// Defines an extractor that wraps one of axum's and answers its rejections as a 400 in
-/// cargo's format.
+/// cargo's format, saying what was invalid (`$what`) and why, without axum's wording.
 macro_rules! cargo_format_extractor {
-    ($(#[$doc:meta])* $name:ident wraps $inner:ident) => {
+    ($(#[$doc:meta])* $name:ident wraps $inner:ident, $what:literal) => {
         $(#[$doc])*
         #[derive(Debug)]
         pub struct $name<T>(pub T);
@@ -30,7 +30,7 @@ macro_rules! cargo_format_extractor {
                 $inner::<T>::from_request_parts(parts, state)
                     .await
                     .map(|$inner(value)| Self(value))
-                    .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+                    .map_err(|rejection| ApiError::bad_request(format!("invalid {}: {}", $what, innermost(&rejection))))
             }
         }
     };
@@ -38,12 +38,21 @@ macro_rules! cargo_format_extractor {
 
 cargo_format_extractor!(
     /// Path parameters; a malformed path is a 400 in cargo's format.
-    ApiPath wraps Path
+    ApiPath wraps Path, "path"
 );
 cargo_format_extractor!(
     /// Query parameters; a malformed query is a 400 in cargo's format.
-    ApiQuery wraps Query
+    ApiQuery wraps Query, "query string"
 );
+
+/// The innermost cause of an error: the parser's own words, without the framework's.
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
 
 /// How much of a refused body is read and thrown away before answering, so that a client
 /// still sending it sees the answer instead of a reset connection.

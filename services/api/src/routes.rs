@@ -9,7 +9,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth;
 use crate::error::{method_not_allowed, route_not_found};
-use crate::handlers::{admin, crates, download, health, index, metrics, publish, tokens, users};
+use crate::handlers::{
+    admin, crate_info, crates, download, health, index, metrics, publish, search, tokens, users,
+};
 use crate::state::AppState;
 
 /// Builds the router.
@@ -69,7 +71,23 @@ pub fn router(state: AppState) -> Router {
         .route_layer(required());
     // cargo: what it reads; with a token in a private registry.
     let reads = Router::new()
-        .route("/api/v1/crates", get(crates::search))
+        .route("/api/v1/crates", get(search::search))
+        .route("/api/v1/summary", get(crate_info::summary))
+        .route("/api/v1/crates/{name}", get(crate_info::krate))
+        .route("/api/v1/crates/{name}/versions", get(crate_info::versions))
+        .route(
+            "/api/v1/crates/{name}/reverse_dependencies",
+            get(crate_info::reverse_dependencies),
+        )
+        .route("/api/v1/crates/{name}/{version}", get(crate_info::version))
+        .route(
+            "/api/v1/crates/{name}/{version}/dependencies",
+            get(crate_info::dependencies),
+        )
+        .route(
+            "/api/v1/crates/{name}/{version}/readme",
+            get(crate_info::readme),
+        )
         .route(
             "/api/v1/crates/{name}/{version}/download",
             get(download::download),

@@ -36,6 +36,8 @@ pub struct Shared {
     pub index_sync: IndexSync,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::ApiMetrics>,
+    /// Every crate, briefly, for listings (read at most every few seconds).
+    pub listings: crate::catalog::Listings,
     /// The configuration.
     pub config: Arc<Config>,
     /// `config.json` as served, rendered once.
@@ -125,6 +127,7 @@ impl AppState {
             passwords,
             index_sync,
             metrics,
+            listings: crate::catalog::Listings::default(),
             index_config: Bytes::from(index_config.to_json()),
             login_challenge,
             config: Arc::new(config),

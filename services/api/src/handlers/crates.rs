@@ -1,4 +1,4 @@
-//! Yank, unyank, owners and search under `/api/v1/crates`.
+//! Yank, unyank and owners under `/api/v1/crates`.
 
 use axum::Json;
 use axum::body::Body;
@@ -13,7 +13,7 @@ use ktra_store::model::{self, EndpointScope, OwnerAction, YankChange};
 use crate::audit;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{ApiPath, ApiQuery, json_body};
+use crate::extract::{ApiPath, json_body};
 use crate::limits::ClientIp;
 use crate::state::AppState;
 
@@ -51,7 +51,7 @@ pub(crate) fn crate_from_path(name: &str) -> Result<CrateId, ApiError> {
     CrateId::new(name).map_err(|_| ApiError::not_found(format!("crate `{name}` does not exist")))
 }
 
-fn parse_version(name: &str, version: &str) -> Result<VersionId, ApiError> {
+pub(crate) fn parse_version(name: &str, version: &str) -> Result<VersionId, ApiError> {
     VersionId::parse(version)
         .map_err(|_| ApiError::not_found(format!("crate `{name}` has no version `{version}`")))
 }
@@ -246,76 +246,4 @@ pub async fn change_owners(
         OwnerAction::Add
     };
     apply_owner_change(&state, &caller, &client, &name, body, action).await
-}
-
-/// Search parameters, as cargo sends them.
-#[derive(Debug, Deserialize)]
-pub struct SearchQuery {
-    #[serde(default)]
-    q: String,
-    per_page: Option<u64>,
-    page: Option<u64>,
-}
-
-/// One search result.
-#[derive(Debug, Serialize)]
-pub struct SearchCrate {
-    name: String,
-    max_version: String,
-    description: Option<String>,
-}
-
-/// Search results with the total count.
-#[derive(Debug, Serialize)]
-pub struct SearchResults {
-    crates: Vec<SearchCrate>,
-    meta: SearchMeta,
-}
-
-/// `{"total": N}`.
-#[derive(Debug, Serialize)]
-pub struct SearchMeta {
-    total: u64,
-}
-
-/// The largest page size, as on crates.io.
-const MAX_PER_PAGE: u64 = 100;
-
-/// The longest query accepted.
-const MAX_QUERY_LEN: usize = 256;
-
-/// `GET /api/v1/crates?q=...&per_page=N&page=P`.
-#[tracing::instrument(skip_all, fields(query = %query.q))]
-pub async fn search(
-    State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<SearchQuery>,
-) -> Result<Json<SearchResults>, ApiError> {
-    let per_page = query.per_page.unwrap_or(10);
-    if per_page == 0 || per_page > MAX_PER_PAGE {
-        return Err(ApiError::bad_request(format!(
-            "per_page must be between 1 and {MAX_PER_PAGE}"
-        )));
-    }
-    if query.q.len() > MAX_QUERY_LEN {
-        return Err(ApiError::bad_request(format!(
-            "the search query is longer than {MAX_QUERY_LEN} bytes"
-        )));
-    }
-    let page = query.page.unwrap_or(1).max(1);
-    let offset = (page - 1).saturating_mul(per_page);
-    let results = state.store.search(query.q.trim(), offset, per_page).await?;
-    Ok(Json(SearchResults {
-        crates: results
-            .hits
-            .into_iter()
-            .map(|hit| SearchCrate {
-                name: hit.name,
-                max_version: hit.max_version,
-                description: hit.description,
-            })
-            .collect(),
-        meta: SearchMeta {
-            total: results.total,
-        },
-    }))
 }

@@ -2,5 +2,6 @@
 //! stores nothing; revalidation answers 304.
 
 mod accounts;
+mod catalog;
 mod publish;
 mod reads;

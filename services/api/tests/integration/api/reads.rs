@@ -169,9 +169,9 @@ pub(crate) async fn search_ranks_and_pages(backend: Backend) {
     assert_eq!(
         reply,
         json!({"crates": [
-            {"name": "serde", "max_version": "1.0.0", "description": "the serde crate"},
-            {"name": "serde_json", "max_version": "1.0.0", "description": "the serde_json crate"},
-        ], "meta": {"total": 3}})
+            {"id": "serde", "name": "serde", "max_version": "1.0.0", "description": "the serde crate"},
+            {"id": "serde_json", "name": "serde_json", "max_version": "1.0.0", "description": "the serde_json crate"},
+        ], "meta": {"total": 3, "next_page": "?q=Serde&page=2&per_page=2", "prev_page": null}})
     );
     let (_, reply) = app.get("/api/v1/crates?q=serde&per_page=2&page=2").await;
     assert_eq!(reply["crates"][0]["name"], "my-serde-helper");
