@@ -13,7 +13,7 @@ const FRESH_FOR: Duration = Duration::from_secs(5);
 /// How many crates each list of the summary holds.
 pub const SUMMARY_LENGTH: usize = 10;
 
-/// Every crate, briefly, read at most once per [`FRESH_FOR`].
+/// Every crate, briefly, read at most once per five seconds.
 #[derive(Debug, Default)]
 pub struct Listings {
     cached: Mutex<Option<(Instant, Arc<Vec<CrateOverview>>)>>,
@@ -33,7 +33,7 @@ pub struct Summary {
 }
 
 impl Listings {
-    /// Every crate, in canonical order; at most [`FRESH_FOR`] old.
+    /// Every crate, in canonical order; at most five seconds old.
     ///
     /// # Errors
     ///
