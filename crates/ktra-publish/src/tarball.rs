@@ -245,7 +245,7 @@ pub fn validate(
 
 /// Reads a README from a crate file already checked by [`validate`]: `path` relative to the
 /// package's root (`prefix`, `{name}-{version}`), at most
-/// [`MAX_README_BYTES`](ktra_core::metadata::MAX_README_BYTES) of it, cut at a character
+/// [`MAX_README_BYTES`] of it, cut at a character
 /// boundary. `None` when the file is missing, not UTF-8, or the path leaves the package.
 #[must_use]
 pub fn readme_text(crate_file: &[u8], prefix: &str, path: &str) -> Option<String> {
