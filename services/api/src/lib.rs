@@ -19,6 +19,7 @@ pub mod limits;
 pub mod metrics;
 #[cfg(feature = "crates-io-mirroring")]
 pub mod mirror;
+pub mod pages;
 pub mod password;
 pub mod routes;
 pub mod state;

@@ -123,10 +123,17 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::scrape));
+    // people: the pages; in a private registry they need a caller too.
+    let pages = if state.config.ui.enabled {
+        crate::pages::routes().route_layer(required_if_private())
+    } else {
+        Router::new()
+    };
     let router = publish
         .merge(changes)
         .merge(reads)
         .merge(owners)
+        .merge(pages)
         .merge(open);
     mirror_routes(router, &state)
         .fallback(route_not_found)

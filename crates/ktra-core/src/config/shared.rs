@@ -17,7 +17,10 @@ pub const DEFAULT_API_PORT: u16 = 8000;
 pub const DEFAULT_INDEXER_PORT: u16 = 8001;
 
 /// Route prefixes the download path may not take.
-const RESERVED_PREFIXES: &[&str] = &["api", "index", "ktra", "me", "livez", "readyz", "metrics"];
+const RESERVED_PREFIXES: &[&str] = &[
+    "api", "index", "ktra", "me", "livez", "readyz", "metrics", "crates", "users", "search",
+    "static", "login", "logout", "account", "admin",
+];
 
 /// `KTRA_REGISTRY_*`: the URLs cargo sees, in `config.json` of both the sparse and the git
 /// index.

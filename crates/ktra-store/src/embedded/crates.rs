@@ -168,6 +168,7 @@ impl CrateStore for EmbeddedStore {
                     updated_at: record.last_modified,
                     newest_version: record.newest_version,
                     version_count: record.version_count,
+                    owners: record.owners,
                 });
             }
             Ok(overview)

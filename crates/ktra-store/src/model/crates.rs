@@ -168,6 +168,8 @@ pub struct CrateOverview {
     pub newest_version: Option<String>,
     /// How many versions it has.
     pub version_count: u32,
+    /// Its owners' ids.
+    pub owners: Vec<UserId>,
 }
 
 /// Where a version's crate file lives.

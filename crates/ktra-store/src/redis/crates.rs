@@ -256,13 +256,16 @@ impl CrateStore for RedisStore {
         for chunk in names.chunks(512) {
             let mut pipe = redis::pipe();
             for canonical in chunk {
-                pipe.hmget(self.keys.krate(canonical), &OVERVIEW_FIELDS);
+                pipe.hmget(self.keys.krate(canonical), &OVERVIEW_FIELDS)
+                    .smembers(self.keys.owners(canonical));
             }
-            let rows: Vec<OverviewFields> = pipe
+            let rows: Vec<(OverviewFields, Vec<UserId>)> = pipe
                 .query_async(&mut self.connection())
                 .await
                 .map_err(classify)?;
-            for (name, description, created_at, last_modified, newest_version, count) in rows {
+            for (fields, mut owners) in rows {
+                let (name, description, created_at, last_modified, newest_version, count) = fields;
+                owners.sort_unstable();
                 let (Some(name), Some(last_modified)) = (name, last_modified) else {
                     continue;
                 };
@@ -273,6 +276,7 @@ impl CrateStore for RedisStore {
                     updated_at: from_millis(&last_modified)?,
                     newest_version,
                     version_count: count.unwrap_or_default(),
+                    owners,
                 });
             }
         }

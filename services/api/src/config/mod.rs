@@ -187,6 +187,29 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The pull-through mirror of an upstream registry.
     pub mirror: MirrorConfig,
+    /// The pages people browse.
+    pub ui: UiConfig,
+}
+
+/// `KTRA_UI_*`: the pages people browse (crates, READMEs, versions, owners).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    /// `KTRA_UI_ENABLED`: serve the pages; off, only cargo's and Ktra's APIs answer.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `KTRA_UI_REGISTRY_NAME`: the name the pages use for this registry in the cargo
+    /// configuration and commands they show (`cargo add foo --registry ktra`).
+    #[serde(default = "default_registry_name")]
+    pub registry_name: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_registry_name() -> String {
+    "ktra".to_owned()
 }
 
 /// `KTRA_LIMITS_*`: rate limits on the requests a flood would target, counted in the metadata
@@ -353,6 +376,7 @@ impl Config {
             auth: section(settings, "KTRA_AUTH_")?,
             limits: section(settings, "KTRA_LIMITS_")?,
             mirror: section(settings, "KTRA_MIRROR_")?,
+            ui: section(settings, "KTRA_UI_")?,
         };
         if settings.is_set("KTRA_DB_MONGODB_URL") {
             bail!(

@@ -34,6 +34,7 @@ mod index_upgrade;
 mod limits;
 #[cfg(feature = "crates-io-mirroring")]
 mod mirror;
+mod pages;
 mod replicas;
 mod retries;
 mod tokens;

@@ -473,6 +473,7 @@ pub(crate) async fn the_overview_lists_every_crate(store: Arc<dyn MetadataStore>
     let alpha = &overview[0];
     assert_eq!(alpha.newest_version.as_deref(), Some("0.2.0-beta.1"));
     assert_eq!(alpha.version_count, 2);
+    assert_eq!(alpha.owners, [alice.id]);
     assert_eq!(alpha.description.as_deref(), Some("about alpha"));
     let created = alpha.created_at.unwrap();
     assert!(created >= before && created <= alpha.updated_at);

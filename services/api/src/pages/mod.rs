@@ -1,0 +1,160 @@
+//! The pages people browse, rendered on the server (askama templates in `templates/`, one
+//! small stylesheet in `static/`): no JavaScript, no external fonts or scripts, light and dark,
+//! usable on a phone. `KTRA_UI_ENABLED=false` turns them off.
+//!
+//! - [`home`]: the home page (counts, new and updated crates, how to use the registry) and
+//!   search results.
+//! - [`crate_page`]: a crate at its default version or at a chosen one.
+//! - [`user`]: the crates a user owns.
+
+pub mod crate_page;
+pub mod home;
+pub mod user;
+
+use askama::Template;
+use axum::Router;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use http::StatusCode;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use ktra_store::StoreError;
+
+use crate::state::AppState;
+
+/// The stylesheet, served at `/static/ktra.css`.
+const STYLESHEET: &str = include_str!("../../static/ktra.css");
+
+/// The pages' routes (served unless `KTRA_UI_ENABLED=false`).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home::home))
+        .route("/search", get(home::search))
+        .route("/crates/{name}", get(crate_page::default_version))
+        .route("/crates/{name}/{version}", get(crate_page::chosen_version))
+        .route("/users/{name}", get(user::user))
+        .route("/static/ktra.css", get(stylesheet))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// What every page shows around its content.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    /// The registry's name in cargo commands.
+    pub registry_name: String,
+    /// The search box's text.
+    pub query: String,
+}
+
+impl Chrome {
+    /// The chrome of a page of `state`, with `query` in the search box.
+    pub fn new(state: &AppState, query: &str) -> Self {
+        Self {
+            registry_name: state.config.ui.registry_name.clone(),
+            query: query.to_owned(),
+        }
+    }
+}
+
+/// A page that could not be shown, as an HTML page with its status.
+#[derive(Debug)]
+pub struct PageError {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+    chrome: Chrome,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    chrome: &'a Chrome,
+    title: &'a str,
+    detail: &'a str,
+}
+
+impl PageError {
+    /// A 404 saying what is missing.
+    pub fn not_found(state: &AppState, detail: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            title: "Not found",
+            detail: detail.into(),
+            chrome: Chrome::new(state, ""),
+        }
+    }
+
+    /// A 400 saying what is wrong with the request.
+    pub fn bad_request(state: &AppState, detail: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            title: "Bad request",
+            detail: detail.into(),
+            chrome: Chrome::new(state, ""),
+        }
+    }
+
+    /// The store failed: 503 when it is unreachable, else 500; the cause is logged.
+    pub fn store(state: &AppState, error: &StoreError) -> Self {
+        let unavailable = matches!(error, StoreError::Unavailable(_));
+        tracing::error!(%error, "a page could not read the store");
+        Self {
+            status: if unavailable {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            },
+            title: if unavailable {
+                "Unavailable"
+            } else {
+                "Something went wrong"
+            },
+            detail: "The registry could not read its data; try again in a moment.".to_owned(),
+            chrome: Chrome::new(state, ""),
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = ErrorPage {
+            chrome: &self.chrome,
+            title: self.title,
+            detail: &self.detail,
+        };
+        (self.status, render(&page)).into_response()
+    }
+}
+
+/// Renders a template; a template that fails (it cannot, short of a bug) is a plain 500.
+pub fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a page template failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// A date as pages show it: `2026-12-06`.
+pub fn day(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%d").to_string()
+}
+
+/// A link a page may show: http and https URLs only (a `javascript:` homepage stays text).
+pub fn safe_link(url: Option<&str>) -> Option<String> {
+    let url = url?;
+    let parsed = url::Url::parse(url).ok()?;
+    matches!(parsed.scheme(), "http" | "https").then(|| url.to_owned())
+}
