@@ -126,5 +126,10 @@ fuzz-smoke: setup ## A short fuzz run (FUZZ_SMOKE_SECS, default 20, per target),
 fuzz-seeds: ## Regenerate the committed seed corpus under fuzz/corpus/
 	$(CARGO) run --locked -p ktra-publish --example fuzz_seeds -- fuzz/corpus
 
+.PHONY: screenshots
+screenshots: setup ## Refresh the README's screenshots of the pages (docs/screenshots/), taken by the browser test
+	$(CARGO) build --workspace --locked --bins
+	KTRA_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(CARGO) nextest run --locked -p ktra-e2e browser
+
 .PHONY: ci
 ci: fmt-check lint doc test deploy-check bench-smoke fuzz-smoke compose-test chart-docker-run ## Everything CI runs

@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 #   g++             libfuzzer-sys compiles libFuzzer (C++) for the fuzz targets
 #   docker.io       the container engine that builds and runs our images (`make compose-test`)
 #   debootstrap     builds the local stand-ins for the base images (scripts/docker-base-images.sh)
+#   chromium, chromium-driver  a real headless browser for the pages' tests, over WebDriver
 missing=()
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
@@ -27,6 +28,8 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     sudo=""

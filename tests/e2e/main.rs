@@ -1,5 +1,6 @@
 //! End-to-end tests: both services as processes, real git remotes, the real cargo.
 
+mod browser;
 mod deploy;
 mod failover;
 mod faults;

@@ -12,6 +12,7 @@
 //! benchmarks depend on it; it depends on no Ktra crate but `ktra-core`'s name and index rules,
 //! so no dependency cycle runs through it.
 
+pub mod browser;
 pub mod cargo;
 pub mod collector;
 pub mod fixtures;

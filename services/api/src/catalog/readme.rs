@@ -2,7 +2,7 @@
 //! footnotes), then sanitised, so that whatever a README holds (scripts, event handlers,
 //! `javascript:` links, forms, frames) renders inert. Other formats are shown as plain text.
 
-use pulldown_cmark::{Options, Parser};
+use pulldown_cmark::{Event, Options, Parser};
 
 /// Renders a README named `file` (its path in the package; Markdown when unknown).
 pub fn to_html(text: &str, file: Option<&str>) -> String {
@@ -22,13 +22,16 @@ pub fn to_html(text: &str, file: Option<&str>) -> String {
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_TASKLISTS
         | Options::ENABLE_GFM;
+    // Task list boxes become characters, so no `input` of any kind survives sanitising.
+    let events = Parser::new_ext(text, options).map(|event| match event {
+        Event::TaskListMarker(done) => Event::Text(if done { "☑ " } else { "☐ " }.into()),
+        other => other,
+    });
     let mut unsafe_html = String::with_capacity(text.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut unsafe_html, Parser::new_ext(text, options));
+    pulldown_cmark::html::push_html(&mut unsafe_html, events);
     ammonia::Builder::default()
         .link_rel(Some("nofollow noopener noreferrer"))
         .add_generic_attributes(["align"])
-        .add_tag_attributes("input", ["type", "checked", "disabled"])
-        .add_tags(["input"])
         .clean(&unsafe_html)
         .to_string()
 }
@@ -42,15 +45,23 @@ mod tests {
         let html = to_html(
             "# Title\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- [x] done\n\n~~old~~ [ok](https://example.com) \
              [bad](javascript:alert(1)) <script>alert(1)</script> <img src=x onerror=alert(1)>\n\n\
-             <a href=\"javascript:alert(2)\" onclick=\"alert(3)\">raw</a> <iframe src=\"https://x\"></iframe>",
+             <a href=\"javascript:alert(2)\" onclick=\"alert(3)\">raw</a> <iframe src=\"https://x\"></iframe>\
+             <input type=\"password\" name=\"p\">",
             Some("README.md"),
         );
         assert!(html.contains("<h1>Title</h1>"), "{html}");
         assert!(html.contains("<table>"), "{html}");
         assert!(html.contains("<del>old</del>"), "{html}");
-        assert!(html.contains("checked"), "{html}");
+        assert!(html.contains("☑ done"), "{html}");
         assert!(html.contains("href=\"https://example.com\""), "{html}");
-        for inert in ["<script", "javascript:", "onerror", "onclick", "<iframe"] {
+        for inert in [
+            "<script",
+            "javascript:",
+            "onerror",
+            "onclick",
+            "<iframe",
+            "<input",
+        ] {
             assert!(!html.contains(inert), "{inert} in {html}");
         }
     }

@@ -57,10 +57,9 @@ pub async fn home(State(state): State<AppState>) -> Result<Response, PageError> 
         .map_err(|error| PageError::store(&state, &error))?;
     let base = state.config.public_base();
     let name = &state.config.ui.registry_name;
-    let mut cargo_config = format!("[registries.{name}]\nindex = \"sparse+{base}/index/\"\n");
-    if state.config.registry.auth_required {
-        cargo_config.push_str("\n[registry]\nglobal-credential-providers = [\"cargo:token\"]\n");
-    }
+    let cargo_config = format!(
+        "[registries.{name}]\nindex = \"sparse+{base}/index/\"\ncredential-provider = \"cargo:token\"\n"
+    );
     let page = HomePage {
         chrome: Chrome::new(&state, ""),
         crate_count: summary.crate_count,
