@@ -179,3 +179,90 @@ async fn a_developer_finds_and_reads_a_crate_in_a_real_browser() {
         assert!(png.starts_with(b"\x89PNG"), "{shot} is no PNG");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_made_in_the_browser_publishes_until_revoked_and_an_administrator_disables_a_user()
+{
+    let (registry, _) = Registry::builder()
+        .env("KTRA_AUTH_ADMINS", "root")
+        .start_with_user("root")
+        .await;
+    let alice_api_token = registry.create_user("alice").await;
+    let index = format!("sparse+{}/index/", registry.base);
+    let (shots, _keep) = screenshots_dir();
+    let browser = Browser::start(registry.dir()).await;
+
+    let sign_in = |name: &'static str| {
+        let browser = &browser;
+        let registry = &registry;
+        async move {
+            browser.open(&registry.url("/login")).await;
+            browser.fill("input[name=name]", name).await;
+            browser.fill("input[name=password]", "password123").await;
+            browser.click("form.stacked button").await;
+        }
+    };
+    sign_in("alice").await;
+    assert_eq!(browser.path().await, "/account/tokens");
+    browser.fill("input[name=name]", "laptop").await;
+    browser.fill("input[name=expires_in_days]", "7").await;
+    browser.click("form.stacked button").await;
+    assert_eq!(browser.text("h1").await, "Token created");
+    let token = browser.text("#secret").await;
+    assert!(token.starts_with("ktra_"), "{token}");
+
+    let cargo = CargoHome::logged_in("ktra", &index, &token).await;
+    let work = tempfile::tempdir().unwrap();
+    let lib = package(
+        work.path(),
+        "from-browser",
+        &library_manifest("from-browser", "0.1.0", ""),
+        &[("src/lib.rs", "")],
+    );
+    cargo.publish(&lib, "ktra").await;
+
+    browser.open(&registry.url("/account/tokens")).await;
+    assert!(browser.text("table.grid").await.contains("laptop"));
+    browser.screenshot(&shots.join("tokens.png")).await;
+    browser.click("button[aria-label='Revoke laptop']").await;
+    assert!(!browser.text("main").await.contains("laptop"));
+    rewrite_library_manifest(&lib, "from-browser", "0.2.0", "");
+    let refused = cargo
+        .output(
+            &lib,
+            &[
+                "publish",
+                "--registry",
+                "ktra",
+                "--no-verify",
+                "--allow-dirty",
+            ],
+            None,
+        )
+        .await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("invalid or revoked"), "{stderr}");
+
+    // Signed out, then in as the administrator, who disables alice.
+    browser.click("nav.account form button").await;
+    assert_eq!(browser.path().await, "/");
+    sign_in("root").await;
+    browser.open(&registry.url("/admin/users")).await;
+    browser.click("button[aria-label='Disable alice']").await;
+    assert!(
+        browser
+            .text("p.notice")
+            .await
+            .contains("user `alice` is disabled")
+    );
+    browser.screenshot(&shots.join("admin.png")).await;
+    let after = registry
+        .get("/ktra/api/v1/tokens", Some(&alice_api_token))
+        .await;
+    assert_eq!(after.status(), reqwest::StatusCode::FORBIDDEN);
+    browser
+        .open(&registry.url("/admin/audit?action=user.disable"))
+        .await;
+    assert!(browser.text("table.grid").await.contains("alice"));
+}

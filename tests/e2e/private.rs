@@ -28,7 +28,7 @@ async fn cargo_needs_a_token_for_everything_in_a_private_registry() {
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         anonymous.headers()[WWW_AUTHENTICATE],
-        format!("Cargo login_url=\"{}/me\"", registry.base).as_str()
+        format!("Cargo login_url=\"{}/login\"", registry.base).as_str()
     );
     let body: Value = anonymous.json().await.unwrap();
     assert!(

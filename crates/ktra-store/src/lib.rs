@@ -26,5 +26,5 @@ pub use observer::{StoreKind, StoreObserver};
 pub use redis::{RedisOptions, RedisStore};
 pub use traits::{
     AccountStore, AuditLog, CoordinationStore, CrateStore, IndexStore, InstrumentedStore,
-    MetadataStore,
+    MetadataStore, SessionStore,
 };

@@ -26,9 +26,9 @@ use ktra_core::version::VersionId;
 
 use crate::model::{
     AuditEvent, AuditRecord, CrateDetails, CrateFileRef, CrateOverview, CrateSummary, IndexFile,
-    Invitation, NewToken, NewUser, NewVersion, OwnerChange, PasswordChange, PendingChange,
-    PendingSummary, SearchPage, StoredToken, TokenId, TokenInfo, User, UserCredentials, UserId,
-    YankChange,
+    Invitation, NewSession, NewToken, NewUser, NewVersion, OwnerChange, PasswordChange,
+    PendingChange, PendingSummary, SearchPage, Session, StoredToken, TokenId, TokenInfo, User,
+    UserCredentials, UserId, UserSummary, YankChange,
 };
 use crate::observer::{StoreKind, StoreObserver, observe};
 
@@ -70,7 +70,13 @@ macro_rules! store_domains {
 /// Every domain of the metadata store: what the API service holds.
 #[async_trait]
 pub trait MetadataStore:
-    AccountStore + CrateStore + IndexStore + AuditLog + CoordinationStore + std::fmt::Debug
+    AccountStore
+    + SessionStore
+    + CrateStore
+    + IndexStore
+    + AuditLog
+    + CoordinationStore
+    + std::fmt::Debug
 {
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -278,6 +284,22 @@ store_domains! {
         /// Records that the indexer holds `revision` of a crate; clears the crate's mark unless a
         /// newer revision arrived meanwhile. Returns whether the mark was cleared.
         async fn acknowledge(&self, krate: &CrateId, revision: u64) -> Result<bool, StoreError>;
+    }
+
+    /// Browser sessions of the pages, shared by every replica, and the list of users the
+    /// administrators' pages show.
+    pub trait SessionStore {
+        /// Stores a new session.
+        async fn create_session(&self, session: NewSession) -> Result<(), StoreError>;
+
+        /// Returns the session whose secret hashes to `id_hash`, unless it ended or expired.
+        async fn session(&self, id_hash: [u8; 32]) -> Result<Option<Session>, StoreError>;
+
+        /// Ends a session (signing out); ending one that is gone is no error.
+        async fn end_session(&self, id_hash: [u8; 32]) -> Result<(), StoreError>;
+
+        /// Every user, by id.
+        async fn list_users(&self) -> Result<Vec<UserSummary>, StoreError>;
     }
 
     /// The bounded log of who changed what.

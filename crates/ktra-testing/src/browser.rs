@@ -93,6 +93,38 @@ impl Browser {
             .expect("the element has text")
     }
 
+    /// Types `text` into the field matching `css`.
+    pub async fn fill(&self, css: &str, text: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no field `{css}`: {error}"))
+            .send_keys(text)
+            .await
+            .expect("the field takes text");
+    }
+
+    /// Clicks the element matching `css` and waits for the page it leads to.
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no element `{css}`: {error}"))
+            .click()
+            .await
+            .expect("the element takes a click");
+    }
+
+    /// The path of the page shown.
+    pub async fn path(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .expect("the browser has a page")
+            .path()
+            .to_owned()
+    }
+
     /// The page's HTML as the browser holds it.
     pub async fn source(&self) -> String {
         self.client.source().await.expect("the page has a source")

@@ -125,7 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::scrape));
     // people: the pages; in a private registry they need a caller too.
     let pages = if state.config.ui.enabled {
-        crate::pages::routes().route_layer(required_if_private())
+        crate::pages::routes(&state)
     } else {
         Router::new()
     };

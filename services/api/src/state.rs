@@ -102,8 +102,11 @@ impl AppState {
         let blobs = blobs.observed_by(Arc::clone(&metrics) as Arc<dyn ktra_store::StoreObserver>);
         let index_sync = IndexSync::new(&config.indexer, Arc::clone(&store))?;
         let index_config = config.registry.index_config(config.http.port);
+        // Where cargo sends people for a token: the sign-in page, which leads to the tokens
+        // page, or the user API's instructions when the pages are off.
+        let login_page = if config.ui.enabled { "login" } else { "me" };
         let login_challenge = http::HeaderValue::from_str(&format!(
-            "Cargo login_url=\"{}/me\"",
+            "Cargo login_url=\"{}/{login_page}\"",
             config.public_base()
         ))
         .unwrap_or_else(|_| http::HeaderValue::from_static("Cargo"));

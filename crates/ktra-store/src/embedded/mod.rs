@@ -12,6 +12,7 @@ mod coordination;
 mod crates;
 mod index;
 mod schema;
+mod sessions;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,8 +24,8 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 use self::coordination::RateWindows;
 use self::schema::{
     AUDIT, CRATES, CrateRecord, INDEX_FILES, INVITATIONS, META, PENDING, PENDING_SINCE, READMES,
-    SCHEMA_VERSION, TOKENS, USER_IDS, USER_TOKENS, USERS, VERSION_METADATA, VERSIONS, crate_record,
-    internal,
+    SCHEMA_VERSION, SESSIONS, TOKENS, USER_IDS, USER_TOKENS, USERS, VERSION_METADATA, VERSIONS,
+    crate_record, internal,
 };
 use crate::error::StoreError;
 use crate::traits::MetadataStore;
@@ -106,6 +107,7 @@ impl EmbeddedStore {
             txn.open_table(PENDING).map_err(internal)?;
             txn.open_table(PENDING_SINCE).map_err(internal)?;
             txn.open_table(INVITATIONS).map_err(internal)?;
+            txn.open_table(SESSIONS).map_err(internal)?;
             txn.open_table(AUDIT).map_err(internal)?;
         }
         txn.commit().map_err(internal)

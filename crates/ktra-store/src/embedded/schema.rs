@@ -36,6 +36,8 @@ pub(super) const READMES: TableDefinition<'_, (&str, &str), &str> = TableDefinit
 /// Canonical crate name to the index file's bytes.
 pub(super) const INDEX_FILES: TableDefinition<'_, &str, &[u8]> =
     TableDefinition::new("index_files");
+/// SHA-256 of a session cookie's secret to [`SessionRecord`].
+pub(super) const SESSIONS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions");
 /// SHA-256 of an invitation code to [`InvitationRecord`].
 pub(super) const INVITATIONS: TableDefinition<'_, &[u8], &[u8]> =
     TableDefinition::new("invitations");
@@ -84,6 +86,13 @@ impl TokenRecord {
             scope: self.scope.clone(),
         }
     }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct SessionRecord {
+    pub(super) user: UserId,
+    pub(super) csrf: String,
+    pub(super) expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ mod audit;
 mod crates;
 mod index;
 mod search;
+mod sessions;
 mod tokens;
 
 pub use accounts::*;
@@ -12,4 +13,5 @@ pub use audit::*;
 pub use crates::*;
 pub use index::*;
 pub use search::*;
+pub use sessions::*;
 pub use tokens::*;

@@ -143,6 +143,12 @@ impl Keys {
         format!("{}:search:word:{word}", self.base)
     }
 
+    /// A browser session (hash: user, csrf, expires_at in ms; expiring with the session), by
+    /// the hex SHA-256 of its cookie's secret.
+    pub fn session(&self, id_hash_hex: &str) -> String {
+        format!("{}:session:{id_hash_hex}", self.base)
+    }
+
     /// A lease (string holding the holder's name, with a time to live).
     pub fn lease(&self, name: &str) -> String {
         format!("{}:lease:{name}", self.base)

@@ -21,6 +21,7 @@ mod crates;
 mod index;
 pub mod keys;
 mod scripts;
+mod sessions;
 
 pub use connection::RedisOptions;
 

@@ -27,6 +27,8 @@ macro_rules! contract_tests {
             index_files_are_replaced_only_at_their_revision,
             versions_keep_what_they_say_about_themselves,
             the_overview_lists_every_crate,
+            sessions_live_until_they_end_or_expire,
+            users_are_listed_with_their_state,
         );
     };
     ($open:ident: $($name:ident),* $(,)?) => {

@@ -202,6 +202,13 @@ pub struct UiConfig {
     /// configuration and commands they show (`cargo add foo --registry ktra`).
     #[serde(default = "default_registry_name")]
     pub registry_name: String,
+    /// `KTRA_UI_SESSION_HOURS`: how long a sign-in to the pages lasts.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u32,
+}
+
+fn default_session_hours() -> u32 {
+    12
 }
 
 fn default_true() -> bool {
@@ -385,6 +392,9 @@ impl Config {
                  here, run `ktra-api import ktra <ktra.toml> --db mongodb` once",
                 setting_name("KTRA_DB_MONGODB_URL")
             );
+        }
+        if config.ui.session_hours == 0 {
+            bail!("setting KTRA_UI_SESSION_HOURS: a sign-in must last at least one hour");
         }
         config.limits.validate()?;
         config.mirror.validate()?;

@@ -10,12 +10,12 @@ use axum::body::Body;
 use axum::extract::State;
 use chrono::{DateTime, TimeDelta, Utc};
 use ktra_store::StoreError;
-use ktra_store::model::{Invitation, User};
+use ktra_store::model::{AuditRecord, Invitation, User};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::audit;
-use crate::auth::{Admin, Caller};
+use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, json_body};
 use crate::handlers::crates::{Ok as Done, OkMessage};
@@ -44,14 +44,16 @@ async fn user_named(state: &AppState, name: &str) -> Result<User, ApiError> {
         .user)
 }
 
-async fn set_disabled(
+/// Disables or enables user `name` on behalf of the administrator `actor`; returns what
+/// happened, in a sentence.
+pub(crate) async fn set_disabled(
     state: &AppState,
-    caller: &Caller,
+    actor: &User,
     client: &str,
     name: &str,
     disabled: bool,
-) -> Result<Json<OkMessage>, ApiError> {
-    if disabled && caller.user.name.eq_ignore_ascii_case(name) {
+) -> Result<String, ApiError> {
+    if disabled && actor.name.eq_ignore_ascii_case(name) {
         return Err(ApiError::bad_request(
             "administrators cannot disable themselves",
         ));
@@ -61,14 +63,14 @@ async fn set_disabled(
     } else {
         "user.enable"
     };
-    let event = audit::event(action, Some(&caller.user.name), name, client, None);
+    let event = audit::event(action, Some(&actor.name), name, client, None);
     let user = match state.store.set_user_disabled(name, disabled, event).await {
         Err(StoreError::UserNotFound(_)) => {
             return Err(ApiError::not_found(format!("could not find user `{name}`")));
         }
         other => other?,
     };
-    let msg = if disabled {
+    Ok(if disabled {
         format!(
             "user `{}` is disabled and every token of theirs revoked",
             user.name
@@ -78,8 +80,7 @@ async fn set_disabled(
             "user `{}` is enabled; they log in again for a token",
             user.name
         )
-    };
-    Ok(Json(OkMessage::new(msg)))
+    })
 }
 
 /// `POST /ktra/api/v1/admin/users/{name}/disable`.
@@ -90,7 +91,8 @@ pub async fn disable_user(
     Admin(caller): Admin,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<OkMessage>, ApiError> {
-    set_disabled(&state, &caller, &client, &name, true).await
+    let message = set_disabled(&state, &caller.user, &client, &name, true).await?;
+    Ok(Json(OkMessage::new(message)))
 }
 
 /// `POST /ktra/api/v1/admin/users/{name}/enable`.
@@ -101,7 +103,8 @@ pub async fn enable_user(
     Admin(caller): Admin,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<OkMessage>, ApiError> {
-    set_disabled(&state, &caller, &client, &name, false).await
+    let message = set_disabled(&state, &caller.user, &client, &name, false).await?;
+    Ok(Json(OkMessage::new(message)))
 }
 
 /// `GET /ktra/api/v1/admin/users/{name}/tokens`.
@@ -128,7 +131,7 @@ pub async fn revoke_user_token(
 ) -> Result<Json<Done>, ApiError> {
     let user = user_named(&state, &name).await?;
     let id = tokens::token_id(&id)?;
-    tokens::revoke_and_record(&state, &caller, &client, user.id, id).await?;
+    tokens::revoke_and_record(&state, &caller.user, &client, user.id, id).await?;
     Ok(Json(Done::new()))
 }
 
@@ -169,7 +172,23 @@ pub async fn create_invitation(
     body: Body,
 ) -> Result<Json<InvitationResponse>, ApiError> {
     let request: InvitationRequest = json_body(body, 4096).await?;
-    let hours = request.expires_in_hours.unwrap_or(DEFAULT_INVITATION_HOURS);
+    let (invitation, expires_at) =
+        new_invitation(&state, &caller.user, &client, request.expires_in_hours).await?;
+    Ok(Json(InvitationResponse {
+        invitation,
+        expires_at,
+    }))
+}
+
+/// Creates an invitation valid `hours` (72 when `None`) on behalf of the administrator
+/// `actor`; returns its code, shown once, and its end.
+pub(crate) async fn new_invitation(
+    state: &AppState,
+    actor: &User,
+    client: &str,
+    hours: Option<u32>,
+) -> Result<(String, DateTime<Utc>), ApiError> {
+    let hours = hours.unwrap_or(DEFAULT_INVITATION_HOURS);
     if hours == 0 || hours > MAX_INVITATION_HOURS {
         return Err(ApiError::bad_request(format!(
             "expires_in_hours must be between 1 and {MAX_INVITATION_HOURS}"
@@ -184,22 +203,22 @@ pub async fn create_invitation(
         .create_invitation(
             Invitation {
                 code_hash,
-                created_by: caller.user.id,
+                created_by: actor.id,
                 expires_at,
             },
             audit::event(
                 "invitation.create",
-                Some(&caller.user.name),
+                Some(&actor.name),
                 invitation_label(&code_hash),
                 &client,
                 Some(format!("expires {}", expires_at.to_rfc3339())),
             ),
         )
         .await?;
-    Ok(Json(InvitationResponse {
-        invitation: format!("{INVITATION_PREFIX}{}", hex::encode(raw)),
+    Ok((
+        format!("{INVITATION_PREFIX}{}", hex::encode(raw)),
         expires_at,
-    }))
+    ))
 }
 
 /// `?before=CURSOR&limit=N&action=crate.publish&actor=alice`, all optional.
@@ -230,6 +249,45 @@ pub struct AuditPage {
     next: Option<String>,
 }
 
+/// Reads `limit` events older than `before` (or the newest), newest first, and keeps those
+/// of `action` by `actor` (either may be unset); returns them and the cursor of the next
+/// page, when there may be one.
+///
+/// # Errors
+///
+/// 400 when `limit` is not between 1 and 1000; the store's failure.
+pub(crate) async fn audit_page(
+    state: &AppState,
+    before: Option<&str>,
+    limit: usize,
+    action: Option<&str>,
+    actor: Option<&str>,
+) -> Result<(Vec<AuditRecord>, Option<String>), ApiError> {
+    if limit == 0 || limit > MAX_AUDIT_PAGE {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_AUDIT_PAGE}"
+        )));
+    }
+    let records = state.store.audit_events(before, limit).await?;
+    let next = (records.len() == limit)
+        .then(|| records.last().map(|record| record.cursor.clone()))
+        .flatten();
+    let kept = records
+        .into_iter()
+        .filter(|record| {
+            action.is_none_or(|action| record.event.action == action)
+                && actor.is_none_or(|actor| {
+                    record
+                        .event
+                        .actor
+                        .as_deref()
+                        .is_some_and(|who| who.eq_ignore_ascii_case(actor))
+                })
+        })
+        .collect();
+    Ok((kept, next))
+}
+
 /// `GET /ktra/api/v1/admin/audit`: events newest first. `action` and `actor` filter the page
 /// that `limit` reads, so a filtered page may hold fewer events; follow `next` for more.
 #[tracing::instrument(skip_all, fields(user = %caller.user.name))]
@@ -239,33 +297,16 @@ pub async fn audit_log(
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_AUDIT_PAGE {
-        return Err(ApiError::bad_request(format!(
-            "limit must be between 1 and {MAX_AUDIT_PAGE}"
-        )));
-    }
-    let records = state
-        .store
-        .audit_events(query.before.as_deref(), limit)
-        .await?;
-    let next = (records.len() == limit)
-        .then(|| records.last().map(|record| record.cursor.clone()))
-        .flatten();
+    let (records, next) = audit_page(
+        &state,
+        query.before.as_deref(),
+        limit,
+        query.action.as_deref(),
+        query.actor.as_deref(),
+    )
+    .await?;
     let events = records
         .into_iter()
-        .filter(|record| {
-            query
-                .action
-                .as_deref()
-                .is_none_or(|action| record.event.action == action)
-                && query.actor.as_deref().is_none_or(|actor| {
-                    record
-                        .event
-                        .actor
-                        .as_deref()
-                        .is_some_and(|who| who.eq_ignore_ascii_case(actor))
-                })
-        })
         .map(|record| AuditEntry {
             cursor: record.cursor,
             at: record.event.at,

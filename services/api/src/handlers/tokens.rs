@@ -50,6 +50,34 @@ pub struct TokenRequest {
 }
 
 impl TokenRequest {
+    /// A request as a form states it: a name, optionally days to expiry, endpoints (by
+    /// their names, as in the JSON) and crate patterns.
+    ///
+    /// # Errors
+    ///
+    /// 400 naming an endpoint scope that does not exist.
+    pub(crate) fn from_form(
+        name: &str,
+        expires_in_days: Option<u32>,
+        endpoints: &[&str],
+        crates: Vec<String>,
+    ) -> Result<Self, ApiError> {
+        let endpoint_scopes = endpoints
+            .iter()
+            .map(|endpoint| {
+                serde_json::from_value(serde_json::Value::String((*endpoint).to_owned()))
+                    .map_err(|_| ApiError::bad_request(format!("no endpoint scope `{endpoint}`")))
+            })
+            .collect::<Result<Vec<EndpointScope>, _>>()?;
+        Ok(Self {
+            name: name.to_owned(),
+            expires_at: None,
+            expires_in_days,
+            endpoint_scopes: (!endpoint_scopes.is_empty()).then_some(endpoint_scopes),
+            crate_scopes: (!crates.is_empty()).then_some(crates),
+        })
+    }
+
     /// Validates the request into the details to store.
     ///
     /// # Errors
@@ -275,22 +303,22 @@ pub async fn revoke(
     if id != caller.token {
         caller.require_unrestricted("revoking other tokens")?;
     }
-    revoke_and_record(&state, &caller, &client, caller.user.id, id).await?;
+    revoke_and_record(&state, &caller.user, &client, caller.user.id, id).await?;
     Ok(Json(Done::new()))
 }
 
-/// Revokes `user`'s token `id` on behalf of `caller`, recorded in the audit log.
+/// Revokes `user`'s token `id` on behalf of `actor`, recorded in the audit log.
 pub(crate) async fn revoke_and_record(
     state: &AppState,
-    caller: &Caller,
+    actor: &User,
     client: &str,
     user: UserId,
     id: TokenId,
 ) -> Result<(), ApiError> {
-    let detail = (user != caller.user.id).then(|| format!("a token of user #{user}"));
+    let detail = (user != actor.id).then(|| format!("a token of user #{user}"));
     let event = audit::event(
         "token.revoke",
-        Some(&caller.user.name),
+        Some(&actor.name),
         id.to_hex(),
         client,
         detail,

@@ -65,7 +65,11 @@ pub struct ChangePasswordBody {
     new_password: SecretString,
 }
 
-fn check_new_password(state: &AppState, password: &SecretString) -> Result<(), ApiError> {
+/// Checks a new password's length against `KTRA_AUTH_MIN_PASSWORD_LEN` and the upper bound.
+pub(crate) fn check_new_password(
+    state: &AppState,
+    password: &SecretString,
+) -> Result<(), ApiError> {
     let length = password.expose_secret().chars().count();
     let minimum = state.config.auth.min_password_len;
     if length < minimum {
@@ -152,14 +156,24 @@ async fn login_request<T: serde::de::DeserializeOwned>(
     body: Body,
     password: fn(&T) -> &SecretString,
 ) -> Result<T, ApiError> {
-    limits::check(state, Limit::LoginPerIp, client).await?;
-    let user_key: String = name.chars().take(64).flat_map(char::to_lowercase).collect();
-    limits::check(state, Limit::LoginPerUser, &user_key).await?;
+    count_login_attempt(state, client, name).await?;
     let request: T = json_body(body, MAX_USER_BODY).await?;
     if password(&request).expose_secret().len() > MAX_PASSWORD_LEN {
         return Err(ApiError::forbidden(BAD_CREDENTIALS));
     }
     Ok(request)
+}
+
+/// Counts an attempt to prove a password against the limits of the client's address and of
+/// the user name (existing or not, so the limit reveals nothing); 429 past either.
+pub(crate) async fn count_login_attempt(
+    state: &AppState,
+    client: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    limits::check(state, Limit::LoginPerIp, client).await?;
+    let user_key: String = name.chars().take(64).flat_map(char::to_lowercase).collect();
+    limits::check(state, Limit::LoginPerUser, &user_key).await
 }
 
 /// With registration closed (or by invitation, without one), only an administrator's token or
@@ -189,13 +203,17 @@ async fn allow_closed_registration(
 }
 
 /// Checks a user's password, spending the same effort whether or not the user exists, and
-/// records failures in the audit log. A disabled user is refused once the password is right.
-async fn verify_login(
+/// records failures in the audit log. A disabled user is refused once the password is right;
+/// a password too long to be anyone's is refused before it costs a hash.
+pub(crate) async fn verify_login(
     state: &AppState,
     client: &str,
     name: &str,
     password: &SecretString,
 ) -> Result<UserCredentials, ApiError> {
+    if password.expose_secret().len() > MAX_PASSWORD_LEN {
+        return Err(ApiError::forbidden(BAD_CREDENTIALS));
+    }
     let credentials = if validate_user_name(name).is_ok() {
         state.store.user_credentials(name).await?
     } else {
@@ -228,7 +246,7 @@ async fn verify_login(
 /// Replaces a hash made with other parameters than ours (one imported from Ktra, or from
 /// before a change of `KTRA_AUTH_ARGON2_*`) with one of the password just checked. Tokens are
 /// kept; a failure is logged, and the next login tries again.
-async fn rehash_if_outdated(
+pub(crate) async fn rehash_if_outdated(
     state: &AppState,
     credentials: &UserCredentials,
     password: &SecretString,

@@ -7,6 +7,7 @@ use axum::response::Response;
 use ktra_core::index::{DependencyKind, IndexDependency};
 use ktra_core::version::VersionId;
 
+use super::session::Viewer;
 use super::{Chrome, PageError, day, render, safe_link};
 use crate::catalog::{CrateView, VersionView};
 use crate::state::AppState;
@@ -116,21 +117,24 @@ struct CratePage {
 /// `GET /crates/{name}`: the crate at its default version.
 pub async fn default_version(
     State(state): State<AppState>,
+    viewer: Viewer,
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
-    crate_page(&state, &name, None).await
+    crate_page(&state, &viewer, &name, None).await
 }
 
 /// `GET /crates/{name}/{version}`.
 pub async fn chosen_version(
     State(state): State<AppState>,
+    viewer: Viewer,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    crate_page(&state, &name, Some(&version)).await
+    crate_page(&state, &viewer, &name, Some(&version)).await
 }
 
 async fn crate_page(
     state: &AppState,
+    viewer: &Viewer,
     name: &str,
     version: Option<&str>,
 ) -> Result<Response, PageError> {
@@ -153,7 +157,7 @@ async fn crate_page(
         )
     })?;
     let readme = readme_html(state, &view, shown).await?;
-    let page = page(state, &view, shown, readme);
+    let page = page(state, viewer, &view, shown, readme);
     Ok(render(&page))
 }
 
@@ -191,6 +195,7 @@ async fn readme_html(
 
 fn page(
     state: &AppState,
+    viewer: &Viewer,
     view: &CrateView,
     shown: &VersionView,
     readme: Option<String>,
@@ -214,7 +219,7 @@ fn page(
         (a.kind != "normal", a.kind, &a.name).cmp(&(b.kind != "normal", b.kind, &b.name))
     });
     CratePage {
-        chrome: Chrome::new(state, ""),
+        chrome: Chrome::new(state, viewer, ""),
         name: view.name.clone(),
         version: ShownVersion::new(shown),
         keywords: metadata.keywords,

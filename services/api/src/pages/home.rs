@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use ktra_store::model::CrateOverview;
 use serde::Deserialize;
 
+use super::session::Viewer;
 use super::{Chrome, PageError, day, render};
 use crate::handlers::search::Search;
 use crate::state::AppState;
@@ -49,7 +50,7 @@ struct HomePage {
 }
 
 /// `GET /`.
-pub async fn home(State(state): State<AppState>) -> Result<Response, PageError> {
+pub async fn home(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
     let summary = state
         .listings
         .summary(state.store.as_ref())
@@ -61,7 +62,7 @@ pub async fn home(State(state): State<AppState>) -> Result<Response, PageError> 
         "[registries.{name}]\nindex = \"sparse+{base}/index/\"\ncredential-provider = \"cargo:token\"\n"
     );
     let page = HomePage {
-        chrome: Chrome::new(&state, ""),
+        chrome: Chrome::new(&state, &viewer, ""),
         crate_count: summary.crate_count,
         version_count: summary.version_count,
         new_crates: summary.new_crates.iter().map(Entry::new).collect(),
@@ -100,6 +101,7 @@ struct SearchPage {
 /// `GET /search?q=...&page=N`: 20 crates a page; an empty query lists every crate.
 pub async fn search(
     State(state): State<AppState>,
+    viewer: Viewer,
     params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
     let Ok(Query(params)) = params else {
@@ -146,7 +148,7 @@ pub async fn search(
         (hits, page.total)
     };
     let page = SearchPage {
-        chrome: Chrome::new(&state, &search.query),
+        chrome: Chrome::new(&state, &viewer, &search.query),
         total,
         hits,
         prev_page: (search.page > 1).then(|| search.page_link(search.page - 1)),

@@ -6,15 +6,22 @@
 //!   search results.
 //! - [`crate_page`]: a crate at its default version or at a chosen one.
 //! - [`user`]: the crates a user owns.
+//! - [`session`]: who is looking (the session cookie), the private registry's gate, and the
+//!   token every form carries; [`login`]: signing in and out.
+//! - [`account`]: one's tokens and password; [`admin`]: users, invitations, the audit log.
 
+pub mod account;
+pub mod admin;
 pub mod crate_page;
 pub mod home;
+pub mod login;
+pub mod session;
 pub mod user;
 
 use askama::Template;
 use axum::Router;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -25,15 +32,34 @@ use crate::state::AppState;
 /// The stylesheet, served at `/static/ktra.css`.
 const STYLESHEET: &str = include_str!("../../static/ktra.css");
 
-/// The pages' routes (served unless `KTRA_UI_ENABLED=false`).
-pub fn routes() -> Router<AppState> {
+/// The pages' routes (served unless `KTRA_UI_ENABLED=false`), behind [`session::gate`].
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(home::home))
         .route("/search", get(home::search))
         .route("/crates/{name}", get(crate_page::default_version))
         .route("/crates/{name}/{version}", get(crate_page::chosen_version))
         .route("/users/{name}", get(user::user))
+        .route("/login", get(login::form).post(login::sign_in))
+        .route("/logout", post(login::sign_out))
+        .route(
+            "/account/tokens",
+            get(account::tokens).post(account::create_token),
+        )
+        .route("/account/tokens/{id}/revoke", post(account::revoke_token))
+        .route(
+            "/account/password",
+            get(account::password).post(account::change_password),
+        )
+        .route("/admin/users", get(admin::users))
+        .route("/admin/users/{name}/{action}", post(admin::set_user_state))
+        .route("/admin/invitations", post(admin::create_invitation))
+        .route("/admin/audit", get(admin::audit))
         .route("/static/ktra.css", get(stylesheet))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::gate,
+        ))
 }
 
 async fn stylesheet() -> Response {
@@ -54,15 +80,30 @@ pub struct Chrome {
     pub registry_name: String,
     /// The search box's text.
     pub query: String,
+    /// Who signed in, if anyone: their name.
+    pub user: Option<String>,
+    /// Whether they are an administrator.
+    pub admin: bool,
+    /// The token of the sign-out form.
+    pub csrf: String,
 }
 
 impl Chrome {
-    /// The chrome of a page of `state`, with `query` in the search box.
-    pub fn new(state: &AppState, query: &str) -> Self {
+    /// The chrome of a page of `state` seen by `viewer`, with `query` in the search box.
+    pub fn new(state: &AppState, viewer: &session::Viewer, query: &str) -> Self {
+        let signed_in = viewer.0.as_ref();
         Self {
             registry_name: state.config.ui.registry_name.clone(),
             query: query.to_owned(),
+            user: signed_in.map(|who| who.user.name.clone()),
+            admin: signed_in.is_some_and(|who| who.admin),
+            csrf: signed_in.map(|who| who.csrf.clone()).unwrap_or_default(),
         }
+    }
+
+    /// The chrome of a page seen by nobody in particular (error pages).
+    fn anonymous(state: &AppState) -> Self {
+        Self::new(state, &session::Viewer::default(), "")
     }
 }
 
@@ -90,7 +131,35 @@ impl PageError {
             status: StatusCode::NOT_FOUND,
             title: "Not found",
             detail: detail.into(),
-            chrome: Chrome::new(state, ""),
+            chrome: Chrome::anonymous(state),
+        }
+    }
+
+    /// A 403 saying why.
+    pub fn forbidden(state: &AppState, detail: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            title: "Not allowed",
+            detail: detail.into(),
+            chrome: Chrome::anonymous(state),
+        }
+    }
+
+    /// An API error shown as a page, with its status and message.
+    pub fn from_api(state: &AppState, error: &crate::error::ApiError) -> Self {
+        let status = error.code().http_status();
+        if status.is_server_error() {
+            tracing::error!(detail = error.detail(), "a page failed");
+        }
+        Self {
+            status,
+            title: if status.is_server_error() {
+                "Something went wrong"
+            } else {
+                "Not done"
+            },
+            detail: error.detail().to_owned(),
+            chrome: Chrome::anonymous(state),
         }
     }
 
@@ -100,7 +169,7 @@ impl PageError {
             status: StatusCode::BAD_REQUEST,
             title: "Bad request",
             detail: detail.into(),
-            chrome: Chrome::new(state, ""),
+            chrome: Chrome::anonymous(state),
         }
     }
 
@@ -120,7 +189,7 @@ impl PageError {
                 "Something went wrong"
             },
             detail: "The registry could not read its data; try again in a moment.".to_owned(),
-            chrome: Chrome::new(state, ""),
+            chrome: Chrome::anonymous(state),
         }
     }
 }

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::home::Entry;
+use super::session::Viewer;
 use super::{Chrome, PageError, render};
 use crate::state::AppState;
 
@@ -19,6 +20,7 @@ struct UserPage {
 /// `GET /users/{name}`.
 pub async fn user(
     State(state): State<AppState>,
+    viewer: Viewer,
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
     let store_error = |error| PageError::store(&state, &error);
@@ -40,7 +42,7 @@ pub async fn user(
         .map(Entry::new)
         .collect();
     let page = UserPage {
-        chrome: Chrome::new(&state, ""),
+        chrome: Chrome::new(&state, &viewer, ""),
         user: user.name,
         crates,
     };

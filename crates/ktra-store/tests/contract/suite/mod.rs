@@ -6,9 +6,11 @@ mod coordination;
 mod crates;
 pub(crate) mod fixtures;
 mod index;
+mod sessions;
 
 pub(crate) use accounts::*;
 pub(crate) use audit::*;
 pub(crate) use coordination::*;
 pub(crate) use crates::*;
 pub(crate) use index::*;
+pub(crate) use sessions::*;

@@ -1,27 +1,12 @@
-//! The pages people browse, read over HTTP as a browser would: what each shows, that a README
-//! renders inert, that the pages can be turned off and that a private registry shows nothing
-//! without a caller. (A real browser drives them in `tests/e2e/browser.rs`.)
+//! The pages people browse, read over HTTP: what each shows, that a README renders inert, and
+//! that the pages can be turned off.
 
 use ktra_testing::fixtures::CrateFixture;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use super::page;
 use crate::harness::{Backend, TestApp, assert_ok};
-
-async fn page(app: &TestApp, path: &str) -> (StatusCode, String) {
-    let response = app.get_with(path, &[]).await;
-    let status = response.status();
-    if status == StatusCode::OK {
-        assert!(
-            response.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/html"),
-            "{path}"
-        );
-    }
-    (status, response.text().await.unwrap())
-}
 
 fn with_readme(name: &str, version: &str, readme: &str, homepage: &str) -> Vec<u8> {
     let fixture = CrateFixture::new(name, version).dep("serde", "^1");
@@ -146,34 +131,6 @@ async fn the_pages_can_be_turned_off() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert!(body["errors"][0]["detail"].is_string(), "{path}: {body}");
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_private_registry_shows_no_page_without_a_caller() {
-    let app = TestApp::start_on(
-        Backend::Embedded,
-        &[("KTRA_REGISTRY_AUTH_REQUIRED", "true")],
-    )
-    .await;
-    let token = app.create_user("alice").await;
-    assert_ok(&app.publish_crate(&token, "secret-thing", "1.0.0").await);
-    for path in [
-        "/",
-        "/search?q=secret",
-        "/crates/secret-thing",
-        "/users/alice",
-    ] {
-        let response = app.get_with(path, &[]).await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
-        assert!(
-            !response.text().await.unwrap().contains("secret-thing"),
-            "{path}"
-        );
-    }
-    let response = app
-        .get_with("/crates/secret-thing", &[("Authorization", &token)])
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
 }
 
 crate::on_every_backend!(pages_show_crates_readmes_versions_and_owners);
