@@ -90,25 +90,11 @@ async fn a_developer_finds_and_reads_a_crate_in_a_real_browser() {
         .await
         .unwrap();
     search.send_keys("gizmo").await.unwrap();
-    browser
-        .client
-        .find(Locator::Css("form.search button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("form.search button").await;
     assert!(browser.text("h1").await.contains("gizmo"));
     assert!(browser.text("main").await.contains("1 found"));
     browser.screenshot(&shots.join("search.png")).await;
-    browser
-        .client
-        .find(Locator::Css("ul.listing a[href='/crates/gizmo']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("ul.listing a[href='/crates/gizmo']").await;
 
     // The crate page: the stable version, its README rendered, the yanked one marked.
     assert_eq!(browser.text("article.readme h1").await, "Gizmo");

@@ -104,8 +104,18 @@ impl Browser {
             .expect("the field takes text");
     }
 
-    /// Clicks the element matching `css` and waits for the page it leads to.
+    /// Clicks the link or button matching `css` and waits until the page it leads to replaced
+    /// this one (the old page's root went stale), so what is read next is the new page.
+    ///
+    /// # Panics
+    ///
+    /// When no page replaced this one within 10 s.
     pub async fn click(&self, css: &str) {
+        let old_root = self
+            .client
+            .find(Locator::Css("html"))
+            .await
+            .expect("the page has a root");
         self.client
             .find(Locator::Css(css))
             .await
@@ -113,6 +123,20 @@ impl Browser {
             .click()
             .await
             .expect("the element takes a click");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while old_root.tag_name().await.is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "clicking `{css}` led to no new page"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css("body"))
+            .await
+            .expect("the new page has a body");
     }
 
     /// The path of the page shown.

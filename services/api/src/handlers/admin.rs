@@ -210,7 +210,7 @@ pub(crate) async fn new_invitation(
                 "invitation.create",
                 Some(&actor.name),
                 invitation_label(&code_hash),
-                &client,
+                client,
                 Some(format!("expires {}", expires_at.to_rfc3339())),
             ),
         )

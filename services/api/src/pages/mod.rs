@@ -100,11 +100,6 @@ impl Chrome {
             csrf: signed_in.map(|who| who.csrf.clone()).unwrap_or_default(),
         }
     }
-
-    /// The chrome of a page seen by nobody in particular (error pages).
-    fn anonymous(state: &AppState) -> Self {
-        Self::new(state, &session::Viewer::default(), "")
-    }
 }
 
 /// A page that could not be shown, as an HTML page with its status.
@@ -113,7 +108,7 @@ pub struct PageError {
     status: StatusCode,
     title: &'static str,
     detail: String,
-    chrome: Chrome,
+    registry_name: String,
 }
 
 #[derive(Template)]
@@ -131,7 +126,7 @@ impl PageError {
             status: StatusCode::NOT_FOUND,
             title: "Not found",
             detail: detail.into(),
-            chrome: Chrome::anonymous(state),
+            registry_name: state.config.ui.registry_name.clone(),
         }
     }
 
@@ -141,7 +136,7 @@ impl PageError {
             status: StatusCode::FORBIDDEN,
             title: "Not allowed",
             detail: detail.into(),
-            chrome: Chrome::anonymous(state),
+            registry_name: state.config.ui.registry_name.clone(),
         }
     }
 
@@ -159,7 +154,7 @@ impl PageError {
                 "Not done"
             },
             detail: error.detail().to_owned(),
-            chrome: Chrome::anonymous(state),
+            registry_name: state.config.ui.registry_name.clone(),
         }
     }
 
@@ -169,7 +164,7 @@ impl PageError {
             status: StatusCode::BAD_REQUEST,
             title: "Bad request",
             detail: detail.into(),
-            chrome: Chrome::anonymous(state),
+            registry_name: state.config.ui.registry_name.clone(),
         }
     }
 
@@ -189,15 +184,22 @@ impl PageError {
                 "Something went wrong"
             },
             detail: "The registry could not read its data; try again in a moment.".to_owned(),
-            chrome: Chrome::anonymous(state),
+            registry_name: state.config.ui.registry_name.clone(),
         }
     }
 }
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
+        let chrome = Chrome {
+            registry_name: self.registry_name,
+            query: String::new(),
+            user: None,
+            admin: false,
+            csrf: String::new(),
+        };
         let page = ErrorPage {
-            chrome: &self.chrome,
+            chrome: &chrome,
             title: self.title,
             detail: &self.detail,
         };
