@@ -43,7 +43,7 @@ enum Command {
         /// Skip the growth scenario.
         #[arg(long)]
         no_growth: bool,
-        /// Run only these scenarios: publish, visible, reads, downloads.
+        /// Run only these scenarios: publish, visible, reads, downloads, pages.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
@@ -141,6 +141,9 @@ async fn run_configuration(
         }
         if wanted("downloads") {
             scenarios::downloads(&system, &nginx, sizes, run, &mut figures).await?;
+        }
+        if wanted("pages") {
+            scenarios::pages(&system, sizes, run, &mut figures).await?;
         }
     }
     if growth {

@@ -10,7 +10,7 @@ mod serving;
 pub(crate) use publishing::{
     Label, growth, publish, publish_bodies, publish_load, record_publish, visible,
 };
-pub(crate) use serving::{downloads, peer_downloads, reads};
+pub(crate) use serving::{downloads, pages, peer_downloads, reads};
 
 /// One measured figure, over several runs.
 #[derive(Debug, Clone, Serialize)]

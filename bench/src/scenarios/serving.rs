@@ -243,3 +243,63 @@ pub(crate) async fn downloads(
     );
     Ok(())
 }
+
+/// A README of about 3 KB, as a documented crate has.
+fn page_readme() -> String {
+    let mut readme = String::from("# A crate with many versions\n\n");
+    for section in 0..8 {
+        readme.push_str(&format!(
+            "## Section {section}\n\nSome **text** with a [link](https://example.com) and `code`.\n\n\
+             ```rust\nlet value = compute({section});\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+        ));
+    }
+    readme
+}
+
+/// Scenario 5: a crate's page and its crates.io API answer, for a crate of 1,000 versions with
+/// a README, rendered by the server. One connection, so the latency is the work of one
+/// answer (goal: the page's p50 under 5 ms).
+pub(crate) async fn pages(
+    system: &System,
+    sizes: &Sizes,
+    run: usize,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let stem = format!("pages{run}");
+    let name = crate_name(&stem, 0);
+    let readme = page_readme();
+    let bodies = (0..1000)
+        .map(|version| {
+            let fixture = CrateFixture::new(&name, &format!("1.{version}.0"));
+            let mut metadata = fixture.metadata();
+            metadata["readme"] = serde_json::Value::String(readme.clone());
+            metadata["readme_file"] = serde_json::Value::String("README.md".to_owned());
+            Bytes::from(CrateFixture::body_from(&metadata, &fixture.crate_file()))
+        })
+        .collect();
+    publish_all(system, 8, bodies).await?;
+    for (variant, path) in [
+        ("crate page, 1,000 versions", format!("/crates/{name}")),
+        (
+            "crates.io API crate, 1,000 versions",
+            format!("/api/v1/crates/{name}"),
+        ),
+    ] {
+        let result = load::run(
+            system.address,
+            Protocol::Http1,
+            1,
+            Stop::After(sizes.duration),
+            get_request(path, None),
+        )
+        .await?;
+        anyhow::ensure!(
+            result.unexpected(200) == 0,
+            "{variant}: {:?}",
+            result.statuses
+        );
+        figures.record("pages", variant, "p50", "ms", result.latency_ms(50.0));
+        figures.record("pages", variant, "p90", "ms", result.latency_ms(90.0));
+    }
+    Ok(())
+}
