@@ -25,6 +25,6 @@ pub use observer::{StoreKind, StoreObserver};
 #[cfg(feature = "redis")]
 pub use redis::{RedisOptions, RedisStore};
 pub use traits::{
-    AccountStore, AuditLog, CoordinationStore, CrateStore, IndexStore, InstrumentedStore,
-    MetadataStore, SessionStore,
+    AccountStore, AuditLog, CoordinationStore, CrateStore, DownloadStore, IndexStore,
+    InstrumentedStore, MetadataStore, SessionStore,
 };

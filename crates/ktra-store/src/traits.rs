@@ -25,10 +25,10 @@ use ktra_core::name::CrateId;
 use ktra_core::version::VersionId;
 
 use crate::model::{
-    AuditEvent, AuditRecord, CrateDetails, CrateFileRef, CrateOverview, CrateSummary, IndexFile,
-    Invitation, NewSession, NewToken, NewUser, NewVersion, OwnerChange, PasswordChange,
-    PendingChange, PendingSummary, SearchPage, Session, StoredToken, TokenId, TokenInfo, User,
-    UserCredentials, UserId, UserSummary, YankChange,
+    AuditEvent, AuditRecord, CrateDetails, CrateDownloads, CrateFileRef, CrateOverview,
+    CrateSummary, DownloadCount, IndexFile, Invitation, NewSession, NewToken, NewUser, NewVersion,
+    OwnerChange, PasswordChange, PendingChange, PendingSummary, SearchPage, Session, StoredToken,
+    TokenId, TokenInfo, User, UserCredentials, UserId, UserSummary, YankChange,
 };
 use crate::observer::{StoreKind, StoreObserver, observe};
 
@@ -72,6 +72,7 @@ macro_rules! store_domains {
 pub trait MetadataStore:
     AccountStore
     + SessionStore
+    + DownloadStore
     + CrateStore
     + IndexStore
     + AuditLog
@@ -284,6 +285,16 @@ store_domains! {
         /// Records that the indexer holds `revision` of a crate; clears the crate's mark unless a
         /// newer revision arrived meanwhile. Returns whether the mark was cleared.
         async fn acknowledge(&self, krate: &CrateId, revision: u64) -> Result<bool, StoreError>;
+    }
+
+    /// How often each version was downloaded, in all and per day.
+    pub trait DownloadStore {
+        /// Adds a batch of counts, in one atomic step (each replica sends its own every few
+        /// seconds). The counts name versions that exist: the API counts served files only.
+        async fn add_downloads(&self, counts: Vec<DownloadCount>) -> Result<(), StoreError>;
+
+        /// A crate's counts per version and per day; empty for a crate never downloaded.
+        async fn crate_downloads(&self, krate: &CrateId) -> Result<CrateDownloads, StoreError>;
     }
 
     /// Browser sessions of the pages, shared by every replica, and the list of users the

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod downloads;
 pub mod error;
 pub mod extract;
 pub mod handlers;
@@ -71,6 +72,9 @@ pub async fn serve(
         state.blobs.clone(),
         state.config.publish_limits(),
     ));
+    let counts =
+        tokio::spawn(std::sync::Arc::clone(&state.downloads).flush_forever(state.store.clone()));
+    let (downloads, store) = (std::sync::Arc::clone(&state.downloads), state.store.clone());
     let resender = tokio::spawn(state.index_sync.clone().resend_forever());
     let index_sync = state.index_sync.clone();
     let handoff = tokio::spawn(index_sync.clone().hand_off_forever());
@@ -120,6 +124,10 @@ pub async fn serve(
     }
     resender.abort();
     handoff.abort();
+    counts.abort();
+    if let Err(error) = downloads.flush(store.as_ref()).await {
+        tracing::warn!(%error, "download counts of the last seconds are lost");
+    }
     // Stopped before the flush takes what waits, so the two never split it.
     let _ = handoff.await;
     index_sync.flush_handed_off(HANDOFF_FLUSH).await;

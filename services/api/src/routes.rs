@@ -76,6 +76,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/crates/{name}", get(crate_info::krate))
         .route("/api/v1/crates/{name}/versions", get(crate_info::versions))
         .route(
+            "/api/v1/crates/{name}/downloads",
+            get(crate_info::downloads),
+        )
+        .route(
+            "/api/v1/crates/{name}/{version}/downloads",
+            get(crate_info::version_downloads),
+        )
+        .route(
             "/api/v1/crates/{name}/reverse_dependencies",
             get(crate_info::reverse_dependencies),
         )

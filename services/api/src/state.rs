@@ -38,6 +38,8 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::ApiMetrics>,
     /// Every crate, briefly, for listings (read at most every few seconds).
     pub listings: crate::catalog::Listings,
+    /// Downloads counted and not yet in the store.
+    pub downloads: Arc<crate::downloads::DownloadCounter>,
     /// The configuration.
     pub config: Arc<Config>,
     /// `config.json` as served, rendered once.
@@ -131,6 +133,7 @@ impl AppState {
             index_sync,
             metrics,
             listings: crate::catalog::Listings::default(),
+            downloads: Arc::default(),
             index_config: Bytes::from(index_config.to_json()),
             login_challenge,
             config: Arc::new(config),

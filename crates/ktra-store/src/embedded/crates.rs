@@ -169,6 +169,7 @@ impl CrateStore for EmbeddedStore {
                     newest_version: record.newest_version,
                     version_count: record.version_count,
                     owners: record.owners,
+                    downloads: record.downloads,
                 });
             }
             Ok(overview)
@@ -263,6 +264,7 @@ impl CrateStore for EmbeddedStore {
                     last_modified: new.published_at,
                     created_at: Some(new.published_at),
                     newest_version: None,
+                    downloads: 0,
                 },
             };
             let version = VersionRecord {

@@ -10,6 +10,7 @@ mod accounts;
 mod audit;
 mod coordination;
 mod crates;
+mod downloads;
 mod index;
 mod schema;
 mod sessions;
@@ -23,9 +24,9 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 
 use self::coordination::RateWindows;
 use self::schema::{
-    AUDIT, CRATES, CrateRecord, INDEX_FILES, INVITATIONS, META, PENDING, PENDING_SINCE, READMES,
-    SCHEMA_VERSION, SESSIONS, TOKENS, USER_IDS, USER_TOKENS, USERS, VERSION_METADATA, VERSIONS,
-    crate_record, internal,
+    AUDIT, CRATES, CrateRecord, DOWNLOADS, DOWNLOADS_BY_DAY, INDEX_FILES, INVITATIONS, META,
+    PENDING, PENDING_SINCE, READMES, SCHEMA_VERSION, SESSIONS, TOKENS, USER_IDS, USER_TOKENS,
+    USERS, VERSION_METADATA, VERSIONS, crate_record, internal,
 };
 use crate::error::StoreError;
 use crate::traits::MetadataStore;
@@ -108,6 +109,8 @@ impl EmbeddedStore {
             txn.open_table(PENDING_SINCE).map_err(internal)?;
             txn.open_table(INVITATIONS).map_err(internal)?;
             txn.open_table(SESSIONS).map_err(internal)?;
+            txn.open_table(DOWNLOADS).map_err(internal)?;
+            txn.open_table(DOWNLOADS_BY_DAY).map_err(internal)?;
             txn.open_table(AUDIT).map_err(internal)?;
         }
         txn.commit().map_err(internal)

@@ -33,6 +33,12 @@ pub(super) const VERSION_METADATA: TableDefinition<'_, (&str, &str), &[u8]> =
     TableDefinition::new("version_metadata");
 /// (canonical crate name, version key) to the version's README (UTF-8).
 pub(super) const READMES: TableDefinition<'_, (&str, &str), &str> = TableDefinition::new("readmes");
+/// (canonical crate name, version key) to its downloads.
+pub(super) const DOWNLOADS: TableDefinition<'_, (&str, &str), u64> =
+    TableDefinition::new("downloads");
+/// (canonical crate name, day as `YYYY-MM-DD`, version key) to that day's downloads.
+pub(super) const DOWNLOADS_BY_DAY: TableDefinition<'_, (&str, &str, &str), u64> =
+    TableDefinition::new("downloads_by_day");
 /// Canonical crate name to the index file's bytes.
 pub(super) const INDEX_FILES: TableDefinition<'_, &str, &[u8]> =
     TableDefinition::new("index_files");
@@ -120,6 +126,9 @@ pub(super) struct CrateRecord {
     /// kept it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) newest_version: Option<String>,
+    /// Downloads of every version together.
+    #[serde(default)]
+    pub(super) downloads: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -170,6 +170,8 @@ pub struct CrateOverview {
     pub version_count: u32,
     /// Its owners' ids.
     pub owners: Vec<UserId>,
+    /// How often its versions were downloaded, in all.
+    pub downloads: u64,
 }
 
 /// Where a version's crate file lives.

@@ -3,6 +3,7 @@
 mod accounts;
 mod audit;
 mod crates;
+mod downloads;
 mod index;
 mod search;
 mod sessions;
@@ -11,6 +12,7 @@ mod tokens;
 pub use accounts::*;
 pub use audit::*;
 pub use crates::*;
+pub use downloads::*;
 pub use index::*;
 pub use search::*;
 pub use sessions::*;

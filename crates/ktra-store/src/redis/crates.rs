@@ -136,13 +136,14 @@ impl RedisStore {
 }
 
 /// The crate record's fields a listing reads, in [`OVERVIEW_FIELDS`] order.
-const OVERVIEW_FIELDS: [&str; 6] = [
+const OVERVIEW_FIELDS: [&str; 7] = [
     "name",
     "description",
     "created_at",
     "last_modified",
     "newest_version",
     "version_count",
+    "downloads",
 ];
 
 /// [`OVERVIEW_FIELDS`] as read.
@@ -153,6 +154,7 @@ type OverviewFields = (
     Option<String>,
     Option<String>,
     Option<u32>,
+    Option<u64>,
 );
 
 /// An owner among the users read for a crate; an owner without a user record is an
@@ -264,7 +266,15 @@ impl CrateStore for RedisStore {
                 .await
                 .map_err(classify)?;
             for (fields, mut owners) in rows {
-                let (name, description, created_at, last_modified, newest_version, count) = fields;
+                let (
+                    name,
+                    description,
+                    created_at,
+                    last_modified,
+                    newest_version,
+                    count,
+                    downloads,
+                ) = fields;
                 owners.sort_unstable();
                 let (Some(name), Some(last_modified)) = (name, last_modified) else {
                     continue;
@@ -277,6 +287,7 @@ impl CrateStore for RedisStore {
                     newest_version,
                     version_count: count.unwrap_or_default(),
                     owners,
+                    downloads: downloads.unwrap_or_default(),
                 });
             }
         }

@@ -90,7 +90,8 @@ impl Keys {
     }
 
     /// A crate's record (hash): name, description, revision, version count,
-    /// last_modified, created_at, newest_version, and `index`, the crate's index file.
+    /// last_modified, created_at, newest_version, downloads, and `index`, the crate's index
+    /// file.
     pub fn krate(&self, canonical: &str) -> String {
         format!("{}:crate:{canonical}", self.base)
     }
@@ -109,6 +110,17 @@ impl Keys {
     /// A crate's READMEs (hash): version key to the README's text.
     pub fn readmes(&self, canonical: &str) -> String {
         format!("{}:readmes:{canonical}", self.base)
+    }
+
+    /// A crate's downloads per version (hash): version key to count. The crate's total is
+    /// the `downloads` field of its record.
+    pub fn downloads(&self, canonical: &str) -> String {
+        format!("{}:downloads:{canonical}", self.base)
+    }
+
+    /// A crate's downloads per day (hash): `{YYYY-MM-DD}|{version key}` to count.
+    pub fn downloads_by_day(&self, canonical: &str) -> String {
+        format!("{}:downloads_by_day:{canonical}", self.base)
     }
 
     /// A crate's owners' ids (set).

@@ -18,6 +18,7 @@ mod audit;
 mod connection;
 mod coordination;
 mod crates;
+mod downloads;
 mod index;
 pub mod keys;
 mod scripts;

@@ -29,6 +29,7 @@ macro_rules! contract_tests {
             the_overview_lists_every_crate,
             sessions_live_until_they_end_or_expire,
             users_are_listed_with_their_state,
+            downloads_add_up_per_version_day_and_crate,
         );
     };
     ($open:ident: $($name:ident),* $(,)?) => {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use ktra_core::index::{FeatureMap, IndexLine};
 use ktra_core::name::CrateId;
 use ktra_core::version::VersionId;
-use ktra_store::model::{User, VersionDetails};
+use ktra_store::model::{CrateDownloads, User, VersionDetails};
 use ktra_store::{MetadataStore, StoreError};
 
 /// A crate: its name, owners and versions, in publish order.
@@ -19,6 +19,8 @@ pub struct CrateView {
     pub owners: Vec<User>,
     /// The versions, in publish order.
     pub versions: Vec<VersionView>,
+    /// Its downloads, per version and per day.
+    pub downloads: CrateDownloads,
 }
 
 /// One version: the store's details and its index line.
@@ -30,6 +32,8 @@ pub struct VersionView {
     pub line: Option<IndexLine>,
     /// The version parsed.
     pub semver: Option<semver::Version>,
+    /// How often it was downloaded.
+    pub downloads: u64,
 }
 
 impl VersionView {
@@ -74,8 +78,11 @@ impl CrateView {
         store: &dyn MetadataStore,
         krate: &CrateId,
     ) -> Result<Option<Self>, StoreError> {
-        let (details, file) =
-            tokio::try_join!(store.crate_details(krate), store.index_file(krate))?;
+        let (details, file, downloads) = tokio::try_join!(
+            store.crate_details(krate),
+            store.index_file(krate),
+            store.crate_downloads(krate)
+        )?;
         let Some(details) = details else {
             return Ok(None);
         };
@@ -97,10 +104,15 @@ impl CrateView {
                 if line.is_none() {
                     tracing::warn!(crate_name = %krate, version = %details.version, "a version has no index line");
                 }
+                let count = VersionId::parse(&details.version)
+                    .ok()
+                    .and_then(|id| downloads.by_version.get(id.key()).copied())
+                    .unwrap_or_default();
                 VersionView {
                     semver: semver::Version::parse(&details.version).ok(),
                     details,
                     line,
+                    downloads: count,
                 }
             })
             .collect();
@@ -109,6 +121,7 @@ impl CrateView {
             name: details.name,
             owners: details.owners,
             versions,
+            downloads,
         }))
     }
 

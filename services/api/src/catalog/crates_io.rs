@@ -218,7 +218,7 @@ impl VersionJson {
             readme_path: format!("{base}/readme"),
             created_at,
             updated_at: created_at,
-            downloads: 0,
+            downloads: version.downloads,
             features: version.features(),
             yanked: version.yanked(),
             checksum: version.details.cksum.clone(),
@@ -271,8 +271,8 @@ impl CrateJson {
             keywords: metadata.keywords,
             categories: metadata.categories,
             badges: [],
-            downloads: 0,
-            recent_downloads: 0,
+            downloads: view.downloads.total(),
+            recent_downloads: recent_downloads(view),
             default_version: shown.map(|v| v.number().to_owned()),
             num_versions: view.versions.len(),
             yanked: view.versions.iter().all(VersionView::yanked),
@@ -303,7 +303,7 @@ impl CrateJson {
             keywords: Vec::new(),
             categories: Vec::new(),
             badges: [],
-            downloads: 0,
+            downloads: overview.downloads,
             recent_downloads: 0,
             default_version: overview.newest_version.clone(),
             num_versions: overview.version_count as usize,
@@ -434,15 +434,65 @@ impl SummaryJson {
         let crates = |list: &[CrateOverview]| list.iter().map(CrateJson::from_overview).collect();
         Self {
             num_crates: summary.crate_count,
-            num_downloads: 0,
+            num_downloads: summary.download_count,
             new_crates: crates(&summary.new_crates),
-            most_downloaded: Vec::new(),
+            most_downloaded: crates(&summary.most_downloaded),
             most_recently_downloaded: Vec::new(),
             just_updated: crates(&summary.just_updated),
             popular_keywords: Vec::new(),
             popular_categories: Vec::new(),
         }
     }
+}
+
+/// Downloads in the last 90 days, as crates.io's `recent_downloads`.
+fn recent_downloads(view: &CrateView) -> u64 {
+    let since = Utc::now().date_naive() - chrono::TimeDelta::days(90);
+    view.downloads
+        .by_day
+        .iter()
+        .filter(|((day, _), _)| *day >= since)
+        .map(|(_, count)| count)
+        .sum()
+}
+
+/// One day's downloads of one version.
+#[derive(Debug, Serialize)]
+pub struct VersionDownloads {
+    version: u64,
+    downloads: u64,
+    date: String,
+}
+
+/// `GET /api/v1/crates/{name}/downloads` (every version) and
+/// `/{version}/downloads` (`only` that one): downloads per version and day, oldest first.
+pub fn version_downloads(view: &CrateView, only: Option<&VersionView>) -> Vec<VersionDownloads> {
+    let canonical = view.krate.canonical();
+    let wanted = only.and_then(|version| {
+        ktra_core::version::VersionId::parse(version.number())
+            .ok()
+            .map(|id| id.key().to_owned())
+    });
+    view.downloads
+        .by_day
+        .iter()
+        .filter(|((_, key), _)| wanted.as_ref().is_none_or(|wanted| wanted == key))
+        .map(|((day, key), count)| {
+            let number = view
+                .versions
+                .iter()
+                .find(|version| {
+                    ktra_core::version::VersionId::parse(version.number())
+                        .is_ok_and(|id| id.key() == key)
+                })
+                .map_or(key.as_str(), VersionView::number);
+            VersionDownloads {
+                version: version_id(canonical, number),
+                downloads: *count,
+                date: day.format("%Y-%m-%d").to_string(),
+            }
+        })
+        .collect()
 }
 
 /// Whether `dependency` names `target` (a canonical name) in this registry.

@@ -30,6 +30,10 @@ pub struct Summary {
     pub new_crates: Vec<CrateOverview>,
     /// The crates changed last, latest first.
     pub just_updated: Vec<CrateOverview>,
+    /// How many downloads there were.
+    pub download_count: u64,
+    /// The crates downloaded most, most first.
+    pub most_downloaded: Vec<CrateOverview>,
 }
 
 impl Listings {
@@ -74,6 +78,13 @@ impl Listings {
             version_count: overview.iter().map(|c| u64::from(c.version_count)).sum(),
             new_crates: latest(|c| c.created_at),
             just_updated: latest(|c| Some(c.updated_at)),
+            download_count: overview.iter().map(|c| c.downloads).sum(),
+            most_downloaded: {
+                let mut crates: Vec<&CrateOverview> =
+                    overview.iter().filter(|c| c.downloads > 0).collect();
+                crates.sort_by_key(|c| std::cmp::Reverse(c.downloads));
+                crates.into_iter().take(SUMMARY_LENGTH).cloned().collect()
+            },
         })
     }
 

@@ -202,6 +202,54 @@ pub async fn reverse_dependencies(
     Ok(Json(ReverseDependencies::new(canonical, &shown, total)))
 }
 
+/// `{"version_downloads": [...], "meta": {"extra_downloads": []}}`.
+#[derive(Debug, Serialize)]
+pub struct Downloads {
+    version_downloads: Vec<crates_io::VersionDownloads>,
+    meta: DownloadsMeta,
+}
+
+/// crates.io's place for downloads of versions it no longer lists: none here.
+#[derive(Debug, Serialize)]
+pub struct DownloadsMeta {
+    extra_downloads: [(); 0],
+}
+
+/// `GET /api/v1/crates/{name}/downloads`: every version's downloads per day.
+pub async fn downloads(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Downloads>, ApiError> {
+    let view = load(&state, &name).await?;
+    Ok(Json(Downloads {
+        version_downloads: crates_io::version_downloads(&view, None),
+        meta: DownloadsMeta {
+            extra_downloads: [],
+        },
+    }))
+}
+
+/// `{"version_downloads": [...]}`.
+#[derive(Debug, Serialize)]
+pub struct OneVersionDownloads {
+    version_downloads: Vec<crates_io::VersionDownloads>,
+}
+
+/// `GET /api/v1/crates/{name}/{version}/downloads`: one version's downloads per day.
+pub async fn version_downloads(
+    State(state): State<AppState>,
+    ApiPath((name, version)): ApiPath<(String, String)>,
+) -> Result<Json<OneVersionDownloads>, ApiError> {
+    let view = load(&state, &name).await?;
+    let wanted = parse_version(&name, &version)?;
+    let found = view
+        .version(&wanted)
+        .ok_or_else(|| no_version(&name, &version))?;
+    Ok(Json(OneVersionDownloads {
+        version_downloads: crates_io::version_downloads(&view, Some(found)),
+    }))
+}
+
 /// `GET /api/v1/summary`.
 pub async fn summary(State(state): State<AppState>) -> Result<Json<SummaryJson>, ApiError> {
     let summary = state.listings.summary(state.store.as_ref()).await?;

@@ -2,7 +2,9 @@
 //!
 //! The version is looked up in the metadata store first, so only files of committed versions
 //! are ever served. Files stream from the blob store; single byte ranges are honoured; with
-//! presigned downloads configured, the answer is a redirect to the object store instead.
+//! presigned downloads configured, the answer is a redirect to the object store instead. A
+//! whole file served (or a redirect to it) counts one download of the version
+//! ([`crate::downloads`]); a `HEAD` or a range does not.
 
 use std::time::Duration;
 
@@ -117,6 +119,9 @@ pub async fn download(
         {
             let location = HeaderValue::from_str(url.as_str())
                 .map_err(|_| ApiError::internal("a presigned URL is not a header value"))?;
+            if method == Method::GET {
+                state.downloads.count(&krate, &parsed);
+            }
             return Ok((
                 StatusCode::TEMPORARY_REDIRECT,
                 [
@@ -190,6 +195,7 @@ pub async fn download(
         .await
         .map_err(missing_file)?;
     state.metrics.downloaded_bytes.inc_by(read.size);
+    state.downloads.count(&krate, &parsed);
     Ok((
         common,
         [(CONTENT_LENGTH, HeaderValue::from(read.size))],

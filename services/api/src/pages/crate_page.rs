@@ -36,6 +36,8 @@ pub struct ShownVersion {
     pub edition: Option<String>,
     /// Its crate file's size, for people (`12.3 KiB`).
     pub size: Option<String>,
+    /// How often it was downloaded.
+    pub downloads: u64,
 }
 
 impl ShownVersion {
@@ -55,6 +57,7 @@ impl ShownVersion {
             rust_version: metadata.rust_version,
             edition: metadata.edition,
             size: metadata.crate_size.map(human_size),
+            downloads: version.downloads,
         }
     }
 }
@@ -112,6 +115,7 @@ struct CratePage {
     dependencies: Vec<ShownDependency>,
     features: Vec<(String, String)>,
     versions: Vec<ShownVersion>,
+    downloads: u64,
 }
 
 /// `GET /crates/{name}`: the crate at its default version.
@@ -237,6 +241,7 @@ fn page(
             .into_iter()
             .map(ShownVersion::new)
             .collect(),
+        downloads: view.downloads.total(),
     }
 }
 

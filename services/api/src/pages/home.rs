@@ -22,6 +22,8 @@ pub struct Entry {
     pub description: Option<String>,
     /// When it last changed.
     pub when: String,
+    /// How often it was downloaded.
+    pub downloads: u64,
 }
 
 impl Entry {
@@ -32,6 +34,7 @@ impl Entry {
             version: overview.newest_version.clone(),
             description: overview.description.clone(),
             when: day(overview.updated_at),
+            downloads: overview.downloads,
         }
     }
 }
@@ -44,6 +47,8 @@ struct HomePage {
     version_count: u64,
     new_crates: Vec<Entry>,
     just_updated: Vec<Entry>,
+    most_downloaded: Vec<Entry>,
+    download_count: u64,
     cargo_config: String,
     base: String,
     env_name: String,
@@ -67,6 +72,8 @@ pub async fn home(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
         version_count: summary.version_count,
         new_crates: summary.new_crates.iter().map(Entry::new).collect(),
         just_updated: summary.just_updated.iter().map(Entry::new).collect(),
+        most_downloaded: summary.most_downloaded.iter().map(Entry::new).collect(),
+        download_count: summary.download_count,
         cargo_config,
         base,
         env_name: name.to_ascii_uppercase().replace('-', "_"),

@@ -13,7 +13,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Backend, TestApp, assert_ok, assert_refused};
+use std::time::Duration;
+
+use crate::harness::{Backend, TestApp, assert_ok, assert_refused, eventually};
 
 /// A README with everything a page must not run.
 const HOSTILE_README: &str = "# Demo\n\nUse it **well**.\n\n<script>alert(1)</script>\n\
@@ -292,7 +294,98 @@ async fn earlier_versions_get_their_metadata_from_their_crate_files() {
     earlier_versions_get_metadata_on(Backend::RedisS3).await;
 }
 
+pub(crate) async fn downloads_are_counted_per_version_and_day(backend: Backend) {
+    let app = TestApp::start_on(backend, &[]).await;
+    let token = app.create_user("alice").await;
+    for version in ["1.0.0", "1.1.0"] {
+        assert_ok(&app.publish_crate(&token, "popular", version).await);
+    }
+    assert_ok(&app.publish_crate(&token, "unloved", "1.0.0").await);
+    for version in ["1.0.0", "1.0.0", "1.0.0", "1.1.0"] {
+        let (status, _) = app
+            .get_bytes(&format!("/api/v1/crates/popular/{version}/download"))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // Neither a HEAD nor a range is a download.
+    let head = app
+        .client
+        .head(app.url("/dl/popular/1.0.0/download"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    let range = app
+        .get_with("/dl/popular/1.0.0/download", &[("Range", "bytes=0-9")])
+        .await;
+    assert_eq!(range.status(), StatusCode::PARTIAL_CONTENT);
+
+    // Counted in memory, they reach the store within a flush (every 5 s).
+    let krate = eventually(
+        "the counts to reach the store",
+        Duration::from_secs(15),
+        || {
+            let app = &app;
+            async move {
+                let (_, body) = app.get("/api/v1/crates/popular").await;
+                (body["crate"]["downloads"] == 4).then_some(body)
+            }
+        },
+    )
+    .await;
+    assert_eq!(krate["crate"]["recent_downloads"], 4);
+    let per_version: Vec<(String, u64)> = krate["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["num"].as_str().unwrap().to_owned(),
+                v["downloads"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        per_version,
+        [("1.1.0".to_owned(), 1), ("1.0.0".to_owned(), 3)]
+    );
+    let today = Utc::now().date_naive().format("%Y-%m-%d").to_string();
+    let (_, days) = app.get("/api/v1/crates/popular/downloads").await;
+    let listed: u64 = days["version_downloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|entry| assert_eq!(entry["date"], today.as_str()))
+        .map(|entry| entry["downloads"].as_u64().unwrap())
+        .sum();
+    assert_eq!(listed, 4);
+    let (_, one) = app.get("/api/v1/crates/popular/1.0.0/downloads").await;
+    assert_eq!(one["version_downloads"][0]["downloads"], 3);
+    assert_eq!(one["version_downloads"].as_array().unwrap().len(), 1);
+    let (_, summary) = eventually("the summary to list them", Duration::from_secs(10), || {
+        let app = &app;
+        async move {
+            let reply = app.get("/api/v1/summary").await;
+            (reply.1["num_downloads"] == 4).then_some(reply)
+        }
+    })
+    .await;
+    assert_eq!(summary["most_downloaded"][0]["name"], "popular");
+    assert_eq!(summary["most_downloaded"].as_array().unwrap().len(), 1);
+    let page = app
+        .get_with("/crates/popular/1.0.0", &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<dt>Downloads</dt><dd>4 (3 of 1.0.0)</dd>"),
+        "{page}"
+    );
+}
+
 crate::on_every_backend!(
     the_read_api_answers_in_crates_io_shapes,
+    downloads_are_counted_per_version_and_day,
     search_pages_and_matches_every_word,
 );
