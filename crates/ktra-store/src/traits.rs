@@ -309,6 +309,9 @@ store_domains! {
         /// Ends a session (signing out); ending one that is gone is no error.
         async fn end_session(&self, id_hash: [u8; 32]) -> Result<(), StoreError>;
 
+        /// Ends every session of a user (a password change, a disabled user).
+        async fn end_user_sessions(&self, user: UserId) -> Result<(), StoreError>;
+
         /// Every user, by id.
         async fn list_users(&self) -> Result<Vec<UserSummary>, StoreError>;
     }

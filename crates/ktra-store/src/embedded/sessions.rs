@@ -10,7 +10,7 @@ use super::schema::{
     SESSIONS, SessionRecord, USER_IDS, USERS, UserRecord, decode, encode, internal,
 };
 use crate::error::StoreError;
-use crate::model::{NewSession, Session, User, UserSummary};
+use crate::model::{NewSession, Session, User, UserId, UserSummary};
 use crate::traits::SessionStore;
 
 #[async_trait]
@@ -70,6 +70,18 @@ impl SessionStore for EmbeddedStore {
                 .remove(id_hash.as_slice())
                 .map_err(internal)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn end_user_sessions(&self, user: UserId) -> Result<(), StoreError> {
+        self.write(move |txn| {
+            txn.open_table(SESSIONS)
+                .map_err(internal)?
+                .retain(|_, value| {
+                    decode::<SessionRecord>(value).is_ok_and(|record| record.user != user)
+                })
+                .map_err(internal)
         })
         .await
     }

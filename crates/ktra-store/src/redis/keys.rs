@@ -161,6 +161,11 @@ impl Keys {
         format!("{}:session:{id_hash_hex}", self.base)
     }
 
+    /// The hex hashes of a user's sessions (set, expiring with the last of them).
+    pub fn user_sessions(&self, id: u32) -> String {
+        format!("{}:user_sessions:{id}", self.base)
+    }
+
     /// A lease (string holding the holder's name, with a time to live).
     pub fn lease(&self, name: &str) -> String {
         format!("{}:lease:{name}", self.base)

@@ -13,10 +13,27 @@ use crate::traits::SessionStore;
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
-        let key = self.keys.session(&hex::encode(session.id_hash));
+        let id_hex = hex::encode(session.id_hash);
+        let key = self.keys.session(&id_hex);
+        let index = self.keys.user_sessions(session.user);
+        let expires_at = session.expires_at.timestamp_millis();
         let mut connection = self.primary.writer().await;
         let _: () = redis::pipe()
             .atomic()
+            .sadd(&index, &id_hex)
+            .ignore()
+            // The index lives as long as the user's last session: set once, then only moved
+            // later.
+            .cmd("PEXPIREAT")
+            .arg(&index)
+            .arg(expires_at)
+            .arg("NX")
+            .ignore()
+            .cmd("PEXPIREAT")
+            .arg(&index)
+            .arg(expires_at)
+            .arg("GT")
+            .ignore()
             .hset_multiple(
                 &key,
                 &[
@@ -25,7 +42,9 @@ impl SessionStore for RedisStore {
                     ("expires_at", millis(session.expires_at)),
                 ],
             )
-            .pexpire_at(&key, session.expires_at.timestamp_millis())
+            .ignore()
+            .pexpire_at(&key, expires_at)
+            .ignore()
             .query_async(&mut connection)
             .await
             .map_err(classify)?;
@@ -61,6 +80,20 @@ impl SessionStore for RedisStore {
             .del(self.keys.session(&hex::encode(id_hash)))
             .await
             .map_err(classify)?;
+        self.primary.replicated(&mut connection).await
+    }
+
+    async fn end_user_sessions(&self, user: UserId) -> Result<(), StoreError> {
+        let index = self.keys.user_sessions(user);
+        let mut connection = self.primary.writer().await;
+        let sessions: Vec<String> = connection.smembers(&index).await.map_err(classify)?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for id_hex in &sessions {
+            pipe.del(self.keys.session(id_hex)).ignore();
+        }
+        pipe.del(&index).ignore();
+        let () = pipe.query_async(&mut connection).await.map_err(classify)?;
         self.primary.replicated(&mut connection).await
     }
 

@@ -70,6 +70,9 @@ pub(crate) async fn set_disabled(
         }
         other => other?,
     };
+    if disabled {
+        crate::handlers::users::end_sessions(state, &user).await;
+    }
     Ok(if disabled {
         format!(
             "user `{}` is disabled and every token of theirs revoked",

@@ -12,7 +12,7 @@ use super::session::{Form, SignedIn, Viewer};
 use super::{Chrome, PageError, day, render};
 use crate::auth::describe_scope;
 use crate::handlers::tokens::{self, TokenRequest};
-use crate::handlers::users::{check_new_password, verify_login};
+use crate::handlers::users::{check_new_password, count_login_attempt, verify_login};
 use crate::limits::ClientIp;
 use crate::state::AppState;
 
@@ -205,10 +205,15 @@ pub async fn change_password(
         Ok(response)
     };
     let user = form.by.user.clone();
-    let current = SecretString::from(form.get("current").unwrap_or_default().to_owned());
-    let new = SecretString::from(form.get("new").unwrap_or_default().to_owned());
-    if form.get("new") != form.get("again") {
+    // Passwords exactly as typed: a space at either end is part of one.
+    let current = SecretString::from(form.raw("current").unwrap_or_default().to_owned());
+    let new = SecretString::from(form.raw("new").unwrap_or_default().to_owned());
+    if form.raw("new") != form.raw("again") {
         return refuse("The new password and its repetition differ.".to_owned());
+    }
+    // Proving the current password counts as a sign-in attempt: the same limits.
+    if let Err(error) = count_login_attempt(&state, &client, &user.name).await {
+        return refuse(error.detail().to_owned());
     }
     let credentials = match verify_login(&state, &client, &user.name, &current).await {
         Ok(credentials) => credentials,
@@ -240,11 +245,21 @@ pub async fn change_password(
         })
         .await
         .map_err(|error| PageError::store(&state, &error))?;
-    Ok(render(&SecretPage {
+    // Every session ends with the old password (one may be someone else's); this one goes
+    // on as a new session.
+    crate::handlers::users::end_sessions(&state, &user).await;
+    let cookie = super::session::start(&state, &user)
+        .await
+        .map_err(|error| PageError::store(&state, &error))?;
+    let mut response = render(&SecretPage {
         chrome: Chrome::new(&state, &viewer, ""),
         title: "Password changed".to_owned(),
         message: "Your password is changed and every earlier token revoked. This new token replaces them; it is shown this once.".to_owned(),
         secret: token.reveal(),
         instructions: None,
-    }))
+    });
+    response
+        .headers_mut()
+        .insert(http::header::SET_COOKIE, cookie);
+    Ok(response)
 }

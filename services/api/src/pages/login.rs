@@ -35,11 +35,18 @@ pub struct Next {
     next: Option<String>,
 }
 
-/// Where to go after signing in: a path on this registry (never another site), else the
-/// tokens page.
+/// Where to go after signing in: a path on this registry (never another site: no `//`, no
+/// backslash, and no blank or control character, which browsers drop before resolving), else
+/// the tokens page.
 fn destination(next: Option<&str>) -> String {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && path
+                    .bytes()
+                    .all(|byte| byte > b' ' && byte != 0x7f && byte != b'\\') =>
+        {
             path.to_owned()
         }
         _ => "/account/tokens".to_owned(),
@@ -73,6 +80,17 @@ fn login_page(
         .into_response()
 }
 
+/// What a page says of a refusal: its detail, or for a server error a fixed sentence (the
+/// cause is logged, never shown).
+fn shown_detail(error: &crate::error::ApiError) -> String {
+    if error.code().http_status().is_server_error() {
+        tracing::error!(detail = error.detail(), "signing in failed");
+        "The registry cannot check passwords right now; try again in a moment.".to_owned()
+    } else {
+        error.detail().to_owned()
+    }
+}
+
 /// `GET /login?next=...`.
 pub async fn form(
     State(state): State<AppState>,
@@ -91,7 +109,7 @@ pub async fn sign_in(
     viewer: Viewer,
     request: Request,
 ) -> Result<Response, PageError> {
-    let expected = cookie(request.headers(), SIGN_IN_COOKIE).map(str::to_owned);
+    let expected = cookie(&state, request.headers(), SIGN_IN_COOKIE).map(str::to_owned);
     let fields = form_fields(request)
         .await
         .map_err(|_| PageError::bad_request(&state, "The form is too large."))?;
@@ -121,11 +139,11 @@ pub async fn sign_in(
         ))
     };
     if let Err(error) = count_login_attempt(&state, &client, &name).await {
-        return refused(error.detail().to_owned(), error.code().http_status());
+        return refused(shown_detail(&error), error.code().http_status());
     }
     let credentials = match verify_login(&state, &client, &name, &password).await {
         Ok(credentials) => credentials,
-        Err(error) => return refused(error.detail().to_owned(), http::StatusCode::FORBIDDEN),
+        Err(error) => return refused(shown_detail(&error), error.code().http_status()),
     };
     rehash_if_outdated(&state, &credentials, &password).await;
     let cookie = session::start(&state, &credentials.user)
@@ -178,6 +196,9 @@ mod tests {
             Some("https://evil.example/"),
             Some("//evil.example/"),
             Some("/\\evil.example"),
+            Some("/\t/evil.example/x"),
+            Some("/\n/evil.example"),
+            Some("/ /evil.example"),
             Some("crates"),
         ] {
             assert_eq!(destination(elsewhere), "/account/tokens", "{elsewhere:?}");

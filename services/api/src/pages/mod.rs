@@ -60,6 +60,31 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             state.clone(),
             session::gate,
         ))
+        .route_layer(axum::middleware::from_fn(page_headers))
+}
+
+/// Headers of every page: never framed (clickjacking), no address leaked to the hosts a README
+/// points images at, and nothing a signed-in person sees kept by caches.
+async fn page_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let signed_in = request.headers().contains_key(http::header::COOKIE);
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::X_FRAME_OPTIONS,
+        http::HeaderValue::from_static("DENY"),
+    );
+    headers.insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        http::HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    headers.insert(
+        http::header::REFERRER_POLICY,
+        http::HeaderValue::from_static("same-origin"),
+    );
+    if signed_in && !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 async fn stylesheet() -> Response {
@@ -153,7 +178,12 @@ impl PageError {
             } else {
                 "Not done"
             },
-            detail: error.detail().to_owned(),
+            // A server error's detail is its cause: logged above, never shown.
+            detail: if status.is_server_error() {
+                "The registry could not do this right now; try again in a moment.".to_owned()
+            } else {
+                error.detail().to_owned()
+            },
             registry_name: state.config.ui.registry_name.clone(),
         }
     }

@@ -3,8 +3,10 @@
 //!
 //! A session's cookie holds a random secret; the store keeps only its SHA-256, with the user,
 //! the session's form token and its end, so every replica knows the session and a stolen
-//! database holds no usable cookie. The cookie is `HttpOnly`, `SameSite=Lax`, and `Secure`
-//! when the registry's public URL is https. A disabled user's sessions stop working at once.
+//! database holds no usable cookie. The cookie is `HttpOnly`, `SameSite=Lax`, and when the
+//! registry's public URL is https `Secure` and named with the `__Host-` prefix (no sibling
+//! subdomain can set it). A disabled user's sessions stop working at once; disabling a user
+//! or changing a password ends every session of theirs.
 //!
 //! Every form of a signed-in page carries the session's token in `csrf`, and [`Form`] refuses
 //! a post without it (403). The sign-in form, which has no session yet, carries a token that
@@ -60,25 +62,37 @@ fn hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+/// Whether the registry is reached over https (its public URL says so).
+fn https(state: &AppState) -> bool {
+    state.config.public_base().starts_with("https://")
+}
+
+/// A cookie's name as sent: with the `__Host-` prefix over https.
+fn cookie_name(state: &AppState, name: &str) -> String {
+    if https(state) {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
 /// The value of cookie `name` in the request.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub fn cookie<'a>(state: &AppState, headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let name = cookie_name(state, name);
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|line| line.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
+        .find(|(key, _)| *key == name.as_str())
         .map(|(_, value)| value)
 }
 
 /// A `Set-Cookie` value for the registry's pages.
 pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: i64) -> HeaderValue {
-    let secure = if state.config.public_base().starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if https(state) { "; Secure" } else { "" };
+    let name = cookie_name(state, name);
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
     ))
@@ -95,7 +109,7 @@ pub async fn signed_in(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<SignedIn>, ktra_store::StoreError> {
-    let Some(secret) = cookie(headers, SESSION_COOKIE) else {
+    let Some(secret) = cookie(state, headers, SESSION_COOKIE) else {
         return Ok(None);
     };
     let id_hash = hash(secret);
@@ -213,6 +227,14 @@ pub struct Form {
 }
 
 impl Form {
+    /// The first value of field `name` exactly as sent (passwords); `None` when missing.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
     /// The first value of field `name`, trimmed; `None` when missing or empty.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.fields

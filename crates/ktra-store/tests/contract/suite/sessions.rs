@@ -41,6 +41,22 @@ pub(crate) async fn sessions_live_until_they_end_or_expire(store: Arc<dyn Metada
         "ending one session keeps the others"
     );
 
+    // Ending a user's sessions ends them all, and no one else's.
+    let bob = registered(&*store, "bob").await;
+    store
+        .create_session(session(4, alice.id, TimeDelta::hours(1)))
+        .await
+        .unwrap();
+    store
+        .create_session(session(5, bob.id, TimeDelta::hours(1)))
+        .await
+        .unwrap();
+    store.end_user_sessions(alice.id).await.unwrap();
+    assert_eq!(store.session([2; 32]).await.unwrap(), None);
+    assert_eq!(store.session([4; 32]).await.unwrap(), None);
+    assert!(store.session([5; 32]).await.unwrap().is_some());
+    store.end_user_sessions(alice.id).await.unwrap();
+
     store
         .create_session(session(3, alice.id, TimeDelta::milliseconds(300)))
         .await

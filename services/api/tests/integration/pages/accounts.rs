@@ -89,6 +89,21 @@ pub(crate) async fn signing_in_starts_a_session_and_forms_need_its_token(backend
 
     let tokens = alice.get("/account/tokens").await;
     assert_eq!(tokens.status, StatusCode::OK);
+    let headers = app
+        .client
+        .get(app.url("/account/tokens"))
+        .header("cookie", alice.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    for (name, value) in [
+        ("x-frame-options", "DENY"),
+        ("content-security-policy", "frame-ancestors 'none'"),
+        ("referrer-policy", "same-origin"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(headers.headers()[name], value, "{name}");
+    }
     assert!(tokens.html.contains("Sign out"));
     let csrf = tokens.csrf();
     assert_ne!(csrf, sign_in_token);
@@ -214,8 +229,11 @@ pub(crate) async fn a_password_changed_on_the_page_revokes_every_token(backend: 
     let api_token = app.create_user("alice").await;
     let mut alice = Visitor::new(&app);
     alice.sign_in("alice", PASSWORD).await;
+    let mut elsewhere = Visitor::new(&app);
+    elsewhere.sign_in("alice", PASSWORD).await;
     let csrf = alice.get("/account/password").await.csrf();
-    let new = "a brand new long password";
+    // Spaces at either end are part of a password, as the API takes it.
+    let new = "  a brand new long password ";
     let mismatch = alice
         .post(
             "/account/password",
@@ -253,6 +271,17 @@ pub(crate) async fn a_password_changed_on_the_page_revokes_every_token(backend: 
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.html);
     assert!(changed.html.contains("Password changed"));
+    assert_eq!(
+        changed.set_cookies.len(),
+        1,
+        "a new session for the page that changed it"
+    );
+    // Every other session ended with the old password; this one goes on.
+    assert_eq!(
+        elsewhere.get("/account/tokens").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(alice.get("/account/tokens").await.status, StatusCode::OK);
     assert_refused(
         &app.get_as(&api_token, "/ktra/api/v1/tokens").await,
         StatusCode::FORBIDDEN,
@@ -319,6 +348,11 @@ pub(crate) async fn administrators_manage_users_and_read_the_audit_log(backend: 
         .post("/admin/users/bob/enable", &[("csrf", &csrf)])
         .await;
     assert_eq!(enabled.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        bob.get("/account/tokens").await.status,
+        StatusCode::SEE_OTHER,
+        "enabled again, bob signs in again"
+    );
 
     let invitation = root
         .post("/admin/invitations", &[("csrf", &csrf), ("hours", "2")])
