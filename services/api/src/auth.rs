@@ -288,6 +288,15 @@ pub async fn required_if_private(
     }
 }
 
+/// Ends every session of `user` in the pages (`crate::pages::session`) after their password
+/// changed or they were disabled: tokens and sessions go together. A failure is logged; the
+/// change itself stands, and a disabled user's sessions are refused anyway.
+pub(crate) async fn end_sessions(state: &AppState, user: &User) {
+    if let Err(error) = state.store.end_user_sessions(user.id).await {
+        tracing::error!(%error, user_id = user.id, "the user's sessions could not be ended");
+    }
+}
+
 /// Marks an answer for the caller only: shared caches must not keep a private registry's files.
 fn make_private(headers: &mut HeaderMap) {
     let value = match headers

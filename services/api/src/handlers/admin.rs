@@ -71,7 +71,7 @@ pub(crate) async fn set_disabled(
         other => other?,
     };
     if disabled {
-        crate::handlers::users::end_sessions(state, &user).await;
+        crate::auth::end_sessions(state, &user).await;
     }
     Ok(if disabled {
         format!(

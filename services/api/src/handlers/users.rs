@@ -302,15 +302,6 @@ pub async fn login(
     Ok(Json(TokenResponse { token }))
 }
 
-/// Ends every session of `user` in the pages after their password changed or they were
-/// disabled; a failure is logged (the change itself stands; a disabled user's sessions are
-/// refused anyway).
-pub(crate) async fn end_sessions(state: &AppState, user: &ktra_store::model::User) {
-    if let Err(error) = state.store.end_user_sessions(user.id).await {
-        tracing::error!(%error, user_id = user.id, "the user's sessions could not be ended");
-    }
-}
-
 /// `POST /ktra/api/v1/change_password/{name}`.
 #[tracing::instrument(skip_all, fields(user = %name))]
 pub async fn change_password(
@@ -354,7 +345,7 @@ pub async fn change_password(
             ),
         })
         .await?;
-    end_sessions(&state, &user).await;
+    crate::auth::end_sessions(&state, &user).await;
     tracing::info!(user_id = user.id, "password changed, tokens revoked");
     Ok(Json(TokenResponse {
         token: token.reveal(),

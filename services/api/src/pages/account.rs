@@ -247,7 +247,7 @@ pub async fn change_password(
         .map_err(|error| PageError::store(&state, &error))?;
     // Every session ends with the old password (one may be someone else's); this one goes
     // on as a new session.
-    crate::handlers::users::end_sessions(&state, &user).await;
+    crate::auth::end_sessions(&state, &user).await;
     let cookie = super::session::start(&state, &user)
         .await
         .map_err(|error| PageError::store(&state, &error))?;
