@@ -207,6 +207,17 @@ pub struct UiConfig {
     pub session_hours: u32,
 }
 
+impl UiConfig {
+    /// The environment variable cargo reads this registry's token from
+    /// (`CARGO_REGISTRIES_KTRA_TOKEN` for `ktra`).
+    pub fn token_variable(&self) -> String {
+        format!(
+            "CARGO_REGISTRIES_{}_TOKEN",
+            self.registry_name.to_ascii_uppercase().replace('-', "_")
+        )
+    }
+}
+
 fn default_session_hours() -> u32 {
     12
 }

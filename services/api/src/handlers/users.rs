@@ -13,7 +13,7 @@ use http::HeaderMap;
 use ktra_core::name::validate_user_name;
 use ktra_store::StoreError;
 use ktra_store::model::{
-    ApiToken, DEFAULT_TOKEN_NAME, NewUser, PasswordChange, TokenDetails, UserCredentials,
+    ApiToken, DEFAULT_TOKEN_NAME, NewUser, PasswordChange, TokenDetails, User, UserCredentials,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -324,10 +324,21 @@ pub async fn change_password(
         ..
     } = verify_login(&state, &client, &name, &request.old_password).await?;
     check_new_password(&state, &request.new_password)?;
-    let new_hash = state
-        .passwords
-        .hash(request.new_password.expose_secret().to_owned())
-        .await?;
+    let token = replace_password(&state, &client, &user, old_hash, &request.new_password).await?;
+    Ok(Json(TokenResponse { token }))
+}
+
+/// Replaces `user`'s password (checked by the caller, whose hash was `old_hash`) with `new`
+/// (checked with [`check_new_password`]): every token is revoked, one new token stored and
+/// returned, and every session of the user ended.
+pub(crate) async fn replace_password(
+    state: &AppState,
+    client: &str,
+    user: &User,
+    old_hash: String,
+    new: &SecretString,
+) -> Result<String, ApiError> {
+    let new_hash = state.passwords.hash(new.expose_secret().to_owned()).await?;
     let token = ApiToken::generate();
     state
         .store
@@ -340,14 +351,12 @@ pub async fn change_password(
                 "user.password_change",
                 Some(&user.name),
                 &user.name,
-                &client,
+                client,
                 Some("every earlier token revoked".into()),
             ),
         })
         .await?;
-    crate::auth::end_sessions(&state, &user).await;
+    crate::auth::end_sessions(state, user).await;
     tracing::info!(user_id = user.id, "password changed, tokens revoked");
-    Ok(Json(TokenResponse {
-        token: token.reveal(),
-    }))
+    Ok(token.reveal())
 }

@@ -5,14 +5,16 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
-use ktra_store::model::{ApiToken, DEFAULT_TOKEN_NAME, EndpointScope, PasswordChange};
-use secrecy::{ExposeSecret, SecretString};
+use ktra_store::model::EndpointScope;
+use secrecy::SecretString;
 
 use super::session::{Form, SignedIn, Viewer};
 use super::{Chrome, PageError, day, render};
 use crate::auth::describe_scope;
 use crate::handlers::tokens::{self, TokenRequest};
-use crate::handlers::users::{check_new_password, count_login_attempt, verify_login};
+use crate::handlers::users::{
+    check_new_password, count_login_attempt, replace_password, verify_login,
+};
 use crate::limits::ClientIp;
 use crate::state::AppState;
 
@@ -151,8 +153,8 @@ pub async fn create_token(
         ),
         secret: token,
         instructions: Some(format!(
-            "cargo login --registry {name}     # and paste it, or, in CI:\nexport CARGO_REGISTRIES_{}_TOKEN=...",
-            name.to_ascii_uppercase().replace('-', "_")
+            "cargo login --registry {name}     # and paste it, or, in CI:\nexport {}=...",
+            state.config.ui.token_variable()
         )),
     };
     Ok(render(&page))
@@ -222,32 +224,11 @@ pub async fn change_password(
     if let Err(error) = check_new_password(&state, &new) {
         return refuse(error.detail().to_owned());
     }
-    let new_hash = state
-        .passwords
-        .hash(new.expose_secret().to_owned())
-        .await
-        .map_err(|error| PageError::from_api(&state, &error))?;
-    let token = ApiToken::generate();
-    state
-        .store
-        .change_password(PasswordChange {
-            user: user.id,
-            old_password_hash: credentials.password_hash,
-            new_password_hash: new_hash,
-            token: token.to_new_token(DEFAULT_TOKEN_NAME, Utc::now()),
-            audit: crate::audit::event(
-                "user.password_change",
-                Some(&user.name),
-                &user.name,
-                &client,
-                Some("every earlier token revoked".into()),
-            ),
-        })
-        .await
-        .map_err(|error| PageError::store(&state, &error))?;
     // Every session ends with the old password (one may be someone else's); this one goes
     // on as a new session.
-    crate::auth::end_sessions(&state, &user).await;
+    let token = replace_password(&state, &client, &user, credentials.password_hash, &new)
+        .await
+        .map_err(|error| PageError::from_api(&state, &error))?;
     let cookie = super::session::start(&state, &user)
         .await
         .map_err(|error| PageError::store(&state, &error))?;
@@ -255,7 +236,7 @@ pub async fn change_password(
         chrome: Chrome::new(&state, &viewer, ""),
         title: "Password changed".to_owned(),
         message: "Your password is changed and every earlier token revoked. This new token replaces them; it is shown this once.".to_owned(),
-        secret: token.reveal(),
+        secret: token,
         instructions: None,
     });
     response

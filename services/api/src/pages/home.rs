@@ -51,7 +51,7 @@ struct HomePage {
     download_count: u64,
     cargo_config: String,
     base: String,
-    env_name: String,
+    token_variable: String,
 }
 
 /// `GET /`.
@@ -76,7 +76,7 @@ pub async fn home(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
         download_count: summary.download_count,
         cargo_config,
         base,
-        env_name: name.to_ascii_uppercase().replace('-', "_"),
+        token_variable: state.config.ui.token_variable(),
     };
     Ok(render(&page))
 }
