@@ -1,6 +1,8 @@
 //! One crate as people and tools see it: the store's details of each version beside the
 //! version's index line (dependencies, features, yanked flag).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use ktra_core::index::{FeatureMap, IndexLine};
 use ktra_core::name::CrateId;
@@ -30,8 +32,8 @@ pub struct VersionView {
     pub details: VersionDetails,
     /// Its line in the index file; `None` only when the two disagree (logged).
     pub line: Option<IndexLine>,
-    /// The version parsed.
-    pub semver: Option<semver::Version>,
+    /// The version parsed, with its key; `None` for a stored version that does not parse.
+    pub id: Option<VersionId>,
     /// How often it was downloaded.
     pub downloads: u64,
 }
@@ -49,9 +51,9 @@ impl VersionView {
 
     /// Whether it is a release (no pre-release part).
     pub fn stable(&self) -> bool {
-        self.semver
+        self.id
             .as_ref()
-            .is_some_and(|version| version.pre.is_empty())
+            .is_some_and(|id| id.version().pre.is_empty())
     }
 
     /// Every feature, both maps of the index line together.
@@ -86,12 +88,14 @@ impl CrateView {
         let Some(details) = details else {
             return Ok(None);
         };
-        let mut lines: Vec<IndexLine> = file
+        // Each version's line, by the version as published.
+        let mut lines: HashMap<String, IndexLine> = file
             .map(|file| {
                 file.content
                     .split(|byte| *byte == b'\n')
                     .filter(|line| !line.is_empty())
-                    .filter_map(|line| serde_json::from_slice(line).ok())
+                    .filter_map(|line| serde_json::from_slice::<IndexLine>(line).ok())
+                    .map(|line| (line.vers.clone(), line))
                     .collect()
             })
             .unwrap_or_default();
@@ -99,17 +103,17 @@ impl CrateView {
             .versions
             .into_iter()
             .map(|details| {
-                let position = lines.iter().position(|line| line.vers == details.version);
-                let line = position.map(|at| lines.swap_remove(at));
+                let line = lines.remove(&details.version);
                 if line.is_none() {
                     tracing::warn!(crate_name = %krate, version = %details.version, "a version has no index line");
                 }
-                let count = VersionId::parse(&details.version)
-                    .ok()
+                let id = VersionId::parse(&details.version).ok();
+                let count = id
+                    .as_ref()
                     .and_then(|id| downloads.by_version.get(id.key()).copied())
                     .unwrap_or_default();
                 VersionView {
-                    semver: semver::Version::parse(&details.version).ok(),
+                    id,
                     details,
                     line,
                     downloads: count,
@@ -152,9 +156,18 @@ impl CrateView {
 
     /// The version whose key is `version`'s.
     pub fn version(&self, version: &VersionId) -> Option<&VersionView> {
-        self.versions
-            .iter()
-            .find(|candidate| version.is(candidate.number()))
+        self.version_index(version)
+            .map(|index| &self.versions[index])
+    }
+
+    /// Where the version whose key is `version`'s stands in [`CrateView::versions`].
+    pub fn version_index(&self, version: &VersionId) -> Option<usize> {
+        self.versions.iter().position(|candidate| {
+            candidate
+                .id
+                .as_ref()
+                .is_some_and(|id| id.key() == version.key())
+        })
     }
 
     /// When the first version was published, if known.
@@ -207,8 +220,11 @@ pub fn mentions(content: &[u8], name: &str) -> bool {
 }
 
 fn compare(a: &VersionView, b: &VersionView) -> std::cmp::Ordering {
-    match (&a.semver, &b.semver) {
-        (Some(x), Some(y)) => x.cmp_precedence(y).then_with(|| x.cmp(y)),
+    match (&a.id, &b.id) {
+        (Some(x), Some(y)) => {
+            let (x, y) = (x.version(), y.version());
+            x.cmp_precedence(y).then_with(|| x.cmp(y))
+        }
         _ => a.number().cmp(b.number()),
     }
 }

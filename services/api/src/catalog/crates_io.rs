@@ -2,8 +2,11 @@
 //! built from a [`CrateView`]. Fields clients read are present; crates.io's that this
 //! registry cannot know (badges, teams, download graphs) are left out or empty.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use ktra_core::index::{DependencyKind, FeatureMap, IndexDependency};
+use ktra_core::version::VersionId;
 use ktra_store::model::{CrateOverview, User};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -468,24 +471,19 @@ pub struct VersionDownloads {
 /// `/{version}/downloads` (`only` that one): downloads per version and day, oldest first.
 pub fn version_downloads(view: &CrateView, only: Option<&VersionView>) -> Vec<VersionDownloads> {
     let canonical = view.krate.canonical();
-    let wanted = only.and_then(|version| {
-        ktra_core::version::VersionId::parse(version.number())
-            .ok()
-            .map(|id| id.key().to_owned())
-    });
+    let wanted = only.and_then(|version| version.id.as_ref().map(VersionId::key));
+    // The version as published, by its key.
+    let numbers: HashMap<&str, &str> = view
+        .versions
+        .iter()
+        .filter_map(|version| Some((version.id.as_ref()?.key(), version.number())))
+        .collect();
     view.downloads
         .by_day
         .iter()
-        .filter(|((_, key), _)| wanted.as_ref().is_none_or(|wanted| wanted == key))
+        .filter(|((_, key), _)| wanted.is_none_or(|wanted| wanted == key))
         .map(|((day, key), count)| {
-            let number = view
-                .versions
-                .iter()
-                .find(|version| {
-                    ktra_core::version::VersionId::parse(version.number())
-                        .is_ok_and(|id| id.key() == key)
-                })
-                .map_or(key.as_str(), VersionView::number);
+            let number = numbers.get(key.as_str()).copied().unwrap_or(key.as_str());
             VersionDownloads {
                 version: version_id(canonical, number),
                 downloads: *count,

@@ -2,7 +2,38 @@
 //! footnotes), then sanitised, so that whatever a README holds (scripts, event handlers,
 //! `javascript:` links, forms, frames) renders inert. Other formats are shown as plain text.
 
+use ktra_store::{MetadataStore, StoreError};
 use pulldown_cmark::{Event, Options, Parser};
+
+use super::{CrateView, VersionView};
+
+/// The README of `version` of `view` as sanitised HTML, rendered on the blocking pool; `None`
+/// when the version has none.
+///
+/// # Errors
+///
+/// When the store fails.
+pub async fn rendered(
+    store: &dyn MetadataStore,
+    view: &CrateView,
+    version: &VersionView,
+) -> Result<Option<String>, StoreError> {
+    let Some(id) = &version.id else {
+        return Ok(None);
+    };
+    let Some(text) = store.readme(&view.krate, id).await? else {
+        return Ok(None);
+    };
+    let file = version
+        .details
+        .metadata
+        .as_ref()
+        .and_then(|metadata| metadata.readme_file.clone());
+    ktra_core::task::spawn_blocking(move || to_html(&text, file.as_deref()))
+        .await
+        .map(Some)
+        .map_err(|error| StoreError::Internal(error.to_string()))
+}
 
 /// Renders a README named `file` (its path in the package; Markdown when unknown).
 pub fn to_html(text: &str, file: Option<&str>) -> String {

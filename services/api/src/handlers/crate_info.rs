@@ -33,6 +33,20 @@ pub async fn krate(
     Ok(Json(CrateResponse::new(&load(&state, &name).await?)))
 }
 
+/// Reads a crate and finds its version `version`, or answers 404.
+async fn load_version(
+    state: &AppState,
+    name: &str,
+    version: &str,
+) -> Result<(CrateView, usize), ApiError> {
+    let view = load(state, name).await?;
+    let wanted = parse_version(name, version)?;
+    let found = view
+        .version_index(&wanted)
+        .ok_or_else(|| ApiError::not_found(format!("crate `{name}` has no version `{version}`")))?;
+    Ok((view, found))
+}
+
 /// `{"version": ...}`.
 #[derive(Debug, Serialize)]
 pub struct OneVersion {
@@ -44,18 +58,10 @@ pub async fn version(
     State(state): State<AppState>,
     ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<Json<OneVersion>, ApiError> {
-    let view = load(&state, &name).await?;
-    let wanted = parse_version(&name, &version)?;
-    let found = view
-        .version(&wanted)
-        .ok_or_else(|| no_version(&name, &version))?;
+    let (view, found) = load_version(&state, &name, &version).await?;
     Ok(Json(OneVersion {
-        version: VersionJson::new(&view, found),
+        version: VersionJson::new(&view, &view.versions[found]),
     }))
-}
-
-fn no_version(name: &str, version: &str) -> ApiError {
-    ApiError::not_found(format!("crate `{name}` has no version `{version}`"))
 }
 
 /// `{"versions": [...], "meta": {"total": N, "next_page": null}}`.
@@ -103,13 +109,9 @@ pub async fn dependencies(
     State(state): State<AppState>,
     ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<Json<Dependencies>, ApiError> {
-    let view = load(&state, &name).await?;
-    let wanted = parse_version(&name, &version)?;
-    let found = view
-        .version(&wanted)
-        .ok_or_else(|| no_version(&name, &version))?;
+    let (view, found) = load_version(&state, &name, &version).await?;
     Ok(Json(Dependencies {
-        dependencies: crates_io::dependencies(&view, found),
+        dependencies: crates_io::dependencies(&view, &view.versions[found]),
     }))
 }
 
@@ -118,27 +120,10 @@ pub async fn readme(
     State(state): State<AppState>,
     ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let krate = crate_from_path(&name)?;
-    let wanted = parse_version(&name, &version)?;
-    let view = load(&state, &name).await?;
-    let found = view
-        .version(&wanted)
-        .ok_or_else(|| no_version(&name, &version))?;
-    let file = found
-        .details
-        .metadata
-        .as_ref()
-        .and_then(|metadata| metadata.readme_file.clone());
-    let text = state
-        .store
-        .readme(&krate, &wanted)
+    let (view, found) = load_version(&state, &name, &version).await?;
+    let html = crate::catalog::readme::rendered(state.store.as_ref(), &view, &view.versions[found])
         .await?
         .ok_or_else(|| ApiError::not_found(format!("`{name}` {version} has no README")))?;
-    let html = ktra_core::task::spawn_blocking(move || {
-        crate::catalog::readme::to_html(&text, file.as_deref())
-    })
-    .await
-    .map_err(|error| ApiError::internal(error.to_string()))?;
     Ok(([(CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
 }
 
@@ -240,13 +225,9 @@ pub async fn version_downloads(
     State(state): State<AppState>,
     ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<Json<OneVersionDownloads>, ApiError> {
-    let view = load(&state, &name).await?;
-    let wanted = parse_version(&name, &version)?;
-    let found = view
-        .version(&wanted)
-        .ok_or_else(|| no_version(&name, &version))?;
+    let (view, found) = load_version(&state, &name, &version).await?;
     Ok(Json(OneVersionDownloads {
-        version_downloads: crates_io::version_downloads(&view, Some(found)),
+        version_downloads: crates_io::version_downloads(&view, Some(&view.versions[found])),
     }))
 }
 

@@ -160,41 +160,11 @@ async fn crate_page(
             format!("{} has no version {}.", view.name, version.unwrap_or("")),
         )
     })?;
-    let readme = readme_html(state, &view, shown).await?;
+    let readme = crate::catalog::readme::rendered(state.store.as_ref(), &view, shown)
+        .await
+        .map_err(|error| PageError::store(state, &error))?;
     let page = page(state, viewer, &view, shown, readme);
     Ok(render(&page))
-}
-
-/// The version's README as sanitised HTML, rendered off the async workers.
-async fn readme_html(
-    state: &AppState,
-    view: &CrateView,
-    version: &VersionView,
-) -> Result<Option<String>, PageError> {
-    let Ok(id) = VersionId::parse(version.number()) else {
-        return Ok(None);
-    };
-    let Some(text) = state
-        .store
-        .readme(&view.krate, &id)
-        .await
-        .map_err(|error| PageError::store(state, &error))?
-    else {
-        return Ok(None);
-    };
-    let file = version
-        .details
-        .metadata
-        .as_ref()
-        .and_then(|metadata| metadata.readme_file.clone());
-    let html = ktra_core::task::spawn_blocking(move || {
-        crate::catalog::readme::to_html(&text, file.as_deref())
-    })
-    .await
-    .map_err(|error| {
-        PageError::store(state, &ktra_store::StoreError::Internal(error.to_string()))
-    })?;
-    Ok(Some(html))
 }
 
 fn page(
