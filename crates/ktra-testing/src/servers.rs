@@ -364,6 +364,10 @@ impl S3Server {
             "-s3.port.iceberg=0".into(),
             "-s3.port.lance=0".into(),
             "-master.telemetry=false".into(),
+            // A fixed number of small volumes: by default SeaweedFS sizes both from the free
+            // disk space and, on a machine with little of it, starts with no volume to write to.
+            "-master.volumeSizeLimitMB=64".into(),
+            "-volume.max=16".into(),
             format!("-admin.port={}", port()),
             format!("-metricsPort={}", port()),
         ];
